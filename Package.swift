@@ -1,0 +1,46 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Kernels are compiled for the host CPU (AVX-512 where present) and optimised even in debug
+// builds, so `swift test` exercises the same vectorised code the tool runs.
+let kernelSettings: [SwiftSetting] = [
+    .unsafeFlags(["-O", "-target-cpu", "native"])
+]
+let hostCPU: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "native"])]
+
+let package = Package(
+    name: "grpo-swift",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "grpo", targets: ["grpo"]),
+        .library(name: "Models", targets: ["Models"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+    ],
+    targets: [
+        // MARK: - Math
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        .target(name: "Tensors", dependencies: ["CDNNL"], swiftSettings: kernelSettings),
+
+        // MARK: - Files and models
+        .target(name: "SafeTensors", swiftSettings: kernelSettings),
+        .target(name: "Models", dependencies: ["Tensors", "SafeTensors"], swiftSettings: kernelSettings),
+
+        // MARK: - Executables
+        .executableTarget(
+            name: "grpo",
+            dependencies: ["Models", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: hostCPU),
+        .executableTarget(name: "grpo-bench", dependencies: ["Models", "Tensors"], swiftSettings: kernelSettings),
+
+        // MARK: - Tests
+        .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport"),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"], swiftSettings: hostCPU),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
+        .testTarget(
+            name: "ModelsTests", dependencies: ["Models", "TestSupport"],
+            resources: [.copy("Fixtures")], swiftSettings: hostCPU),
+        .testTarget(name: "grpoTests", dependencies: ["grpo", "TestSupport"]),
+    ]
+)

@@ -1,0 +1,191 @@
+import Foundation
+
+// Legend: N packed tokens, T one sequence's length, H query heads, K key/value heads, D head dim.
+// qkv rows are [q (H*D) | k (K*D) | v (K*D)], as q_proj, k_proj and v_proj run as one matmul.
+
+/// Variable-length sequences packed back to back with no padding.
+public struct PackedSequences: Equatable, Sendable {
+    public let lengths: [Int]
+    /// offsets[s] is the first row of sequence s; offsets.last is the total token count.
+    public let offsets: [Int]
+    /// The position of each packed token within its own sequence: (N).
+    public let positions: [Int32]
+
+    public init(lengths: [Int]) {
+        precondition(lengths.allSatisfy { $0 > 0 }, "every packed sequence needs at least one token")
+        self.lengths = lengths
+        var offsets = [0]
+        for length in lengths { offsets.append(offsets.last! + length) }
+        self.offsets = offsets
+        positions = lengths.flatMap { (0..<$0).map(Int32.init) }
+    }
+
+    public var tokenCount: Int { offsets.last! }
+    public var maxLength: Int { lengths.max() ?? 0 }
+}
+
+/// Head counts of grouped-query attention: query head h reads key/value head h / (H / K).
+public struct AttentionHeads: Equatable, Sendable {
+    public let queryHeads: Int
+    public let keyValueHeads: Int
+    public let headDim: Int
+
+    public init(queryHeads: Int, keyValueHeads: Int, headDim: Int) {
+        precondition(queryHeads % keyValueHeads == 0, "\(queryHeads) query heads not divisible by \(keyValueHeads)")
+        self.queryHeads = queryHeads
+        self.keyValueHeads = keyValueHeads
+        self.headDim = headDim
+    }
+
+    public var qkvWidth: Int { (queryHeads + 2 * keyValueHeads) * headDim }
+    public var outputWidth: Int { queryHeads * headDim }
+    var group: Int { queryHeads / keyValueHeads }
+}
+
+/// Causal softmax attention over packed sequences: out_h = softmax(scale q_h kᵀ + causal mask) v.
+///
+/// qkv: (N, (H+2K)D) after RoPE -> out: (N, H*D); saves lse: (N, H), the log-sum-exp of each
+/// score row, so backward recomputes the probabilities instead of storing T² per head.
+public func attentionForward(
+    out: Tensor, lse: Tensor, qkv: Tensor, sequences: PackedSequences, heads: AttentionHeads, scale: Float
+) {
+    let (H, D, ld) = (heads.queryHeads, heads.headDim, heads.qkvWidth)
+    precondition(qkv.count == sequences.tokenCount * ld && out.count == sequences.tokenCount * H * D)
+    let scores = Tensor(zeros: [sequences.maxLength * sequences.maxLength])
+    let (sp, qp, op, lp) = (scores.pointer, qkv.pointer, out.pointer, lse.pointer)
+    for (s, T) in sequences.lengths.enumerated() {
+        let start = sequences.offsets[s]
+        for h in 0..<H {
+            let g = h / heads.group
+            let q = qp + start * ld + h * D
+            let k = qp + start * ld + (H + g) * D
+            let v = qp + start * ld + (H + heads.keyValueHeads + g) * D
+            BLAS.sgemm(transA: false, transB: true, m: T, n: T, k: D, alpha: scale, a: q, lda: ld, b: k, ldb: ld,
+                       c: sp, ldc: T)
+            parallelFor(T, minimumPerTask: 32) { rows in
+                for i in rows {
+                    let row = sp + i * T
+                    let m = rowMax(row, i + 1)
+                    let total = sumExp(row, i + 1, scale: 1, shift: m)
+                    let inverse = 1 / total
+                    softmaxRow(row, count: i + 1, shift: m, multiplier: inverse)
+                    (row + i + 1).update(repeating: 0, count: T - i - 1)
+                    lp[(start + i) * H + h] = m + Foundation.log(total)
+                }
+            }
+            BLAS.sgemm(transA: false, transB: false, m: T, n: D, k: T, a: sp, lda: T, b: v, ldb: ld,
+                       c: op + start * H * D + h * D, ldc: H * D)
+        }
+    }
+}
+
+/// Backward of `attentionForward`.
+///
+/// With P recomputed from lse and δ_i = Σ_d dO_id O_id:
+/// dS = P ⊙ (dO vᵀ - δ), dq = scale dS k, dk += scale dSᵀ q, dv += Pᵀ dO.
+/// dOut: (N, H*D) -> dQKV: (N, (H+2K)D), overwritten.
+public func attentionBackward(
+    dQKV: Tensor, dOut: Tensor, out: Tensor, lse: Tensor, qkv: Tensor,
+    sequences: PackedSequences, heads: AttentionHeads, scale: Float
+) {
+    let (H, KV, D, ld) = (heads.queryHeads, heads.keyValueHeads, heads.headDim, heads.qkvWidth)
+    let N = sequences.tokenCount
+    dQKV.zero()
+    let maxT = sequences.maxLength
+    let probs = Tensor(zeros: [maxT * maxT])
+    let dScores = Tensor(zeros: [maxT * maxT])
+    let delta = Tensor(zeros: [N * H])
+    let (pp, dsp, qp, dqp, op, dop, lp, dp) = (
+        probs.pointer, dScores.pointer, qkv.pointer, dQKV.pointer, out.pointer, dOut.pointer, lse.pointer,
+        delta.pointer
+    )
+    parallelFor(N * H, minimumPerTask: 256) { range in
+        for r in range {
+            var sum: Float = 0
+            for d in 0..<D { sum += dop[r * D + d] * op[r * D + d] }
+            dp[r] = sum
+        }
+    }
+    for (s, T) in sequences.lengths.enumerated() {
+        let start = sequences.offsets[s]
+        for h in 0..<H {
+            let g = h / heads.group
+            let q = qp + start * ld + h * D
+            let k = qp + start * ld + (H + g) * D
+            let v = qp + start * ld + (H + KV + g) * D
+            let dO = dop + start * H * D + h * D
+            BLAS.sgemm(transA: false, transB: true, m: T, n: T, k: D, alpha: scale, a: q, lda: ld, b: k, ldb: ld,
+                       c: pp, ldc: T)
+            BLAS.sgemm(transA: false, transB: true, m: T, n: T, k: D, a: dO, lda: H * D, b: v, ldb: ld,
+                       c: dsp, ldc: T)
+            parallelFor(T, minimumPerTask: 32) { rows in
+                for i in rows {
+                    let (p, ds) = (pp + i * T, dsp + i * T)
+                    softmaxRow(p, count: i + 1, shift: lp[(start + i) * H + h], multiplier: 1)
+                    let di = dp[(start + i) * H + h]
+                    for j in 0...i { ds[j] = p[j] * (ds[j] - di) }
+                    (p + i + 1).update(repeating: 0, count: T - i - 1)
+                    (ds + i + 1).update(repeating: 0, count: T - i - 1)
+                }
+            }
+            BLAS.sgemm(transA: false, transB: false, m: T, n: D, k: T, alpha: scale, a: dsp, lda: T, b: k,
+                       ldb: ld, c: dqp + start * ld + h * D, ldc: ld)
+            BLAS.sgemm(transA: true, transB: false, m: T, n: D, k: T, alpha: scale, a: dsp, lda: T, b: q,
+                       ldb: ld, beta: 1, c: dqp + start * ld + (H + g) * D, ldc: ld)
+            BLAS.sgemm(transA: true, transB: false, m: T, n: D, k: T, a: pp, lda: T, b: dO, ldb: H * D,
+                       beta: 1, c: dqp + start * ld + (H + KV + g) * D, ldc: ld)
+        }
+    }
+}
+
+/// row[j] = exp(row[j] - shift) * multiplier for j < count.
+@inline(__always)
+func softmaxRow(_ row: UnsafeMutablePointer<Float>, count: Int, shift: Float, multiplier: Float) {
+    var j = 0
+    while j + 16 <= count {
+        row.storeSIMD16(simdExp(row.loadSIMD16(at: j) - shift) * multiplier, at: j)
+        j += 16
+    }
+    while j < count {
+        row[j] = fastExp(row[j] - shift) * multiplier
+        j += 1
+    }
+}
+
+/// One new token per sequence attending to its cached keys and values (the decode step).
+///
+/// q: (B, H*D) for B sequences; keys[b], values[b]: (L_b, K*D) rows of cache, where the new
+/// token's own key and value are already appended -> out: (B, H*D).
+public func attentionDecode(
+    out: Tensor, q: Tensor, keys: [Tensor], values: [Tensor], lengths: [Int], heads: AttentionHeads,
+    scale: Float
+) {
+    let (H, KV, D) = (heads.queryHeads, heads.keyValueHeads, heads.headDim)
+    let B = lengths.count
+    let (op, qp) = (out.pointer, q.pointer)
+    let keyPointers = keys.map { UnsafePointer($0.pointer) }
+    let valuePointers = values.map { UnsafePointer($0.pointer) }
+    let maxL = lengths.max() ?? 0
+    let scratch = Tensor(zeros: [coreCount, maxL])
+    let tasks = min(coreCount, B * H)
+    parallelTasks(tasks) { t in
+        let scores = scratch.pointer + t * maxL
+        for bh in (B * H * t / tasks)..<(B * H * (t + 1) / tasks) {
+            let (b, h) = (bh / H, bh % H)
+            let g = h / heads.group
+            let L = lengths[b]
+            let (qv, kc, vc, o) = (qp + b * H * D + h * D, keyPointers[b] + g * D, valuePointers[b] + g * D,
+                                   op + b * H * D + h * D)
+            for j in 0..<L {
+                var dot: Float = 0
+                for d in 0..<D { dot += qv[d] * kc[j * KV * D + d] }
+                scores[j] = dot * scale
+            }
+            let m = rowMax(scores, L)
+            let total = sumExp(scores, L, scale: 1, shift: m)
+            softmaxRow(scores, count: L, shift: m, multiplier: 1 / total)
+            o.update(repeating: 0, count: D)
+            for j in 0..<L { axpy(D, scores[j], vc + j * KV * D, o) }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+/// Vectorised exp for SIMD16<Float>, accurate to about 2 ulp over the float range.
+///
+/// Range reduction x = n ln2 + r with ln2 split in two parts (Cody-Waite), then the Cephes
+/// `expf` polynomial for e^r on |r| <= ln2/2, and 2^n built from the exponent bits. Inputs below
+/// -87.3 give 0 (so a masked score of -infinity contributes nothing to a softmax).
+@inline(__always)
+public func simdExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
+    let clamped = x.clamped(lowerBound: SIMD16(repeating: -87.3), upperBound: SIMD16(repeating: 88.7))
+    let n = (clamped * 1.442_695_04).rounded(.toNearestOrEven)
+    var r = clamped - n * 0.693_359_375
+    r = r + n * 2.121_944_4e-4
+    var p = SIMD16<Float>(repeating: 1.987_569_15e-4)
+    p = p * r + 1.398_199_95e-3
+    p = p * r + 8.333_451_9e-3
+    p = p * r + 4.166_579_59e-2
+    p = p * r + 1.666_666_55e-1
+    p = p * r + 5.000_000_12e-1
+    let er = p * (r * r) + r + 1
+    let bits = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+    let scale = unsafeBitCast(bits, to: SIMD16<Float>.self)
+    let result = er * scale
+    return result.replacing(with: 0, where: x .< -87.3)
+}
+
+/// Scalar exp through the same vector path, for loop tails.
+@inline(__always)
+public func fastExp(_ x: Float) -> Float { simdExp(SIMD16(repeating: x))[0] }
+
+extension UnsafeMutablePointer where Pointee == Float {
+    @inline(__always) func loadSIMD16(at i: Int) -> SIMD16<Float> {
+        UnsafeRawPointer(self + i).loadUnaligned(as: SIMD16<Float>.self)
+    }
+    @inline(__always) func storeSIMD16(_ v: SIMD16<Float>, at i: Int) {
+        UnsafeMutableRawPointer(self + i).storeBytes(of: v, as: SIMD16<Float>.self)
+    }
+}
+
+extension UnsafePointer where Pointee == Float {
+    @inline(__always) func loadSIMD16(at i: Int) -> SIMD16<Float> {
+        UnsafeRawPointer(self + i).loadUnaligned(as: SIMD16<Float>.self)
+    }
+}
+
+/// max over x[0..<n].
+@inline(__always)
+func rowMax(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    var m = SIMD16<Float>(repeating: -.infinity)
+    var i = 0
+    while i + 16 <= n {
+        m = pointwiseMax(m, x.loadSIMD16(at: i))
+        i += 16
+    }
+    var result = m.max()
+    while i < n {
+        result = max(result, x[i])
+        i += 1
+    }
+    return result
+}
+
+/// sum of exp(scale * x[i] - shift) over x[0..<n].
+@inline(__always)
+func sumExp(_ x: UnsafePointer<Float>, _ n: Int, scale: Float, shift: Float) -> Float {
+    var s = SIMD16<Float>(repeating: 0)
+    var i = 0
+    while i + 16 <= n {
+        s += simdExp(x.loadSIMD16(at: i) * scale - shift)
+        i += 16
+    }
+    var result = s.sum()
+    while i < n {
+        result += fastExp(scale * x[i] - shift)
+        i += 1
+    }
+    return result
+}

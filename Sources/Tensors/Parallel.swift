@@ -1,0 +1,35 @@
+import Dispatch
+import Foundation
+
+/// The number of worker threads kernels split their loops across.
+public let coreCount = ProcessInfo.processInfo.activeProcessorCount
+
+/// Carries a closure into Dispatch's `@Sendable` world. Kernels hand each task a disjoint slice
+/// of their buffers, which is what makes this sound.
+private struct UncheckedBody: @unchecked Sendable {
+    let call: (Int) -> Void
+}
+
+/// Runs `body(t)` for t in 0..<tasks concurrently and waits for all of them.
+public func parallelTasks(_ tasks: Int, _ body: (Int) -> Void) {
+    if tasks <= 1 {
+        if tasks == 1 { body(0) }
+        return
+    }
+    withoutActuallyEscaping(body) { body in
+        let box = UncheckedBody(call: body)
+        DispatchQueue.concurrentPerform(iterations: tasks) { box.call($0) }
+    }
+}
+
+/// Runs `body` on disjoint contiguous slices of `0..<count`, one per core, and waits for all.
+///
+/// Loops with fewer than `minimumPerTask` items per core use fewer tasks, down to the calling thread.
+public func parallelFor(_ count: Int, minimumPerTask: Int = 1, _ body: (Range<Int>) -> Void) {
+    let tasks = min(coreCount, max(1, count / max(minimumPerTask, 1)))
+    parallelTasks(tasks) { t in
+        let lower = count * t / tasks
+        let upper = count * (t + 1) / tasks
+        if lower < upper { body(lower..<upper) }
+    }
+}
