@@ -1,0 +1,25 @@
+/// What can be wrong with a `.safetensors` file or a shard index; every case names the file.
+public enum SafeTensorsError: Error, CustomStringConvertible, Equatable {
+    case unreadable(path: String, reason: String)
+    case truncated(path: String, reason: String)
+    case malformedHeader(path: String, reason: String)
+    case unknownDType(path: String, tensor: String, dtype: String)
+    case badOffsets(path: String, tensor: String, reason: String)
+    case missingTensor(name: String, path: String)
+    case unsupportedDType(path: String, tensor: String, dtype: String)
+    case writeFailed(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let path, let reason): "\(path): cannot read: \(reason)"
+        case .truncated(let path, let reason): "\(path): truncated safetensors file: \(reason)"
+        case .malformedHeader(let path, let reason): "\(path): malformed safetensors header: \(reason)"
+        case .unknownDType(let path, let tensor, let dtype): "\(path): tensor '\(tensor)' has unknown dtype '\(dtype)'"
+        case .badOffsets(let path, let tensor, let reason): "\(path): tensor '\(tensor)': \(reason)"
+        case .missingTensor(let name, let path): "\(path): no tensor named '\(name)'"
+        case .unsupportedDType(let path, let tensor, let dtype):
+            "\(path): tensor '\(tensor)' is \(dtype); only F32, F16, BF16 and F64 convert to float"
+        case .writeFailed(let path, let reason): "\(path): write failed: \(reason)"
+        }
+    }
+}
