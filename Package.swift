@@ -40,7 +40,7 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
         .testTarget(
             name: "ModelsTests", dependencies: ["Models", "TestSupport"],
-            resources: [.copy("Fixtures")], swiftSettings: hostCPU),
+            exclude: ["Fixtures"], swiftSettings: hostCPU),
         .testTarget(name: "grpoTests", dependencies: ["grpo", "TestSupport"]),
     ]
 )

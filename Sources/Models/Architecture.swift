@@ -1,0 +1,24 @@
+/// The decoder-only families this engine runs; each differs from Llama in a few switches.
+public enum Architecture: String, CaseIterable, Sendable {
+    case llama, qwen2, qwen3, mistral
+
+    /// The transformers class name written in config.json's "architectures".
+    public var className: String {
+        switch self {
+        case .llama: "LlamaForCausalLM"
+        case .qwen2: "Qwen2ForCausalLM"
+        case .qwen3: "Qwen3ForCausalLM"
+        case .mistral: "MistralForCausalLM"
+        }
+    }
+
+    public init?(className: String) {
+        guard let match = Architecture.allCases.first(where: { $0.className == className }) else { return nil }
+        self = match
+    }
+
+    /// Qwen2 always has biases on q, k and v (and none on o); the others follow `attention_bias`.
+    var hasFixedQKVBias: Bool { self == .qwen2 }
+    /// Qwen3 normalises each query and key head (q_norm, k_norm) before RoPE.
+    var hasQKNorm: Bool { self == .qwen3 }
+}

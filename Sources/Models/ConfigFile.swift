@@ -1,0 +1,115 @@
+import Foundation
+
+/// `rope_scaling` (classic) or `rope_parameters` (transformers 5) in config.json.
+public struct RoPEParametersFile: Codable, Equatable, Sendable {
+    public var ropeType: String?
+    public var type: String?
+    public var ropeTheta: Double?
+    public var factor: Double?
+    public var lowFreqFactor: Double?
+    public var highFreqFactor: Double?
+    public var originalMaxPositionEmbeddings: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case ropeType = "rope_type", type, ropeTheta = "rope_theta", factor
+        case lowFreqFactor = "low_freq_factor", highFreqFactor = "high_freq_factor"
+        case originalMaxPositionEmbeddings = "original_max_position_embeddings"
+    }
+}
+
+/// A token id field that config files write as one integer or a list.
+public struct TokenIDs: Codable, Equatable, Sendable {
+    public var ids: [Int]
+    public init(_ ids: [Int]) { self.ids = ids }
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let single = try? container.decode(Int.self) { ids = [single] } else { ids = try container.decode([Int].self) }
+    }
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if ids.count == 1 { try container.encode(ids[0]) } else { try container.encode(ids) }
+    }
+}
+
+/// Exactly the config.json keys this project reads; optional where Hugging Face's are optional.
+public struct ConfigFile: Codable, Sendable {
+    public var architectures: [String]?
+    public var modelType: String?
+    public var vocabSize: Int
+    public var hiddenSize: Int
+    public var intermediateSize: Int
+    public var numHiddenLayers: Int
+    public var numAttentionHeads: Int
+    public var numKeyValueHeads: Int?
+    public var headDim: Int?
+    public var rmsNormEps: Double?
+    public var ropeTheta: Double?
+    public var ropeScaling: RoPEParametersFile?
+    public var ropeParameters: RoPEParametersFile?
+    public var tieWordEmbeddings: Bool?
+    public var attentionBias: Bool?
+    public var mlpBias: Bool?
+    public var hiddenAct: String?
+    public var maxPositionEmbeddings: Int?
+    public var slidingWindow: Int?
+    public var useSlidingWindow: Bool?
+    public var bosTokenID: TokenIDs?
+    public var eosTokenID: TokenIDs?
+    public var torchDtype: String?
+    public var dtype: String?
+
+    enum CodingKeys: String, CodingKey {
+        case architectures, modelType = "model_type", vocabSize = "vocab_size", hiddenSize = "hidden_size"
+        case intermediateSize = "intermediate_size", numHiddenLayers = "num_hidden_layers"
+        case numAttentionHeads = "num_attention_heads", numKeyValueHeads = "num_key_value_heads"
+        case headDim = "head_dim", rmsNormEps = "rms_norm_eps", ropeTheta = "rope_theta"
+        case ropeScaling = "rope_scaling", ropeParameters = "rope_parameters"
+        case tieWordEmbeddings = "tie_word_embeddings", attentionBias = "attention_bias", mlpBias = "mlp_bias"
+        case hiddenAct = "hidden_act", maxPositionEmbeddings = "max_position_embeddings"
+        case slidingWindow = "sliding_window", useSlidingWindow = "use_sliding_window"
+        case bosTokenID = "bos_token_id", eosTokenID = "eos_token_id", torchDtype = "torch_dtype", dtype
+    }
+
+    /// Decodes config.json, turning decoding failures into errors that name the file and the key.
+    public static func load(path: String) throws -> ConfigFile {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError.unreadable(path: path)
+        }
+        do {
+            return try JSONDecoder().decode(ConfigFile.self, from: data)
+        } catch let DecodingError.keyNotFound(key, context) {
+            let at = (context.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".")
+            throw ConfigError.missingField(path: path, field: at)
+        } catch let DecodingError.typeMismatch(type, context) {
+            throw ConfigError.badField(
+                path: path, field: context.codingPath.map(\.stringValue).joined(separator: "."), expected: "\(type)")
+        } catch let DecodingError.valueNotFound(type, context) {
+            throw ConfigError.badField(
+                path: path, field: context.codingPath.map(\.stringValue).joined(separator: "."), expected: "\(type), not null")
+        } catch {
+            throw ConfigError.malformed(path: path, reason: "not valid JSON")
+        }
+    }
+}
+
+/// What can be wrong with a model's config.json; every case names the file.
+public enum ConfigError: Error, CustomStringConvertible, Equatable {
+    case unreadable(path: String)
+    case malformed(path: String, reason: String)
+    case missingField(path: String, field: String)
+    case badField(path: String, field: String, expected: String)
+    case unsupportedArchitecture(path: String, name: String)
+    case unsupported(path: String, setting: String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let path): "\(path): cannot read the model config"
+        case .malformed(let path, let reason): "\(path): \(reason)"
+        case .missingField(let path, let field): "\(path): missing required field '\(field)'"
+        case .badField(let path, let field, let expected): "\(path): field '\(field)' should be \(expected)"
+        case .unsupportedArchitecture(let path, let name):
+            "\(path): unsupported architecture '\(name)' (supported: \(Architecture.allCases.map(\.className).joined(separator: ", ")))"
+        case .unsupported(let path, let setting): "\(path): unsupported setting: \(setting)"
+        }
+    }
+}
