@@ -30,7 +30,7 @@ let package = Package(
         // MARK: - Executables
         .executableTarget(
             name: "grpo",
-            dependencies: ["Models", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Models", "SafeTensors", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: hostCPU),
         .executableTarget(name: "grpo-bench", dependencies: ["Models", "Tensors"], swiftSettings: kernelSettings),
 
@@ -39,7 +39,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"], swiftSettings: hostCPU),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
         .testTarget(
-            name: "ModelsTests", dependencies: ["Models", "TestSupport"],
+            name: "ModelsTests", dependencies: ["Models", "Tensors", "SafeTensors", "TestSupport"],
             exclude: ["Fixtures"], swiftSettings: hostCPU),
         .testTarget(name: "grpoTests", dependencies: ["grpo", "TestSupport"]),
     ]

@@ -235,6 +235,9 @@ public final class Transformer {
                         rstd: a.rstd1)
     }
 
+    /// Drops what the last forward kept for backward (after inference-only use).
+    public func releaseSavedActivations() { saved = nil }
+
     /// Bytes of activations the last forward kept for backward.
     public var savedActivationBytes: Int {
         guard let s = saved else { return 0 }

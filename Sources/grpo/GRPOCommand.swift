@@ -2,5 +2,8 @@ import ArgumentParser
 
 @main
 struct GRPOCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "grpo", abstract: "GRPO post-training in Swift.")
+    static let configuration = CommandConfiguration(
+        commandName: "grpo",
+        abstract: "Post-train language models with GRPO, natively in Swift.",
+        subcommands: [InfoCommand.self, ScoreCommand.self, ConvertCommand.self])
 }

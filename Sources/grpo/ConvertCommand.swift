@@ -1,0 +1,21 @@
+import ArgumentParser
+import Models
+import SafeTensors
+
+struct ConvertCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert", abstract: "Load a model folder and save it again (for example in another dtype).")
+
+    @OptionGroup var model: ModelOptions
+    @Option(help: "The folder to write.") var output: String
+    @Option(help: "Weight dtype to write: f32, f16 or bf16.") var dtype: String = "f32"
+
+    func run() throws {
+        guard let type = ["f32": DType.f32, "f16": .f16, "bf16": .bf16][dtype.lowercased()] else {
+            throw ValidationError("--dtype must be f32, f16 or bf16, got '\(dtype)'")
+        }
+        let transformer = try model.load()
+        try ModelLoader.save(transformer, to: output, dtype: type)
+        print("wrote \(output) (\(transformer.config.parameterCount) parameters, \(type.rawValue))")
+    }
+}

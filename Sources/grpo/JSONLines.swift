@@ -1,0 +1,40 @@
+import Foundation
+import SafeTensors
+
+/// A problem with an input file, naming the file and the 1-based line.
+struct InputError: Error, CustomStringConvertible {
+    let path: String
+    let line: Int?
+    let reason: String
+    var description: String { line.map { "\(path):\($0): \(reason)" } ?? "\(path): \(reason)" }
+}
+
+/// Reads a JSON Lines file: one JSON object per non-blank line, with the line number of each.
+func readJSONLines(_ path: String) throws -> [(line: Int, object: [String: Any])] {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw InputError(path: path, line: nil, reason: "cannot read the file")
+    }
+    guard let text = String(data: data, encoding: .utf8) else {
+        throw InputError(path: path, line: nil, reason: "not UTF-8 text")
+    }
+    var result: [(Int, [String: Any])] = []
+    for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.isEmpty { continue }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [String: Any] else {
+            throw InputError(path: path, line: index + 1, reason: "not a JSON object")
+        }
+        result.append((index + 1, object))
+    }
+    return result
+}
+
+/// Writes lines to `path` atomically, or to standard output when `path` is nil.
+func writeLines(_ lines: [String], to path: String?) throws {
+    let text = lines.map { $0 + "\n" }.joined()
+    if let path {
+        try atomicWrite(Data(text.utf8), to: path)
+    } else {
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+}
