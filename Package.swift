@@ -41,6 +41,6 @@ let package = Package(
         .testTarget(
             name: "ModelsTests", dependencies: ["Models", "Tensors", "SafeTensors", "TestSupport"],
             exclude: ["Fixtures"], swiftSettings: hostCPU),
-        .testTarget(name: "grpoTests", dependencies: ["grpo", "TestSupport"]),
+        .testTarget(name: "grpoTests", dependencies: ["grpo", "SafeTensors", "TestSupport"]),
     ]
 )

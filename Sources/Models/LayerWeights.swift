@@ -36,43 +36,68 @@ struct LayerWeights {
     }
 }
 
-/// What one layer's forward saves for its backward, sized for N packed tokens.
+/// What one layer's forward saves for its backward, as views of one buffer that is reused by
+/// later batches of up to `capacity` tokens (re-faulting a gigabyte of fresh pages per step cost
+/// more than the elementwise kernels). Every view is fully written by the layer's forward.
 final class LayerActivations {
-    let normed1: Tensor  // (N, C) input_layernorm output
-    let rstd1: Tensor  // (N)
-    let qkvRaw: Tensor?  // (N, (H+2K)D) before q_norm / k_norm (Qwen3)
-    let rstdQ: Tensor?  // (N, H)
-    let rstdK: Tensor?  // (N, K)
-    let qkv: Tensor  // (N, (H+2K)D) after norms and RoPE
-    let attention: Tensor  // (N, H*D)
-    let lse: Tensor  // (N, H)
-    let middle: Tensor  // (N, C) residual stream after attention
-    let normed2: Tensor  // (N, C)
-    let rstd2: Tensor  // (N)
-    let gateUp: Tensor  // (N, 2F)
-    let hidden: Tensor  // (N, F) SwiGLU output
+    private let storage: TensorStorage
+    private let config: ModelConfig
+    let capacity: Int
+    private(set) var normed1: Tensor  // (N, C) input_layernorm output
+    private(set) var rstd1: Tensor  // (N)
+    private(set) var qkvRaw: Tensor?  // (N, (H+2K)D) before q_norm / k_norm (Qwen3)
+    private(set) var rstdQ: Tensor?  // (N, H)
+    private(set) var rstdK: Tensor?  // (N, K)
+    private(set) var qkv: Tensor  // (N, (H+2K)D) after norms and RoPE
+    private(set) var attention: Tensor  // (N, H*D)
+    private(set) var lse: Tensor  // (N, H)
+    private(set) var middle: Tensor  // (N, C) residual stream after attention
+    private(set) var normed2: Tensor  // (N, C)
+    private(set) var rstd2: Tensor  // (N)
+    private(set) var gateUp: Tensor  // (N, 2F)
+    private(set) var hidden: Tensor  // (N, F) SwiGLU output
 
-    init(tokens N: Int, config: ModelConfig) {
-        let (C, F, H, K) = (config.hiddenSize, config.intermediateSize, config.numAttentionHeads, config.numKeyValueHeads)
-        let width = config.heads.qkvWidth
-        normed1 = Tensor(zeros: [N, C])
-        rstd1 = Tensor(zeros: [N])
-        qkvRaw = config.qkNorm ? Tensor(zeros: [N, width]) : nil
-        rstdQ = config.qkNorm ? Tensor(zeros: [N, H]) : nil
-        rstdK = config.qkNorm ? Tensor(zeros: [N, K]) : nil
-        qkv = Tensor(zeros: [N, width])
-        attention = Tensor(zeros: [N, H * config.headDim])
-        lse = Tensor(zeros: [N, H])
-        middle = Tensor(zeros: [N, C])
-        normed2 = Tensor(zeros: [N, C])
-        rstd2 = Tensor(zeros: [N])
-        gateUp = Tensor(zeros: [N, 2 * F])
-        hidden = Tensor(zeros: [N, F])
+    /// Widths (elements per token) of each saved tensor, in field order.
+    private static func widths(_ c: ModelConfig) -> [Int] {
+        let q = c.qkNorm
+        return [c.hiddenSize, 1, q ? c.heads.qkvWidth : 0, q ? c.numAttentionHeads : 0, q ? c.numKeyValueHeads : 0,
+                c.heads.qkvWidth, c.numAttentionHeads * c.headDim, c.numAttentionHeads, c.hiddenSize, c.hiddenSize, 1,
+                2 * c.intermediateSize, c.intermediateSize]
+    }
+
+    init(capacity: Int, config: ModelConfig) {
+        self.capacity = capacity
+        self.config = config
+        storage = TensorStorage(count: capacity * Self.widths(config).reduce(0, +))
+        let empty = Tensor(storage: storage, offset: 0, shape: [0])
+        (normed1, rstd1, qkv, attention, lse, middle, normed2, rstd2, gateUp, hidden) =
+            (empty, empty, empty, empty, empty, empty, empty, empty, empty, empty)
+        bind(tokens: capacity)
+    }
+
+    /// Points every view at the first N tokens' worth of the buffer.
+    func bind(tokens N: Int) {
+        precondition(N <= capacity, "\(N) tokens exceed the activation buffer's \(capacity)")
+        var offset = 0
+        let views = Self.widths(config).map { width -> Tensor? in
+            defer { offset += capacity * width }
+            return width == 0 ? nil : Tensor(storage: storage, offset: offset, shape: width == 1 ? [N] : [N, width])
+        }
+        normed1 = views[0]!
+        rstd1 = views[1]!
+        qkvRaw = views[2]
+        rstdQ = views[3]
+        rstdK = views[4]
+        qkv = views[5]!
+        attention = views[6]!
+        lse = views[7]!
+        middle = views[8]!
+        normed2 = views[9]!
+        rstd2 = views[10]!
+        gateUp = views[11]!
+        hidden = views[12]!
     }
 
     /// Bytes held, for memory reports.
-    var byteCount: Int {
-        let all: [Tensor?] = [normed1, rstd1, qkvRaw, rstdQ, rstdK, qkv, attention, lse, middle, normed2, rstd2, gateUp, hidden]
-        return all.compactMap { $0 }.reduce(0) { $0 + $1.count * 4 }
-    }
+    var byteCount: Int { storage.count * 4 }
 }

@@ -41,6 +41,31 @@ public final class Transformer {
         LayerWeights(layer: $0, config: config, store: parameters, gradient: true)
     }
     private var saved: SavedForward?
+    /// Activation buffers reused across batches (grown when a batch needs more tokens).
+    private var pool: [LayerActivations] = []
+    private var residualPool: TensorStorage?
+
+    /// `count` activation sets for N tokens, reusing the pool's buffers when they are big enough.
+    private func activations(_ count: Int, tokens N: Int) -> [LayerActivations] {
+        if pool.count < count || (pool.first?.capacity ?? 0) < N {
+            let capacity = max(N, pool.first?.capacity ?? 0)
+            pool = []  // free the old buffers before allocating the new ones
+            pool = (0..<count).map { _ in LayerActivations(capacity: capacity, config: config) }
+        }
+        let result = Array(pool.prefix(count))
+        for a in result { a.bind(tokens: N) }
+        return result
+    }
+
+    /// L+1 residual-stream tensors of (N, C), from a reused buffer.
+    private func residualTensors(tokens N: Int) -> [Tensor] {
+        let (C, L) = (config.hiddenSize, config.numHiddenLayers)
+        if (residualPool?.count ?? 0) < (L + 1) * N * C {
+            residualPool = nil
+            residualPool = TensorStorage(count: (L + 1) * N * C)
+        }
+        return (0...L).map { Tensor(storage: residualPool!, offset: $0 * N * C, shape: [N, C]) }
+    }
 
     /// Everything `backward` needs from the last `forward`.
     private struct SavedForward {
@@ -50,8 +75,9 @@ public final class Transformer {
         let sin: [Float]
         /// residuals[l] is layer l's input; residuals[L] the final layer's output. (N, C) each.
         let residuals: [Tensor]
-        /// Per layer, or empty under gradient checkpointing.
+        /// Per layer, or one scratch set under gradient checkpointing.
         let layers: [LayerActivations]
+        let checkpointed: Bool
         let finalRows: Tensor  // (M, C) residual rows of the targets
         let finalNormed: Tensor  // (M, C)
         let finalRstd: Tensor  // (M)
@@ -96,16 +122,13 @@ public final class Transformer {
         let N = batch.tokenCount
         let C = config.hiddenSize
         let (cos, sin) = rope.tables(positions: batch.sequences.maxLength)
-        var residuals = [Tensor(zeros: [N, C])]
+        saved = nil
+        let residuals = residualTensors(tokens: N)
         embeddingForward(x: residuals[0], tokens: batch.tokens, table: embedding)
-        var layers: [LayerActivations] = []
-        let scratch = gradientCheckpointing ? LayerActivations(tokens: N, config: config) : nil
+        let layers = activations(gradientCheckpointing ? 1 : config.numHiddenLayers, tokens: N)
         for l in 0..<config.numHiddenLayers {
-            let activations = scratch ?? LayerActivations(tokens: N, config: config)
-            if scratch == nil { layers.append(activations) }
-            let next = Tensor(zeros: [N, C])
-            layerForward(l, x: residuals[l], out: next, saving: activations, batch: batch, cos: cos, sin: sin)
-            residuals.append(next)
+            layerForward(l, x: residuals[l], out: residuals[l + 1], saving: layers[gradientCheckpointing ? 0 : l],
+                         batch: batch, cos: cos, sin: sin)
         }
         let M = batch.targetRows.count
         let finalRows = gatherRows(residuals.last!, batch.targetRows)
@@ -117,7 +140,7 @@ public final class Transformer {
                                 temperature: temperature)
         saved = SavedForward(
             batch: batch, temperature: temperature, cos: cos, sin: sin, residuals: residuals, layers: layers,
-            finalRows: finalRows, finalNormed: finalNormed, finalRstd: finalRstd, lse: lse)
+            checkpointed: gradientCheckpointing, finalRows: finalRows, finalNormed: finalNormed, finalRstd: finalRstd, lse: lse)
         return logp.toArray()
     }
 
@@ -187,7 +210,7 @@ public final class Transformer {
             dX.view(offset: row * C, shape: [C]).add(dRows.view(offset: t * C, shape: [C]))
         }
         let scratch = LayerScratch(tokens: N, config: config)
-        let recompute = s.layers.isEmpty ? LayerActivations(tokens: N, config: config) : nil
+        let recompute = s.checkpointed ? s.layers[0] : nil
         for l in stride(from: config.numHiddenLayers - 1, through: 0, by: -1) {
             let activations: LayerActivations
             if let recompute {
@@ -241,7 +264,7 @@ public final class Transformer {
     /// Bytes of activations the last forward kept for backward.
     public var savedActivationBytes: Int {
         guard let s = saved else { return 0 }
-        return s.residuals.count * s.residuals[0].count * 4 + s.layers.reduce(0) { $0 + $1.byteCount }
+        return (residualPool?.count ?? 0) * 4 + s.layers.reduce(0) { $0 + $1.byteCount }
     }
 }
 

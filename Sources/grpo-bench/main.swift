@@ -1,1 +1,110 @@
-print("bench")
+import Foundation
+import Models
+import Tensors
+
+// Benchmarks print figures; they assert nothing (the machine is shared and noisy). Ratios are
+// taken within one run. Run: swift run -c release grpo-bench [--quick]
+
+let quick = CommandLine.arguments.contains("--quick")
+
+func seconds(_ body: () -> Void) -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+/// Best of `repeats` timings after one warm-up.
+func best(_ repeats: Int, _ body: () -> Void) -> Double {
+    body()
+    return (0..<repeats).map { _ in seconds(body) }.min()!
+}
+
+func peakResidentBytes() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_maxrss * 1024
+}
+
+func field(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
+
+// MARK: - sgemm peak
+
+print("grpo-bench on \(coreCount) cores, \(ProcessInfo.processInfo.hostName), \(Date())")
+print("\n== sgemm (oneDNN), row-major C = A·Bᵀ ==")
+var peak = 0.0
+let shapes: [(String, Int, Int, Int)] = [
+    ("square 2048", 2048, 2048, 2048),
+    ("qkv 2048x576 -> 960", 2048, 960, 576),
+    ("gate+up 2048x576 -> 3072", 2048, 3072, 576),
+    ("down 2048x1536 -> 576", 2048, 576, 1536),
+    ("lm_head 128x576 -> 49152", 128, 49152, 576),
+    ("decode 32x576 -> 3072", 32, 3072, 576),
+]
+for (name, m, n, k) in shapes {
+    let a = Tensor(zeros: [m, k]), b = Tensor(zeros: [n, k]), c = Tensor(zeros: [m, n])
+    for i in 0..<a.count { a[i] = Float(i % 7) * 0.1 }
+    for i in 0..<b.count { b[i] = Float(i % 5) * 0.1 }
+    let t = best(quick ? 2 : 5) { linearForward(y: c, x: a, weight: b) }
+    let gflops = 2.0 * Double(m * n * k) / t / 1e9
+    peak = max(peak, gflops)
+    print("\(field(name, 28)) \(String(format: "%7.1f", gflops)) GFLOP/s")
+}
+print("measured sgemm peak: \(String(format: "%.1f", peak)) GFLOP/s")
+
+// MARK: - Elementwise kernels (memory-bound: compare with the machine's ~36 GB/s)
+
+print("\n== elementwise kernels (N=2048) ==")
+do {
+    let (N, F, C) = (2048, 1536, 576)
+    let gu = Tensor(zeros: [N, 2 * F]), h = Tensor(zeros: [N, F]), dgu = Tensor(zeros: [N, 2 * F])
+    for i in 0..<gu.count { gu[i] = Float(i % 13) * 0.1 - 0.6 }
+    let tf = best(5) { swigluForward(h: h, gateUp: gu) }
+    print("swiglu forward   \(String(format: "%6.1f", Double(N * 3 * F * 4) / tf / 1e9)) GB/s")
+    let tb = best(5) { swigluBackward(dGateUp: dgu, dH: h, gateUp: gu) }
+    print("swiglu backward  \(String(format: "%6.1f", Double(N * 5 * F * 4) / tb / 1e9)) GB/s")
+    let x = Tensor(zeros: [N, C]), y = Tensor(zeros: [N, C]), rstd = Tensor(zeros: [N]), w = Tensor(zeros: [C])
+    for i in 0..<x.count { x[i] = Float(i % 11) * 0.1 }
+    let tn = best(5) { rmsNormForward(y: y, rstd: rstd, x: x, weight: w, eps: 1e-6) }
+    print("rmsnorm forward  \(String(format: "%6.1f", Double(N * 2 * C * 4) / tn / 1e9)) GB/s")
+}
+
+// MARK: - Transformer on SmolLM2-135M's shapes
+
+print("\n== transformer, SmolLM2-135M shapes (random weights), 2048 tokens per batch ==")
+let config = ModelConfig(
+    architecture: .llama, vocabSize: 49152, hiddenSize: 576, intermediateSize: 1536, numHiddenLayers: quick ? 6 : 30,
+    numAttentionHeads: 9, numKeyValueHeads: 3, ropeTheta: 100_000, tieWordEmbeddings: true, maxPositionEmbeddings: 8192)
+let model = ModelLoader.randomModel(config: config, seed: 1)
+var rng = SplitMix64(seed: 2)
+let lengths = [512, 512, 512, 512]
+let sequences = lengths.map { n in (0..<n).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) } }
+let batch = TokenBatch(sequences: sequences)
+let (N, C, F, V, L) = (batch.tokenCount, config.hiddenSize, config.intermediateSize, config.vocabSize, config.numHiddenLayers)
+let (H, K, D) = (config.numAttentionHeads, config.numKeyValueHeads, config.headDim)
+// Model FLOPs: matmuls at 2 per multiply-add; causal attention counted as half of T².
+let layerFlops = 2.0 * Double(N * C * (H + 2 * K) * D + N * H * D * C + N * C * 2 * F + N * F * C)
+let attentionFlops = lengths.reduce(0.0) { $0 + 2.0 * Double($1 * $1 * D * H) }  // QKᵀ and PV, causal half each
+let headFlops = 2.0 * Double(batch.targetRows.count * C * V)
+let forwardFlops = Double(L) * (layerFlops + attentionFlops) + headFlops
+print("parameters \(config.parameterCount), forward \(String(format: "%.1f", forwardFlops / 1e9)) GFLOP per batch")
+
+let repeats = quick ? 1 : 3
+let dLogp = [Float](repeating: -1.0 / Float(batch.targetRows.count), count: batch.targetRows.count)
+for checkpointing in [false, true] {
+    model.gradientCheckpointing = checkpointing
+    let tTrain = best(repeats) {
+        model.parameters.zeroGradients()
+        model.forward(batch)
+        model.backward(dLogp: dLogp)
+    }
+    let label = checkpointing ? "forward+backward (checkpointing)" : "forward+backward"
+    let gflops = 3 * forwardFlops / tTrain / 1e9
+    print("\(field(label, 34)) \(String(format: "%7.0f", Double(N) / tTrain)) tokens/s  \(String(format: "%6.1f", gflops)) GFLOP/s  \(String(format: "%4.0f", 100 * gflops / peak))% of sgemm peak  (\(String(format: "%.2f", tTrain)) s/step)")
+}
+model.gradientCheckpointing = false
+let tForward = best(repeats) { model.forward(batch) }
+let tForwardAgain = best(repeats) { model.forward(batch) }
+print("forward twice: \(tForward) \(tForwardAgain)")
+let gflopsForward = forwardFlops / tForward / 1e9
+print("\(field("forward only", 34)) \(String(format: "%7.0f", Double(N) / tForward)) tokens/s  \(String(format: "%6.1f", gflopsForward)) GFLOP/s  \(String(format: "%4.0f", 100 * gflopsForward / peak))% of sgemm peak")
+print("peak resident memory \(formatBytes(peakResidentBytes()))")
