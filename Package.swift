@@ -30,9 +30,12 @@ let package = Package(
         // MARK: - Executables
         .executableTarget(
             name: "grpo",
-            dependencies: ["Models", "SafeTensors", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Models", "SafeTensors", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: hostCPU),
-        .executableTarget(name: "grpo-bench", dependencies: ["Models", "Tensors"], swiftSettings: kernelSettings),
+        .executableTarget(
+            name: "grpo-bench", dependencies: ["Models", "Tensors"], swiftSettings: kernelSettings),
 
         // MARK: - Tests
         .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport"),

@@ -13,7 +13,9 @@ public enum Architecture: String, CaseIterable, Sendable {
     }
 
     public init?(className: String) {
-        guard let match = Architecture.allCases.first(where: { $0.className == className }) else { return nil }
+        guard let match = Architecture.allCases.first(where: { $0.className == className }) else {
+            return nil
+        }
         self = match
     }
 

@@ -11,8 +11,12 @@ public struct RoPEParametersFile: Codable, Equatable, Sendable {
     public var originalMaxPositionEmbeddings: Int?
 
     enum CodingKeys: String, CodingKey {
-        case ropeType = "rope_type", type, ropeTheta = "rope_theta", factor
-        case lowFreqFactor = "low_freq_factor", highFreqFactor = "high_freq_factor"
+        case ropeType = "rope_type"
+        case type
+        case ropeTheta = "rope_theta"
+        case factor
+        case lowFreqFactor = "low_freq_factor"
+        case highFreqFactor = "high_freq_factor"
         case originalMaxPositionEmbeddings = "original_max_position_embeddings"
     }
 }
@@ -23,7 +27,11 @@ public struct TokenIDs: Codable, Equatable, Sendable {
     public init(_ ids: [Int]) { self.ids = ids }
     public init(from decoder: Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if let single = try? container.decode(Int.self) { ids = [single] } else { ids = try container.decode([Int].self) }
+        if let single = try? container.decode(Int.self) {
+            ids = [single]
+        } else {
+            ids = try container.decode([Int].self)
+        }
     }
     public func encode(to encoder: Encoder) throws {
         var container = encoder.singleValueContainer()
@@ -59,15 +67,30 @@ public struct ConfigFile: Codable, Sendable {
     public var dtype: String?
 
     enum CodingKeys: String, CodingKey {
-        case architectures, modelType = "model_type", vocabSize = "vocab_size", hiddenSize = "hidden_size"
-        case intermediateSize = "intermediate_size", numHiddenLayers = "num_hidden_layers"
-        case numAttentionHeads = "num_attention_heads", numKeyValueHeads = "num_key_value_heads"
-        case headDim = "head_dim", rmsNormEps = "rms_norm_eps", ropeTheta = "rope_theta"
-        case ropeScaling = "rope_scaling", ropeParameters = "rope_parameters"
-        case tieWordEmbeddings = "tie_word_embeddings", attentionBias = "attention_bias", mlpBias = "mlp_bias"
-        case hiddenAct = "hidden_act", maxPositionEmbeddings = "max_position_embeddings"
-        case slidingWindow = "sliding_window", useSlidingWindow = "use_sliding_window"
-        case bosTokenID = "bos_token_id", eosTokenID = "eos_token_id", torchDtype = "torch_dtype", dtype
+        case architectures
+        case modelType = "model_type"
+        case vocabSize = "vocab_size"
+        case hiddenSize = "hidden_size"
+        case intermediateSize = "intermediate_size"
+        case numHiddenLayers = "num_hidden_layers"
+        case numAttentionHeads = "num_attention_heads"
+        case numKeyValueHeads = "num_key_value_heads"
+        case headDim = "head_dim"
+        case rmsNormEps = "rms_norm_eps"
+        case ropeTheta = "rope_theta"
+        case ropeScaling = "rope_scaling"
+        case ropeParameters = "rope_parameters"
+        case tieWordEmbeddings = "tie_word_embeddings"
+        case attentionBias = "attention_bias"
+        case mlpBias = "mlp_bias"
+        case hiddenAct = "hidden_act"
+        case maxPositionEmbeddings = "max_position_embeddings"
+        case slidingWindow = "sliding_window"
+        case useSlidingWindow = "use_sliding_window"
+        case bosTokenID = "bos_token_id"
+        case eosTokenID = "eos_token_id"
+        case torchDtype = "torch_dtype"
+        case dtype
     }
 
     /// Decodes config.json, turning decoding failures into errors that name the file and the key.
@@ -82,10 +105,12 @@ public struct ConfigFile: Codable, Sendable {
             throw ConfigError.missingField(path: path, field: at)
         } catch let DecodingError.typeMismatch(type, context) {
             throw ConfigError.badField(
-                path: path, field: context.codingPath.map(\.stringValue).joined(separator: "."), expected: "\(type)")
+                path: path, field: context.codingPath.map(\.stringValue).joined(separator: "."),
+                expected: "\(type)")
         } catch let DecodingError.valueNotFound(type, context) {
             throw ConfigError.badField(
-                path: path, field: context.codingPath.map(\.stringValue).joined(separator: "."), expected: "\(type), not null")
+                path: path, field: context.codingPath.map(\.stringValue).joined(separator: "."),
+                expected: "\(type), not null")
         } catch {
             throw ConfigError.malformed(path: path, reason: "not valid JSON")
         }

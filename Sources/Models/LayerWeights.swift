@@ -21,24 +21,30 @@ struct LayerWeights {
         let C = config.hiddenSize
         inputNorm = view("input_layernorm.weight")
         qkv = store.fused(
-            [p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"], columns: C,
+            [p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"],
+            columns: C,
             gradient: gradient)
-        qkvBias = config.qkvBias
-            ? store.fused([p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"],
-                          columns: 1, gradient: gradient) : nil
+        qkvBias =
+            config.qkvBias
+            ? store.fused(
+                [p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"],
+                columns: 1, gradient: gradient) : nil
         output = view("self_attn.o_proj.weight")
         outputBias = config.outputBias ? view("self_attn.o_proj.bias") : nil
         qNorm = config.qkNorm ? view("self_attn.q_norm.weight") : nil
         kNorm = config.qkNorm ? view("self_attn.k_norm.weight") : nil
         postNorm = view("post_attention_layernorm.weight")
-        gateUp = store.fused([p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"], columns: C, gradient: gradient)
+        gateUp = store.fused(
+            [p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"], columns: C, gradient: gradient)
         down = view("mlp.down_proj.weight")
     }
 }
 
-/// What one layer's forward saves for its backward, as views of one buffer that is reused by
-/// later batches of up to `capacity` tokens (re-faulting a gigabyte of fresh pages per step cost
-/// more than the elementwise kernels). Every view is fully written by the layer's forward.
+/// What one layer's forward saves for its backward.
+///
+/// The tensors are views of one buffer that later batches of up to `capacity` tokens reuse:
+/// re-faulting a gigabyte of fresh pages per step cost more than the elementwise kernels. Every
+/// view is fully written by the layer's forward.
 final class LayerActivations {
     private let storage: TensorStorage
     private let config: ModelConfig
@@ -60,9 +66,13 @@ final class LayerActivations {
     /// Widths (elements per token) of each saved tensor, in field order.
     private static func widths(_ c: ModelConfig) -> [Int] {
         let q = c.qkNorm
-        return [c.hiddenSize, 1, q ? c.heads.qkvWidth : 0, q ? c.numAttentionHeads : 0, q ? c.numKeyValueHeads : 0,
-                c.heads.qkvWidth, c.numAttentionHeads * c.headDim, c.numAttentionHeads, c.hiddenSize, c.hiddenSize, 1,
-                2 * c.intermediateSize, c.intermediateSize]
+        return [
+            c.hiddenSize, 1, q ? c.heads.qkvWidth : 0, q ? c.numAttentionHeads : 0,
+            q ? c.numKeyValueHeads : 0,
+            c.heads.qkvWidth, c.numAttentionHeads * c.headDim, c.numAttentionHeads, c.hiddenSize,
+            c.hiddenSize, 1,
+            2 * c.intermediateSize, c.intermediateSize,
+        ]
     }
 
     init(capacity: Int, config: ModelConfig) {
@@ -81,7 +91,8 @@ final class LayerActivations {
         var offset = 0
         let views = Self.widths(config).map { width -> Tensor? in
             defer { offset += capacity * width }
-            return width == 0 ? nil : Tensor(storage: storage, offset: offset, shape: width == 1 ? [N] : [N, width])
+            return width == 0
+                ? nil : Tensor(storage: storage, offset: offset, shape: width == 1 ? [N] : [N, width])
         }
         normed1 = views[0]!
         rstd1 = views[1]!

@@ -31,7 +31,8 @@ public struct ModelConfig: Equatable, Sendable {
     }
 
     public init(
-        architecture: Architecture, vocabSize: Int, hiddenSize: Int, intermediateSize: Int, numHiddenLayers: Int,
+        architecture: Architecture, vocabSize: Int, hiddenSize: Int, intermediateSize: Int,
+        numHiddenLayers: Int,
         numAttentionHeads: Int, numKeyValueHeads: Int, headDim: Int? = nil, rmsNormEps: Float = 1e-6,
         ropeTheta: Double = 10_000, ropeScaling: RoPEScaling = .none, tieWordEmbeddings: Bool = false,
         maxPositionEmbeddings: Int = 2048
@@ -71,9 +72,11 @@ public struct ModelConfig: Equatable, Sendable {
         if file.useSlidingWindow == true {
             throw ConfigError.unsupported(path: path, setting: "use_sliding_window true")
         }
-        for (name, value) in [("vocab_size", file.vocabSize), ("hidden_size", file.hiddenSize),
-                              ("intermediate_size", file.intermediateSize), ("num_hidden_layers", file.numHiddenLayers),
-                              ("num_attention_heads", file.numAttentionHeads)] where value <= 0 {
+        for (name, value) in [
+            ("vocab_size", file.vocabSize), ("hidden_size", file.hiddenSize),
+            ("intermediate_size", file.intermediateSize), ("num_hidden_layers", file.numHiddenLayers),
+            ("num_attention_heads", file.numAttentionHeads),
+        ] where value <= 0 {
             throw ConfigError.badField(path: path, field: name, expected: "a positive integer, got \(value)")
         }
         let kvHeads = file.numKeyValueHeads ?? file.numAttentionHeads
@@ -84,7 +87,8 @@ public struct ModelConfig: Equatable, Sendable {
         }
         let headDim = file.headDim ?? file.hiddenSize / file.numAttentionHeads
         guard headDim > 0, headDim % 2 == 0 else {
-            throw ConfigError.badField(path: path, field: "head_dim", expected: "a positive even number, got \(headDim)")
+            throw ConfigError.badField(
+                path: path, field: "head_dim", expected: "a positive even number, got \(headDim)")
         }
         self.init(
             architecture: architecture, vocabSize: file.vocabSize, hiddenSize: file.hiddenSize,
@@ -125,11 +129,15 @@ public struct ModelConfig: Equatable, Sendable {
             else {
                 throw ConfigError.missingField(
                     path: path,
-                    field: "rope_scaling.{factor, low_freq_factor, high_freq_factor, original_max_position_embeddings}")
+                    field:
+                        "rope_scaling.{factor, low_freq_factor, high_freq_factor, original_max_position_embeddings}"
+                )
             }
-            return .llama3(factor: factor, lowFreqFactor: low, highFreqFactor: high, originalMaxPositions: original)
+            return .llama3(
+                factor: factor, lowFreqFactor: low, highFreqFactor: high, originalMaxPositions: original)
         default:
-            throw ConfigError.unsupported(path: path, setting: "rope type '\(type)' (supported: default, linear, llama3)")
+            throw ConfigError.unsupported(
+                path: path, setting: "rope type '\(type)' (supported: default, linear, llama3)")
         }
     }
 
@@ -154,7 +162,9 @@ public struct ModelConfig: Equatable, Sendable {
             ]
         }
         if let bosTokenID { dict["bos_token_id"] = bosTokenID }
-        if !eosTokenIDs.isEmpty { dict["eos_token_id"] = eosTokenIDs.count == 1 ? eosTokenIDs[0] : eosTokenIDs }
+        if !eosTokenIDs.isEmpty {
+            dict["eos_token_id"] = eosTokenIDs.count == 1 ? eosTokenIDs[0] : eosTokenIDs
+        }
         if let slidingWindow { dict["sliding_window"] = slidingWindow }
         return dict
     }

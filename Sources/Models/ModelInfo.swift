@@ -11,14 +11,22 @@ public struct ModelInfo {
         var counts: [String: Int] = [:]
         for (name, shape) in config.parameterLayout {
             let category: String
-            if name.contains("embed_tokens") { category = "embeddings" }
-            else if name.hasPrefix("lm_head") { category = "lm_head" }
-            else if name.contains("norm") { category = "norms" }
-            else if name.contains("self_attn") { category = "attention" }
-            else { category = "mlp" }
+            if name.contains("embed_tokens") {
+                category = "embeddings"
+            } else if name.hasPrefix("lm_head") {
+                category = "lm_head"
+            } else if name.contains("norm") {
+                category = "norms"
+            } else if name.contains("self_attn") {
+                category = "attention"
+            } else {
+                category = "mlp"
+            }
             counts[category, default: 0] += shape.reduce(1, *)
         }
-        return ["embeddings", "attention", "mlp", "norms", "lm_head"].compactMap { c in counts[c].map { (c, $0) } }
+        return ["embeddings", "attention", "mlp", "norms", "lm_head"].compactMap { c in
+            counts[c].map { (c, $0) }
+        }
     }
 
     public func report() -> String {
@@ -51,7 +59,9 @@ public struct ModelInfo {
     }
 }
 
-func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count) }
+func pad(_ s: String, _ width: Int) -> String {
+    s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count)
+}
 
 /// Bytes in binary units with three significant figures: "1.23 GiB".
 public func formatBytes(_ bytes: Int) -> String {

@@ -34,10 +34,13 @@ public enum ModelLoader {
                 throw WeightsError.missingTensor(folder: folder, name: slot.name)
             }
             guard info.shape == slot.shape else {
-                throw WeightsError.shapeMismatch(folder: folder, name: slot.name, expected: slot.shape, found: info.shape)
+                throw WeightsError.shapeMismatch(
+                    folder: folder, name: slot.name, expected: slot.shape, found: info.shape)
             }
             try weights.read(
-                slot.name, into: UnsafeMutableBufferPointer(start: store.values.pointer + slot.offset, count: slot.count))
+                slot.name,
+                into: UnsafeMutableBufferPointer(start: store.values.pointer + slot.offset, count: slot.count)
+            )
         }
         let model = Transformer(config: config, parameters: store)
         model.sourceFolder = folder
@@ -67,7 +70,8 @@ public enum ModelLoader {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let dtypeName = ["F32": "float32", "F16": "float16", "BF16": "bfloat16"][dtype.rawValue] ?? "float32"
         var config = model.config.configDictionary(dtype: dtypeName)
-        if let source = model.sourceFolder, let data = FileManager.default.contents(atPath: source + "/config.json"),
+        if let source = model.sourceFolder,
+            let data = FileManager.default.contents(atPath: source + "/config.json"),
             let original = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
         {
             config = original  // keep every key transformers wrote, changing only the dtype
@@ -76,8 +80,9 @@ public enum ModelLoader {
         let json = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
         let store = model.parameters
         let tensors = store.slots.map {
-            TensorToWrite(name: $0.name, shape: $0.shape,
-                          values: UnsafeBufferPointer(start: store.values.pointer + $0.offset, count: $0.count))
+            TensorToWrite(
+                name: $0.name, shape: $0.shape,
+                values: UnsafeBufferPointer(start: store.values.pointer + $0.offset, count: $0.count))
         }
         try SafeTensorsWriter.write(tensors, dtype: dtype, to: folder + "/model.safetensors")
         if FileManager.default.fileExists(atPath: folder + "/model.safetensors.index.json") {

@@ -48,7 +48,7 @@ public final class ParameterStore {
         return Tensor(storage: gradients, offset: slot.offset, shape: slot.shape)
     }
 
-    /// A view spanning the consecutive parameters `first` ... `last` as one (rows, columns) matrix.
+    /// A view spanning the consecutive parameters `names` as one (rows, columns) matrix.
     func fused(_ names: [String], columns: Int, gradient: Bool = false) -> Tensor {
         let first = slot(names[0])!
         var rows = 0
@@ -74,18 +74,26 @@ extension ModelConfig {
         for l in 0..<numHiddenLayers {
             let p = "model.layers.\(l)."
             layout.append((p + "input_layernorm.weight", [C]))
-            layout += [(p + "self_attn.q_proj.weight", [H * D, C]), (p + "self_attn.k_proj.weight", [K * D, C]),
-                       (p + "self_attn.v_proj.weight", [K * D, C])]
+            layout += [
+                (p + "self_attn.q_proj.weight", [H * D, C]), (p + "self_attn.k_proj.weight", [K * D, C]),
+                (p + "self_attn.v_proj.weight", [K * D, C]),
+            ]
             if qkvBias {
-                layout += [(p + "self_attn.q_proj.bias", [H * D]), (p + "self_attn.k_proj.bias", [K * D]),
-                           (p + "self_attn.v_proj.bias", [K * D])]
+                layout += [
+                    (p + "self_attn.q_proj.bias", [H * D]), (p + "self_attn.k_proj.bias", [K * D]),
+                    (p + "self_attn.v_proj.bias", [K * D]),
+                ]
             }
             layout.append((p + "self_attn.o_proj.weight", [C, H * D]))
             if outputBias { layout.append((p + "self_attn.o_proj.bias", [C])) }
-            if qkNorm { layout += [(p + "self_attn.q_norm.weight", [D]), (p + "self_attn.k_norm.weight", [D])] }
+            if qkNorm {
+                layout += [(p + "self_attn.q_norm.weight", [D]), (p + "self_attn.k_norm.weight", [D])]
+            }
             layout.append((p + "post_attention_layernorm.weight", [C]))
-            layout += [(p + "mlp.gate_proj.weight", [F, C]), (p + "mlp.up_proj.weight", [F, C]),
-                       (p + "mlp.down_proj.weight", [C, F])]
+            layout += [
+                (p + "mlp.gate_proj.weight", [F, C]), (p + "mlp.up_proj.weight", [F, C]),
+                (p + "mlp.down_proj.weight", [C, F]),
+            ]
         }
         layout.append(("model.norm.weight", [C]))
         if !tieWordEmbeddings { layout.append(("lm_head.weight", [V, C])) }

@@ -11,15 +11,18 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case .tokenOutOfRange(let id, let vocabSize): "token id \(id) is outside the vocabulary 0..<\(vocabSize)"
-        case .sequenceTooLong(let length, let limit, let reason): "a sequence of \(length) tokens exceeds \(reason) (\(limit))"
+        case .tokenOutOfRange(let id, let vocabSize):
+            "token id \(id) is outside the vocabulary 0..<\(vocabSize)"
+        case .sequenceTooLong(let length, let limit, let reason):
+            "a sequence of \(length) tokens exceeds \(reason) (\(limit))"
         case .emptySequence: "a sequence has no tokens"
         }
     }
 }
 
-/// A decoder-only transformer (Llama, Qwen2, Qwen3, Mistral) with the training interface every
-/// loss goes through:
+/// A decoder-only transformer (Llama, Qwen2, Qwen3, Mistral) with the training interface.
+///
+/// Every loss goes through these two calls:
 ///
 ///     let logp = model.forward(batch, temperature: 0.7)   // log p of each target token
 ///     model.backward(dLogp: weights)                      // parameters.gradients += d(Σ w·logp)/dθ
@@ -73,7 +76,7 @@ public final class Transformer {
         let temperature: Float
         let cos: [Float]
         let sin: [Float]
-        /// residuals[l] is layer l's input; residuals[L] the final layer's output. (N, C) each.
+        /// Layer l's input at l, the last layer's output at L; (N, C) each.
         let residuals: [Tensor]
         /// Per layer, or one scratch set under gradient checkpointing.
         let layers: [LayerActivations]
@@ -89,11 +92,15 @@ public final class Transformer {
         self.config = config
         self.parameters = parameters
         rope = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling)
-        weights = (0..<config.numHiddenLayers).map { LayerWeights(layer: $0, config: config, store: parameters, gradient: false) }
+        weights = (0..<config.numHiddenLayers).map {
+            LayerWeights(layer: $0, config: config, store: parameters, gradient: false)
+        }
     }
 
     var embedding: Tensor { parameters.value("model.embed_tokens.weight") }
-    var head: Tensor { parameters.value(config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight") }
+    var head: Tensor {
+        parameters.value(config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight")
+    }
     var headGradient: Tensor {
         parameters.gradient(config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight")
     }
@@ -110,7 +117,8 @@ public final class Transformer {
         }
         if let window = config.slidingWindow, longest > window {
             throw ModelError.sequenceTooLong(
-                length: longest, limit: window, reason: "Mistral's sliding_window, which this engine does not implement")
+                length: longest, limit: window,
+                reason: "Mistral's sliding_window, which this engine does not implement")
         }
     }
 
@@ -127,20 +135,24 @@ public final class Transformer {
         embeddingForward(x: residuals[0], tokens: batch.tokens, table: embedding)
         let layers = activations(gradientCheckpointing ? 1 : config.numHiddenLayers, tokens: N)
         for l in 0..<config.numHiddenLayers {
-            layerForward(l, x: residuals[l], out: residuals[l + 1], saving: layers[gradientCheckpointing ? 0 : l],
-                         batch: batch, cos: cos, sin: sin)
+            layerForward(
+                l, x: residuals[l], out: residuals[l + 1], saving: layers[gradientCheckpointing ? 0 : l],
+                batch: batch, cos: cos, sin: sin)
         }
         let M = batch.targetRows.count
         let finalRows = gatherRows(residuals.last!, batch.targetRows)
         let (finalNormed, finalRstd) = (Tensor(zeros: [M, C]), Tensor(zeros: [M]))
-        rmsNormForward(y: finalNormed, rstd: finalRstd, x: finalRows, weight: parameters.value("model.norm.weight"),
-                       eps: config.rmsNormEps)
+        rmsNormForward(
+            y: finalNormed, rstd: finalRstd, x: finalRows, weight: parameters.value("model.norm.weight"),
+            eps: config.rmsNormEps)
         let (logp, lse) = (Tensor(zeros: [M]), Tensor(zeros: [M]))
-        logSoftmaxGatherForward(logp: logp, lse: lse, hidden: finalNormed, weight: head, targets: batch.targetTokens,
-                                temperature: temperature)
+        logSoftmaxGatherForward(
+            logp: logp, lse: lse, hidden: finalNormed, weight: head, targets: batch.targetTokens,
+            temperature: temperature)
         saved = SavedForward(
             batch: batch, temperature: temperature, cos: cos, sin: sin, residuals: residuals, layers: layers,
-            checkpointed: gradientCheckpointing, finalRows: finalRows, finalNormed: finalNormed, finalRstd: finalRstd, lse: lse)
+            checkpointed: gradientCheckpointing, finalRows: finalRows, finalNormed: finalNormed,
+            finalRstd: finalRstd, lse: lse)
         return logp.toArray()
     }
 
@@ -152,8 +164,9 @@ public final class Transformer {
         forward(batch)
         let final = gatherRows(saved!.residuals.last!, rows)
         let normed = Tensor(zeros: final.shape)
-        rmsNormForward(y: normed, rstd: Tensor(zeros: [rows.count]), x: final,
-                       weight: parameters.value("model.norm.weight"), eps: config.rmsNormEps)
+        rmsNormForward(
+            y: normed, rstd: Tensor(zeros: [rows.count]), x: final,
+            weight: parameters.value("model.norm.weight"), eps: config.rmsNormEps)
         let out = Tensor(zeros: [rows.count, config.vocabSize])
         linearForward(y: out, x: normed, weight: head)
         saved = nil
@@ -162,7 +175,8 @@ public final class Transformer {
     }
 
     private func layerForward(
-        _ l: Int, x: Tensor, out: Tensor, saving a: LayerActivations, batch: TokenBatch, cos: [Float], sin: [Float]
+        _ l: Int, x: Tensor, out: Tensor, saving a: LayerActivations, batch: TokenBatch, cos: [Float],
+        sin: [Float]
     ) {
         let w = weights[l]
         let (H, K, D) = (config.numAttentionHeads, config.numKeyValueHeads, config.headDim)
@@ -172,15 +186,19 @@ public final class Transformer {
         linearForward(y: a.qkv, x: a.normed1, weight: w.qkv, bias: w.qkvBias)
         if let qNorm = w.qNorm, let kNorm = w.kNorm, let raw = a.qkvRaw {
             raw.copy(from: a.qkv)
-            headRMSNormForward(y: a.qkv, rstd: a.rstdQ!, x: raw, weight: qNorm, eps: config.rmsNormEps, rows: N,
-                               rowStride: width, column: 0, heads: H)
-            headRMSNormForward(y: a.qkv, rstd: a.rstdK!, x: raw, weight: kNorm, eps: config.rmsNormEps, rows: N,
-                               rowStride: width, column: H * D, heads: K)
+            headRMSNormForward(
+                y: a.qkv, rstd: a.rstdQ!, x: raw, weight: qNorm, eps: config.rmsNormEps, rows: N,
+                rowStride: width, column: 0, heads: H)
+            headRMSNormForward(
+                y: a.qkv, rstd: a.rstdK!, x: raw, weight: kNorm, eps: config.rmsNormEps, rows: N,
+                rowStride: width, column: H * D, heads: K)
         }
-        ropeForward(x: a.qkv, rowStride: width, heads: H + K, headDim: D, positions: batch.sequences.positions,
-                    cos: cos, sin: sin)
-        attentionForward(out: a.attention, lse: a.lse, qkv: a.qkv, sequences: batch.sequences, heads: config.heads,
-                         scale: 1 / Float(D).squareRoot())
+        ropeForward(
+            x: a.qkv, rowStride: width, heads: H + K, headDim: D, positions: batch.sequences.positions,
+            cos: cos, sin: sin)
+        attentionForward(
+            out: a.attention, lse: a.lse, qkv: a.qkv, sequences: batch.sequences, heads: config.heads,
+            scale: 1 / Float(D).squareRoot())
         linearForward(y: a.middle, x: a.attention, weight: w.output, bias: w.outputBias)
         a.middle.add(x)
         rmsNormForward(y: a.normed2, rstd: a.rstd2, x: a.middle, weight: w.postNorm, eps: config.rmsNormEps)
@@ -196,15 +214,19 @@ public final class Transformer {
     public func backward(dLogp: [Float]) {
         guard let s = saved else { preconditionFailure("backward without a forward") }
         let batch = s.batch
-        precondition(dLogp.count == batch.targetRows.count, "\(dLogp.count) gradients for \(batch.targetRows.count) targets")
+        precondition(
+            dLogp.count == batch.targetRows.count,
+            "\(dLogp.count) gradients for \(batch.targetRows.count) targets")
         let (N, C, M) = (batch.tokenCount, config.hiddenSize, batch.targetRows.count)
         _ = gradients
         let dNormed = Tensor(zeros: [M, C])
-        logSoftmaxGatherBackward(dHidden: dNormed, dWeight: headGradient, dLogp: dLogp, hidden: s.finalNormed,
-                                 weight: head, targets: batch.targetTokens, lse: s.lse, temperature: s.temperature)
+        logSoftmaxGatherBackward(
+            dHidden: dNormed, dWeight: headGradient, dLogp: dLogp, hidden: s.finalNormed,
+            weight: head, targets: batch.targetTokens, lse: s.lse, temperature: s.temperature)
         let dRows = Tensor(zeros: [M, C])
-        rmsNormBackward(dX: dRows, dWeight: parameters.gradient("model.norm.weight"), dY: dNormed, x: s.finalRows,
-                        weight: parameters.value("model.norm.weight"), rstd: s.finalRstd)
+        rmsNormBackward(
+            dX: dRows, dWeight: parameters.gradient("model.norm.weight"), dY: dNormed, x: s.finalRows,
+            weight: parameters.value("model.norm.weight"), rstd: s.finalRstd)
         let dX = Tensor(zeros: [N, C])
         for (t, row) in batch.targetRows.enumerated() {
             dX.view(offset: row * C, shape: [C]).add(dRows.view(offset: t * C, shape: [C]))
@@ -214,16 +236,19 @@ public final class Transformer {
         for l in stride(from: config.numHiddenLayers - 1, through: 0, by: -1) {
             let activations: LayerActivations
             if let recompute {
-                layerForward(l, x: s.residuals[l], out: scratch.output, saving: recompute, batch: batch, cos: s.cos,
-                             sin: s.sin)
+                layerForward(
+                    l, x: s.residuals[l], out: scratch.output, saving: recompute, batch: batch, cos: s.cos,
+                    sin: s.sin)
                 activations = recompute
             } else {
                 activations = s.layers[l]
             }
-            layerBackward(l, dX: dX, x: s.residuals[l], saved: activations, scratch: scratch, batch: batch,
-                          cos: s.cos, sin: s.sin)
+            layerBackward(
+                l, dX: dX, x: s.residuals[l], saved: activations, scratch: scratch, batch: batch,
+                cos: s.cos, sin: s.sin)
         }
-        embeddingBackward(dTable: parameters.gradient("model.embed_tokens.weight"), dX: dX, tokens: batch.tokens)
+        embeddingBackward(
+            dTable: parameters.gradient("model.embed_tokens.weight"), dX: dX, tokens: batch.tokens)
     }
 
     /// dX holds d/d(layer output) on entry and d/d(layer input) on return.
@@ -237,25 +262,35 @@ public final class Transformer {
         let N = batch.tokenCount
         linearBackward(dX: scratch.dHidden, dWeight: g.down, dY: dX, x: a.hidden, weight: w.down)
         swigluBackward(dGateUp: scratch.dGateUp, dH: scratch.dHidden, gateUp: a.gateUp)
-        linearBackward(dX: scratch.dNormed, dWeight: g.gateUp, dY: scratch.dGateUp, x: a.normed2, weight: w.gateUp)
-        rmsNormBackward(dX: dX, accumulate: true, dWeight: g.postNorm, dY: scratch.dNormed, x: a.middle,
-                        weight: w.postNorm, rstd: a.rstd2)
-        linearBackward(dX: scratch.dAttention, dWeight: g.output, dBias: g.outputBias, dY: dX, x: a.attention,
-                       weight: w.output)
-        attentionBackward(dQKV: scratch.dQKV, dOut: scratch.dAttention, out: a.attention, lse: a.lse, qkv: a.qkv,
-                          sequences: batch.sequences, heads: config.heads, scale: 1 / Float(D).squareRoot())
-        ropeBackward(dX: scratch.dQKV, rowStride: width, heads: H + K, headDim: D, positions: batch.sequences.positions,
-                     cos: cos, sin: sin)
+        linearBackward(
+            dX: scratch.dNormed, dWeight: g.gateUp, dY: scratch.dGateUp, x: a.normed2, weight: w.gateUp)
+        rmsNormBackward(
+            dX: dX, accumulate: true, dWeight: g.postNorm, dY: scratch.dNormed, x: a.middle,
+            weight: w.postNorm, rstd: a.rstd2)
+        linearBackward(
+            dX: scratch.dAttention, dWeight: g.output, dBias: g.outputBias, dY: dX, x: a.attention,
+            weight: w.output)
+        attentionBackward(
+            dQKV: scratch.dQKV, dOut: scratch.dAttention, out: a.attention, lse: a.lse, qkv: a.qkv,
+            sequences: batch.sequences, heads: config.heads, scale: 1 / Float(D).squareRoot())
+        ropeBackward(
+            dX: scratch.dQKV, rowStride: width, heads: H + K, headDim: D,
+            positions: batch.sequences.positions,
+            cos: cos, sin: sin)
         if let qNorm = w.qNorm, let kNorm = w.kNorm, let raw = a.qkvRaw {
-            headRMSNormBackward(dX: scratch.dQKV, dWeight: g.qNorm!, dY: scratch.dQKV, x: raw, weight: qNorm,
-                                rstd: a.rstdQ!, rows: N, rowStride: width, column: 0, heads: H)
-            headRMSNormBackward(dX: scratch.dQKV, dWeight: g.kNorm!, dY: scratch.dQKV, x: raw, weight: kNorm,
-                                rstd: a.rstdK!, rows: N, rowStride: width, column: H * D, heads: K)
+            headRMSNormBackward(
+                dX: scratch.dQKV, dWeight: g.qNorm!, dY: scratch.dQKV, x: raw, weight: qNorm,
+                rstd: a.rstdQ!, rows: N, rowStride: width, column: 0, heads: H)
+            headRMSNormBackward(
+                dX: scratch.dQKV, dWeight: g.kNorm!, dY: scratch.dQKV, x: raw, weight: kNorm,
+                rstd: a.rstdK!, rows: N, rowStride: width, column: H * D, heads: K)
         }
-        linearBackward(dX: scratch.dNormed, dWeight: g.qkv, dBias: g.qkvBias, dY: scratch.dQKV, x: a.normed1,
-                       weight: w.qkv)
-        rmsNormBackward(dX: dX, accumulate: true, dWeight: g.inputNorm, dY: scratch.dNormed, x: x, weight: w.inputNorm,
-                        rstd: a.rstd1)
+        linearBackward(
+            dX: scratch.dNormed, dWeight: g.qkv, dBias: g.qkvBias, dY: scratch.dQKV, x: a.normed1,
+            weight: w.qkv)
+        rmsNormBackward(
+            dX: dX, accumulate: true, dWeight: g.inputNorm, dY: scratch.dNormed, x: x, weight: w.inputNorm,
+            rstd: a.rstd1)
     }
 
     /// Drops what the last forward kept for backward (after inference-only use).
@@ -285,6 +320,8 @@ private final class LayerScratch {
 private func gatherRows(_ x: Tensor, _ rows: [Int]) -> Tensor {
     let C = x.shape[1]
     let result = Tensor(zeros: [rows.count, C])
-    for (i, row) in rows.enumerated() { result.view(offset: i * C, shape: [C]).copy(from: x.view(offset: row * C, shape: [C])) }
+    for (i, row) in rows.enumerated() {
+        result.view(offset: i * C, shape: [C]).copy(from: x.view(offset: row * C, shape: [C]))
+    }
     return result
 }

@@ -14,7 +14,8 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable {
         case .unreadable(let path, let reason): "\(path): cannot read: \(reason)"
         case .truncated(let path, let reason): "\(path): truncated safetensors file: \(reason)"
         case .malformedHeader(let path, let reason): "\(path): malformed safetensors header: \(reason)"
-        case .unknownDType(let path, let tensor, let dtype): "\(path): tensor '\(tensor)' has unknown dtype '\(dtype)'"
+        case .unknownDType(let path, let tensor, let dtype):
+            "\(path): tensor '\(tensor)' has unknown dtype '\(dtype)'"
         case .badOffsets(let path, let tensor, let reason): "\(path): tensor '\(tensor)': \(reason)"
         case .missingTensor(let name, let path): "\(path): no tensor named '\(name)'"
         case .unsupportedDType(let path, let tensor, let dtype):

@@ -32,12 +32,14 @@ public struct SafeTensorsFile: @unchecked Sendable {
             throw SafeTensorsError.unreadable(path: path, reason: (error as NSError).localizedDescription)
         }
         guard data.count >= 8 else {
-            throw SafeTensorsError.truncated(path: path, reason: "\(data.count) bytes, fewer than the 8-byte header length")
+            throw SafeTensorsError.truncated(
+                path: path, reason: "\(data.count) bytes, fewer than the 8-byte header length")
         }
         let headerLength = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         guard headerLength <= UInt64(data.count - 8) else {
             throw SafeTensorsError.truncated(
-                path: path, reason: "header length \(headerLength) runs past the end of the \(data.count)-byte file")
+                path: path,
+                reason: "header length \(headerLength) runs past the end of the \(data.count)-byte file")
         }
         dataStart = 8 + Int(headerLength)
         let json: Any
@@ -60,11 +62,13 @@ public struct SafeTensorsFile: @unchecked Sendable {
         for (name, value) in header {
             if name == "__metadata__" {
                 guard let entries = value as? [String: Any] else {
-                    throw SafeTensorsError.malformedHeader(path: path, reason: "__metadata__ is not an object")
+                    throw SafeTensorsError.malformedHeader(
+                        path: path, reason: "__metadata__ is not an object")
                 }
                 for (key, entry) in entries {
                     guard let text = entry as? String else {
-                        throw SafeTensorsError.malformedHeader(path: path, reason: "__metadata__.\(key) is not a string")
+                        throw SafeTensorsError.malformedHeader(
+                            path: path, reason: "__metadata__.\(key) is not a string")
                     }
                     metadata[key] = text
                 }
@@ -82,10 +86,12 @@ public struct SafeTensorsFile: @unchecked Sendable {
             let shape = shapeValues.compactMap { ($0 as? NSNumber)?.intValue }
             let offsets = offsetValues.compactMap { ($0 as? NSNumber)?.intValue }
             guard shape.count == shapeValues.count, shape.allSatisfy({ $0 >= 0 }) else {
-                throw SafeTensorsError.malformedHeader(path: path, reason: "tensor '\(name)' has a bad shape \(shapeValues)")
+                throw SafeTensorsError.malformedHeader(
+                    path: path, reason: "tensor '\(name)' has a bad shape \(shapeValues)")
             }
             guard offsets.count == 2, offsets[0] >= 0, offsets[0] <= offsets[1] else {
-                throw SafeTensorsError.badOffsets(path: path, tensor: name, reason: "data_offsets \(offsetValues) is not [begin, end]")
+                throw SafeTensorsError.badOffsets(
+                    path: path, tensor: name, reason: "data_offsets \(offsetValues) is not [begin, end]")
             }
             guard offsets[1] <= dataSize else {
                 throw SafeTensorsError.badOffsets(
@@ -99,7 +105,9 @@ public struct SafeTensorsFile: @unchecked Sendable {
             guard !overflow, count * dtype.byteSize == offsets[1] - offsets[0] else {
                 throw SafeTensorsError.badOffsets(
                     path: path, tensor: name,
-                    reason: "shape \(shape) of \(dtype.rawValue) needs \(count * dtype.byteSize) bytes, data_offsets give \(offsets[1] - offsets[0])")
+                    reason:
+                        "shape \(shape) of \(dtype.rawValue) needs \(count * dtype.byteSize) bytes, data_offsets give \(offsets[1] - offsets[0])"
+                )
             }
             tensors[name] = TensorInfo(dtype: dtype, shape: shape, dataRange: offsets[0]..<offsets[1])
         }
@@ -112,7 +120,8 @@ public struct SafeTensorsFile: @unchecked Sendable {
         guard info.dtype.isFloat else {
             throw SafeTensorsError.unsupportedDType(path: path, tensor: name, dtype: info.dtype.rawValue)
         }
-        precondition(destination.count == info.elementCount, "destination of \(destination.count) for \(info.shape)")
+        precondition(
+            destination.count == info.elementCount, "destination of \(destination.count) for \(info.shape)")
         let n = info.elementCount
         data.withUnsafeBytes { raw in
             let source = raw.baseAddress! + dataStart + info.dataRange.lowerBound
@@ -121,11 +130,17 @@ public struct SafeTensorsFile: @unchecked Sendable {
             case .f32:
                 for i in 0..<n { out[i] = source.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) }
             case .f64:
-                for i in 0..<n { out[i] = Float(source.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)) }
+                for i in 0..<n {
+                    out[i] = Float(source.loadUnaligned(fromByteOffset: 8 * i, as: Double.self))
+                }
             case .bf16:
-                for i in 0..<n { out[i] = bfloat16ToFloat(source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+                for i in 0..<n {
+                    out[i] = bfloat16ToFloat(source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                }
             case .f16:
-                for i in 0..<n { out[i] = float16ToFloat(source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+                for i in 0..<n {
+                    out[i] = float16ToFloat(source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                }
             default:
                 preconditionFailure("checked above")
             }

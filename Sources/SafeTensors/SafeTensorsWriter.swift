@@ -19,7 +19,8 @@ public struct TensorToWrite {
 public enum SafeTensorsWriter {
     /// Writes `tensors` converted to `dtype` (F32, F16 or BF16), in name order.
     public static func write(
-        _ tensors: [TensorToWrite], dtype: DType = .f32, metadata: [String: String] = ["format": "pt"], to path: String
+        _ tensors: [TensorToWrite], dtype: DType = .f32, metadata: [String: String] = ["format": "pt"],
+        to path: String
     ) throws {
         precondition([.f32, .f16, .bf16].contains(dtype), "writing \(dtype.rawValue) is not supported")
         let sorted = tensors.sorted { $0.name < $1.name }
@@ -27,7 +28,9 @@ public enum SafeTensorsWriter {
         var offset = 0
         for tensor in sorted {
             let bytes = tensor.values.count * dtype.byteSize
-            header[tensor.name] = ["dtype": dtype.rawValue, "shape": tensor.shape, "data_offsets": [offset, offset + bytes]]
+            header[tensor.name] = [
+                "dtype": dtype.rawValue, "shape": tensor.shape, "data_offsets": [offset, offset + bytes],
+            ]
             offset += bytes
         }
         var headerBytes = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
@@ -41,7 +44,9 @@ public enum SafeTensorsWriter {
         }
     }
 
-    private static func writeValues(_ values: UnsafeBufferPointer<Float>, dtype: DType, to handle: FileHandle) throws {
+    private static func writeValues(_ values: UnsafeBufferPointer<Float>, dtype: DType, to handle: FileHandle)
+        throws
+    {
         let chunk = 1 << 20
         var start = 0
         while start < values.count {
@@ -51,9 +56,15 @@ public enum SafeTensorsWriter {
                 for i in start..<end {
                     let at = (i - start) * dtype.byteSize
                     switch dtype {
-                    case .f32: raw.storeBytes(of: values[i].bitPattern.littleEndian, toByteOffset: at, as: UInt32.self)
-                    case .bf16: raw.storeBytes(of: floatToBFloat16(values[i]).littleEndian, toByteOffset: at, as: UInt16.self)
-                    default: raw.storeBytes(of: floatToFloat16(values[i]).littleEndian, toByteOffset: at, as: UInt16.self)
+                    case .f32:
+                        raw.storeBytes(
+                            of: values[i].bitPattern.littleEndian, toByteOffset: at, as: UInt32.self)
+                    case .bf16:
+                        raw.storeBytes(
+                            of: floatToBFloat16(values[i]).littleEndian, toByteOffset: at, as: UInt16.self)
+                    default:
+                        raw.storeBytes(
+                            of: floatToFloat16(values[i]).littleEndian, toByteOffset: at, as: UInt16.self)
                     }
                 }
             }
@@ -67,7 +78,8 @@ public enum SafeTensorsWriter {
 /// on any error the temporary file is removed and `path` is left as it was.
 public func atomicWrite(to path: String, _ body: (FileHandle) throws -> Void) throws {
     let directory = (path as NSString).deletingLastPathComponent
-    let temporary = (directory.isEmpty ? "." : directory) + "/.\((path as NSString).lastPathComponent).tmp-\(getpid())"
+    let temporary =
+        (directory.isEmpty ? "." : directory) + "/.\((path as NSString).lastPathComponent).tmp-\(getpid())"
     guard FileManager.default.createFile(atPath: temporary, contents: nil) else {
         throw SafeTensorsError.writeFailed(path: path, reason: "cannot create \(temporary)")
     }

@@ -19,7 +19,8 @@ public struct SafeTensorsCollection: Sendable {
                 throw SafeTensorsError.malformedHeader(path: indexPath, reason: "not a JSON object")
             }
             guard let weightMap = json["weight_map"] as? [String: String] else {
-                throw SafeTensorsError.malformedHeader(path: indexPath, reason: "needs a \"weight_map\" of name -> file")
+                throw SafeTensorsError.malformedHeader(
+                    path: indexPath, reason: "needs a \"weight_map\" of name -> file")
             }
             var files: [String: SafeTensorsFile] = [:]
             for shard in Set(weightMap.values) {

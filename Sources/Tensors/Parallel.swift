@@ -4,8 +4,9 @@ import Foundation
 /// The number of worker threads kernels split their loops across.
 public let coreCount = ProcessInfo.processInfo.activeProcessorCount
 
-/// Carries a closure into Dispatch's `@Sendable` world. Kernels hand each task a disjoint slice
-/// of their buffers, which is what makes this sound.
+/// Carries a closure into Dispatch's `@Sendable` world.
+///
+/// Kernels hand each task a disjoint slice of their buffers, which is what makes this sound.
 private struct UncheckedBody: @unchecked Sendable {
     let call: (Int) -> Void
 }

@@ -1,5 +1,6 @@
-/// SplitMix64 (Steele, Lea, Flood 2014): a small, fast, seedable generator. Every random draw in
-/// this project comes from an explicit seed, so runs are reproducible.
+/// SplitMix64 (Steele, Lea, Flood 2014): a small, fast, seedable generator.
+///
+/// Every random draw in this project comes from an explicit seed, so runs are reproducible.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
@@ -27,7 +28,7 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
 @inline(__always) private func _log(_ x: Float) -> Float { Float(log(Double(x))) }
 @inline(__always) private func _cos(_ x: Float) -> Float { Float(cos(Double(x))) }
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #else
-import Darwin
+    import Darwin
 #endif

@@ -25,7 +25,9 @@ func peakResidentBytes() -> Int {
     return usage.ru_maxrss * 1024
 }
 
-func field(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
+func field(_ s: String, _ width: Int) -> String {
+    s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
+}
 
 // MARK: - sgemm peak
 
@@ -62,7 +64,8 @@ do {
     print("swiglu forward   \(String(format: "%6.1f", Double(N * 3 * F * 4) / tf / 1e9)) GB/s")
     let tb = best(5) { swigluBackward(dGateUp: dgu, dH: h, gateUp: gu) }
     print("swiglu backward  \(String(format: "%6.1f", Double(N * 5 * F * 4) / tb / 1e9)) GB/s")
-    let x = Tensor(zeros: [N, C]), y = Tensor(zeros: [N, C]), rstd = Tensor(zeros: [N]), w = Tensor(zeros: [C])
+    let x = Tensor(zeros: [N, C]), y = Tensor(zeros: [N, C]), rstd = Tensor(zeros: [N]),
+        w = Tensor(zeros: [C])
     for i in 0..<x.count { x[i] = Float(i % 11) * 0.1 }
     let tn = best(5) { rmsNormForward(y: y, rstd: rstd, x: x, weight: w, eps: 1e-6) }
     print("rmsnorm forward  \(String(format: "%6.1f", Double(N * 2 * C * 4) / tn / 1e9)) GB/s")
@@ -72,21 +75,28 @@ do {
 
 print("\n== transformer, SmolLM2-135M shapes (random weights), 2048 tokens per batch ==")
 let config = ModelConfig(
-    architecture: .llama, vocabSize: 49152, hiddenSize: 576, intermediateSize: 1536, numHiddenLayers: quick ? 6 : 30,
-    numAttentionHeads: 9, numKeyValueHeads: 3, ropeTheta: 100_000, tieWordEmbeddings: true, maxPositionEmbeddings: 8192)
+    architecture: .llama, vocabSize: 49152, hiddenSize: 576, intermediateSize: 1536,
+    numHiddenLayers: quick ? 6 : 30,
+    numAttentionHeads: 9, numKeyValueHeads: 3, ropeTheta: 100_000, tieWordEmbeddings: true,
+    maxPositionEmbeddings: 8192)
 let model = ModelLoader.randomModel(config: config, seed: 1)
 var rng = SplitMix64(seed: 2)
 let lengths = [512, 512, 512, 512]
 let sequences = lengths.map { n in (0..<n).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) } }
 let batch = TokenBatch(sequences: sequences)
-let (N, C, F, V, L) = (batch.tokenCount, config.hiddenSize, config.intermediateSize, config.vocabSize, config.numHiddenLayers)
+let (N, C, F, V, L) = (
+    batch.tokenCount, config.hiddenSize, config.intermediateSize, config.vocabSize, config.numHiddenLayers
+)
 let (H, K, D) = (config.numAttentionHeads, config.numKeyValueHeads, config.headDim)
 // Model FLOPs: matmuls at 2 per multiply-add; causal attention counted as half of T².
 let layerFlops = 2.0 * Double(N * C * (H + 2 * K) * D + N * H * D * C + N * C * 2 * F + N * F * C)
-let attentionFlops = lengths.reduce(0.0) { $0 + 2.0 * Double($1 * $1 * D * H) }  // QKᵀ and PV, causal half each
+// QKᵀ and PV, the causal half of each.
+let attentionFlops = lengths.reduce(0.0) { $0 + 2.0 * Double($1 * $1 * D * H) }
 let headFlops = 2.0 * Double(batch.targetRows.count * C * V)
 let forwardFlops = Double(L) * (layerFlops + attentionFlops) + headFlops
-print("parameters \(config.parameterCount), forward \(String(format: "%.1f", forwardFlops / 1e9)) GFLOP per batch")
+print(
+    "parameters \(config.parameterCount), forward \(String(format: "%.1f", forwardFlops / 1e9)) GFLOP per batch"
+)
 
 let repeats = quick ? 1 : 3
 let dLogp = [Float](repeating: -1.0 / Float(batch.targetRows.count), count: batch.targetRows.count)
@@ -99,12 +109,16 @@ for checkpointing in [false, true] {
     }
     let label = checkpointing ? "forward+backward (checkpointing)" : "forward+backward"
     let gflops = 3 * forwardFlops / tTrain / 1e9
-    print("\(field(label, 34)) \(String(format: "%7.0f", Double(N) / tTrain)) tokens/s  \(String(format: "%6.1f", gflops)) GFLOP/s  \(String(format: "%4.0f", 100 * gflops / peak))% of sgemm peak  (\(String(format: "%.2f", tTrain)) s/step)")
+    print(
+        "\(field(label, 34)) \(String(format: "%7.0f", Double(N) / tTrain)) tokens/s  \(String(format: "%6.1f", gflops)) GFLOP/s  \(String(format: "%4.0f", 100 * gflops / peak))% of sgemm peak  (\(String(format: "%.2f", tTrain)) s/step)"
+    )
 }
 model.gradientCheckpointing = false
 let tForward = best(repeats) { model.forward(batch) }
 let tForwardAgain = best(repeats) { model.forward(batch) }
 print("forward twice: \(tForward) \(tForwardAgain)")
 let gflopsForward = forwardFlops / tForward / 1e9
-print("\(field("forward only", 34)) \(String(format: "%7.0f", Double(N) / tForward)) tokens/s  \(String(format: "%6.1f", gflopsForward)) GFLOP/s  \(String(format: "%4.0f", 100 * gflopsForward / peak))% of sgemm peak")
+print(
+    "\(field("forward only", 34)) \(String(format: "%7.0f", Double(N) / tForward)) tokens/s  \(String(format: "%6.1f", gflopsForward)) GFLOP/s  \(String(format: "%4.0f", 100 * gflopsForward / peak))% of sgemm peak"
+)
 print("peak resident memory \(formatBytes(peakResidentBytes()))")

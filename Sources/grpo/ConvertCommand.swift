@@ -4,7 +4,8 @@ import SafeTensors
 
 struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "convert", abstract: "Load a model folder and save it again (for example in another dtype).")
+        commandName: "convert",
+        abstract: "Load a model folder and save it again (for example in another dtype).")
 
     @OptionGroup var model: ModelOptions
     @Option(help: "The folder to write.") var output: String

@@ -21,7 +21,8 @@ func readJSONLines(_ path: String) throws -> [(line: Int, object: [String: Any])
     for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
         let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.isEmpty { continue }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [String: Any] else {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [String: Any]
+        else {
             throw InputError(path: path, line: index + 1, reason: "not a JSON object")
         }
         result.append((index + 1, object))

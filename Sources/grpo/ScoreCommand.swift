@@ -18,7 +18,9 @@ struct ScoreCommand: ParsableCommand {
     @Option(help: "Tokens per forward pass.") var batchTokens: Int = 4096
 
     func validate() throws {
-        guard temperature > 0, temperature.isFinite else { throw ValidationError("--temperature must be positive") }
+        guard temperature > 0, temperature.isFinite else {
+            throw ValidationError("--temperature must be positive")
+        }
         guard batchTokens > 0 else { throw ValidationError("--batch-tokens must be positive") }
     }
 
@@ -33,7 +35,8 @@ struct ScoreCommand: ParsableCommand {
             for value in values {
                 guard let number = value as? NSNumber, String(cString: number.objCType) != "c",
                     number.doubleValue == number.doubleValue.rounded(),
-                    let id = Int32(exactly: number.int64Value), id >= 0, Int(id) < transformer.config.vocabSize
+                    let id = Int32(exactly: number.int64Value), id >= 0,
+                    Int(id) < transformer.config.vocabSize
                 else {
                     throw InputError(
                         path: input, line: line,
@@ -41,15 +44,21 @@ struct ScoreCommand: ParsableCommand {
                 }
                 tokens.append(id)
             }
-            guard !tokens.isEmpty else { throw InputError(path: input, line: line, reason: "\"tokens\" is empty") }
+            guard !tokens.isEmpty else {
+                throw InputError(path: input, line: line, reason: "\"tokens\" is empty")
+            }
             if tokens.count > transformer.config.maxPositionEmbeddings {
                 throw InputError(
                     path: input, line: line,
-                    reason: "\(tokens.count) tokens exceed max_position_embeddings \(transformer.config.maxPositionEmbeddings)")
+                    reason:
+                        "\(tokens.count) tokens exceed max_position_embeddings \(transformer.config.maxPositionEmbeddings)"
+                )
             }
             sequences.append(tokens)
         }
-        let scores = try scoreSequences(sequences, model: transformer, temperature: temperature, tokenBudget: batchTokens)
-        try writeLines(scores.map { "{\"logprobs\": [\($0.map { "\($0)" }.joined(separator: ", "))]}" }, to: output)
+        let scores = try scoreSequences(
+            sequences, model: transformer, temperature: temperature, tokenBudget: batchTokens)
+        try writeLines(
+            scores.map { "{\"logprobs\": [\($0.map { "\($0)" }.joined(separator: ", "))]}" }, to: output)
     }
 }

@@ -1,8 +1,8 @@
 import Foundation
 import Models
 import SafeTensors
-import Testing
 import TestSupport
+import Testing
 
 /// Fixtures made by scripts/make_fixtures.py with PyTorch + transformers (see its docstring).
 let fixtureNames = ["llama-gqa", "llama-tied", "llama3-rope", "qwen2-bias", "qwen3-qknorm", "mistral"]
@@ -17,7 +17,9 @@ struct FixtureInputs: Decodable {
     let gradientWeights: [Float]
     let gradientTemperature: Float
     enum CodingKeys: String, CodingKey {
-        case sequences, logitRows = "logit_rows", gradientWeights = "gradient_weights"
+        case sequences
+        case logitRows = "logit_rows"
+        case gradientWeights = "gradient_weights"
         case gradientTemperature = "gradient_temperature"
     }
 }

@@ -28,7 +28,10 @@ func writeThenReadRoundTrips(dtype: DType) throws {
     try values.withUnsafeBufferPointer { v in
         try other.withUnsafeBufferPointer { o in
             try SafeTensorsWriter.write(
-                [TensorToWrite(name: "b", shape: [7], values: v), TensorToWrite(name: "a", shape: [1, 2], values: o)],
+                [
+                    TensorToWrite(name: "b", shape: [7], values: v),
+                    TensorToWrite(name: "a", shape: [1, 2], values: o),
+                ],
                 dtype: dtype, to: path)
         }
     }
@@ -54,30 +57,62 @@ func writeThenReadRoundTrips(dtype: DType) throws {
     #expect(floatToFloat16(0x1p-24) == 0x0001)
     #expect(float16ToFloat(0x0001) == 0x1p-24)
     #expect(float16ToFloat(0xC400) == -4)
-    for bits in stride(from: UInt16(0), to: 0x7C00, by: 7) { #expect(floatToFloat16(float16ToFloat(bits)) == bits) }
+    for bits in stride(from: UInt16(0), to: 0x7C00, by: 7) {
+        #expect(floatToFloat16(float16ToFloat(bits)) == bits)
+    }
 }
 
 @Test func corruptFilesGiveErrorsNamingTheProblem() throws {
     let good = #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#
     let cases: [(String, (SafeTensorsError) -> Bool)] = [
-        (rawFile(header: good, data: [0, 0, 0, 0, 0, 0, 0, 0], declaredLength: 10_000), {
-            if case .truncated = $0 { return true } else { return false }
-        }),
-        (rawFile(header: "{\"w\": [1,", data: []), {
-            if case .malformedHeader = $0 { return true } else { return false }
-        }),
-        (rawFile(header: #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: [0, 0, 0]), {
-            if case .badOffsets(_, "w", let reason) = $0 { return reason.contains("past") } else { return false }
-        }),
-        (rawFile(header: #"{"w":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)), {
-            if case .unknownDType(_, "w", "Q4") = $0 { return true } else { return false }
-        }),
-        (rawFile(header: #"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)), {
-            if case .badOffsets(_, "w", let reason) = $0 { return reason.contains("needs 12 bytes") } else { return false }
-        }),
-        (rawFile(header: #"{"w":{"dtype":"F32","shape":[2]}}"#, data: []), {
-            if case .malformedHeader = $0 { return true } else { return false }
-        }),
+        (
+            rawFile(header: good, data: [0, 0, 0, 0, 0, 0, 0, 0], declaredLength: 10_000),
+            {
+                if case .truncated = $0 { return true } else { return false }
+            }
+        ),
+        (
+            rawFile(header: "{\"w\": [1,", data: []),
+            {
+                if case .malformedHeader = $0 { return true } else { return false }
+            }
+        ),
+        (
+            rawFile(header: #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: [0, 0, 0]),
+            {
+                if case .badOffsets(_, "w", let reason) = $0 {
+                    return reason.contains("past")
+                } else {
+                    return false
+                }
+            }
+        ),
+        (
+            rawFile(
+                header: #"{"w":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}}"#,
+                data: [UInt8](repeating: 0, count: 8)),
+            {
+                if case .unknownDType(_, "w", "Q4") = $0 { return true } else { return false }
+            }
+        ),
+        (
+            rawFile(
+                header: #"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
+                data: [UInt8](repeating: 0, count: 8)),
+            {
+                if case .badOffsets(_, "w", let reason) = $0 {
+                    return reason.contains("needs 12 bytes")
+                } else {
+                    return false
+                }
+            }
+        ),
+        (
+            rawFile(header: #"{"w":{"dtype":"F32","shape":[2]}}"#, data: []),
+            {
+                if case .malformedHeader = $0 { return true } else { return false }
+            }
+        ),
     ]
     for (path, matches) in cases {
         do {
@@ -94,10 +129,14 @@ func writeThenReadRoundTrips(dtype: DType) throws {
 }
 
 @Test func missingTensorAndIntegerDTypeAreErrors() throws {
-    let path = rawFile(header: #"{"ids":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8))
+    let path = rawFile(
+        header: #"{"ids":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}"#,
+        data: [UInt8](repeating: 0, count: 8))
     let file = try SafeTensorsFile(path: path)
     #expect(throws: SafeTensorsError.missingTensor(name: "nope", path: path)) { try file.floats("nope") }
-    #expect(throws: SafeTensorsError.unsupportedDType(path: path, tensor: "ids", dtype: "I64")) { try file.floats("ids") }
+    #expect(throws: SafeTensorsError.unsupportedDType(path: path, tensor: "ids", dtype: "I64")) {
+        try file.floats("ids")
+    }
 }
 
 @Test func shardedIndexResolvesEveryName() throws {
@@ -105,12 +144,17 @@ func writeThenReadRoundTrips(dtype: DType) throws {
     let a: [Float] = [1, 2]
     let b: [Float] = [3]
     try a.withUnsafeBufferPointer {
-        try SafeTensorsWriter.write([TensorToWrite(name: "x", shape: [2], values: $0)], to: folder + "/model-00001-of-00002.safetensors")
+        try SafeTensorsWriter.write(
+            [TensorToWrite(name: "x", shape: [2], values: $0)],
+            to: folder + "/model-00001-of-00002.safetensors")
     }
     try b.withUnsafeBufferPointer {
-        try SafeTensorsWriter.write([TensorToWrite(name: "y", shape: [1], values: $0)], dtype: .bf16, to: folder + "/model-00002-of-00002.safetensors")
+        try SafeTensorsWriter.write(
+            [TensorToWrite(name: "y", shape: [1], values: $0)], dtype: .bf16,
+            to: folder + "/model-00002-of-00002.safetensors")
     }
-    let index = #"{"metadata":{"total_size":10},"weight_map":{"x":"model-00001-of-00002.safetensors","y":"model-00002-of-00002.safetensors"}}"#
+    let index =
+        #"{"metadata":{"total_size":10},"weight_map":{"x":"model-00001-of-00002.safetensors","y":"model-00002-of-00002.safetensors"}}"#
     try index.write(toFile: folder + "/model.safetensors.index.json", atomically: true, encoding: .utf8)
     let collection = try SafeTensorsCollection(folder: folder)
     #expect(collection.names == ["x", "y"])
@@ -131,6 +175,7 @@ func writeThenReadRoundTrips(dtype: DType) throws {
         }
     }
     #expect(String(data: FileManager.default.contents(atPath: path)!, encoding: .utf8) == "previous")
-    let leftovers = try FileManager.default.contentsOfDirectory(atPath: (path as NSString).deletingLastPathComponent)
+    let leftovers = try FileManager.default.contentsOfDirectory(
+        atPath: (path as NSString).deletingLastPathComponent)
     #expect(leftovers == ["model.safetensors"])
 }

@@ -21,8 +21,9 @@ func linearMatchesNaiveAndGradients(N: Int, I: Int, O: Int, useBias: Bool) {
     let (x, w, b) = (randomFloats(N * I, seed: 1), randomFloats(O * I, seed: 2), randomFloats(O, seed: 3))
     let y = Tensor(zeros: [N, O])
     let run = { (x: [Float], w: [Float], b: [Float]) -> [Float] in
-        linearForward(y: y, x: Tensor(x, shape: [N, I]), weight: Tensor(w, shape: [O, I]),
-                      bias: useBias ? Tensor(b, shape: [O]) : nil)
+        linearForward(
+            y: y, x: Tensor(x, shape: [N, I]), weight: Tensor(w, shape: [O, I]),
+            bias: useBias ? Tensor(b, shape: [O]) : nil)
         return y.toArray()
     }
     let expected = Naive.linear(x, w, useBias ? b : nil, n: N, i: I, o: O)
@@ -31,8 +32,9 @@ func linearMatchesNaiveAndGradients(N: Int, I: Int, O: Int, useBias: Bool) {
     guard N * I < 400 else { return }
     let dY = randomFloats(N * O, seed: 4)
     let (dX, dW, dB) = (Tensor(zeros: [N, I]), Tensor(zeros: [O, I]), Tensor(zeros: [O]))
-    linearBackward(dX: dX, dWeight: dW, dBias: useBias ? dB : nil, dY: Tensor(dY, shape: [N, O]),
-                   x: Tensor(x, shape: [N, I]), weight: Tensor(w, shape: [O, I]))
+    linearBackward(
+        dX: dX, dWeight: dW, dBias: useBias ? dB : nil, dY: Tensor(dY, shape: [N, O]),
+        x: Tensor(x, shape: [N, I]), weight: Tensor(w, shape: [O, I]))
     #expect(relativeError(dX.toArray(), numericGradient(x) { weightedSum(run($0, w, b), dY) }) < 1e-2)
     #expect(relativeError(dW.toArray(), numericGradient(w) { weightedSum(run(x, $0, b), dY) }) < 1e-2)
     if useBias {
@@ -47,7 +49,8 @@ func linearMatchesNaiveAndGradients(N: Int, I: Int, O: Int, useBias: Bool) {
     embeddingForward(x: x, tokens: tokens, table: table)
     #expect(Array(x.toArray()[0..<3]) == Array(table.toArray()[12..<15]))
     let dTable = Tensor(zeros: [5, 3])
-    embeddingBackward(dTable: dTable, dX: Tensor([1, 2, 3, 4, 5, 6, 7, 8, 9], shape: [3, 3]), tokens: tokens)
+    embeddingBackward(
+        dTable: dTable, dX: Tensor([1, 2, 3, 4, 5, 6, 7, 8, 9], shape: [3, 3]), tokens: tokens)
     #expect(dTable.toArray() == [4, 5, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 10, 12])
 }
 
@@ -56,15 +59,17 @@ func rmsNormMatchesNaiveAndGradients(R: Int, C: Int) {
     let (x, w) = (randomFloats(R * C, seed: 6, scale: 2), randomFloats(C, seed: 7))
     let (y, rstd) = (Tensor(zeros: [R, C]), Tensor(zeros: [R]))
     let run = { (x: [Float], w: [Float]) -> [Float] in
-        rmsNormForward(y: y, rstd: rstd, x: Tensor(x, shape: [R, C]), weight: Tensor(w, shape: [C]), eps: 1e-6)
+        rmsNormForward(
+            y: y, rstd: rstd, x: Tensor(x, shape: [R, C]), weight: Tensor(w, shape: [C]), eps: 1e-6)
         return y.toArray()
     }
     #expect(maxAbsDiff(run(x, w), Naive.rmsNorm(x, w, eps: 1e-6)).diff < 1e-5)
     _ = run(x, w)
     let dY = randomFloats(R * C, seed: 8)
     let (dX, dW) = (Tensor(zeros: [R, C]), Tensor(zeros: [C]))
-    rmsNormBackward(dX: dX, dWeight: dW, dY: Tensor(dY, shape: [R, C]), x: Tensor(x, shape: [R, C]),
-                    weight: Tensor(w, shape: [C]), rstd: rstd)
+    rmsNormBackward(
+        dX: dX, dWeight: dW, dY: Tensor(dY, shape: [R, C]), x: Tensor(x, shape: [R, C]),
+        weight: Tensor(w, shape: [C]), rstd: rstd)
     #expect(relativeError(dX.toArray(), numericGradient(x, h: 1e-3) { weightedSum(run($0, w), dY) }) < 1e-2)
     #expect(relativeError(dW.toArray(), numericGradient(w, h: 1e-3) { weightedSum(run(x, $0), dY) }) < 1e-2)
 }
@@ -76,33 +81,40 @@ func rmsNormMatchesNaiveAndGradients(R: Int, C: Int) {
     let w = randomFloats(D, seed: 10)
     let y = Tensor(x, shape: [N, ld])
     let rstd = Tensor(zeros: [N, heads])
-    headRMSNormForward(y: y, rstd: rstd, x: Tensor(x, shape: [N, ld]), weight: Tensor(w, shape: [D]), eps: 1e-6,
-                       rows: N, rowStride: ld, column: 2, heads: heads)
+    headRMSNormForward(
+        y: y, rstd: rstd, x: Tensor(x, shape: [N, ld]), weight: Tensor(w, shape: [D]), eps: 1e-6,
+        rows: N, rowStride: ld, column: 2, heads: heads)
     let got = y.toArray()
     for n in 0..<N {
         let slice = Array(x[(n * ld + 2)..<(n * ld + 2 + heads * D)])
         let expected = Naive.rmsNorm(slice, w, eps: 1e-6)
         #expect(maxAbsDiff(Array(got[(n * ld + 2)..<(n * ld + 2 + heads * D)]), expected).diff < 1e-5)
-        #expect(got[n * ld] == x[n * ld] && got[n * ld + 15] == x[n * ld + 15], "columns outside the heads changed")
+        #expect(
+            got[n * ld] == x[n * ld] && got[n * ld + 15] == x[n * ld + 15],
+            "columns outside the heads changed")
     }
     // Backward vs finite differences on the packed layout.
     let dY = randomFloats(N * ld, seed: 11)
     let run = { (xv: [Float]) -> [Float] in
         let out = Tensor(xv, shape: [N, ld])
-        headRMSNormForward(y: out, rstd: rstd, x: Tensor(xv, shape: [N, ld]), weight: Tensor(w, shape: [D]),
-                           eps: 1e-6, rows: N, rowStride: ld, column: 2, heads: heads)
+        headRMSNormForward(
+            y: out, rstd: rstd, x: Tensor(xv, shape: [N, ld]), weight: Tensor(w, shape: [D]),
+            eps: 1e-6, rows: N, rowStride: ld, column: 2, heads: heads)
         return out.toArray()
     }
     _ = run(x)
     let dX = Tensor(dY, shape: [N, ld])
     let dW = Tensor(zeros: [D])
-    headRMSNormBackward(dX: dX, dWeight: dW, dY: Tensor(dY, shape: [N, ld]), x: Tensor(x, shape: [N, ld]),
-                        weight: Tensor(w, shape: [D]), rstd: rstd, rows: N, rowStride: ld, column: 2, heads: heads)
+    headRMSNormBackward(
+        dX: dX, dWeight: dW, dY: Tensor(dY, shape: [N, ld]), x: Tensor(x, shape: [N, ld]),
+        weight: Tensor(w, shape: [D]), rstd: rstd, rows: N, rowStride: ld, column: 2, heads: heads)
     #expect(relativeError(dX.toArray(), numericGradient(x, h: 1e-3) { weightedSum(run($0), dY) }) < 1e-2)
 }
 
-@Test(arguments: [RoPEScaling.none, .linear(factor: 2),
-                  .llama3(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 16)])
+@Test(arguments: [
+    RoPEScaling.none, .linear(factor: 2),
+    .llama3(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 16),
+])
 func ropeMatchesNaiveAndInverts(scaling: RoPEScaling) {
     let (N, heads, D) = (6, 3, 8)
     let rope = RotaryEmbedding(headDim: D, theta: 10_000, scaling: scaling)
@@ -110,11 +122,13 @@ func ropeMatchesNaiveAndInverts(scaling: RoPEScaling) {
     let positions: [Int32] = [0, 1, 2, 0, 1, 40]
     let x = randomFloats(N * heads * D, seed: 12)
     let t = Tensor(x, shape: [N, heads * D])
-    ropeForward(x: t, rowStride: heads * D, heads: heads, headDim: D, positions: positions, cos: cosT, sin: sinT)
+    ropeForward(
+        x: t, rowStride: heads * D, heads: heads, headDim: D, positions: positions, cos: cosT, sin: sinT)
     let expected = Naive.rope(x, positions: positions, heads: heads, headDim: D, invFreq: rope.invFreq)
     #expect(maxAbsDiff(t.toArray(), expected).diff < 1e-5)
     // The rotation is orthogonal, so its backward (the transpose) is its inverse.
-    ropeBackward(dX: t, rowStride: heads * D, heads: heads, headDim: D, positions: positions, cos: cosT, sin: sinT)
+    ropeBackward(
+        dX: t, rowStride: heads * D, heads: heads, headDim: D, positions: positions, cos: cosT, sin: sinT)
     #expect(maxAbsDiff(t.toArray(), x).diff < 1e-5)
 }
 
@@ -151,8 +165,9 @@ func attentionMatchesNaiveAndGradients(lengths: [Int], H: Int, K: Int, D: Int) {
     let qkv = randomFloats(N * heads.qkvWidth, seed: 15, scale: 2)
     let (out, lse) = (Tensor(zeros: [N, H * D]), Tensor(zeros: [N, H]))
     let run = { (qkv: [Float]) -> [Float] in
-        attentionForward(out: out, lse: lse, qkv: Tensor(qkv, shape: [N, heads.qkvWidth]), sequences: sequences,
-                         heads: heads, scale: scale)
+        attentionForward(
+            out: out, lse: lse, qkv: Tensor(qkv, shape: [N, heads.qkvWidth]), sequences: sequences,
+            heads: heads, scale: scale)
         return out.toArray()
     }
     let expected = Naive.attention(qkv, lengths: lengths, heads: H, kvHeads: K, headDim: D, scale: scale)
@@ -160,8 +175,9 @@ func attentionMatchesNaiveAndGradients(lengths: [Int], H: Int, K: Int, D: Int) {
     _ = run(qkv)
     let dOut = randomFloats(N * H * D, seed: 16)
     let dQKV = Tensor(zeros: [N, heads.qkvWidth])
-    attentionBackward(dQKV: dQKV, dOut: Tensor(dOut, shape: [N, H * D]), out: out, lse: lse,
-                      qkv: Tensor(qkv, shape: [N, heads.qkvWidth]), sequences: sequences, heads: heads, scale: scale)
+    attentionBackward(
+        dQKV: dQKV, dOut: Tensor(dOut, shape: [N, H * D]), out: out, lse: lse,
+        qkv: Tensor(qkv, shape: [N, heads.qkvWidth]), sequences: sequences, heads: heads, scale: scale)
     let numeric = numericGradient(qkv, h: 1e-3) { weightedSum(run($0), dOut) }
     #expect(relativeError(dQKV.toArray(), numeric) < 1e-2)
 }
@@ -173,8 +189,9 @@ func attentionMatchesNaiveAndGradients(lengths: [Int], H: Int, K: Int, D: Int) {
     let (N, ld, KD) = (sequences.tokenCount, heads.qkvWidth, 2 * 8)
     let qkv = randomFloats(N * ld, seed: 17)
     let (out, lse) = (Tensor(zeros: [N, 32]), Tensor(zeros: [N, 4]))
-    attentionForward(out: out, lse: lse, qkv: Tensor(qkv, shape: [N, ld]), sequences: sequences, heads: heads,
-                     scale: 0.3)
+    attentionForward(
+        out: out, lse: lse, qkv: Tensor(qkv, shape: [N, ld]), sequences: sequences, heads: heads,
+        scale: 0.3)
     var q = [Float]()
     var keys = [Tensor]()
     var values = [Tensor]()
@@ -193,8 +210,9 @@ func attentionMatchesNaiveAndGradients(lengths: [Int], H: Int, K: Int, D: Int) {
         values.append(Tensor(v, shape: [T, KD]))
     }
     let decoded = Tensor(zeros: [2, 32])
-    attentionDecode(out: decoded, q: Tensor(q, shape: [2, 32]), keys: keys, values: values, lengths: lengths,
-                    heads: heads, scale: 0.3)
+    attentionDecode(
+        out: decoded, q: Tensor(q, shape: [2, 32]), keys: keys, values: values, lengths: lengths,
+        heads: heads, scale: 0.3)
     let all = out.toArray()
     let expected = Array(all[(5 * 32)..<(6 * 32)] + all[(8 * 32)..<(9 * 32)])
     #expect(maxAbsDiff(decoded.toArray(), expected).diff < 1e-5)
@@ -208,8 +226,9 @@ func logSoftmaxGatherMatchesNaiveAndGradients(temperature: Float) {
     let targets: [Int32] = [0, 36, 5, 5, 12, 1, 30]
     let (logp, lse) = (Tensor(zeros: [M]), Tensor(zeros: [M]))
     let run = { (h: [Float], w: [Float]) -> [Float] in
-        logSoftmaxGatherForward(logp: logp, lse: lse, hidden: Tensor(h, shape: [M, C]), weight: Tensor(w, shape: [V, C]),
-                                targets: targets, temperature: temperature, chunkRows: 3)
+        logSoftmaxGatherForward(
+            logp: logp, lse: lse, hidden: Tensor(h, shape: [M, C]), weight: Tensor(w, shape: [V, C]),
+            targets: targets, temperature: temperature, chunkRows: 3)
         return logp.toArray()
     }
     let expected = Naive.logSoftmaxGather(hidden, w, targets: targets, c: C, v: V, temperature: temperature)
@@ -217,9 +236,14 @@ func logSoftmaxGatherMatchesNaiveAndGradients(temperature: Float) {
     _ = run(hidden, w)
     let dLogp = randomFloats(M, seed: 20)
     let (dH, dW) = (Tensor(zeros: [M, C]), Tensor(zeros: [V, C]))
-    logSoftmaxGatherBackward(dHidden: dH, dWeight: dW, dLogp: dLogp, hidden: Tensor(hidden, shape: [M, C]),
-                             weight: Tensor(w, shape: [V, C]), targets: targets, lse: lse, temperature: temperature,
-                             chunkRows: 3)
-    #expect(relativeError(dH.toArray(), numericGradient(hidden, h: 1e-3) { weightedSum(run($0, w), dLogp) }) < 1e-2)
-    #expect(relativeError(dW.toArray(), numericGradient(w, h: 1e-3) { weightedSum(run(hidden, $0), dLogp) }) < 1e-2)
+    logSoftmaxGatherBackward(
+        dHidden: dH, dWeight: dW, dLogp: dLogp, hidden: Tensor(hidden, shape: [M, C]),
+        weight: Tensor(w, shape: [V, C]), targets: targets, lse: lse, temperature: temperature,
+        chunkRows: 3)
+    #expect(
+        relativeError(dH.toArray(), numericGradient(hidden, h: 1e-3) { weightedSum(run($0, w), dLogp) })
+            < 1e-2)
+    #expect(
+        relativeError(dW.toArray(), numericGradient(w, h: 1e-3) { weightedSum(run(hidden, $0), dLogp) })
+            < 1e-2)
 }

@@ -44,7 +44,9 @@ func temporaryFile(_ contents: String) -> String {
 @Test func scoreWritesOneLineOfLogprobsPerInput() throws {
     let input = temporaryFile("{\"tokens\": [1, 2, 3, 4]}\n\n{\"tokens\": [7]}\n{\"tokens\": [9, 10]}\n")
     let output = input + ".out"
-    let result = try runGRPO(["score", "--model", fixture("llama-gqa"), "--input", input, "--output", output, "--batch-tokens", "3"])
+    let result = try runGRPO([
+        "score", "--model", fixture("llama-gqa"), "--input", input, "--output", output, "--batch-tokens", "3",
+    ])
     #expect(result.status == 0, "\(result.stderr)")
     let lines = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n")
     #expect(lines.count == 3)
@@ -59,11 +61,15 @@ func temporaryFile(_ contents: String) -> String {
 
 @Test func scoreMatchesTransformersThroughTheCommandLine() throws {
     // Every fixture sequence, scored at temperature 0.7, against transformers' values.
-    let inputs = try JSONSerialization.jsonObject(
-        with: Data(contentsOf: URL(fileURLWithPath: fixture("mistral") + "/inputs.json"))) as! [String: Any]
+    let inputs =
+        try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: fixture("mistral") + "/inputs.json")))
+        as! [String: Any]
     let sequences = inputs["sequences"] as! [[Int]]
     let input = temporaryFile(sequences.map { "{\"tokens\": \($0)}" }.joined(separator: "\n"))
-    let result = try runGRPO(["score", "--model", fixture("mistral"), "--input", input, "--temperature", "0.7"])
+    let result = try runGRPO([
+        "score", "--model", fixture("mistral"), "--input", input, "--temperature", "0.7",
+    ])
     #expect(result.status == 0, "\(result.stderr)")
     let scored = result.stdout.split(separator: "\n").map {
         (try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["logprobs"] as! [Double]
@@ -98,7 +104,9 @@ func scoreRejectsBadLinesNamingTheLine(contents: String, message: String) throws
 
 @Test func convertWritesAFolderThatLoadsAgain() throws {
     let out = NSTemporaryDirectory() + "grpo-convert-\(UUID().uuidString)"
-    let result = try runGRPO(["convert", "--model", fixture("llama-tied"), "--output", out, "--dtype", "bf16"])
+    let result = try runGRPO([
+        "convert", "--model", fixture("llama-tied"), "--output", out, "--dtype", "bf16",
+    ])
     #expect(result.status == 0, "\(result.stderr)")
     let info = try runGRPO(["info", "--model", out])
     #expect(info.status == 0 && info.stdout.contains("tied to lm_head"))

@@ -31,7 +31,8 @@ public struct AttentionHeads: Equatable, Sendable {
     public let headDim: Int
 
     public init(queryHeads: Int, keyValueHeads: Int, headDim: Int) {
-        precondition(queryHeads % keyValueHeads == 0, "\(queryHeads) query heads not divisible by \(keyValueHeads)")
+        precondition(
+            queryHeads % keyValueHeads == 0, "\(queryHeads) query heads not divisible by \(keyValueHeads)")
         self.queryHeads = queryHeads
         self.keyValueHeads = keyValueHeads
         self.headDim = headDim
@@ -60,8 +61,9 @@ public func attentionForward(
             let q = qp + start * ld + h * D
             let k = qp + start * ld + (H + g) * D
             let v = qp + start * ld + (H + heads.keyValueHeads + g) * D
-            BLAS.sgemm(transA: false, transB: true, m: T, n: T, k: D, alpha: scale, a: q, lda: ld, b: k, ldb: ld,
-                       c: sp, ldc: T)
+            BLAS.sgemm(
+                transA: false, transB: true, m: T, n: T, k: D, alpha: scale, a: q, lda: ld, b: k, ldb: ld,
+                c: sp, ldc: T)
             parallelFor(T, minimumPerTask: 32) { rows in
                 for i in rows {
                     let row = sp + i * T
@@ -73,8 +75,9 @@ public func attentionForward(
                     lp[(start + i) * H + h] = m + Foundation.log(total)
                 }
             }
-            BLAS.sgemm(transA: false, transB: false, m: T, n: D, k: T, a: sp, lda: T, b: v, ldb: ld,
-                       c: op + start * H * D + h * D, ldc: H * D)
+            BLAS.sgemm(
+                transA: false, transB: false, m: T, n: D, k: T, a: sp, lda: T, b: v, ldb: ld,
+                c: op + start * H * D + h * D, ldc: H * D)
         }
     }
 }
@@ -114,10 +117,12 @@ public func attentionBackward(
             let k = qp + start * ld + (H + g) * D
             let v = qp + start * ld + (H + KV + g) * D
             let dO = dop + start * H * D + h * D
-            BLAS.sgemm(transA: false, transB: true, m: T, n: T, k: D, alpha: scale, a: q, lda: ld, b: k, ldb: ld,
-                       c: pp, ldc: T)
-            BLAS.sgemm(transA: false, transB: true, m: T, n: T, k: D, a: dO, lda: H * D, b: v, ldb: ld,
-                       c: dsp, ldc: T)
+            BLAS.sgemm(
+                transA: false, transB: true, m: T, n: T, k: D, alpha: scale, a: q, lda: ld, b: k, ldb: ld,
+                c: pp, ldc: T)
+            BLAS.sgemm(
+                transA: false, transB: true, m: T, n: T, k: D, a: dO, lda: H * D, b: v, ldb: ld,
+                c: dsp, ldc: T)
             parallelFor(T, minimumPerTask: 32) { rows in
                 for i in rows {
                     let (p, ds) = (pp + i * T, dsp + i * T)
@@ -128,12 +133,15 @@ public func attentionBackward(
                     (ds + i + 1).update(repeating: 0, count: T - i - 1)
                 }
             }
-            BLAS.sgemm(transA: false, transB: false, m: T, n: D, k: T, alpha: scale, a: dsp, lda: T, b: k,
-                       ldb: ld, c: dqp + start * ld + h * D, ldc: ld)
-            BLAS.sgemm(transA: true, transB: false, m: T, n: D, k: T, alpha: scale, a: dsp, lda: T, b: q,
-                       ldb: ld, beta: 1, c: dqp + start * ld + (H + g) * D, ldc: ld)
-            BLAS.sgemm(transA: true, transB: false, m: T, n: D, k: T, a: pp, lda: T, b: dO, ldb: H * D,
-                       beta: 1, c: dqp + start * ld + (H + KV + g) * D, ldc: ld)
+            BLAS.sgemm(
+                transA: false, transB: false, m: T, n: D, k: T, alpha: scale, a: dsp, lda: T, b: k,
+                ldb: ld, c: dqp + start * ld + h * D, ldc: ld)
+            BLAS.sgemm(
+                transA: true, transB: false, m: T, n: D, k: T, alpha: scale, a: dsp, lda: T, b: q,
+                ldb: ld, beta: 1, c: dqp + start * ld + (H + g) * D, ldc: ld)
+            BLAS.sgemm(
+                transA: true, transB: false, m: T, n: D, k: T, a: pp, lda: T, b: dO, ldb: H * D,
+                beta: 1, c: dqp + start * ld + (H + KV + g) * D, ldc: ld)
         }
     }
 }
@@ -174,8 +182,10 @@ public func attentionDecode(
             let (b, h) = (bh / H, bh % H)
             let g = h / heads.group
             let L = lengths[b]
-            let (qv, kc, vc, o) = (qp + b * H * D + h * D, keyPointers[b] + g * D, valuePointers[b] + g * D,
-                                   op + b * H * D + h * D)
+            let (qv, kc, vc, o) = (
+                qp + b * H * D + h * D, keyPointers[b] + g * D, valuePointers[b] + g * D,
+                op + b * H * D + h * D
+            )
             for j in 0..<L {
                 var dot: Float = 0
                 for d in 0..<D { dot += qv[d] * kc[j * KV * D + d] }

@@ -1,6 +1,8 @@
 // Legend: N tokens, V vocabulary, C hidden size.
 
-/// Token embedding lookup. tokens: (N) ids in 0..<V, table: (V, C) -> x: (N, C).
+/// Token embedding lookup.
+///
+/// tokens: (N) ids in 0..<V, table: (V, C) -> x: (N, C).
 public func embeddingForward(x: Tensor, tokens: [Int32], table: Tensor) {
     let C = table.shape[1]
     let V = table.shape[0]

@@ -20,7 +20,8 @@ public func simdExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
     p = p * r + 1.666_666_55e-1
     p = p * r + 5.000_000_12e-1
     let er = p * (r * r) + r + 1
-    let integer = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- unsafeBitCast(magic, to: SIMD16<Int32>.self)
+    let integer =
+        unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- unsafeBitCast(magic, to: SIMD16<Int32>.self)
     let scale = unsafeBitCast((integer &+ 127) &<< 23, to: SIMD16<Float>.self)
     let result = er * scale
     return result.replacing(with: 0, where: x .< -87.3)

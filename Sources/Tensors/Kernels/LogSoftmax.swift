@@ -13,7 +13,8 @@ public func logSoftmaxGatherForward(
 ) {
     let (V, C) = (weight.shape[0], weight.shape[1])
     let M = targets.count
-    precondition(hidden.count == M * C && logp.count == M && lse.count == M, "logSoftmaxGather: shapes disagree")
+    precondition(
+        hidden.count == M * C && logp.count == M && lse.count == M, "logSoftmaxGather: shapes disagree")
     precondition(temperature > 0, "temperature must be positive, got \(temperature)")
     let logits = Tensor(zeros: [min(chunkRows, max(M, 1)), V])
     let (zp, lp, sp) = (logits.pointer, logp.pointer, lse.pointer)
@@ -21,8 +22,9 @@ public func logSoftmaxGatherForward(
     var start = 0
     while start < M {
         let R = min(chunkRows, M - start)
-        BLAS.sgemm(transA: false, transB: true, m: R, n: V, k: C, a: hidden.pointer + start * C, lda: C,
-                   b: weight.pointer, ldb: C, c: zp, ldc: V)
+        BLAS.sgemm(
+            transA: false, transB: true, m: R, n: V, k: C, a: hidden.pointer + start * C, lda: C,
+            b: weight.pointer, ldb: C, c: zp, ldc: V)
         parallelFor(R) { rows in
             for r in rows {
                 let z = zp + r * V
@@ -56,8 +58,9 @@ public func logSoftmaxGatherBackward(
     while start < M {
         let R = min(chunkRows, M - start)
         let h = hidden.pointer + start * C
-        BLAS.sgemm(transA: false, transB: true, m: R, n: V, k: C, a: h, lda: C, b: weight.pointer, ldb: C,
-                   c: zp, ldc: V)
+        BLAS.sgemm(
+            transA: false, transB: true, m: R, n: V, k: C, a: h, lda: C, b: weight.pointer, ldb: C,
+            c: zp, ldc: V)
         parallelFor(R) { rows in
             for r in rows {
                 let z = zp + r * V
@@ -66,17 +69,21 @@ public func logSoftmaxGatherBackward(
                 z[Int(targets[start + r])] += g
             }
         }
-        BLAS.sgemm(transA: false, transB: false, m: R, n: C, k: V, a: zp, lda: V, b: weight.pointer, ldb: C,
-                   c: dHidden.pointer + start * C, ldc: C)
-        BLAS.sgemm(transA: true, transB: false, m: V, n: C, k: R, a: zp, lda: V, b: h, ldb: C, beta: 1,
-                   c: dWeight.pointer, ldc: C)
+        BLAS.sgemm(
+            transA: false, transB: false, m: R, n: C, k: V, a: zp, lda: V, b: weight.pointer, ldb: C,
+            c: dHidden.pointer + start * C, ldc: C)
+        BLAS.sgemm(
+            transA: true, transB: false, m: V, n: C, k: R, a: zp, lda: V, b: h, ldb: C, beta: 1,
+            c: dWeight.pointer, ldc: C)
         start += R
     }
 }
 
 /// row[j] = exp(scale * row[j] - shift) * multiplier for j < count.
 @inline(__always)
-func softmaxRowScaled(_ row: UnsafeMutablePointer<Float>, count: Int, scale: Float, shift: Float, multiplier: Float) {
+func softmaxRowScaled(
+    _ row: UnsafeMutablePointer<Float>, count: Int, scale: Float, shift: Float, multiplier: Float
+) {
     var j = 0
     while j + 16 <= count {
         row.storeSIMD16(simdExp(row.loadSIMD16(at: j) * scale - shift) * multiplier, at: j)

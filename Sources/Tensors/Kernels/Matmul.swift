@@ -1,10 +1,14 @@
 // Legend: N tokens (rows), I input features, O output features.
 
-/// Linear layer `y = x Wᵀ + b` as in torch.nn.Linear. x: (N, I), weight: (O, I), bias: (O) -> y: (N, O).
+/// Linear layer `y = x Wᵀ + b`, as torch.nn.Linear.
+///
+/// x: (N, I), weight: (O, I), bias: (O) -> y: (N, O).
 public func linearForward(y: Tensor, x: Tensor, weight: Tensor, bias: Tensor? = nil) {
     let (N, O) = (y.shape[0], y.count / y.shape[0])
     let I = weight.count / O
-    precondition(x.count == N * I && weight.count == O * I, "linear: x \(x.shape), weight \(weight.shape), y \(y.shape)")
+    precondition(
+        x.count == N * I && weight.count == O * I,
+        "linear: x \(x.shape), weight \(weight.shape), y \(y.shape)")
     BLAS.sgemm(
         transA: false, transB: true, m: N, n: O, k: I, a: x.pointer, lda: I, b: weight.pointer, ldb: I,
         c: y.pointer, ldc: O)

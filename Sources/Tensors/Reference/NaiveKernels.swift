@@ -2,8 +2,10 @@ import Foundation
 
 /// Slow, obviously correct definitions in Double; the fast kernels are tested against these.
 public enum Naive {
-    /// y = x Wᵀ + b. x: (N, I), w: (O, I), b: (O).
-    public static func linear(_ x: [Float], _ w: [Float], _ b: [Float]?, n N: Int, i I: Int, o O: Int) -> [Float] {
+    /// y = x Wᵀ + b with x: (N, I), w: (O, I), b: (O).
+    public static func linear(_ x: [Float], _ w: [Float], _ b: [Float]?, n N: Int, i I: Int, o O: Int)
+        -> [Float]
+    {
         var y = [Float](repeating: 0, count: N * O)
         for n in 0..<N {
             for o in 0..<O {
@@ -29,7 +31,9 @@ public enum Naive {
     }
 
     /// Rotate-half RoPE of rows of `heads` heads of width D, angle p * invFreq.
-    public static func rope(_ x: [Float], positions: [Int32], heads: Int, headDim D: Int, invFreq: [Float]) -> [Float] {
+    public static func rope(_ x: [Float], positions: [Int32], heads: Int, headDim D: Int, invFreq: [Float])
+        -> [Float]
+    {
         var y = x
         let half = D / 2
         for (n, p) in positions.enumerated() {
@@ -75,7 +79,9 @@ public enum Naive {
                     for j in 0...i {
                         var dot = 0.0
                         for d in 0..<D {
-                            dot += Double(qkv[(start + i) * ld + h * D + d]) * Double(qkv[(start + j) * ld + (H + g) * D + d])
+                            dot +=
+                                Double(qkv[(start + i) * ld + h * D + d])
+                                * Double(qkv[(start + j) * ld + (H + g) * D + d])
                         }
                         scores[j] = dot * Double(scale)
                     }
@@ -84,7 +90,9 @@ public enum Naive {
                     let total = e.reduce(0, +)
                     for d in 0..<D {
                         var sum = 0.0
-                        for j in 0...i { sum += e[j] / total * Double(qkv[(start + j) * ld + (H + K + g) * D + d]) }
+                        for j in 0...i {
+                            sum += e[j] / total * Double(qkv[(start + j) * ld + (H + K + g) * D + d])
+                        }
                         out[(start + i) * H * D + h * D + d] = Float(sum)
                     }
                 }
