@@ -1,6 +1,10 @@
 import Dispatch
 import Foundation
 
+#if !canImport(Accelerate)
+    import CDNNL
+#endif
+
 /// The number of worker threads kernels split their loops across.
 public let coreCount = ProcessInfo.processInfo.activeProcessorCount
 
@@ -12,16 +16,38 @@ private struct UncheckedBody: @unchecked Sendable {
 }
 
 /// Runs `body(t)` for t in 0..<tasks concurrently and waits for all of them.
+///
+/// On Linux the tasks run on OpenMP's thread pool, the one oneDNN's sgemm uses (see shim.h);
+/// elsewhere on Dispatch.
 public func parallelTasks(_ tasks: Int, _ body: (Int) -> Void) {
     if tasks <= 1 {
         if tasks == 1 { body(0) }
         return
     }
     withoutActuallyEscaping(body) { body in
-        let box = UncheckedBody(call: body)
-        DispatchQueue.concurrentPerform(iterations: tasks) { box.call($0) }
+        #if canImport(Accelerate)
+            let box = UncheckedBody(call: body)
+            DispatchQueue.concurrentPerform(iterations: tasks) { box.call($0) }
+        #else
+            var job = OpenMPJob(body: body, tasks: tasks)
+            withUnsafeMutablePointer(to: &job) { pointer in
+                GOMP_parallel(
+                    { raw in
+                        let job = raw!.assumingMemoryBound(to: OpenMPJob.self).pointee
+                        let (thread, threads) = (Int(omp_get_thread_num()), Int(omp_get_num_threads()))
+                        for t in Swift.stride(from: thread, to: job.tasks, by: threads) { job.body(t) }
+                    }, pointer, UInt32(min(tasks, coreCount)), 0)
+            }
+        #endif
     }
 }
+
+#if !canImport(Accelerate)
+    private struct OpenMPJob {
+        let body: (Int) -> Void
+        let tasks: Int
+    }
+#endif
 
 /// Runs `body` on disjoint contiguous slices of `0..<count`, one per core, and waits for all.
 ///

@@ -156,7 +156,7 @@ func ropeMatchesNaiveAndInverts(scaling: RoPEScaling) {
     #expect(relativeError(dGU.toArray(), numericGradient(gu, h: 1e-3) { weightedSum(run($0), dH) }) < 1e-2)
 }
 
-@Test(arguments: [([5, 1, 3], 4, 2, 4), ([20], 2, 2, 8), ([7, 18], 6, 2, 4)])
+@Test(arguments: [([5, 1, 3], 4, 2, 4), ([20], 2, 2, 8), ([7, 18], 6, 2, 4), ([300, 129], 2, 1, 4)])
 func attentionMatchesNaiveAndGradients(lengths: [Int], H: Int, K: Int, D: Int) {
     let sequences = PackedSequences(lengths: lengths)
     let heads = AttentionHeads(queryHeads: H, keyValueHeads: K, headDim: D)
@@ -178,8 +178,10 @@ func attentionMatchesNaiveAndGradients(lengths: [Int], H: Int, K: Int, D: Int) {
     attentionBackward(
         dQKV: dQKV, dOut: Tensor(dOut, shape: [N, H * D]), out: out, lse: lse,
         qkv: Tensor(qkv, shape: [N, heads.qkvWidth]), sequences: sequences, heads: heads, scale: scale)
-    let numeric = numericGradient(qkv, h: 1e-3) { weightedSum(run($0), dOut) }
-    #expect(relativeError(dQKV.toArray(), numeric) < 1e-2)
+    // Large cases (several causal blocks) check a deterministic sample of entries.
+    let indices = sampledIndices(qkv.count, stride: max(1, qkv.count / 400), phase: 7)
+    let numeric = numericGradient(qkv, h: 1e-3, indices: indices) { weightedSum(run($0), dOut) }
+    #expect(relativeError(pick(dQKV.toArray(), at: indices), pick(numeric, at: indices)) < 1e-2)
 }
 
 @Test func decodeAttentionEqualsLastRowOfCausalAttention() {

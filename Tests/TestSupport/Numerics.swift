@@ -30,10 +30,14 @@ public func relativeError(_ a: [Float], _ b: [Float], floor: Float = 1e-6) -> Fl
 }
 
 /// Central finite-difference gradient of a scalar function at `x`, in Float32 steps of `h`.
-public func numericGradient(_ x: [Float], h: Float = 1e-2, _ f: ([Float]) -> Double) -> [Float] {
+///
+/// With `indices`, only those entries are computed (the rest stay 0); compare them with `at:`.
+public func numericGradient(
+    _ x: [Float], h: Float = 1e-2, indices: [Int]? = nil, _ f: ([Float]) -> Double
+) -> [Float] {
     var x = x
     var grad = [Float](repeating: 0, count: x.count)
-    for i in x.indices {
+    for i in indices ?? Array(x.indices) {
         let saved = x[i]
         x[i] = saved + h
         let plus = f(x)
@@ -49,3 +53,11 @@ public func numericGradient(_ x: [Float], h: Float = 1e-2, _ f: ([Float]) -> Dou
 public func weightedSum(_ y: [Float], _ w: [Float]) -> Double {
     zip(y, w).reduce(0) { $0 + Double($1.0) * Double($1.1) }
 }
+
+/// Every `stride`-th index of 0..<count, offset by `phase`: a deterministic sample for large checks.
+public func sampledIndices(_ count: Int, stride step: Int, phase: Int = 0) -> [Int] {
+    Array(Swift.stride(from: phase % step, to: count, by: step))
+}
+
+/// Picks `indices` out of `values`.
+public func pick(_ values: [Float], at indices: [Int]) -> [Float] { indices.map { values[$0] } }

@@ -2,6 +2,10 @@ import Foundation
 
 // Legend: M target rows, C hidden size, V vocabulary, R rows per chunk.
 
+/// Rows of logits made per chunk: as many as fit in 64 MiB (taller matmuls run nearer the sgemm
+/// peak: 128 rows reached 60% of it on SmolLM2's 49,152-token vocabulary), between 64 and 512.
+public func logitChunkRows(vocabSize V: Int) -> Int { max(64, min(512, (16 << 20) / max(V, 1))) }
+
 /// Fused output projection, log-softmax and gather: logp[m] = log softmax(h_m Wᵀ / τ)[target_m].
 ///
 /// hidden: (M, C), weight: (V, C) (lm_head or tied embedding), targets: (M) -> logp: (M), and
@@ -9,13 +13,14 @@ import Foundation
 /// time, so the (M, V) matrix never exists whole.
 public func logSoftmaxGatherForward(
     logp: Tensor, lse: Tensor, hidden: Tensor, weight: Tensor, targets: [Int32], temperature: Float = 1,
-    chunkRows: Int = 128
+    chunkRows: Int? = nil
 ) {
     let (V, C) = (weight.shape[0], weight.shape[1])
     let M = targets.count
     precondition(
         hidden.count == M * C && logp.count == M && lse.count == M, "logSoftmaxGather: shapes disagree")
     precondition(temperature > 0, "temperature must be positive, got \(temperature)")
+    let chunkRows = chunkRows ?? logitChunkRows(vocabSize: V)
     let logits = Tensor(zeros: [min(chunkRows, max(M, 1)), V])
     let (zp, lp, sp) = (logits.pointer, logp.pointer, lse.pointer)
     let inverseT = 1 / temperature
@@ -46,11 +51,12 @@ public func logSoftmaxGatherForward(
 /// dz_j = dlogp * (1[j = target] - softmax(z/τ)_j) / τ; dHidden = dz W (written); dWeight += dzᵀ h.
 public func logSoftmaxGatherBackward(
     dHidden: Tensor, dWeight: Tensor, dLogp: [Float], hidden: Tensor, weight: Tensor, targets: [Int32],
-    lse: Tensor, temperature: Float = 1, chunkRows: Int = 128
+    lse: Tensor, temperature: Float = 1, chunkRows: Int? = nil
 ) {
     let (V, C) = (weight.shape[0], weight.shape[1])
     let M = targets.count
     precondition(dLogp.count == M && dHidden.count == M * C, "logSoftmaxGatherBackward: shapes disagree")
+    let chunkRows = chunkRows ?? logitChunkRows(vocabSize: V)
     let logits = Tensor(zeros: [min(chunkRows, max(M, 1)), V])
     let (zp, sp) = (logits.pointer, lse.pointer)
     let inverseT = 1 / temperature
