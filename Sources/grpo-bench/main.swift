@@ -116,8 +116,6 @@ for checkpointing in [false, true] {
 }
 model.gradientCheckpointing = false
 let tForward = best(repeats) { model.forward(batch) }
-let tForwardAgain = best(repeats) { model.forward(batch) }
-print("forward twice: \(tForward) \(tForwardAgain)")
 let gflopsForward = forwardFlops / tForward / 1e9
 print(
     "\(field("forward only", 34)) \(String(format: "%7.0f", Double(N) / tForward)) tokens/s  \(String(format: "%6.1f", gflopsForward)) GFLOP/s  \(String(format: "%4.0f", 100 * gflopsForward / peak))% of sgemm peak"
