@@ -12,15 +12,7 @@ public func rmsNormForward(y: Tensor, rstd: Tensor, x: Tensor, weight: Tensor, e
     precondition(y.count == R * C && rstd.count == R, "rmsNorm: x \(x.shape) y \(y.shape) rstd \(rstd.shape)")
     let (yp, rp, xp, wp) = (y.pointer, rstd.pointer, x.pointer, weight.pointer)
     parallelFor(R, minimumPerTask: 16) { rows in
-        for r in rows {
-            let xr = xp + r * C
-            let yr = yp + r * C
-            var sumSquares: Float = 0
-            for c in 0..<C { sumSquares += xr[c] * xr[c] }
-            let s = 1 / (sumSquares / Float(C) + eps).squareRoot()
-            rp[r] = s
-            for c in 0..<C { yr[c] = wp[c] * (xr[c] * s) }
-        }
+        for r in rows { rp[r] = rmsNormRow(y: yp + r * C, x: xp + r * C, weight: wp, width: C, eps: eps) }
     }
 }
 
@@ -35,26 +27,11 @@ public func rmsNormBackward(
     let R = x.count / C
     precondition(dX.count == R * C && dY.count == R * C, "rmsNormBackward: shapes disagree")
     let (dxp, dyp, xp, wp, rp) = (dX.pointer, dY.pointer, x.pointer, weight.pointer, rstd.pointer)
-    let tasks = min(coreCount, max(1, R / 16))
-    let partial = Tensor(zeros: [tasks, C])
-    let pp = partial.pointer
-    parallelTasks(tasks) { t in
-        let dw = pp + t * C
-        for r in (R * t / tasks)..<(R * (t + 1) / tasks) {
-            let (xr, dyr, dxr) = (xp + r * C, dyp + r * C, dxp + r * C)
-            let s = rp[r]
-            var dot: Float = 0
-            for c in 0..<C { dot += xr[c] * wp[c] * dyr[c] }
-            let k = dot * s * s * s / Float(C)
-            if accumulate {
-                for c in 0..<C { dxr[c] += s * wp[c] * dyr[c] - xr[c] * k }
-            } else {
-                for c in 0..<C { dxr[c] = s * wp[c] * dyr[c] - xr[c] * k }
-            }
-            for c in 0..<C { dw[c] += dyr[c] * xr[c] * s }
-        }
+    backwardRows(R, width: C, dWeight: dWeight, minimumPerTask: 16) { r, dw in
+        rmsNormRowBackward(
+            dX: dxp + r * C, dY: dyp + r * C, x: xp + r * C, weight: wp, rstd: rp[r], width: C, dWeight: dw,
+            accumulate: accumulate)
     }
-    for t in 0..<tasks { axpy(C, 1, pp + t * C, dWeight.pointer) }
 }
 
 /// Per-head RMSNorm inside packed rows (Qwen3's q_norm / k_norm), normalising each head of width D.
@@ -67,17 +44,10 @@ public func headRMSNormForward(
 ) {
     let D = weight.count
     let (yp, rp, xp, wp) = (y.pointer, rstd.pointer, x.pointer, weight.pointer)
-    parallelFor(N, minimumPerTask: 8) { rows in
-        for n in rows {
-            for h in 0..<heads {
-                let base = n * rowStride + column + h * D
-                let (xr, yr) = (xp + base, yp + base)
-                var sumSquares: Float = 0
-                for d in 0..<D { sumSquares += xr[d] * xr[d] }
-                let s = 1 / (sumSquares / Float(D) + eps).squareRoot()
-                rp[n * heads + h] = s
-                for d in 0..<D { yr[d] = wp[d] * (xr[d] * s) }
-            }
+    parallelFor(N * heads, minimumPerTask: 16) { range in
+        for r in range {
+            let base = (r / heads) * rowStride + column + (r % heads) * D
+            rp[r] = rmsNormRow(y: yp + base, x: xp + base, weight: wp, width: D, eps: eps)
         }
     }
 }
@@ -89,26 +59,62 @@ public func headRMSNormBackward(
 ) {
     let D = weight.count
     let (dxp, dyp, xp, wp, rp) = (dX.pointer, dY.pointer, x.pointer, weight.pointer, rstd.pointer)
-    let tasks = min(coreCount, max(1, N / 8))
-    let partial = Tensor(zeros: [tasks, D])
+    backwardRows(N * heads, width: D, dWeight: dWeight, minimumPerTask: 16) { r, dw in
+        let base = (r / heads) * rowStride + column + (r % heads) * D
+        rmsNormRowBackward(
+            dX: dxp + base, dY: dyp + base, x: xp + base, weight: wp, rstd: rp[r], width: D, dWeight: dw,
+            accumulate: false)
+    }
+}
+
+// MARK: - One row
+
+/// One row of RMSNorm, returning its rstd.
+///
+/// y = weight ⊙ x · s with s = 1 / sqrt(mean(x²) + eps), over `width` values; y may alias x.
+@inline(__always)
+private func rmsNormRow(
+    y: UnsafeMutablePointer<Float>, x: UnsafeMutablePointer<Float>, weight: UnsafeMutablePointer<Float>,
+    width C: Int, eps: Float
+) -> Float {
+    var sumSquares: Float = 0
+    for c in 0..<C { sumSquares += x[c] * x[c] }
+    let s = 1 / (sumSquares / Float(C) + eps).squareRoot()
+    for c in 0..<C { y[c] = weight[c] * (x[c] * s) }
+    return s
+}
+
+/// One row of RMSNorm's backward.
+///
+/// dX (=, or += when `accumulate`) s w⊙dY - x s³ mean(x⊙w⊙dY); dWeight += dY⊙x s. dX may alias dY.
+@inline(__always)
+private func rmsNormRowBackward(
+    dX: UnsafeMutablePointer<Float>, dY: UnsafeMutablePointer<Float>, x: UnsafeMutablePointer<Float>,
+    weight: UnsafeMutablePointer<Float>, rstd s: Float, width C: Int, dWeight: UnsafeMutablePointer<Float>,
+    accumulate: Bool
+) {
+    var dot: Float = 0
+    for c in 0..<C { dot += x[c] * weight[c] * dY[c] }
+    let k = dot * s * s * s / Float(C)
+    for c in 0..<C {
+        let g = dY[c]
+        dWeight[c] += g * x[c] * s
+        let value = s * weight[c] * g - x[c] * k
+        dX[c] = accumulate ? dX[c] + value : value
+    }
+}
+
+/// Runs `row(r, dWeightPartial)` for r in 0..<count across the cores, each task adding into its own
+/// (width) slice of partial weight gradients, then sums the slices into `dWeight`.
+private func backwardRows(
+    _ count: Int, width: Int, dWeight: Tensor, minimumPerTask: Int,
+    _ row: (Int, UnsafeMutablePointer<Float>) -> Void
+) {
+    let tasks = min(coreCount, max(1, count / minimumPerTask))
+    let partial = Tensor(zeros: [tasks, width])
     let pp = partial.pointer
     parallelTasks(tasks) { t in
-        let dw = pp + t * D
-        for n in (N * t / tasks)..<(N * (t + 1) / tasks) {
-            for h in 0..<heads {
-                let base = n * rowStride + column + h * D
-                let (xr, dyr, dxr) = (xp + base, dyp + base, dxp + base)
-                let s = rp[n * heads + h]
-                var dot: Float = 0
-                for d in 0..<D { dot += xr[d] * wp[d] * dyr[d] }
-                let k = dot * s * s * s / Float(D)
-                for d in 0..<D {
-                    let g = dyr[d]
-                    dw[d] += g * xr[d] * s
-                    dxr[d] = s * wp[d] * g - xr[d] * k
-                }
-            }
-        }
+        for r in (count * t / tasks)..<(count * (t + 1) / tasks) { row(r, pp + t * width) }
     }
-    for t in 0..<tasks { axpy(D, 1, pp + t * D, dWeight.pointer) }
+    for t in 0..<tasks { axpy(width, 1, pp + t * width, dWeight.pointer) }
 }
