@@ -26,6 +26,7 @@ let package = Package(
         // MARK: - Files and models
         .target(name: "SafeTensors", swiftSettings: kernelSettings),
         .target(name: "Models", dependencies: ["Tensors", "SafeTensors"], swiftSettings: kernelSettings),
+        .target(name: "Tokenizers", swiftSettings: kernelSettings),
 
         // MARK: - Executables
         .executableTarget(
@@ -44,6 +45,9 @@ let package = Package(
         .testTarget(
             name: "ModelsTests", dependencies: ["Models", "Tensors", "SafeTensors", "TestSupport"],
             exclude: ["Fixtures"], swiftSettings: hostCPU),
+        .testTarget(
+            name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"], exclude: ["Fixtures"],
+            swiftSettings: hostCPU),
         .testTarget(name: "grpoTests", dependencies: ["grpo", "SafeTensors", "TestSupport"]),
     ]
 )

@@ -1,0 +1,133 @@
+import Foundation
+
+/// Byte-pair encoding (Sennrich et al. 2016) as tokenizers' `models.BPE` applies it.
+///
+/// A piece starts as one symbol per Unicode scalar (its vocabulary id; with `byteFallback`, the
+/// `<0xXX>` ids of its UTF-8 bytes when the scalar is not in the vocabulary; else `unk`), then the
+/// adjacent pair with the lowest merge rank is merged, leftmost first, until no pair has a merge.
+final class BPE {
+    let vocab: [String: Int32]
+    let idToToken: [Int32: String]
+    /// (left id, right id) -> (rank, merged id)
+    private let merges: [UInt64: (rank: Int32, id: Int32)]
+    let unkID: Int32?
+    let fuseUnk: Bool
+    let byteFallback: Bool
+    let ignoreMerges: Bool
+    private let byteIDs: [Int32?]
+    private var cache: [String: [Int32]] = [:]
+    private let cacheLock = NSLock()
+
+    init(_ node: JSONNode) throws {
+        guard try node.type() == "BPE" else {
+            throw TokenizerError.unsupported(
+                path: node.file, at: node.path + ".type", type: try node.type(), supported: ["BPE"])
+        }
+        for key in ["continuing_subword_prefix", "end_of_word_suffix"] where !node[key].isNull {
+            if let value = node[key].value as? String, value.isEmpty { continue }
+            throw node[key].error("null (subword prefixes and suffixes are not supported)")
+        }
+        guard let vocabObject = node["vocab"].value as? [String: Any] else {
+            throw node["vocab"].error("an object of token -> id")
+        }
+        var vocab: [String: Int32] = [:]
+        vocab.reserveCapacity(vocabObject.count)
+        for (token, value) in vocabObject {
+            guard let number = value as? NSNumber else { throw node["vocab"][token].error("an integer id") }
+            vocab[token] = Int32(truncating: number)
+        }
+        self.vocab = vocab
+        idToToken = Dictionary(vocab.map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        var merges: [UInt64: (Int32, Int32)] = [:]
+        for (rank, entry) in try node["merges"].array().enumerated() {
+            let pair: [String]
+            if let text = entry.value as? String {
+                pair = text.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false).map(
+                    String.init)
+            } else if let list = entry.value as? [String] {
+                pair = list
+            } else {
+                throw entry.error("\"left right\" or [\"left\", \"right\"]")
+            }
+            guard pair.count == 2 else { throw entry.error("two tokens, got \(pair.count)") }
+            guard let left = vocab[pair[0]], let right = vocab[pair[1]] else {
+                throw entry.error("tokens that are in the vocabulary, got \(pair)")
+            }
+            guard let merged = vocab[pair[0] + pair[1]] else {
+                throw entry.error("a merge whose result '\(pair[0] + pair[1])' is in the vocabulary")
+            }
+            merges[Self.key(left, right)] = (Int32(rank), merged)
+        }
+        self.merges = merges
+        let unk = try node["unk_token"].optionalString()
+        unkID = unk.flatMap { vocab[$0] }
+        fuseUnk = try node["fuse_unk"].bool(default: false)
+        byteFallback = try node["byte_fallback"].bool(default: false)
+        ignoreMerges = try node["ignore_merges"].bool(default: false)
+        byteIDs = (0..<256).map { vocab[String(format: "<0x%02X>", $0)] }
+    }
+
+    @inline(__always)
+    private static func key(_ a: Int32, _ b: Int32) -> UInt64 {
+        UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b))
+    }
+
+    /// The ids of one pre-tokenized piece.
+    func encode(_ piece: String) -> [Int32] {
+        if ignoreMerges, let id = vocab[piece] { return [id] }
+        cacheLock.lock()
+        let cached = cache[piece]
+        cacheLock.unlock()
+        if let cached { return cached }
+        var symbols = initialSymbols(piece)
+        mergeAll(&symbols)
+        if piece.utf8.count < 256 {
+            cacheLock.lock()
+            if cache.count > 200_000 { cache.removeAll(keepingCapacity: true) }
+            cache[piece] = symbols
+            cacheLock.unlock()
+        }
+        return symbols
+    }
+
+    private func initialSymbols(_ piece: String) -> [Int32] {
+        var symbols: [Int32] = []
+        symbols.reserveCapacity(piece.unicodeScalars.count)
+        var lastWasUnk = false
+        for scalar in piece.unicodeScalars {
+            if let id = vocab[String(scalar)] {
+                symbols.append(id)
+                lastWasUnk = false
+                continue
+            }
+            if byteFallback {
+                let bytes = Array(String(scalar).utf8)
+                let ids = bytes.compactMap { byteIDs[Int($0)] }
+                if ids.count == bytes.count {
+                    symbols += ids
+                    lastWasUnk = false
+                    continue
+                }
+            }
+            guard let unkID else { continue }  // no unk token: the character is dropped, as tokenizers does
+            if !(fuseUnk && lastWasUnk) { symbols.append(unkID) }
+            lastWasUnk = true
+        }
+        return symbols
+    }
+
+    private func mergeAll(_ symbols: inout [Int32]) {
+        while symbols.count > 1 {
+            var best: (rank: Int32, index: Int, id: Int32)?
+            for i in 0..<(symbols.count - 1) {
+                if let merge = merges[Self.key(symbols[i], symbols[i + 1])], merge.rank < (best?.rank ?? .max)
+                {
+                    best = (merge.rank, i, merge.id)
+                }
+            }
+            guard let best else { return }
+            symbols[best.index] = best.id
+            symbols.remove(at: best.index + 1)
+        }
+    }
+}
