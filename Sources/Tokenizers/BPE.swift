@@ -1,6 +1,6 @@
 import Foundation
 
-/// Byte-pair encoding (Sennrich et al. 2016) as tokenizers' `models.BPE` applies it.
+/// Byte-pair encoding (Sennrich and others, 2016) as tokenizers' `models.BPE` applies it.
 ///
 /// A piece starts as one symbol per Unicode scalar (its vocabulary id; with `byteFallback`, the
 /// `<0xXX>` ids of its UTF-8 bytes when the scalar is not in the vocabulary; else `unk`), then the
@@ -8,7 +8,7 @@ import Foundation
 final class BPE {
     let vocab: [String: Int32]
     let idToToken: [Int32: String]
-    /// (left id, right id) -> (rank, merged id)
+    /// Merges keyed by (left id, right id), giving (rank, merged id).
     private let merges: [UInt64: (rank: Int32, id: Int32)]
     let unkID: Int32?
     let fuseUnk: Bool

@@ -131,6 +131,6 @@ func isWhitespace(_ c: Unicode.Scalar) -> Bool {
 @inline(__always)
 func isNewline(_ c: Unicode.Scalar) -> Bool { c == "\n" || c == "\r" }
 
-/// [^\s\p{L}\p{N}]
+/// The class `[^\s\p{L}\p{N}]`: neither whitespace, letter nor number.
 @inline(__always)
 private func isSymbol(_ c: Unicode.Scalar) -> Bool { !isWhitespace(c) && !isLetter(c) && !isNumber(c) }
