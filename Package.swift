@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .executable(name: "grpo", targets: ["grpo"]),
         .library(name: "Models", targets: ["Models"]),
+        .library(name: "Tokenizers", targets: ["Tokenizers"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
@@ -32,7 +33,8 @@ let package = Package(
         .executableTarget(
             name: "grpo",
             dependencies: [
-                "Models", "SafeTensors", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Models", "SafeTensors", "Tokenizers",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: hostCPU),
         .executableTarget(

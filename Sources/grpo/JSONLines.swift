@@ -10,15 +10,20 @@ struct InputError: Error, CustomStringConvertible {
 }
 
 /// Reads a JSON Lines file: one JSON object per non-blank line, with the line number of each.
+///
+/// Each line's UTF-8 is checked on its own, so invalid bytes are reported with their line number
+/// instead of being replaced.
 func readJSONLines(_ path: String) throws -> [(line: Int, object: [String: Any])] {
     guard let data = FileManager.default.contents(atPath: path) else {
         throw InputError(path: path, line: nil, reason: "cannot read the file")
     }
-    guard let text = String(data: data, encoding: .utf8) else {
-        throw InputError(path: path, line: nil, reason: "not UTF-8 text")
-    }
     var result: [(Int, [String: Any])] = []
-    for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+    for (index, bytes) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        .enumerated()
+    {
+        guard let line = String(validating: bytes, as: UTF8.self) else {
+            throw InputError(path: path, line: index + 1, reason: "invalid UTF-8")
+        }
         let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.isEmpty { continue }
         guard let object = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [String: Any]
@@ -28,6 +33,13 @@ func readJSONLines(_ path: String) throws -> [(line: Int, object: [String: Any])
         result.append((index + 1, object))
     }
     return result
+}
+
+/// A JSON string for `text` (quotes and escapes included), keeping non-ASCII text as it is.
+func jsonString(_ text: String) -> String {
+    let data = try! JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes])
+    let array = String(decoding: data, as: UTF8.self)
+    return String(array.dropFirst().dropLast())
 }
 
 /// Writes lines to `path` atomically, or to standard output when `path` is nil.
