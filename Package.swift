@@ -38,7 +38,8 @@ let package = Package(
             ],
             swiftSettings: hostCPU),
         .executableTarget(
-            name: "grpo-bench", dependencies: ["Models", "Tensors"], swiftSettings: kernelSettings),
+            name: "grpo-bench", dependencies: ["Models", "Tensors", "Tokenizers"],
+            swiftSettings: kernelSettings),
 
         // MARK: - Tests
         .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport"),

@@ -96,6 +96,21 @@ public final class Tokenizer: @unchecked Sendable {
         return ids
     }
 
+    /// `encode` of each text, spread across the cores.
+    public func encodeBatch(_ texts: [String], addSpecialTokens: Bool = true) -> [[Int32]] {
+        var results = [[Int32]](repeating: [], count: texts.count)
+        let tasks = min(ProcessInfo.processInfo.activeProcessorCount, texts.count)
+        results.withUnsafeMutableBufferPointer { buffer in
+            let output = UncheckedBuffer(buffer)
+            DispatchQueue.concurrentPerform(iterations: tasks) { t in
+                for i in stride(from: t, to: texts.count, by: tasks) {
+                    output.buffer[i] = encode(texts[i], addSpecialTokens: addSpecialTokens)
+                }
+            }
+        }
+        return results
+    }
+
     private func encodePlain(_ piece: Piece, into ids: inout [Int32]) {
         guard !piece.text.isEmpty else { return }
         let pieces = preTokenizer?.apply([piece]) ?? [piece]
@@ -111,4 +126,10 @@ public final class Tokenizer: @unchecked Sendable {
         guard let decoder else { return tokens.joined(separator: " ") }
         return decoder.decodeChain(tokens).joined()
     }
+}
+
+/// Each task of `encodeBatch` writes only its own elements of the buffer.
+private struct UncheckedBuffer: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<[Int32]>
+    init(_ buffer: UnsafeMutableBufferPointer<[Int32]>) { self.buffer = buffer }
 }

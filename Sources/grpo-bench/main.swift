@@ -1,11 +1,37 @@
 import Foundation
 import Models
 import Tensors
+import Tokenizers
 
 // Benchmarks print figures; they assert nothing (the machine is shared and noisy). Ratios are
 // taken within one run. Run: swift run -c release grpo-bench [--quick]
 
 let quick = CommandLine.arguments.contains("--quick")
+
+// `grpo-bench tokenizer TOKENIZER.json CORPUS.json`: encoding throughput on a JSON list of documents
+// (scripts/bench_tokenizer.sh runs it beside Hugging Face tokenizers on the same files).
+if CommandLine.arguments.count >= 4 && CommandLine.arguments[1] == "tokenizer" {
+    let tokenizer = try Tokenizer(path: CommandLine.arguments[2])
+    let documents = try JSONDecoder().decode(
+        [String].self, from: Data(contentsOf: URL(fileURLWithPath: CommandLine.arguments[3])))
+    let bytes = documents.reduce(0) { $0 + $1.utf8.count }
+    var tokens = 0
+    let single = seconds {
+        for d in documents { tokens += tokenizer.encode(d, addSpecialTokens: false).count }
+    }
+    print(
+        String(
+            format: "swift  1 thread   %7.2f MB/s  %9.0f tokens/s  (%d tokens)", Double(bytes) / single / 1e6,
+            Double(tokens) / single, tokens))
+    // A second tokenizer, so the batch run does not start with the first one's word cache.
+    let fresh = try Tokenizer(path: CommandLine.arguments[2])
+    let batch = seconds { _ = fresh.encodeBatch(documents, addSpecialTokens: false) }
+    print(
+        String(
+            format: "swift  batch      %7.2f MB/s  %9.0f tokens/s", Double(bytes) / batch / 1e6,
+            Double(tokens) / batch))
+    exit(0)
+}
 
 func seconds(_ body: () -> Void) -> Double {
     let start = DispatchTime.now().uptimeNanoseconds
