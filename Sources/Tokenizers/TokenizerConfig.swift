@@ -1,0 +1,75 @@
+import Foundation
+
+/// The parts of `tokenizer_config.json` (and `generation_config.json`) that shape prompts.
+public struct TokenizerConfig: Sendable {
+    public var bosToken: String?
+    public var eosToken: String?
+    public var padToken: String?
+    public var unkToken: String?
+    public var addBOSToken: Bool?
+    public var addEOSToken: Bool?
+    /// Chat templates by name; the unnamed one (a plain string, or chat_template.jinja) is "default".
+    public var chatTemplates: [String: String]
+    /// End-of-sequence ids for generation: generation_config.json's `eos_token_id` (int or list).
+    public var generationEOSTokenIDs: [Int]
+
+    public var chatTemplate: String? { chatTemplates["default"] }
+
+    /// Reads `folder`'s tokenizer_config.json, chat_template.jinja and generation_config.json; each
+    /// is optional, and a malformed one is an error naming the file and field.
+    public static func load(folder: String) throws -> TokenizerConfig {
+        var config = TokenizerConfig(chatTemplates: [:], generationEOSTokenIDs: [])
+        let path = folder + "/tokenizer_config.json"
+        if let root = try readJSON(path) {
+            config.bosToken = try tokenContent(root["bos_token"])
+            config.eosToken = try tokenContent(root["eos_token"])
+            config.padToken = try tokenContent(root["pad_token"])
+            config.unkToken = try tokenContent(root["unk_token"])
+            config.addBOSToken =
+                root["add_bos_token"].isNull ? nil : try root["add_bos_token"].bool(default: false)
+            config.addEOSToken =
+                root["add_eos_token"].isNull ? nil : try root["add_eos_token"].bool(default: false)
+            let template = root["chat_template"]
+            if let text = template.value as? String {
+                config.chatTemplates["default"] = text
+            } else if !template.isNull {
+                for entry in try template.array() {
+                    config.chatTemplates[try entry["name"].string()] = try entry["template"].string()
+                }
+            }
+        }
+        if let data = FileManager.default.contents(atPath: folder + "/chat_template.jinja") {
+            guard let text = String(data: data, encoding: .utf8) else {
+                throw TokenizerError.badField(
+                    path: folder + "/chat_template.jinja", at: "(file)", expected: "UTF-8 text")
+            }
+            config.chatTemplates["default"] = text
+        }
+        if let generation = try readJSON(folder + "/generation_config.json") {
+            let eos = generation["eos_token_id"]
+            if let single = eos.value as? NSNumber, !(eos.value is [Any]) {
+                config.generationEOSTokenIDs = [single.intValue]
+            } else if !eos.isNull {
+                config.generationEOSTokenIDs = try eos.array().map { try $0.int() }
+            }
+        }
+        return config
+    }
+
+    /// A special token given as "<s>" or as {"content": "<s>", ...}.
+    private static func tokenContent(_ node: JSONNode) throws -> String? {
+        if node.isNull { return nil }
+        if let text = node.value as? String { return text }
+        return try node["content"].string()
+    }
+
+    private static func readJSON(_ path: String) throws -> JSONNode? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        guard let json = try? JSONSerialization.jsonObject(with: data) else {
+            throw TokenizerError.unreadable(path: path, reason: "not valid JSON")
+        }
+        let node = JSONNode(json, file: path)
+        _ = try node.object()
+        return node
+    }
+}
