@@ -1,0 +1,403 @@
+import Foundation
+
+/// A parsed chat template, rendered as transformers' `apply_chat_template` renders it with jinja2.
+///
+///     let template = try ChatTemplate(source)
+///     let prompt = try template.render(["messages": .array(messages), "add_generation_prompt": .bool(true)])
+public struct ChatTemplate: @unchecked Sendable {
+    let nodes: [Node]
+
+    public init(_ source: String) throws {
+        // jinja2's keep_trailing_newline=False: one newline at the very end of the source is dropped.
+        var text = source
+        if let last = text.last, last.isNewline { text.removeLast() }  // "\r\n" is one Character
+        nodes = try TemplateParser.parse(text)
+    }
+
+    /// Renders with `variables` (messages, tools, add_generation_prompt, bos_token, ...).
+    public func render(_ variables: [String: Value]) throws -> String {
+        var interpreter = Interpreter(globals: variables)
+        var output = ""
+        _ = try interpreter.run(nodes, into: &output)
+        return output
+    }
+}
+
+enum Flow { case normal, breakLoop, continueLoop }
+
+struct Interpreter {
+    var scopes: [[String: Value]]
+
+    init(globals: [String: Value]) { scopes = [globals] }
+
+    func lookup(_ name: String) -> Value {
+        for scope in scopes.reversed() { if let value = scope[name] { return value } }
+        switch name {
+        case "range", "namespace", "raise_exception", "strftime_now", "dict", "lipsum", "cycler", "joiner":
+            return .function(name: name, receiver: nil)
+        default:
+            return .undefined
+        }
+    }
+
+    mutating func assign(_ name: String, _ value: Value) { scopes[scopes.count - 1][name] = value }
+
+    mutating func run(_ nodes: [Node], into output: inout String) throws -> Flow {
+        for node in nodes {
+            switch node {
+            case .text(let text):
+                output += text
+            case .output(let expression):
+                output += try evaluate(expression).text
+            case .ifBlock(let branches, let otherwise):
+                var taken = false
+                for (condition, body) in branches where try evaluate(condition).isTruthy {
+                    taken = true
+                    let flow = try run(body, into: &output)
+                    if flow != .normal { return flow }
+                    break
+                }
+                if !taken {
+                    let flow = try run(otherwise, into: &output)
+                    if flow != .normal { return flow }
+                }
+            case .forLoop(let targets, let iterable, let filter, let body, let otherwise):
+                try runLoop(targets, iterable, filter, body, otherwise, into: &output)
+            case .set(let target, let attribute, let value):
+                let result = try evaluate(value)
+                if let attribute {
+                    guard case .namespace(let ns) = lookup(target[0]) else {
+                        throw TemplateError(
+                            line: 0, column: 0,
+                            message:
+                                "cannot set attribute '\(attribute)' of '\(target[0])', which is not a namespace"
+                        )
+                    }
+                    ns.values[attribute] = result
+                } else if target.count == 1 {
+                    assign(target[0], result)
+                } else {
+                    let items = try iterate(result)
+                    for (name, item) in zip(target, items) { assign(name, item) }
+                }
+            case .setBlock(let name, let body):
+                var captured = ""
+                _ = try run(body, into: &captured)
+                assign(name, .string(captured))
+            case .macro(let macro):
+                assign(macro.name, .macro(macro))
+            case .callBlock(let call, let body):
+                scopes.append(["caller": .macro(Macro(name: "caller", parameters: [], body: body))])
+                output += try evaluate(call).text
+                scopes.removeLast()
+            case .breakLoop:
+                return .breakLoop
+            case .continueLoop:
+                return .continueLoop
+            }
+        }
+        return .normal
+    }
+
+    private mutating func runLoop(
+        _ targets: [String], _ iterable: Expression, _ filter: Expression?, _ body: [Node],
+        _ otherwise: [Node],
+        into output: inout String
+    ) throws {
+        var items = try iterate(try evaluate(iterable))
+        if let filter {
+            items = try items.filter { item in
+                scopes.append([:])
+                defer { scopes.removeLast() }
+                try bind(targets, item)
+                return try evaluate(filter).isTruthy
+            }
+        }
+        if items.isEmpty {
+            _ = try run(otherwise, into: &output)
+            return
+        }
+        for (index, item) in items.enumerated() {
+            let loop = Object([
+                ("index", .int(index + 1)), ("index0", .int(index)), ("first", .bool(index == 0)),
+                ("last", .bool(index == items.count - 1)), ("length", .int(items.count)),
+                ("revindex", .int(items.count - index)), ("revindex0", .int(items.count - index - 1)),
+                ("previtem", index > 0 ? items[index - 1] : .undefined),
+                ("nextitem", index + 1 < items.count ? items[index + 1] : .undefined),
+            ])
+            scopes.append(["loop": .object(loop)])
+            try bind(targets, item)
+            let flow = try run(body, into: &output)
+            scopes.removeLast()
+            if flow == .breakLoop { break }
+        }
+    }
+
+    private mutating func bind(_ targets: [String], _ item: Value) throws {
+        if targets.count == 1 {
+            assign(targets[0], item)
+        } else {
+            let parts = try iterate(item)
+            for (k, name) in targets.enumerated() { assign(name, k < parts.count ? parts[k] : .undefined) }
+        }
+    }
+
+    func iterate(_ value: Value) throws -> [Value] {
+        switch value {
+        case .array(let items): return items
+        case .object(let object): return object.keys.map { .string($0) }
+        case .string(let s): return s.map { .string(String($0)) }
+        case .undefined, .none: return []
+        default: throw TemplateError(line: 0, column: 0, message: "\(value.repr) is not iterable")
+        }
+    }
+
+    // MARK: - Expressions
+
+    mutating func evaluate(_ expression: Expression) throws -> Value {
+        switch expression {
+        case .literal(let value): return value
+        case .name(let name): return lookup(name)
+        case .list(let items): return .array(try items.map { try evaluate($0) })
+        case .dict(let pairs):
+            var object = Object()
+            for (key, value) in pairs { object[try evaluate(key).text] = try evaluate(value) }
+            return .object(object)
+        case .attribute(let base, let name):
+            return attribute(try evaluate(base), name)
+        case .item(let base, let index):
+            return try item(try evaluate(base), try evaluate(index))
+        case .slice(let base, let start, let stop, let step):
+            return try slice(
+                try evaluate(base), try start.map { try evaluate($0) }, try stop.map { try evaluate($0) },
+                try step.map { try evaluate($0) })
+        case .call(let callee, let args, let kwargs, let at):
+            let function = try evaluate(callee)
+            let values = try args.map { try evaluate($0) }
+            let named = try kwargs.map { ($0.0, try evaluate($0.1)) }
+            do {
+                return try call(function, values, named)
+            } catch let error as TemplateError where error.line == 0 {
+                throw TemplateError(line: at.0, column: at.1, message: error.message)
+            }
+        case .filter(let base, let name, let args, let kwargs, let at):
+            let value = try evaluate(base)
+            let values = try args.map { try evaluate($0) }
+            let named = try kwargs.map { ($0.0, try evaluate($0.1)) }
+            do {
+                return try applyFilter(
+                    name, value, values, Dictionary(named, uniquingKeysWith: { _, b in b }))
+            } catch let error as TemplateError where error.line == 0 {
+                throw TemplateError(line: at.0, column: at.1, message: error.message)
+            }
+        case .test(let base, let name, let args, let negated, let at):
+            let value = try evaluate(base)
+            let values = try args.map { try evaluate($0) }
+            do {
+                return .bool(try applyTest(name, value, values) != negated)
+            } catch let error as TemplateError where error.line == 0 {
+                throw TemplateError(line: at.0, column: at.1, message: error.message)
+            }
+        case .unary(let op, let operand):
+            let value = try evaluate(operand)
+            switch op {
+            case "not": return .bool(!value.isTruthy)
+            case "-":
+                if case .int(let i) = value { return .int(-i) }
+                if case .double(let d) = value { return .double(-d) }
+                throw TemplateError(line: 0, column: 0, message: "cannot negate \(value.repr)")
+            default: return value
+            }
+        case .binary(let op, let lhs, let rhs, let at):
+            if op == "and" {
+                let left = try evaluate(lhs)
+                return left.isTruthy ? try evaluate(rhs) : left
+            }
+            if op == "or" {
+                let left = try evaluate(lhs)
+                return left.isTruthy ? left : try evaluate(rhs)
+            }
+            do {
+                return try binary(op, try evaluate(lhs), try evaluate(rhs))
+            } catch let error as TemplateError where error.line == 0 {
+                throw TemplateError(line: at.0, column: at.1, message: error.message)
+            }
+        case .conditional(let value, let condition, let otherwise):
+            if try evaluate(condition).isTruthy { return try evaluate(value) }
+            return try otherwise.map { try evaluate($0) } ?? .undefined
+        }
+    }
+
+    func attribute(_ base: Value, _ name: String) -> Value {
+        switch base {
+        case .object(let object):
+            if ["items", "keys", "values", "get"].contains(name) {
+                return .function(name: name, receiver: base)
+            }
+            return object[name] ?? .undefined
+        case .namespace(let ns): return ns.values[name] ?? .undefined
+        case .string:
+            return .function(name: name, receiver: base)
+        case .array:
+            return .function(name: name, receiver: base)
+        default:
+            return .undefined
+        }
+    }
+
+    func item(_ base: Value, _ index: Value) throws -> Value {
+        switch (base, index) {
+        case (.array(let items), .int(let i)):
+            let k = i < 0 ? items.count + i : i
+            return items.indices.contains(k) ? items[k] : .undefined
+        case (.string(let s), .int(let i)):
+            let chars = Array(s)
+            let k = i < 0 ? chars.count + i : i
+            return chars.indices.contains(k) ? .string(String(chars[k])) : .undefined
+        case (.object(let object), .string(let key)):
+            return object[key] ?? .undefined
+        case (.namespace(let ns), .string(let key)):
+            return ns.values[key] ?? .undefined
+        case (.object, _), (.undefined, _), (.none, _):
+            return .undefined
+        default:
+            if case .string(let name) = index { return attribute(base, name) }
+            return .undefined
+        }
+    }
+
+    func slice(_ base: Value, _ start: Value?, _ stop: Value?, _ step: Value?) throws -> Value {
+        func int(_ v: Value?) -> Int? { if case .int(let i) = v { return i } else { return nil } }
+        let elements: [Value]
+        switch base {
+        case .array(let items): elements = items
+        case .string(let s): elements = s.map { .string(String($0)) }
+        default: return .undefined
+        }
+        let n = elements.count
+        let by = int(step) ?? 1
+        guard by != 0 else { throw TemplateError(line: 0, column: 0, message: "slice step cannot be zero") }
+        func clamp(_ v: Int?, _ fallback: Int) -> Int {
+            guard var v else { return fallback }
+            if v < 0 { v += n }
+            return by > 0 ? min(max(v, 0), n) : min(max(v, -1), n - 1)
+        }
+        var picked: [Value] = []
+        var k = clamp(int(start), by > 0 ? 0 : n - 1)
+        let end = clamp(int(stop), by > 0 ? n : -1)
+        while by > 0 ? k < end : k > end {
+            picked.append(elements[k])
+            k += by
+        }
+        if case .string = base { return .string(picked.map(\.text).joined()) }
+        return .array(picked)
+    }
+
+    func binary(_ op: String, _ a: Value, _ b: Value) throws -> Value {
+        switch op {
+        case "==": return .bool(equal(a, b))
+        case "!=": return .bool(!equal(a, b))
+        case "<", ">", "<=", ">=":
+            let order = try compare(a, b)
+            switch op {
+            case "<": return .bool(order < 0)
+            case ">": return .bool(order > 0)
+            case "<=": return .bool(order <= 0)
+            default: return .bool(order >= 0)
+            }
+        case "in", "not in":
+            let found: Bool
+            switch b {
+            case .string(let s): found = s.contains(a.text) || a.text.isEmpty
+            case .array(let items): found = items.contains { equal($0, a) }
+            case .object(let object): found = object[a.text] != nil
+            case .undefined, .none: found = false
+            default: throw TemplateError(line: 0, column: 0, message: "'in' needs a string, list or mapping")
+            }
+            return .bool(op == "in" ? found : !found)
+        case "~": return .string(a.text + b.text)
+        case "+":
+            switch (a, b) {
+            case (.string(let x), .string(let y)): return .string(x + y)
+            case (.array(let x), .array(let y)): return .array(x + y)
+            default: return try arithmetic(op, a, b)
+            }
+        case "*":
+            if case .string(let s) = a, case .int(let n) = b {
+                return .string(String(repeating: s, count: max(n, 0)))
+            }
+            return try arithmetic(op, a, b)
+        default:
+            return try arithmetic(op, a, b)
+        }
+    }
+
+    func arithmetic(_ op: String, _ a: Value, _ b: Value) throws -> Value {
+        func number(_ v: Value) -> Double? {
+            switch v {
+            case .int(let i): Double(i)
+            case .double(let d): d
+            case .bool(let b): b ? 1 : 0
+            default: nil
+            }
+        }
+        guard let x = number(a), let y = number(b) else {
+            throw TemplateError(
+                line: 0, column: 0, message: "unsupported operands for \(op): \(a.repr) and \(b.repr)")
+        }
+        let bothInt: Bool = { if case .int = a, case .int = b { return true } else { return false } }()
+        switch op {
+        case "+": return bothInt ? .int(Int(x) + Int(y)) : .double(x + y)
+        case "-": return bothInt ? .int(Int(x) - Int(y)) : .double(x - y)
+        case "*": return bothInt ? .int(Int(x) * Int(y)) : .double(x * y)
+        case "/":
+            guard y != 0 else { throw TemplateError(line: 0, column: 0, message: "division by zero") }
+            return .double(x / y)
+        case "//":
+            guard y != 0 else { throw TemplateError(line: 0, column: 0, message: "division by zero") }
+            return bothInt ? .int(Int((x / y).rounded(.down))) : .double((x / y).rounded(.down))
+        case "%":
+            guard y != 0 else { throw TemplateError(line: 0, column: 0, message: "modulo by zero") }
+            let r = x - y * (x / y).rounded(.down)
+            return bothInt ? .int(Int(r)) : .double(r)
+        case "**": return bothInt && y >= 0 ? .int(Int(pow(x, y))) : .double(pow(x, y))
+        default: throw TemplateError(line: 0, column: 0, message: "unknown operator \(op)")
+        }
+    }
+
+    func compare(_ a: Value, _ b: Value) throws -> Int {
+        switch (a, b) {
+        case (.string(let x), .string(let y)): return x < y ? -1 : (x == y ? 0 : 1)
+        default:
+            let numbers: (Double, Double)?
+            switch (a, b) {
+            case (.int(let x), .int(let y)): numbers = (Double(x), Double(y))
+            case (.int(let x), .double(let y)): numbers = (Double(x), y)
+            case (.double(let x), .int(let y)): numbers = (x, Double(y))
+            case (.double(let x), .double(let y)): numbers = (x, y)
+            default: numbers = nil
+            }
+            guard let (x, y) = numbers else {
+                throw TemplateError(line: 0, column: 0, message: "cannot compare \(a.repr) with \(b.repr)")
+            }
+            return x < y ? -1 : (x == y ? 0 : 1)
+        }
+    }
+}
+
+func equal(_ a: Value, _ b: Value) -> Bool {
+    switch (a, b) {
+    case (.undefined, .undefined), (.none, .none): return true
+    case (.bool(let x), .bool(let y)): return x == y
+    case (.int(let x), .int(let y)): return x == y
+    case (.int(let x), .double(let y)), (.double(let y), .int(let x)): return Double(x) == y
+    case (.double(let x), .double(let y)): return x == y
+    case (.string(let x), .string(let y)): return x == y
+    case (.array(let x), .array(let y)): return x.count == y.count && zip(x, y).allSatisfy { equal($0, $1) }
+    case (.object(let x), .object(let y)):
+        return Set(x.keys) == Set(y.keys) && x.keys.allSatisfy { equal(x[$0]!, y[$0]!) }
+    default: return false
+    }
+}
+
+extension Flow: Equatable {}
