@@ -15,10 +15,46 @@ public struct TokenizerConfig: Sendable {
 
     public var chatTemplate: String? { chatTemplates["default"] }
 
+    /// The folder the config was read from, named in errors.
+    public var folder = ""
+
+    /// Renders a conversation as transformers' `apply_chat_template(..., tokenize=False)` does.
+    ///
+    /// - Parameters:
+    ///   - messages: the list of message objects (`role`, `content`, optional `tool_calls`, ...).
+    ///   - tools: the list of tool schemas, or `.none`.
+    ///   - templateName: a named template (for example "tool_use"); nil picks "default", or
+    ///     "tool_use" when tools are given and such a template exists, as transformers does.
+    ///   - extra: further template variables (for example `enable_thinking`).
+    public func renderChat(
+        messages: Value, tools: Value = .none, addGenerationPrompt: Bool, templateName: String? = nil,
+        extra: [String: Value] = [:]
+    ) throws -> String {
+        let hasTools: Bool = { if case .array(let list) = tools { !list.isEmpty } else { false } }()
+        let name = templateName ?? (hasTools && chatTemplates["tool_use"] != nil ? "tool_use" : "default")
+        guard let source = chatTemplates[name] else {
+            throw TokenizerError.badField(
+                path: folder + "/tokenizer_config.json", at: "chat_template",
+                expected: name == "default"
+                    ? "a chat template (none found, nor chat_template.jinja)" : "a template named '\(name)'")
+        }
+        var variables: [String: Value] = [
+            "messages": messages, "tools": tools, "documents": .none,
+            "add_generation_prompt": .bool(addGenerationPrompt),
+            "bos_token": bosToken.map(Value.string) ?? .undefined,
+            "eos_token": eosToken.map(Value.string) ?? .undefined,
+            "pad_token": padToken.map(Value.string) ?? .undefined,
+            "unk_token": unkToken.map(Value.string) ?? .undefined,
+        ]
+        for (key, value) in extra { variables[key] = value }
+        return try ChatTemplate(source).render(variables)
+    }
+
     /// Reads `folder`'s tokenizer_config.json, chat_template.jinja and generation_config.json; each
     /// is optional, and a malformed one is an error naming the file and field.
     public static func load(folder: String) throws -> TokenizerConfig {
         var config = TokenizerConfig(chatTemplates: [:], generationEOSTokenIDs: [])
+        config.folder = folder
         let path = folder + "/tokenizer_config.json"
         if let root = try readJSON(path) {
             config.bosToken = try tokenContent(root["bos_token"])

@@ -5,5 +5,8 @@ struct GRPOCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grpo",
         abstract: "Post-train language models with GRPO, natively in Swift.",
-        subcommands: [InfoCommand.self, ScoreCommand.self, ConvertCommand.self, TokenizeCommand.self])
+        subcommands: [
+            InfoCommand.self, ScoreCommand.self, ConvertCommand.self, TokenizeCommand.self,
+            ChatTemplateCommand.self,
+        ])
 }

@@ -31,7 +31,9 @@ func syntaxAndNameErrorsGiveLineAndColumn(source: String, line: Int, message: St
 }
 
 @Test func raiseExceptionStopsRenderingWithItsMessage() {
-    let error = renderError("{% if messages | length == 0 %}{{ raise_exception('no messages') }}{% endif %}", ["messages": .array([])])
+    let error = renderError(
+        "{% if messages | length == 0 %}{{ raise_exception('no messages') }}{% endif %}",
+        ["messages": .array([])])
     #expect(error?.message == "raise_exception: no messages")
     #expect(error?.line == 1)
 }
@@ -43,7 +45,10 @@ func syntaxAndNameErrorsGiveLineAndColumn(source: String, line: Int, message: St
 }
 
 @Test func orderedJSONKeepsKeyOrderAndReportsPosition() throws {
-    guard case .object(let object) = try parseOrderedJSON(#"{"z": 1, "a": {"y": [1, 2.5, "é\u00e9"], "b": null}}"#) else {
+    guard
+        case .object(let object) = try parseOrderedJSON(
+            #"{"z": 1, "a": {"y": [1, 2.5, "é\u00e9"], "b": null}}"#)
+    else {
         Issue.record("not an object")
         return
     }

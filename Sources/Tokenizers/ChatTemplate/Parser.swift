@@ -213,7 +213,8 @@ struct TemplateParser {
             try tokens.expectEnd()
             return .continueLoop
         case "elif", "else", "endif", "endfor", "endset", "endmacro", "endcall", "endgeneration":
-            throw TemplateError(line: line, column: column, message: "unexpected '\(keyword)' with no open block")
+            throw TemplateError(
+                line: line, column: column, message: "unexpected '\(keyword)' with no open block")
         default:
             throw TemplateError(line: line, column: column, message: "unknown statement '\(keyword)'")
         }
