@@ -1,10 +1,14 @@
 /// Log-probabilities of every token after the first of each sequence, batching sequences together
 /// up to about `tokenBudget` tokens per forward pass.
 ///
-/// Result i has sequences[i].count - 1 values: value j = log p(token j+1 | tokens 0...j).
+/// Result i has sequences[i].count - firstScored[i] values: value j = log p(token k | tokens 0..<k)
+/// for k = firstScored[i] + j. `firstScored` defaults to 1 for every sequence (all but the first token).
 public func scoreSequences(
-    _ sequences: [[Int32]], model: Transformer, temperature: Float = 1, tokenBudget: Int = 4096
+    _ sequences: [[Int32]], firstScored: [Int]? = nil, model: Transformer, temperature: Float = 1,
+    tokenBudget: Int = 4096
 ) throws -> [[Float]] {
+    let firstScored = firstScored ?? Array(repeating: 1, count: sequences.count)
+    precondition(firstScored.count == sequences.count && firstScored.allSatisfy { $0 >= 1 })
     var results: [[Float]] = []
     results.reserveCapacity(sequences.count)
     var start = 0
@@ -16,13 +20,15 @@ public func scoreSequences(
             end += 1
         }
         let chunk = Array(sequences[start..<end])
-        let batch = TokenBatch(sequences: chunk)
+        let masks = (start..<end).map { i in sequences[i].indices.map { $0 >= firstScored[i] } }
+        let batch = TokenBatch(sequences: chunk, scored: masks)
         try model.validate(batch)
         let logp = model.forward(batch, temperature: temperature)
         var offset = 0
-        for sequence in chunk {
-            results.append(Array(logp[offset..<(offset + sequence.count - 1)]))
-            offset += sequence.count - 1
+        for (k, sequence) in chunk.enumerated() {
+            let count = max(0, sequence.count - firstScored[start + k])
+            results.append(Array(logp[offset..<(offset + count)]))
+            offset += count
         }
         start = end
     }

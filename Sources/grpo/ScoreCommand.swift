@@ -1,21 +1,22 @@
 import ArgumentParser
 import Foundation
 import Models
+import Tokenizers
 
 struct ScoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "score",
-        abstract: "Log-probabilities of token sequences.",
+        abstract: "Log-probabilities of token sequences, texts, or completions given prompts.",
         discussion: """
-            Each input line is {"tokens": [ids...]}; each output line is {"logprobs": [...]} with n-1 values \
-            for n tokens, value i = log p(token i+1 | tokens 0..i) under softmax(logits / temperature).
+            Input lines: {"tokens": [ids...]} or {"text": ...} score every token after the first;             {"prompt": ..., "completion": ...} scores the completion's tokens only (with --chat the prompt,             or a "messages" list, is first rendered with the chat template and its generation prompt).             Each output line is {"logprobs": [...]}: value i = log p(token | the tokens before it) under             softmax(logits / temperature).
             """)
 
     @OptionGroup var model: ModelOptions
-    @Option(help: "JSONL input, one {\"tokens\": [...]} per line.") var input: String
+    @Option(help: "JSONL input.") var input: String
     @Option(help: "Write here instead of standard output.") var output: String?
     @Option(help: "Divide logits by this before the softmax.") var temperature: Float = 1
     @Option(help: "Tokens per forward pass.") var batchTokens: Int = 4096
+    @Flag(help: "Render prompts (or \"messages\") with the model's chat template.") var chat = false
 
     func validate() throws {
         guard temperature > 0, temperature.isFinite else {
@@ -26,38 +27,77 @@ struct ScoreCommand: ParsableCommand {
 
     func run() throws {
         let transformer = try model.load()
+        let lines = try readJSONLines(input)
+        var tokenizer: Tokenizer?
+        var config: TokenizerConfig?
+        func textTokenizer() throws -> Tokenizer {
+            if let tokenizer { return tokenizer }
+            tokenizer = try Tokenizer(path: model.model)
+            return tokenizer!
+        }
         var sequences: [[Int32]] = []
-        for (line, object) in try readJSONLines(input) {
-            guard let values = object["tokens"] as? [Any] else {
-                throw InputError(path: input, line: line, reason: "expected a \"tokens\" array of integers")
-            }
-            var tokens: [Int32] = []
-            for value in values {
-                guard let number = value as? NSNumber, String(cString: number.objCType) != "c",
-                    number.doubleValue == number.doubleValue.rounded(),
-                    let id = Int32(exactly: number.int64Value), id >= 0,
-                    Int(id) < transformer.config.vocabSize
-                else {
-                    throw InputError(
-                        path: input, line: line,
-                        reason: "token \(value) is not an id in 0..<\(transformer.config.vocabSize)")
+        var firstScored: [Int] = []
+        for (line, object) in lines {
+            let fail = { (reason: String) in InputError(path: input, line: line, reason: reason) }
+            var tokens: [Int32]
+            var first = 1
+            if let values = object["tokens"] as? [Any] {
+                tokens = try values.map { value in
+                    guard let number = value as? NSNumber, String(cString: number.objCType) != "c",
+                        number.doubleValue == number.doubleValue.rounded(),
+                        let id = Int32(exactly: number.doubleValue),
+                        id >= 0, Int(id) < transformer.config.vocabSize
+                    else { throw fail("token \(value) is not an id in 0..<\(transformer.config.vocabSize)") }
+                    return id
                 }
-                tokens.append(id)
+            } else if let text = object["text"] as? String {
+                tokens = try textTokenizer().encode(text)
+            } else if let completion = object["completion"] as? String {
+                let tokenizer = try textTokenizer()
+                let promptTokens: [Int32]
+                if chat {
+                    if config == nil { config = try TokenizerConfig.load(folder: model.model) }
+                    let messages: Value
+                    if let list = object["messages"] as? [Any] {
+                        messages = Value(list)
+                    } else if let prompt = object["prompt"] as? String {
+                        messages = .array([
+                            .object(Object([("role", .string("user")), ("content", .string(prompt))]))
+                        ])
+                    } else {
+                        throw fail("expected a \"prompt\" string or a \"messages\" list")
+                    }
+                    let rendered = try config!.renderChat(messages: messages, addGenerationPrompt: true)
+                    // The template writes any BOS itself, so none is added again (as apply_chat_template).
+                    promptTokens = tokenizer.encode(rendered, addSpecialTokens: false)
+                } else {
+                    guard let prompt = object["prompt"] as? String else {
+                        throw fail("expected a \"prompt\" string")
+                    }
+                    promptTokens = tokenizer.encode(prompt)
+                }
+                tokens = promptTokens + tokenizer.encode(completion, addSpecialTokens: false)
+                first = max(1, promptTokens.count)
+            } else {
+                throw fail("expected \"tokens\", \"text\", or \"prompt\" and \"completion\"")
             }
-            guard !tokens.isEmpty else {
-                throw InputError(path: input, line: line, reason: "\"tokens\" is empty")
-            }
+            guard !tokens.isEmpty else { throw fail("nothing to score: no tokens") }
             if tokens.count > transformer.config.maxPositionEmbeddings {
-                throw InputError(
-                    path: input, line: line,
-                    reason:
-                        "\(tokens.count) tokens exceed max_position_embeddings \(transformer.config.maxPositionEmbeddings)"
+                throw fail(
+                    "\(tokens.count) tokens exceed max_position_embeddings \(transformer.config.maxPositionEmbeddings)"
+                )
+            }
+            if let bad = tokens.first(where: { Int($0) >= transformer.config.vocabSize }) {
+                throw fail(
+                    "the tokenizer gave id \(bad), outside the model's vocabulary of \(transformer.config.vocabSize)"
                 )
             }
             sequences.append(tokens)
+            firstScored.append(first)
         }
         let scores = try scoreSequences(
-            sequences, model: transformer, temperature: temperature, tokenBudget: batchTokens)
+            sequences, firstScored: firstScored, model: transformer, temperature: temperature,
+            tokenBudget: batchTokens)
         try writeLines(
             scores.map { "{\"logprobs\": [\($0.map { "\($0)" }.joined(separator: ", "))]}" }, to: output)
     }
