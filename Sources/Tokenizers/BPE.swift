@@ -116,7 +116,19 @@ final class BPE {
         return symbols
     }
 
-    private func mergeAll(_ symbols: inout [Int32]) {
+    /// The symbols of `piece` merged by the heap path or by the scan path (for tests: they must agree).
+    func merged(_ piece: String, heap: Bool) -> [Int32] {
+        var symbols = initialSymbols(piece)
+        if heap { mergeWithHeap(&symbols) } else { mergeAll(&symbols, scanOnly: true) }
+        return symbols
+    }
+
+    private func mergeAll(_ symbols: inout [Int32], scanOnly: Bool = false) {
+        if symbols.count > 32 && !scanOnly {
+            mergeWithHeap(&symbols)
+            return
+        }
+        // Short pieces (nearly all): a scan for the lowest-ranked pair beats a heap's bookkeeping.
         while symbols.count > 1 {
             var best: (rank: Int32, index: Int, id: Int32)?
             for i in 0..<(symbols.count - 1) {
@@ -129,5 +141,74 @@ final class BPE {
             symbols[best.index] = best.id
             symbols.remove(at: best.index + 1)
         }
+    }
+
+    /// The same merges in O(n log n) for long pieces: symbols in a linked list, candidate pairs in a
+    /// min-heap keyed by (rank, left position). A popped pair is stale when its left symbol is gone
+    /// or the pair at that position now has another rank (every pair has its own rank).
+    private func mergeWithHeap(_ symbols: inout [Int32]) {
+        let n = symbols.count
+        guard n > 1 else { return }
+        var next = Array(1...n)
+        var previous = Array(-1..<(n - 1))
+        var alive = [Bool](repeating: true, count: n)
+        var heap = MinHeap()
+        func push(_ left: Int) {
+            let right = next[left]
+            guard left >= 0, right < n, let merge = merges[Self.key(symbols[left], symbols[right])] else {
+                return
+            }
+            heap.push(UInt64(merge.rank) << 32 | UInt64(left))
+        }
+        for i in 0..<(n - 1) { push(i) }
+        while let top = heap.pop() {
+            let left = Int(top & 0xFFFF_FFFF)
+            let right = next[left]
+            guard alive[left], right < n,
+                let merge = merges[Self.key(symbols[left], symbols[right])], UInt64(merge.rank) == top >> 32
+            else { continue }
+            symbols[left] = merge.id
+            alive[right] = false
+            next[left] = next[right]
+            if next[right] < n { previous[next[right]] = left }
+            if previous[left] >= 0 { push(previous[left]) }
+            push(left)
+        }
+        symbols = (0..<n).filter { alive[$0] }.map { symbols[$0] }
+    }
+}
+
+/// A binary min-heap of UInt64 keys.
+private struct MinHeap {
+    private var items: [UInt64] = []
+
+    mutating func push(_ key: UInt64) {
+        items.append(key)
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard items[parent] > items[i] else { break }
+            items.swapAt(parent, i)
+            i = parent
+        }
+    }
+
+    mutating func pop() -> UInt64? {
+        guard let first = items.first else { return nil }
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var i = 0
+            while true {
+                let (l, r) = (2 * i + 1, 2 * i + 2)
+                var smallest = i
+                if l < items.count && items[l] < items[smallest] { smallest = l }
+                if r < items.count && items[r] < items[smallest] { smallest = r }
+                if smallest == i { break }
+                items.swapAt(i, smallest)
+                i = smallest
+            }
+        }
+        return first
     }
 }

@@ -9,7 +9,7 @@ import Foundation
 public final class Tokenizer: @unchecked Sendable {
     public let path: String
     public let addedTokens: [AddedToken]
-    private let model: BPE
+    let model: BPE
     private let normalizer: Normalizer?
     private let preTokenizer: PreTokenizer?
     private let postProcessor: PostProcessor?

@@ -37,3 +37,21 @@ func scannerAgreesWithTheRegex(pattern: KnownSplitPattern) throws {
         #expect(KnownSplitPattern(source: source) != nil, "\(family)'s split pattern is not recognised")
     }
 }
+
+@Test func heapMergesAgreeWithTheScanOnLongPieces() throws {
+    let tokenizer = try Tokenizer(path: tokenizerFixture("gpt2.json"))
+    var state: UInt64 = 42
+    let alphabet = Array("aaabbeeeinnorssttthl_Ġ")
+    for length in [1, 2, 33, 64, 257, 1000] {
+        for _ in 0..<5 {
+            var piece = ""
+            for _ in 0..<length {
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                piece.append(alphabet[Int(state >> 33) % alphabet.count])
+            }
+            #expect(
+                tokenizer.model.merged(piece, heap: true) == tokenizer.model.merged(piece, heap: false),
+                "length \(length)")
+        }
+    }
+}
