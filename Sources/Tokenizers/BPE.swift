@@ -143,9 +143,11 @@ final class BPE {
         }
     }
 
-    /// The same merges in O(n log n) for long pieces: symbols in a linked list, candidate pairs in a
-    /// min-heap keyed by (rank, left position). A popped pair is stale when its left symbol is gone
-    /// or the pair at that position now has another rank (every pair has its own rank).
+    /// The same merges in O(n log n), for long pieces.
+    ///
+    /// Symbols sit in a linked list and candidate pairs in a min-heap keyed by (rank, left position).
+    /// A popped pair is stale when its left symbol is gone or the pair at that position now has
+    /// another rank (every pair has its own rank).
     private func mergeWithHeap(_ symbols: inout [Int32]) {
         let n = symbols.count
         guard n > 1 else { return }
