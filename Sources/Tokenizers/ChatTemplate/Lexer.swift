@@ -145,7 +145,7 @@ func lexTemplate(_ template: String) throws -> [Segment] {
 }
 
 /// A token of an expression inside a tag.
-enum ExpressionToken: Equatable {
+enum ExpressionToken: Hashable {
     case name(String)
     case string(String)
     case int(Int)
