@@ -38,8 +38,8 @@ public final class Transformer {
     /// The folder this model was loaded from; its tokenizer files travel with every save.
     public var sourceFolder: String?
 
-    private let rope: RotaryEmbedding
-    private let weights: [LayerWeights]
+    let rope: RotaryEmbedding
+    let weights: [LayerWeights]
     private lazy var gradients: [LayerWeights] = (0..<config.numHiddenLayers).map {
         LayerWeights(layer: $0, config: config, store: parameters, gradient: true)
     }
@@ -49,7 +49,7 @@ public final class Transformer {
     private var residualPool: TensorStorage?
 
     /// `count` activation sets for N tokens, reusing the pool's buffers when they are big enough.
-    private func activations(_ count: Int, tokens N: Int) -> [LayerActivations] {
+    func activations(_ count: Int, tokens N: Int) -> [LayerActivations] {
         if pool.count < count || (pool.first?.capacity ?? 0) < N {
             let capacity = max(N, pool.first?.capacity ?? 0)
             pool = []  // free the old buffers before allocating the new ones
@@ -174,7 +174,7 @@ public final class Transformer {
         return (0..<rows.count).map { Array(flat[($0 * config.vocabSize)..<(($0 + 1) * config.vocabSize)]) }
     }
 
-    private func layerForward(
+    func layerForward(
         _ l: Int, x: Tensor, out: Tensor, saving a: LayerActivations, batch: TokenBatch, cos: [Float],
         sin: [Float]
     ) {

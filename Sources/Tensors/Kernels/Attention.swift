@@ -174,15 +174,17 @@ func softmaxRow(_ row: UnsafeMutablePointer<Float>, count: Int, shift: Float, mu
 
 /// One new token per sequence attending to its cached keys and values (the decode step).
 ///
-/// q: (B, H*D) for B sequences; keys[b], values[b]: (L_b, K*D) rows of cache, where the new
+/// q: (B, H*D) for B sequences (rows `qRowStride` apart, so q can be read in place from qkv rows);
+/// keys[b], values[b]: (L_b, K*D) rows of cache, where the new
 /// token's own key and value are already appended -> out: (B, H*D).
 public func attentionDecode(
     out: Tensor, q: Tensor, keys: [Tensor], values: [Tensor], lengths: [Int], heads: AttentionHeads,
-    scale: Float
+    scale: Float, qRowStride: Int? = nil
 ) {
     let (H, KV, D) = (heads.queryHeads, heads.keyValueHeads, heads.headDim)
     let B = lengths.count
     let (op, qp) = (out.pointer, q.pointer)
+    let qStride = qRowStride ?? H * D
     let keyPointers = keys.map { UnsafePointer($0.pointer) }
     let valuePointers = values.map { UnsafePointer($0.pointer) }
     let maxL = lengths.max() ?? 0
@@ -195,7 +197,7 @@ public func attentionDecode(
             let g = h / heads.group
             let L = lengths[b]
             let (qv, kc, vc, o) = (
-                qp + b * H * D + h * D, keyPointers[b] + g * D, valuePointers[b] + g * D,
+                qp + b * qStride + h * D, keyPointers[b] + g * D, valuePointers[b] + g * D,
                 op + b * H * D + h * D
             )
             for j in 0..<L {
