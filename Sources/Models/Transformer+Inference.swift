@@ -36,8 +36,9 @@ extension Transformer {
         return (finalLogits(x, rows: lastRows), caches)
     }
 
-    /// One decoding step: token b is appended to sequence b (whose past is `caches[b]`); returns
-    /// the logits of the next token for every sequence, (B, V). One matmul per layer covers all B.
+    /// One decoding step for B sequences, returning the next-token logits, (B, V).
+    ///
+    /// Token b is appended to sequence b, whose past is `caches[b]`. One matmul per layer covers all B.
     public func decodeStep(tokens: [Int32], caches: [KVCache]) -> Tensor {
         let B = tokens.count
         precondition(caches.count == B, "one cache per token")
