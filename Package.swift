@@ -28,6 +28,9 @@ let package = Package(
         .target(name: "SafeTensors", swiftSettings: kernelSettings),
         .target(name: "Models", dependencies: ["Tensors", "SafeTensors"], swiftSettings: kernelSettings),
         .target(name: "Tokenizers", swiftSettings: kernelSettings),
+        .target(
+            name: "Generation", dependencies: ["Models", "Tokenizers", "Tensors"],
+            swiftSettings: kernelSettings),
 
         // MARK: - Executables
         .executableTarget(
@@ -48,6 +51,9 @@ let package = Package(
         .testTarget(
             name: "ModelsTests", dependencies: ["Models", "Tensors", "SafeTensors", "TestSupport"],
             exclude: ["Fixtures"], swiftSettings: hostCPU),
+        .testTarget(
+            name: "GenerationTests", dependencies: ["Generation", "Models", "Tensors", "TestSupport"],
+            swiftSettings: hostCPU),
         .testTarget(
             name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"], exclude: ["Fixtures"],
             swiftSettings: hostCPU),

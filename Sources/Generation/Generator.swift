@@ -1,0 +1,178 @@
+import Foundation
+import Models
+import Tensors
+import Tokenizers
+
+/// Samples `numGenerations` completions per prompt with a KV cache.
+///
+/// Each prompt is prefilled once and its cache forked for its G completions; then every live
+/// sequence advances together, one matmul per layer per step with one row per live sequence, and
+/// finished sequences leave the batch. Prompts of any lengths share a batch. Prompt groups run in
+/// waves so that their KV caches stay within `maxCacheBytes`.
+///
+///     let generator = Generator(model: model, tokenizer: tokenizer)
+///     let groups = try generator.generate(prompts: [ids], parameters: sampling)  // [prompt][sample]
+public final class Generator {
+    public let model: Transformer
+    public let tokenizer: Tokenizer?
+    /// Upper bound on KV-cache bytes held at once.
+    public var maxCacheBytes = 4 << 30
+    /// The largest KV-cache footprint of the last `generate` call.
+    public private(set) var peakCacheBytes = 0
+
+    public init(model: Transformer, tokenizer: Tokenizer? = nil) {
+        self.model = model
+        self.tokenizer = tokenizer
+    }
+
+    /// Bytes of KV cache one sequence of `tokens` tokens holds.
+    public func cacheBytes(tokens: Int) -> Int {
+        let c = model.config
+        return c.numHiddenLayers * 2 * tokens * c.numKeyValueHeads * c.headDim * MemoryLayout<Float>.stride
+    }
+
+    /// Completions for each prompt, `parameters.numGenerations` each; `onToken` sees every sampled
+    /// token as (prompt, sample, token), for streaming.
+    public func generate(
+        prompts: [[Int32]], parameters: SamplingParameters, onToken: ((Int, Int, Int32) -> Void)? = nil
+    ) throws -> [[Completion]] {
+        try parameters.validate()
+        let config = model.config
+        for (index, prompt) in prompts.enumerated() {
+            guard !prompt.isEmpty else { throw GenerationError.emptyPrompt(index: index) }
+            if prompt.count + parameters.maxNewTokens > config.maxPositionEmbeddings {
+                throw GenerationError.promptTooLong(
+                    index: index, tokens: prompt.count, maxNewTokens: parameters.maxNewTokens,
+                    context: config.maxPositionEmbeddings)
+            }
+            if let bad = prompt.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+                throw GenerationError.tokenOutOfRange(index: index, id: bad, vocabSize: config.vocabSize)
+            }
+        }
+        let G = parameters.numGenerations
+        let groupBytes = prompts.map { cacheBytes(tokens: $0.count + parameters.maxNewTokens) * (G + 1) }
+        if let largest = groupBytes.max(), largest > maxCacheBytes {
+            throw GenerationError.cacheBudgetTooSmall(needed: largest, budget: maxCacheBytes)
+        }
+        var results = [[Completion]](repeating: [], count: prompts.count)
+        peakCacheBytes = 0
+        var start = 0
+        while start < prompts.count {
+            var end = start
+            var bytes = 0
+            while end < prompts.count && bytes + groupBytes[end] <= maxCacheBytes {
+                bytes += groupBytes[end]
+                end += 1
+            }
+            peakCacheBytes = max(peakCacheBytes, bytes)
+            let wave = try generateWave(Array(start..<end), prompts, parameters, onToken)
+            for (offset, completions) in wave.enumerated() { results[start + offset] = completions }
+            start = end
+        }
+        return results
+    }
+
+    /// A sequence being generated.
+    private struct Live {
+        let prompt: Int
+        let sample: Int
+        var rng: SplitMix64
+        let cache: KVCache
+        var completion = Completion(tokens: [], logprobs: [], finishReason: .length, text: nil)
+        var finished = false
+    }
+
+    private func generateWave(
+        _ indices: [Int], _ prompts: [[Int32]], _ parameters: SamplingParameters,
+        _ onToken: ((Int, Int, Int32) -> Void)?
+    ) throws -> [[Completion]] {
+        let G = parameters.numGenerations
+        let V = model.config.vocabSize
+        let wavePrompts = indices.map { prompts[$0] }
+        let (logits, caches) = model.prefill(
+            wavePrompts, capacity: wavePrompts.map { $0.count + parameters.maxNewTokens })
+        var live: [Live] = []
+        for (w, prompt) in indices.enumerated() {
+            for (g, cache) in caches[w].fork(count: G).enumerated() {
+                live.append(
+                    Live(
+                        prompt: prompt, sample: g,
+                        rng: completionStream(seed: parameters.seed, prompt: prompt, sample: g), cache: cache)
+                )
+            }
+        }
+        let first = logits.toArray()
+        var rows = live.map { sequence in
+            let w = indices.firstIndex(of: sequence.prompt)!
+            return Array(first[(w * V)..<((w + 1) * V)])
+        }
+        var done: [Live] = []
+        while !live.isEmpty {
+            for i in live.indices {
+                let token = sample(&rows[i], &live[i], prompts[live[i].prompt], parameters)
+                onToken?(live[i].prompt, live[i].sample, token)
+                finishIfDone(&live[i], token: token, parameters: parameters)
+            }
+            done += live.filter(\.finished)
+            let keep = live.indices.filter { !live[$0].finished }
+            live = keep.map { live[$0] }
+            if live.isEmpty { break }
+            let stepLogits = model.decodeStep(
+                tokens: live.map { $0.completion.tokens.last! }, caches: live.map(\.cache))
+            let flat = stepLogits.toArray()
+            rows = live.indices.map { Array(flat[($0 * V)..<(($0 + 1) * V)]) }
+        }
+        var grouped = [[Completion]](repeating: [], count: indices.count)
+        for w in indices.indices {
+            grouped[w] = done.filter { $0.prompt == indices[w] }.sorted { $0.sample < $1.sample }.map(
+                \.completion)
+        }
+        return grouped
+    }
+
+    /// Picks the next token of one sequence from its logits row and records it.
+    private func sample(
+        _ row: inout [Float], _ sequence: inout Live, _ prompt: [Int32], _ p: SamplingParameters
+    ) -> Int32 {
+        let logprobTemperature = p.temperature > 0 ? p.temperature : 1
+        var adjusted = row
+        applyRepetitionPenalty(
+            &adjusted, previous: prompt + sequence.completion.tokens, penalty: p.repetitionPenalty)
+        let token: Int32
+        if p.temperature == 0 {
+            token = argmax(adjusted[...])
+        } else {
+            let distribution = samplingDistribution(
+                logits: adjusted, temperature: p.temperature, topK: p.topK, topP: p.topP, minP: p.minP)
+            token = draw(distribution, uniform: sequence.rng.nextUniform())
+        }
+        sequence.completion.tokens.append(token)
+        sequence.completion.logprobs.append(
+            tokenLogProbability(row[...], token: token, temperature: logprobTemperature))
+        return token
+    }
+
+    private func finishIfDone(_ sequence: inout Live, token: Int32, parameters: SamplingParameters) {
+        if parameters.stopTokenIDs.contains(token) {
+            sequence.completion.finishReason = .stop
+            sequence.finished = true
+        } else if !parameters.stopStrings.isEmpty, let tokenizer {
+            let text = tokenizer.decode(sequence.completion.tokens)
+            if let stop = parameters.stopStrings.compactMap({ text.range(of: $0) }).min(by: {
+                $0.lowerBound < $1.lowerBound
+            }) {
+                sequence.completion.finishReason = .stop
+                sequence.completion.text = String(text[..<stop.lowerBound])
+                sequence.finished = true
+                return
+            }
+        }
+        if !sequence.finished && sequence.completion.tokens.count >= parameters.maxNewTokens {
+            sequence.completion.finishReason = .length
+            sequence.finished = true
+        }
+        if sequence.finished && sequence.completion.text == nil, let tokenizer {
+            sequence.completion.text = tokenizer.decode(sequence.completion.tokens, skipSpecialTokens: true)
+        }
+    }
+}
