@@ -36,7 +36,7 @@ let package = Package(
         .executableTarget(
             name: "grpo",
             dependencies: [
-                "Models", "SafeTensors", "Tokenizers",
+                "Models", "SafeTensors", "Tokenizers", "Generation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: hostCPU),

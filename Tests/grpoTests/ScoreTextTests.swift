@@ -3,7 +3,7 @@ import Testing
 
 /// A model folder: the llama-gqa fixture (vocabulary 96) with a small character-level BPE tokenizer
 /// and a chat template.
-private func modelWithTokenizer() throws -> String {
+func modelWithTokenizer() throws -> String {
     let folder = NSTemporaryDirectory() + "grpo-score-text-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     for name in try FileManager.default.contentsOfDirectory(atPath: fixture("llama-gqa"))
