@@ -41,7 +41,7 @@ let package = Package(
             ],
             swiftSettings: hostCPU),
         .executableTarget(
-            name: "grpo-bench", dependencies: ["Models", "Tensors", "Tokenizers"],
+            name: "grpo-bench", dependencies: ["Generation", "Models", "Tensors", "Tokenizers"],
             swiftSettings: kernelSettings),
 
         // MARK: - Tests

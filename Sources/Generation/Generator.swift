@@ -141,14 +141,18 @@ public final class Generator {
         let token: Int32
         if p.temperature == 0 {
             token = argmax(adjusted[...])
+        } else if p.topK == 0 && p.topP == 1 && p.minP == 0 {
+            // Plain sampling: one vectorised softmax, then the inverse CDF in token order.
+            _ = softmaxInPlace(&adjusted, temperature: p.temperature)
+            token = draw(probabilities: adjusted, uniform: sequence.rng.nextUniform())
         } else {
             let distribution = samplingDistribution(
                 logits: adjusted, temperature: p.temperature, topK: p.topK, topP: p.topP, minP: p.minP)
             token = draw(distribution, uniform: sequence.rng.nextUniform())
         }
         sequence.completion.tokens.append(token)
-        sequence.completion.logprobs.append(
-            tokenLogProbability(row[...], token: token, temperature: logprobTemperature))
+        let logSumExp = logSumExp(row[...], temperature: logprobTemperature)
+        sequence.completion.logprobs.append(row[Int(token)] / logprobTemperature - logSumExp)
         return token
     }
 

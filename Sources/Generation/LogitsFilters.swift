@@ -63,6 +63,16 @@ public func draw(_ distribution: [(token: Int32, probability: Float)], uniform u
     return distribution.last { $0.probability > 0 }!.token
 }
 
+/// Draws from dense probabilities (summing to 1) with one uniform number, in token order.
+public func draw(probabilities: [Float], uniform u: Float) -> Int32 {
+    var cumulative: Float = 0
+    for (token, probability) in probabilities.enumerated() {
+        cumulative += probability
+        if u < cumulative { return Int32(token) }
+    }
+    return Int32(probabilities.lastIndex { $0 > 0 } ?? 0)
+}
+
 /// The index of the largest value (the first one on ties, as torch.argmax).
 public func argmax(_ row: ArraySlice<Float>) -> Int32 {
     var best = row.startIndex

@@ -16,7 +16,7 @@ extension Transformer {
                 room >= prompt.count, "cache capacity \(room) below the prompt's \(prompt.count) tokens")
             return KVCache(layers: config.numHiddenLayers, width: config.numKeyValueHeads * D, capacity: room)
         }
-        let (cos, sin) = rope.tables(positions: batch.sequences.maxLength)
+        let (cos, sin) = ropeTables(positions: batch.sequences.maxLength)
         var x = Tensor(zeros: [N, C])
         var next = Tensor(zeros: [N, C])
         embeddingForward(x: x, tokens: batch.tokens, table: embedding)
@@ -47,7 +47,7 @@ extension Transformer {
         )
         let width = config.heads.qkvWidth
         let positions = caches.map { Int32($0.length) }
-        let (cos, sin) = rope.tables(positions: Int(positions.max()!) + 1)
+        let (cos, sin) = ropeTables(positions: Int(positions.max()!) + 1)
         let x = Tensor(zeros: [B, C])
         embeddingForward(x: x, tokens: tokens, table: embedding)
         let (normed, rstd, qkv, attention) = (

@@ -39,6 +39,18 @@ public final class Transformer {
     public var sourceFolder: String?
 
     let rope: RotaryEmbedding
+    /// cos / sin tables for positions 0..<count, grown by doubling (decoding asks every step).
+    private var ropeTables: (cos: [Float], sin: [Float], count: Int) = ([], [], 0)
+
+    /// RoPE tables covering positions 0..<positions (possibly more).
+    func ropeTables(positions: Int) -> (cos: [Float], sin: [Float]) {
+        if ropeTables.count < positions {
+            let count = max(positions, 2 * ropeTables.count, 64)
+            let (cos, sin) = rope.tables(positions: count)
+            ropeTables = (cos, sin, count)
+        }
+        return (ropeTables.cos, ropeTables.sin)
+    }
     let weights: [LayerWeights]
     private lazy var gradients: [LayerWeights] = (0..<config.numHiddenLayers).map {
         LayerWeights(layer: $0, config: config, store: parameters, gradient: true)
@@ -129,7 +141,7 @@ public final class Transformer {
     public func forward(_ batch: TokenBatch, temperature: Float = 1) -> [Float] {
         let N = batch.tokenCount
         let C = config.hiddenSize
-        let (cos, sin) = rope.tables(positions: batch.sequences.maxLength)
+        let (cos, sin) = ropeTables(positions: batch.sequences.maxLength)
         saved = nil
         let residuals = residualTensors(tokens: N)
         embeddingForward(x: residuals[0], tokens: batch.tokens, table: embedding)

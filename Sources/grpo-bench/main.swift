@@ -1,4 +1,5 @@
 import Foundation
+import Generation
 import Models
 import Tensors
 import Tokenizers
@@ -7,6 +8,63 @@ import Tokenizers
 // taken within one run. Run: swift run -c release grpo-bench [--quick]
 
 let quick = CommandLine.arguments.contains("--quick")
+
+// `grpo-bench rollout FOLDER`: writes the two benchmark models (random weights, HF format) under
+// FOLDER and the prompts, then times 4 prompts x 8 completions x 128 new tokens on each
+// (scripts/bench_generate.sh runs transformers' generate on the same folders).
+if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "rollout" {
+    let root = CommandLine.arguments[2]
+    let shapes: [(String, ModelConfig)] = [
+        (
+            "qwen2-27m",
+            ModelConfig(
+                architecture: .qwen2, vocabSize: 8192, hiddenSize: 512, intermediateSize: 1408,
+                numHiddenLayers: 8,
+                numAttentionHeads: 8, numKeyValueHeads: 2, ropeTheta: 1_000_000, tieWordEmbeddings: true,
+                maxPositionEmbeddings: 4096)
+        ),
+        (
+            "smollm2-135m",
+            ModelConfig(
+                architecture: .llama, vocabSize: 49152, hiddenSize: 576, intermediateSize: 1536,
+                numHiddenLayers: 30,
+                numAttentionHeads: 9, numKeyValueHeads: 3, ropeTheta: 100_000, tieWordEmbeddings: true,
+                maxPositionEmbeddings: 8192)
+        ),
+    ]
+    var rng = SplitMix64(seed: 5)
+    for (name, config) in shapes {
+        let folder = root + "/" + name
+        let model = ModelLoader.randomModel(config: config, seed: 11)
+        try ModelLoader.save(model, to: folder)
+        let prompts = (0..<4).map { _ in (0..<32).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) } }
+        let promptsJSON =
+            "["
+            + prompts.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }.joined(separator: ",")
+            + "]"
+        try promptsJSON.write(toFile: folder + "/prompts.json", atomically: true, encoding: .utf8)
+        var parameters = SamplingParameters()
+        parameters.numGenerations = 8
+        parameters.maxNewTokens = 128
+        parameters.seed = 1
+        let generator = Generator(model: model)
+        var warm = parameters
+        warm.maxNewTokens = 4
+        _ = try generator.generate(prompts: prompts, parameters: warm)
+        var produced = 0
+        let t = seconds {
+            let groups = try! generator.generate(prompts: prompts, parameters: parameters)
+            produced = groups.joined().reduce(0) { $0 + $1.tokens.count }
+        }
+        print(
+            String(
+                format: "swift  %@  %5d tokens in %6.2f s  %7.0f tokens/s  KV cache %@  peak RSS %@", name,
+                produced, t,
+                Double(produced) / t, formatBytes(generator.peakCacheBytes), formatBytes(peakResidentBytes()))
+        )
+    }
+    exit(0)
+}
 
 // `grpo-bench tokenizer TOKENIZER.json CORPUS.json`: encoding throughput on a JSON list of documents
 // (scripts/bench_tokenizer.sh runs it beside Hugging Face tokenizers on the same files).

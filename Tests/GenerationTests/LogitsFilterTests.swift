@@ -1,5 +1,6 @@
 import Foundation
 import Generation
+import Tensors
 import Testing
 
 private func probabilities(_ d: [(token: Int32, probability: Float)]) -> [Int32: Float] {
@@ -59,4 +60,19 @@ private func probabilities(_ d: [(token: Int32, probability: Float)]) -> [Int32:
     var c = completionStream(seed: 1, prompt: 2, sample: 4)
     let (x, y, z) = (a.next(), b.next(), c.next())
     #expect(x == y && x != z)
+}
+
+@Test func denseFastPathDrawsWhatTheGeneralPathDraws() {
+    let logits = (0..<300).map { Float(sin(Double($0) * 1.7)) * 3 }
+    var probabilities = logits
+    _ = softmaxInPlace(&probabilities, temperature: 0.8)
+    let distribution = samplingDistribution(logits: logits, temperature: 0.8)
+    var rng = completionStream(seed: 3, prompt: 1, sample: 2)
+    var differ = 0
+    for _ in 0..<5000 {
+        let u = rng.nextUniform()
+        if draw(probabilities: probabilities, uniform: u) != draw(distribution, uniform: u) { differ += 1 }
+    }
+    // Float vs Double rounding may move a boundary by an ulp; a real difference would show often.
+    #expect(differ <= 2)
 }

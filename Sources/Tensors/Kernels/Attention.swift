@@ -200,11 +200,7 @@ public func attentionDecode(
                 qp + b * qStride + h * D, keyPointers[b] + g * D, valuePointers[b] + g * D,
                 op + b * H * D + h * D
             )
-            for j in 0..<L {
-                var dot: Float = 0
-                for d in 0..<D { dot += qv[d] * kc[j * KV * D + d] }
-                scores[j] = dot * scale
-            }
+            for j in 0..<L { scores[j] = dotProduct(qv, kc + j * KV * D, D) * scale }
             let m = rowMax(scores, L)
             let total = sumExp(scores, L, scale: 1, shift: m)
             softmaxRow(scores, count: L, shift: m, multiplier: 1 / total)
@@ -212,4 +208,21 @@ public func attentionDecode(
             for j in 0..<L { axpy(D, scores[j], vc + j * KV * D, o) }
         }
     }
+}
+
+/// Σ a[i] b[i] over n values, in 16-wide vectors (a float reduction is not auto-vectorised).
+@inline(__always)
+func dotProduct(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var sum = SIMD16<Float>(repeating: 0)
+    var i = 0
+    while i + 16 <= n {
+        sum += a.loadSIMD16(at: i) * b.loadSIMD16(at: i)
+        i += 16
+    }
+    var result = sum.sum()
+    while i < n {
+        result += a[i] * b[i]
+        i += 1
+    }
+    return result
 }

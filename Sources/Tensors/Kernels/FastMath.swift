@@ -1,3 +1,5 @@
+import Foundation
+
 /// Vectorised exp for SIMD16<Float>, accurate to about 2 ulp over the float range.
 ///
 /// Range reduction x = n ln2 + r with ln2 split in two parts (Cody-Waite), then the Cephes
@@ -78,4 +80,28 @@ func sumExp(_ x: UnsafePointer<Float>, _ n: Int, scale: Float, shift: Float) -> 
         i += 1
     }
     return result
+}
+
+/// Softmax of `row / temperature` in place, vectorised; returns the log-sum-exp of `row / temperature`
+/// (so log p[i] = row[i] / temperature - result, computed from the original row).
+public func softmaxInPlace(_ row: inout [Float], temperature: Float) -> Float {
+    precondition(temperature > 0, "softmax needs a positive temperature")
+    let inverse = 1 / temperature
+    return row.withUnsafeMutableBufferPointer { buffer in
+        let p = buffer.baseAddress!
+        let n = buffer.count
+        let shift = rowMax(p, n) * inverse
+        let total = sumExp(p, n, scale: inverse, shift: shift)
+        softmaxRowScaled(p, count: n, scale: inverse, shift: shift, multiplier: 1 / total)
+        return shift + Foundation.log(total)
+    }
+}
+
+/// log Σ exp(row[i] / temperature), vectorised.
+public func logSumExp(_ row: ArraySlice<Float>, temperature: Float) -> Float {
+    row.withUnsafeBufferPointer { buffer in
+        let inverse = 1 / temperature
+        let shift = rowMax(buffer.baseAddress!, buffer.count) * inverse
+        return shift + Foundation.log(sumExp(buffer.baseAddress!, buffer.count, scale: inverse, shift: shift))
+    }
 }
