@@ -7,6 +7,15 @@ import Tokenizers
 // Benchmarks print figures; they assert nothing (the machine is shared and noisy). Ratios are
 // taken within one run. Run: swift run -c release grpo-bench [--quick]
 
+/// SmolLM2-135M's shapes (tied embeddings), with random weights in every benchmark.
+func smolLM2Shape(layers: Int) -> ModelConfig {
+    ModelConfig(
+        architecture: .llama, vocabSize: 49152, hiddenSize: 576, intermediateSize: 1536,
+        numHiddenLayers: layers,
+        numAttentionHeads: 9, numKeyValueHeads: 3, ropeTheta: 100_000, tieWordEmbeddings: true,
+        maxPositionEmbeddings: 8192)
+}
+
 let quick = CommandLine.arguments.contains("--quick")
 
 // `grpo-bench rollout FOLDER`: writes the two benchmark models (random weights, HF format) under
@@ -23,14 +32,7 @@ if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "rollout" {
                 numAttentionHeads: 8, numKeyValueHeads: 2, ropeTheta: 1_000_000, tieWordEmbeddings: true,
                 maxPositionEmbeddings: 4096)
         ),
-        (
-            "smollm2-135m",
-            ModelConfig(
-                architecture: .llama, vocabSize: 49152, hiddenSize: 576, intermediateSize: 1536,
-                numHiddenLayers: 30,
-                numAttentionHeads: 9, numKeyValueHeads: 3, ropeTheta: 100_000, tieWordEmbeddings: true,
-                maxPositionEmbeddings: 8192)
-        ),
+        ("smollm2-135m", smolLM2Shape(layers: 30)),
     ]
     var rng = SplitMix64(seed: 5)
     for (name, config) in shapes {
@@ -159,11 +161,7 @@ do {
 // MARK: - Transformer on SmolLM2-135M's shapes
 
 print("\n== transformer, SmolLM2-135M shapes (random weights), 2048 tokens per batch ==")
-let config = ModelConfig(
-    architecture: .llama, vocabSize: 49152, hiddenSize: 576, intermediateSize: 1536,
-    numHiddenLayers: quick ? 6 : 30,
-    numAttentionHeads: 9, numKeyValueHeads: 3, ropeTheta: 100_000, tieWordEmbeddings: true,
-    maxPositionEmbeddings: 8192)
+let config = smolLM2Shape(layers: quick ? 6 : 30)
 let model = ModelLoader.randomModel(config: config, seed: 1)
 var rng = SplitMix64(seed: 2)
 let lengths = [512, 512, 512, 512]
