@@ -31,4 +31,20 @@ public enum BLAS {
             precondition(status == dnnl_success, "dnnl_sgemm failed with status \(status.rawValue)")
         #endif
     }
+
+    /// `sgemm` on arrays, writing into `c` (for tests and small one-off products).
+    public static func sgemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: [Float], lda: Int, b: [Float], ldb: Int,
+        c: Tensor,
+        ldc: Int
+    ) {
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                sgemm(
+                    transA: transA, transB: transB, m: m, n: n, k: k, a: ap.baseAddress!, lda: lda,
+                    b: bp.baseAddress!,
+                    ldb: ldb, c: c.pointer, ldc: ldc)
+            }
+        }
+    }
 }

@@ -249,3 +249,15 @@ func logSoftmaxGatherMatchesNaiveAndGradients(temperature: Float) {
         relativeError(dW.toArray(), numericGradient(w, h: 1e-3) { weightedSum(run(hidden, $0), dLogp) })
             < 1e-2)
 }
+
+@Test(arguments: [(1, 576, 960), (32, 576, 3072), (200, 64, 9)])
+func skinnyMatmulPrimitiveAgreesWithSgemm(N: Int, I: Int, O: Int) {
+    let x = Tensor(randomFloats(N * I, seed: 30), shape: [N, I])
+    let w = Tensor(randomFloats(O * I, seed: 31), shape: [O, I])
+    let (viaPrimitive, viaSgemm) = (Tensor(zeros: [N, O]), Tensor(zeros: [N, O]))
+    linearForward(y: viaPrimitive, x: x, weight: w)
+    BLAS.sgemm(
+        transA: false, transB: true, m: N, n: O, k: I, a: x.toArray(), lda: I, b: w.toArray(), ldb: I,
+        c: viaSgemm, ldc: O)
+    #expect(maxAbsDiff(viaPrimitive.toArray(), viaSgemm.toArray()).diff < 1e-4)
+}

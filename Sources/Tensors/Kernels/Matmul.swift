@@ -9,9 +9,11 @@ public func linearForward(y: Tensor, x: Tensor, weight: Tensor, bias: Tensor? = 
     precondition(
         x.count == N * I && weight.count == O * I,
         "linear: x \(x.shape), weight \(weight.shape), y \(y.shape)")
-    BLAS.sgemm(
-        transA: false, transB: true, m: N, n: O, k: I, a: x.pointer, lda: I, b: weight.pointer, ldb: I,
-        c: y.pointer, ldc: O)
+    if !skinnyLinear(y: y, x: x, weight: weight, n: N, o: O, i: I) {
+        BLAS.sgemm(
+            transA: false, transB: true, m: N, n: O, k: I, a: x.pointer, lda: I, b: weight.pointer, ldb: I,
+            c: y.pointer, ldc: O)
+    }
     if let bias {
         precondition(bias.count == O, "linear: bias \(bias.shape) for \(O) outputs")
         let (yp, bp) = (y.pointer, bias.pointer)
@@ -44,4 +46,15 @@ public func linearBackward(
         let (dbp, dyp) = (dBias.pointer, dY.pointer)
         for n in 0..<N { axpy(O, 1, dyp + n * O, dbp) }
     }
+}
+
+/// Linear layers with few rows (decoding) run on oneDNN's matmul primitive, about twice as fast as
+/// sgemm there; returns false when the shape is not skinny or the primitive is unavailable.
+private func skinnyLinear(y: Tensor, x: Tensor, weight: Tensor, n N: Int, o O: Int, i I: Int) -> Bool {
+    #if canImport(Accelerate)
+        return false
+    #else
+        guard N <= 256 else { return false }
+        return MatmulPrimitives.shared.run(m: N, n: O, k: I, x: x.pointer, w: weight.pointer, y: y.pointer)
+    #endif
 }
