@@ -48,16 +48,17 @@ extension Transformer {
         let width = config.heads.qkvWidth
         let positions = caches.map { Int32($0.length) }
         let (cos, sin) = ropeTables(positions: Int(positions.max()!) + 1)
-        let x = Tensor(zeros: [B, C])
-        embeddingForward(x: x, tokens: tokens, table: embedding)
-        let (normed, rstd, qkv, attention) = (
-            Tensor(zeros: [B, C]), Tensor(zeros: [B * max(H, 1)]), Tensor(zeros: [B, width]),
-            Tensor(zeros: [B, H * D])
+        if (decodeWorkspace?.capacity ?? 0) < B {
+            decodeWorkspace = DecodeWorkspace(capacity: B, config: config)
+        }
+        let workspace = decodeWorkspace!.bind(rows: B)
+        let (x, normed, rstd, qkv, attention) = (
+            workspace.x, workspace.normed, workspace.rstd, workspace.qkv, workspace.attention
         )
         let (middle, gateUp, hidden, out) = (
-            Tensor(zeros: [B, C]), Tensor(zeros: [B, 2 * config.intermediateSize]),
-            Tensor(zeros: [B, config.intermediateSize]), Tensor(zeros: [B, C])
+            workspace.middle, workspace.gateUp, workspace.hidden, workspace.out
         )
+        embeddingForward(x: x, tokens: tokens, table: embedding)
         let rowRstd = rstd.view(shape: [B])
         for l in 0..<config.numHiddenLayers {
             let w = weights[l]
@@ -108,5 +109,38 @@ extension Transformer {
         let logits = Tensor(zeros: [rows.count, config.vocabSize])
         linearForward(y: logits, x: selected, weight: head)
         return logits
+    }
+}
+
+/// The per-step buffers of `decodeStep` for up to `capacity` sequences, as views of one buffer.
+final class DecodeWorkspace {
+    let capacity: Int
+    private let storage: TensorStorage
+    private let widths: [Int]
+    private(set) var x, normed, rstd, qkv, attention, middle, gateUp, hidden, out: Tensor
+
+    init(capacity: Int, config: ModelConfig) {
+        self.capacity = capacity
+        let (C, H) = (config.hiddenSize, config.numAttentionHeads)
+        widths = [
+            C, C, max(H, config.numKeyValueHeads, 1), config.heads.qkvWidth, H * config.headDim, C,
+            2 * config.intermediateSize, config.intermediateSize, C,
+        ]
+        storage = TensorStorage(count: capacity * widths.reduce(0, +))
+        let empty = Tensor(storage: storage, offset: 0, shape: [0])
+        (x, normed, rstd, qkv, attention, middle, gateUp, hidden, out) =
+            (empty, empty, empty, empty, empty, empty, empty, empty, empty)
+    }
+
+    /// Points the views at the first `rows` rows' worth of each buffer.
+    func bind(rows B: Int) -> DecodeWorkspace {
+        var offset = 0
+        let views = widths.map { width -> Tensor in
+            defer { offset += capacity * width }
+            return Tensor(storage: storage, offset: offset, shape: [B, width])
+        }
+        (x, normed, rstd, qkv, attention, middle, gateUp, hidden, out) =
+            (views[0], views[1], views[2], views[3], views[4], views[5], views[6], views[7], views[8])
+        return self
     }
 }

@@ -56,6 +56,8 @@ public final class Transformer {
         LayerWeights(layer: $0, config: config, store: parameters, gradient: true)
     }
     private var saved: SavedForward?
+    /// Buffers of `decodeStep`, reused from step to step (grown when more sequences are live).
+    var decodeWorkspace: DecodeWorkspace?
     /// Activation buffers reused across batches (grown when a batch needs more tokens).
     private var pool: [LayerActivations] = []
     private var residualPool: TensorStorage?

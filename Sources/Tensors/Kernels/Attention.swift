@@ -188,24 +188,35 @@ public func attentionDecode(
     let keyPointers = keys.map { UnsafePointer($0.pointer) }
     let valuePointers = values.map { UnsafePointer($0.pointer) }
     let maxL = lengths.max() ?? 0
-    let scratch = Tensor(zeros: [coreCount, maxL])
-    let tasks = min(coreCount, B * H)
+    let group = heads.group
+    // Tasks are (sequence, key/value head) pairs, so each cached K/V row is read once for all the
+    // query heads of its group.
+    let scratch = Tensor(zeros: [coreCount, group * maxL])
+    let tasks = min(coreCount, B * KV)
     parallelTasks(tasks) { t in
-        let scores = scratch.pointer + t * maxL
-        for bh in (B * H * t / tasks)..<(B * H * (t + 1) / tasks) {
-            let (b, h) = (bh / H, bh % H)
-            let g = h / heads.group
+        let scores = scratch.pointer + t * group * maxL
+        for bg in (B * KV * t / tasks)..<(B * KV * (t + 1) / tasks) {
+            let (b, g) = (bg / KV, bg % KV)
             let L = lengths[b]
-            let (qv, kc, vc, o) = (
-                qp + b * qStride + h * D, keyPointers[b] + g * D, valuePointers[b] + g * D,
-                op + b * H * D + h * D
-            )
-            for j in 0..<L { scores[j] = dotProduct(qv, kc + j * KV * D, D) * scale }
-            let m = rowMax(scores, L)
-            let total = sumExp(scores, L, scale: 1, shift: m)
-            softmaxRow(scores, count: L, shift: m, multiplier: 1 / total)
-            o.update(repeating: 0, count: D)
-            for j in 0..<L { axpy(D, scores[j], vc + j * KV * D, o) }
+            let (kc, vc) = (keyPointers[b] + g * D, valuePointers[b] + g * D)
+            let q0 = qp + b * qStride + g * group * D
+            for j in 0..<L {
+                let key = kc + j * KV * D
+                for r in 0..<group { scores[r * maxL + j] = dotProduct(q0 + r * D, key, D) * scale }
+            }
+            for r in 0..<group {
+                let row = scores + r * maxL
+                let m = rowMax(row, L)
+                let total = sumExp(row, L, scale: 1, shift: m)
+                softmaxRow(row, count: L, shift: m, multiplier: 1 / total)
+                (op + b * H * D + (g * group + r) * D).update(repeating: 0, count: D)
+            }
+            for j in 0..<L {
+                let value = vc + j * KV * D
+                for r in 0..<group {
+                    axpy(D, scores[r * maxL + j], value, op + b * H * D + (g * group + r) * D)
+                }
+            }
         }
     }
 }
