@@ -32,6 +32,8 @@ let package = Package(
             name: "Generation", dependencies: ["Models", "Tokenizers", "Tensors"],
             swiftSettings: kernelSettings),
 
+        .target(name: "Rewards", dependencies: ["Tokenizers"], swiftSettings: kernelSettings),
+
         // MARK: - Executables
         .executableTarget(
             name: "grpo",
@@ -57,6 +59,7 @@ let package = Package(
         .testTarget(
             name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"], exclude: ["Fixtures"],
             swiftSettings: hostCPU),
+        .testTarget(name: "RewardsTests", dependencies: ["Rewards", "Tokenizers"], swiftSettings: hostCPU),
         .testTarget(name: "grpoTests", dependencies: ["grpo", "SafeTensors", "TestSupport"]),
     ]
 )

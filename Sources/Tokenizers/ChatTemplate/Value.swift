@@ -56,7 +56,7 @@ public indirect enum Value: Sendable {
     var isDefined: Bool { if case .undefined = self { false } else { true } }
 
     /// Python's `str(value)`: what `{{ value }}` prints (undefined prints nothing).
-    var text: String {
+    public var text: String {
         switch self {
         case .undefined: ""
         case .string(let s): s
@@ -151,6 +151,11 @@ func pythonStringRepr(_ s: String) -> String {
         }
     }
     return out + String(quote)
+}
+
+extension Value {
+    /// Compact JSON text (Python's `json.dumps(value, ensure_ascii=False)`).
+    public var jsonText: String { pythonJSON(self, indent: nil) }
 }
 
 /// Python's `json.dumps(value, ensure_ascii=False, indent=indent, sort_keys=sortKeys)`, the

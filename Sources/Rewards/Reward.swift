@@ -1,0 +1,75 @@
+import Tokenizers
+
+/// One completion as a reward function sees it.
+public struct RewardInput: Sendable {
+    /// The prompt as text (after the chat template, when the dataset used one).
+    public var prompt: String
+    /// The generated text (special tokens skipped).
+    public var completion: String
+    /// The completion's length in tokens.
+    public var completionLength: Int
+    /// Which prompt group the completion belongs to (completions of one prompt share it).
+    public var group: Int
+    /// The dataset line's other fields (`answer`, `target`, `nums`, ...).
+    public var fields: [String: Value]
+
+    public init(
+        prompt: String, completion: String, completionLength: Int = 0, group: Int = 0,
+        fields: [String: Value] = [:]
+    ) {
+        self.prompt = prompt
+        self.completion = completion
+        self.completionLength = completionLength
+        self.group = group
+        self.fields = fields
+    }
+}
+
+/// A function from completions to scores: the seam every reward plugs into.
+///
+/// Scores are nil where the reward does not apply to a completion (TRL's `None`); such entries
+/// count as 0 in the weighted sum and are left out of the reward's own mean and std.
+///
+///     let reward = AccuracyReward()
+///     let scores = try reward.score([RewardInput(prompt: "2+2?", completion: "\\boxed{4}",
+///                                                fields: ["answer": .string("4")])])  // [1.0]
+public protocol Reward: AnyObject {
+    /// The name used in configs and in the `rewards/NAME/mean` metric.
+    var name: String { get }
+    /// Dataset fields every line must have for this reward.
+    var requiredFields: [String] { get }
+    /// One score (or nil) per input, in order.
+    func score(_ batch: [RewardInput]) throws -> [Double?]
+}
+
+/// What can go wrong while scoring.
+public enum RewardError: Error, CustomStringConvertible, Equatable {
+    case unknownReward(String, known: [String])
+    case missingField(reward: String, field: String, line: Int?)
+    case badOption(reward: String, option: String, expected: String)
+    case external(String)
+
+    public var description: String {
+        switch self {
+        case .unknownReward(let name, let known):
+            "unknown reward '\(name)'; known rewards: \(known.joined(separator: ", "))"
+        case .missingField(let reward, let field, let line):
+            "reward '\(reward)' needs the dataset field '\(field)'"
+                + (line.map { ", missing on line \($0)" } ?? "")
+        case .badOption(let reward, let option, let expected):
+            "reward '\(reward)': option '\(option)' must be \(expected)"
+        case .external(let message): "external reward: \(message)"
+        }
+    }
+}
+
+extension Value {
+    /// The field as text: strings as they are, numbers as Python prints them.
+    var fieldText: String? {
+        switch self {
+        case .string(let s): s
+        case .int, .double: text
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import Testing
+import Tokenizers
+
+@testable import Rewards
+
+struct FormatAndLengthTests {
+    @Test func r1Format() throws {
+        let reward = try FormatReward()
+        let texts = [
+            "<think>\nstep 1\nstep 2\n</think>\n<answer>\n4\n</answer>",
+            "<think>x</think><answer>4</answer>\n",
+            "<answer>4</answer>", "<think>x</think><answer>4</answer> trailing", "<think>x</think>",
+        ]
+        #expect(try reward.score(texts.map { RewardInput(prompt: "", completion: $0) }) == [1, 1, 0, 0, 0])
+    }
+
+    @Test func customPatternAndBadPattern() throws {
+        let reward = try FormatReward(pattern: "[0-9]+")
+        #expect(
+            try reward.score([
+                RewardInput(prompt: "", completion: "123"), .init(prompt: "", completion: "12a"),
+            ]) == [1, 0])
+        #expect(throws: RewardError.self) { try FormatReward(pattern: "(unclosed") }
+    }
+
+    @Test func softOverlongPunishmentMatchesDAPO() throws {
+        // L_max 100, L_cache 20: no penalty to 80, linear to -1 at 100, -1 beyond.
+        let reward = try SoftOverlongPunishment(maxCompletionLength: 100, softPunishCache: 20)
+        let lengths = [10, 80, 81, 90, 100, 101]
+        let scores = try reward.score(
+            lengths.map { RewardInput(prompt: "", completion: "", completionLength: $0) })
+        #expect(scores == [0, 0, -0.05, -0.5, -1, -1])
+        #expect(throws: RewardError.self) {
+            try SoftOverlongPunishment(maxCompletionLength: 10, softPunishCache: 11)
+        }
+    }
+
+    @Test func kimiLengthRewardWithinGroups() throws {
+        let answer: [String: Value] = ["answer": .int(5)]
+        let inputs = [
+            RewardInput(prompt: "", completion: "5", completionLength: 10, group: 0, fields: answer),
+            RewardInput(prompt: "", completion: "5", completionLength: 30, group: 0, fields: answer),
+            RewardInput(prompt: "", completion: "4", completionLength: 20, group: 0, fields: answer),
+            RewardInput(prompt: "", completion: "4", completionLength: 10, group: 0, fields: answer),
+            RewardInput(prompt: "", completion: "5", completionLength: 7, group: 1, fields: answer),
+            RewardInput(prompt: "", completion: "5", completionLength: 7, group: 1, fields: answer),
+        ]
+        // group 0: min 10, max 30; λ = 0.5, -0.5, 0, 0.5; wrong ones get min(0, λ).
+        #expect(try LengthReward().score(inputs) == [0.5, -0.5, 0, 0, 0, 0])
+    }
+
+    @Test func countdownFollowsTinyZero() throws {
+        let fields: [String: Value] = ["target": .int(24), "nums": .array([.int(3), .int(8), .int(1)])]
+        let completions = [
+            "<think>try</think><answer>3 * 8 * 1</answer>",  // right
+            "<answer>(8 - 1 + 3) * 1</answer>",  // uses 1 twice
+            "<answer>3 * 8</answer>",  // misses 1
+            "<answer>8 / (1 - 1) + 3</answer>",  // wrong numbers and division by zero
+            "<answer>3 * 8 + 1</answer>",  // 25
+            "<answer>import os</answer>",  // not arithmetic
+            "24",  // no answer tag
+            "<answer>(3 - 1) * (8 + 4) / 1</answer>",  // 4 not given
+            "<answer>8 * 3 / 1</answer>",
+        ]
+        let scores = try CountdownReward().score(
+            completions.map { RewardInput(prompt: "", completion: $0, fields: fields) })
+        #expect(scores == [1, 0.1, 0.1, 0.1, 0.1, 0.1, 0, 0.1, 1])
+    }
+
+    @Test func arithmetic() {
+        #expect(evaluateArithmetic("(1 + 2) * -3 / 4") == -2.25)
+        #expect(evaluateArithmetic("2 * (3") == nil)
+        #expect(evaluateArithmetic("1 / 0") == nil)
+        #expect(evaluateArithmetic("1 +") == nil)
+        #expect(evaluateArithmetic(String(repeating: "(", count: 10_000)) == nil)
+    }
+
+    @Test func registryRefusesUnknownNamesAndOptions() throws {
+        #expect(throws: RewardError.unknownReward("acuracy", known: RewardRegistry.names)) {
+            try RewardRegistry.make(RewardSpec(name: "acuracy"), maxCompletionLength: 10)
+        }
+        #expect(throws: RewardError.self) {
+            try RewardRegistry.make(
+                RewardSpec(name: "accuracy", options: ["feild": "x"]), maxCompletionLength: 10)
+        }
+        let accuracy = try RewardRegistry.make(
+            RewardSpec(name: "accuracy", options: ["field": "solution"]), maxCompletionLength: 10)
+        #expect(accuracy.requiredFields == ["solution"])
+    }
+}
+
+struct ExternalRewardTests {
+    let inputs = [
+        RewardInput(prompt: "p", completion: "abc", fields: ["answer": .string("b")]),
+        RewardInput(prompt: "p", completion: "xyz", fields: ["answer": .string("b")]),
+    ]
+
+    @Test func scoresThroughAChildProcess() throws {
+        // A reward program in the shell: 1 when the completion contains the answer.
+        let script =
+            #"while IFS= read -r line; do case "$line" in *'"completion": "abc"'*) echo '{"reward": 1}';; *) echo '{"reward": null}';; esac; done"#
+        let reward = try ExternalReward(command: [script], timeout: 10)
+        #expect(try reward.score(inputs) == [1, nil])
+        #expect(try reward.score(inputs) == [1, nil])  // the same process answers again
+    }
+
+    @Test func crashIsAnErrorOrTheFallback() throws {
+        let reward = try ExternalReward(command: ["read line; exit 3"], timeout: 10)
+        #expect(throws: RewardError.self) { try reward.score(inputs) }
+        var warnings: [String] = []
+        let tolerant = try ExternalReward(command: ["read line; exit 3"], timeout: 10, fallback: 0) {
+            warnings.append($0)
+        }
+        #expect(try tolerant.score(inputs) == [0, 0])
+        #expect(try tolerant.score(inputs) == [0, 0])  // restarted, fails again
+        #expect(tolerant.failures == 4)
+        #expect(warnings.count == 2 && warnings[0].contains("exited"))
+    }
+
+    @Test func hangTimesOut() throws {
+        let reward = try ExternalReward(command: ["sleep 30"], timeout: 0.5)
+        let start = Date()
+        #expect(throws: RewardError.self) { try reward.score(inputs) }
+        #expect(Date().timeIntervalSince(start) < 10)
+    }
+
+    @Test func garbageIsAnErrorOrTheFallback() throws {
+        let script = #"while read -r line; do echo 'oops'; done"#
+        let reward = try ExternalReward(command: [script], timeout: 10)
+        #expect(throws: RewardError.self) { try reward.score(inputs) }
+        let tolerant = try ExternalReward(command: [script], timeout: 10, fallback: -1)
+        #expect(try tolerant.score(inputs) == [-1, -1])
+        #expect(tolerant.failures == 2)
+    }
+
+    @Test func missingProgramIsAnError() {
+        #expect(throws: RewardError.self) { try ExternalReward(command: ["/nonexistent/reward", "x"]) }
+    }
+}
