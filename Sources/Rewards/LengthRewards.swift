@@ -1,4 +1,4 @@
-/// DAPO's soft overlong punishment (Yu et al. 2025, eq. 13), as TRL's `get_soft_overlong_punishment`.
+/// DAPO's soft overlong punishment (eq. 13 of the DAPO paper), as TRL's `get_soft_overlong_punishment`.
 ///
 ///     0                            if L ≤ L_max - L_cache
 ///     (L_max - L_cache - L) / L_cache  if L_max - L_cache < L ≤ L_max
