@@ -5,7 +5,7 @@
 ///     -1                           if L > L_max
 ///
 /// with L the completion length in tokens, L_max `maxCompletionLength`, L_cache `softPunishCache`.
-public final class SoftOverlongPunishment: Reward {
+/// DAPO's soft overlong punishment, as TRL's `get_soft_overlong_punishment` (DAPO paper, equation 13).
     public let name = "soft_overlong_punishment"
     public let requiredFields: [String] = []
     public let maxCompletionLength: Int
