@@ -1,11 +1,11 @@
-/// DAPO's soft overlong punishment (eq. 13 of the DAPO paper), as TRL's `get_soft_overlong_punishment`.
+/// DAPO's soft overlong punishment, as TRL's `get_soft_overlong_punishment` (DAPO paper, equation 13).
 ///
 ///     0                            if L ≤ L_max - L_cache
 ///     (L_max - L_cache - L) / L_cache  if L_max - L_cache < L ≤ L_max
 ///     -1                           if L > L_max
 ///
 /// with L the completion length in tokens, L_max `maxCompletionLength`, L_cache `softPunishCache`.
-/// DAPO's soft overlong punishment, as TRL's `get_soft_overlong_punishment` (DAPO paper, equation 13).
+public final class SoftOverlongPunishment: Reward {
     public let name = "soft_overlong_punishment"
     public let requiredFields: [String] = []
     public let maxCompletionLength: Int
@@ -32,7 +32,7 @@
     }
 }
 
-/// Kimi k1.5's length reward (Kimi Team 2025, §2.3.3), open-r1's `len_reward`, within each group.
+/// Kimi k1.5's length reward (Kimi Team 2025, section 2.3.3) within each group, as open-r1's `len_reward`.
 ///
 /// With λ = 0.5 - (L - min L) / (max L - min L) over the group's completions (0 when all lengths are
 /// equal): a correct completion gets λ, an incorrect one min(0, λ). Correctness is the accuracy
