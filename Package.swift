@@ -34,6 +34,10 @@ let package = Package(
 
         .target(name: "Rewards", dependencies: ["Tokenizers"], swiftSettings: kernelSettings),
 
+        .target(
+            name: "Training", dependencies: ["Models", "Tensors", "Tokenizers", "Generation", "Rewards"],
+            swiftSettings: kernelSettings),
+
         // MARK: - Executables
         .executableTarget(
             name: "grpo",
@@ -60,6 +64,9 @@ let package = Package(
             name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"], exclude: ["Fixtures"],
             swiftSettings: hostCPU),
         .testTarget(name: "RewardsTests", dependencies: ["Rewards", "Tokenizers"], swiftSettings: hostCPU),
+        .testTarget(
+            name: "TrainingTests", dependencies: ["Training", "Models", "TestSupport"], exclude: ["Fixtures"],
+            swiftSettings: hostCPU),
         .testTarget(name: "grpoTests", dependencies: ["grpo", "SafeTensors", "TestSupport"]),
     ]
 )

@@ -1,0 +1,138 @@
+import Foundation
+import Models
+import TestSupport
+import Testing
+
+@testable import Training
+
+/// Fixtures made by scripts/make_training_fixtures.py (numpy equations, torch AdamW, transformers
+/// schedules).
+func trainingFixture(_ name: String, file: String = #filePath) throws -> Any {
+    let url = URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent(
+        "Fixtures/\(name)")
+    return try JSONSerialization.jsonObject(with: try Data(contentsOf: url))
+}
+
+private func floats(_ any: Any?) -> [Float]? { (any as? [Double])?.map(Float.init) }
+
+struct AdvantageTests {
+    @Test func handComputedGroups() {
+        // Group [1, 0, 0, 1]: mean 0.5, unbiased std √(1/3) = 0.57735.
+        let group = groupAdvantages(rewards: [1, 0, 0, 1, 2, 2, 2, 2], groupSize: 4, scaling: .group)
+        let a = 0.5 / (0.5773502691896258 + 1e-4)
+        #expect(zip(group, [a, -a, -a, a, 0, 0, 0, 0]).allSatisfy { abs($0 - $1) < 1e-12 })
+        #expect(groupAdvantages(rewards: [3, 1], groupSize: 2, scaling: .none) == [1, -1])
+        #expect(informativeGroups(rewards: [1, 0, 0, 1, 2, 2, 2, 2, 0, 0.5], groupSize: 2) == [0, 1, 4])
+        #expect(combineRewards([[1, nil], [0.5, 0.5]], weights: [1, 2]) == [2, 1])
+    }
+
+    @Test func matchNumpy() throws {
+        let cases = try trainingFixture("advantages.json") as! [[String: Any]]
+        for c in cases {
+            let scaling = RewardScaling(rawValue: c["scaling"] as! String)!
+            let result = groupAdvantages(
+                rewards: c["rewards"] as! [Double], groupSize: c["group_size"] as! Int, scaling: scaling)
+            let expected = c["advantages"] as! [Double]
+            #expect(
+                zip(result, expected).allSatisfy { abs($0 - $1) < 1e-9 },
+                "\(scaling): \(result) vs \(expected)")
+        }
+    }
+}
+
+struct PolicyLossTests {
+    @Test func handComputedToken() {
+        // One token, A = 1, ratio e^0.5 = 1.6487 > 1.28: clipped, loss -1.28, gradient 0.
+        var s = PolicyLossSettings()
+        s.epsilonHigh = 0.28
+        let clipped = policyLoss(
+            PolicyBatch(logp: [-1], oldLogp: [-1.5], lengths: [1], advantages: [1]), settings: s)
+        #expect(abs(clipped.loss + 1.28) < 1e-6 && clipped.dLogp == [0] && clipped.highClipped == 1)
+        // A = -1 with the same ratio: not clipped, loss = ratio, gradient = ratio.
+        let open = policyLoss(
+            PolicyBatch(logp: [-1], oldLogp: [-1.5], lengths: [1], advantages: [-1]), settings: s)
+        #expect(abs(open.loss - 1.6487213) < 1e-5 && abs(open.dLogp[0] - 1.6487213) < 1e-5)
+        // On-policy with KL: ref - logp = 0.1: k3 = e^0.1 - 0.1 - 1 = 0.0051709; d = -A + β(1 - e^0.1).
+        s.beta = 0.5
+        let kl = policyLoss(
+            PolicyBatch(logp: [-1], refLogp: [-0.9], lengths: [1], advantages: [2]), settings: s)
+        #expect(abs(kl.loss - (-2 + 0.5 * 0.0051709)) < 1e-6)
+        #expect(abs(kl.dLogp[0] - (-2 + 0.5 * (1 - 1.1051709))) < 1e-6)
+    }
+
+    @Test func matchesNumpyLossAndFiniteDifferenceGradient() throws {
+        let cases = try trainingFixture("policy_loss.json") as! [[String: Any]]
+        #expect(cases.count == 16)
+        for c in cases {
+            var s = PolicyLossSettings()
+            s.lossType = LossType(rawValue: c["loss_type"] as! String)!
+            s.beta = Float(c["beta"] as! Double)
+            s.epsilonLow = Float(c["epsilon_low"] as! Double)
+            s.epsilonHigh = Float(c["epsilon_high"] as! Double)
+            s.maxCompletionLength = c["max_completion_length"] as! Int
+            s.tokensInBatch = Float(c["tokens_in_batch"] as! Double)
+            let batch = PolicyBatch(
+                logp: floats(c["logp"])!, oldLogp: floats(c["old_logp"]), refLogp: floats(c["ref_logp"]),
+                mask: floats(c["mask"]), lengths: c["lengths"] as! [Int], advantages: floats(c["advantages"])!
+            )
+            let result = policyLoss(batch, settings: s)
+            let name = c["name"] as! String
+            let expectedLoss = Float(c["loss"] as! Double)
+            #expect(abs(result.loss - expectedLoss) < 1e-5, "\(name): loss \(result.loss) vs \(expectedLoss)")
+            let (diff, index) = maxAbsDiff(result.dLogp, floats(c["dlogp"])!)
+            #expect(diff < 1e-5, "\(name): dLogp max diff \(diff) at token \(index)")
+        }
+    }
+}
+
+struct OptimizerTests {
+    @Test func adamWAndClippingMatchTorch() throws {
+        let f = try trainingFixture("adamw.json") as! [String: Any]
+        let store = ParameterStore(layout: [("w", [3, 4]), ("b", [4])])
+        let initial = f["initial"] as! [String: [Double]]
+        for name in ["w", "b"] {
+            let value = store.value(name)
+            for (i, x) in initial[name]!.enumerated() { value[i] = Float(x) }
+        }
+        var settings = AdamWSettings()
+        settings.adamBeta1 = f["beta1"] as! Double
+        settings.adamBeta2 = f["beta2"] as! Double
+        settings.adamEpsilon = f["epsilon"] as! Double
+        settings.weightDecay = f["weight_decay"] as! Double
+        let optimizer = AdamW(parameters: store, settings: settings)
+        let gradients = f["gradients"] as! [[String: [Double]]]
+        let norms = f["norms"] as! [Double]
+        for (step, rate) in (f["learning_rates"] as! [Double]).enumerated() {
+            store.zeroGradients()
+            for name in ["w", "b"] {
+                let g = store.gradient(name)
+                for (i, x) in gradients[step][name]!.enumerated() { g[i] = Float(x) }
+            }
+            let norm = clipGradientNorm(store, maxNorm: f["max_grad_norm"] as? Double)
+            #expect(abs(norm - norms[step]) < 1e-5 * norms[step], "norm \(norm) vs \(norms[step])")
+            optimizer.step(learningRate: rate)
+        }
+        let final = f["final"] as! [String: [Double]]
+        for name in ["w", "b"] {
+            let (diff, index) = maxAbsDiff(store.value(name).toArray(), final[name]!.map(Float.init))
+            #expect(diff < 1e-6, "\(name): max diff \(diff) at \(index)")
+        }
+    }
+
+    @Test func schedulesMatchTransformers() throws {
+        let cases = try trainingFixture("schedules.json") as! [[String: Any]]
+        for c in cases {
+            let schedule = LRSchedulerType(rawValue: c["schedule"] as! String)!
+            let rates = (0..<12).map {
+                learningRate(
+                    step: $0, base: c["base"] as! Double, schedule: schedule,
+                    warmupSteps: c["warmup"] as! Int,
+                    totalSteps: c["total"] as! Int)
+            }
+            let expected = c["rates"] as! [Double]
+            #expect(
+                zip(rates, expected).allSatisfy { abs($0 - $1) < 1e-12 },
+                "\(schedule): \(rates) vs \(expected)")
+        }
+    }
+}

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Writes Tests/TrainingTests/Fixtures/*.json: the GRPO loss and its gradient by an independent numpy
+implementation (the gradient by central differences in float64), AdamW steps by torch.optim.AdamW with
+clip_grad_norm_, and learning-rate schedules by transformers' schedulers.
+
+Run with a venv that has numpy, torch and transformers: python scripts/make_training_fixtures.py
+"""
+import json
+import pathlib
+
+import numpy as np
+
+OUT = pathlib.Path(__file__).resolve().parent.parent / "Tests/TrainingTests/Fixtures"
+
+
+def loss_numpy(logp, old, ref, mask, lengths, adv, loss_type, eps_low, eps_high, beta, max_len, tokens_in_batch):
+    """The per-token GRPO loss, aggregated, written from the equations (TRL docs, DAPO, Dr. GRPO papers)."""
+    starts = np.cumsum([0] + lengths[:-1])
+    per_seq = []
+    for i, (s, n) in enumerate(zip(starts, lengths)):
+        lp, m = logp[s:s + n], mask[s:s + n]
+        ratio = np.exp(lp - old[s:s + n])
+        unclipped = ratio * adv[i]
+        clipped = np.clip(ratio, 1 - eps_low, 1 + eps_high) * adv[i]
+        loss = -np.minimum(unclipped, clipped)
+        if beta != 0:
+            d = ref[s:s + n] - lp
+            loss = loss + beta * (np.exp(d) - d - 1)
+        per_seq.append((loss * m, m))
+    if loss_type == "grpo":
+        return np.mean([l.sum() / max(m.sum(), 1) for l, m in per_seq])
+    total = sum(l.sum() for l, _ in per_seq)
+    if loss_type == "bnpo":
+        return total / max(mask.sum(), 1)
+    if loss_type == "dr_grpo":
+        return total / (len(lengths) * max_len)
+    return total / tokens_in_batch
+
+
+def policy_cases(rng):
+    cases = []
+    configs = []
+    for loss_type in ["grpo", "bnpo", "dr_grpo", "dapo"]:
+        for beta in [0.0, 0.04]:
+            for old in [False, True]:
+                configs.append((loss_type, beta, old))
+    for index, (loss_type, beta, has_old) in enumerate(configs):
+        lengths = [int(x) for x in rng.integers(1, 9, size=5)]
+        T = sum(lengths)
+        logp = rng.uniform(-4, -0.05, size=T)
+        # ratios spread across both clip edges (0.6 .. 1.5), away from the kinks for finite differences
+        old = logp - rng.uniform(-0.5, 0.4, size=T) if has_old else None
+        if old is not None:
+            r = np.exp(logp - old)
+            for edge in (0.8, 1.28):
+                near = np.abs(r - edge) < 1e-3
+                old[near] -= 0.01
+        ref = logp + rng.normal(0, 0.3, size=T) if beta != 0 else None
+        mask = (rng.uniform(size=T) > 0.15).astype(np.float64)
+        adv = rng.normal(0, 1, size=len(lengths))
+        adv[0] = 0.0
+        eps_low, eps_high = 0.2, 0.28
+        max_len = 10
+        tokens_in_batch = float(mask.sum() + 7)
+        # on-policy (mu = 1): old log-probs are the current ones detached, held fixed while differentiating
+        fixed_old = old if old is not None else logp.copy()
+        args = (fixed_old, ref, mask, lengths, adv, loss_type, eps_low, eps_high, beta, max_len, tokens_in_batch)
+        loss = loss_numpy(logp, *args)
+        grad = np.zeros(T)
+        h = 1e-6
+        for t in range(T):
+            up, down = logp.copy(), logp.copy()
+            up[t] += h
+            down[t] -= h
+            grad[t] = (loss_numpy(up, *args) - loss_numpy(down, *args)) / (2 * h)
+        cases.append(dict(
+            name=f"{loss_type}-beta{beta}-{'old' if has_old else 'onpolicy'}", loss_type=loss_type, beta=beta,
+            epsilon_low=eps_low, epsilon_high=eps_high, max_completion_length=max_len,
+            tokens_in_batch=tokens_in_batch, lengths=lengths, logp=logp.tolist(),
+            old_logp=None if old is None else old.tolist(), ref_logp=None if ref is None else ref.tolist(),
+            mask=mask.tolist(), advantages=adv.tolist(), loss=float(loss), dlogp=grad.tolist()))
+    return cases
+
+
+def advantage_cases(rng):
+    cases = []
+    for scaling in ["group", "batch", "none"]:
+        rewards = rng.choice([0.0, 0.1, 1.0, 1.1], size=12)
+        rewards[4:8] = 1.0  # one group with zero spread
+        G = 4
+        r = rewards.reshape(-1, G)
+        mean = r.mean(1, keepdims=True)
+        if scaling == "group":
+            adv = (r - mean) / (r.std(1, ddof=1, keepdims=True) + 1e-4)
+        elif scaling == "batch":
+            adv = (r - mean) / (rewards.std(ddof=1) + 1e-4)
+        else:
+            adv = r - mean
+        cases.append(dict(scaling=scaling, group_size=G, rewards=rewards.tolist(), advantages=adv.ravel().tolist()))
+    return cases
+
+
+def adamw_case(rng):
+    import torch
+    shapes = {"w": (3, 4), "b": (4,)}
+    params = {k: torch.nn.Parameter(torch.tensor(rng.normal(size=s), dtype=torch.float64)) for k, s in shapes.items()}
+    opt = torch.optim.AdamW([
+        {"params": [params["w"]], "weight_decay": 0.1},
+        {"params": [params["b"]], "weight_decay": 0.0},
+    ], lr=0.01, betas=(0.9, 0.95), eps=1e-8)
+    initial = {k: p.detach().numpy().ravel().tolist() for k, p in params.items()}
+    grads, norms, lrs = [], [], [0.01, 0.005, 0.0025]
+    for step, lr in enumerate(lrs):
+        g = {k: rng.normal(size=s) * (3 if step == 0 else 0.1) for k, s in shapes.items()}
+        for k, p in params.items():
+            p.grad = torch.tensor(g[k], dtype=torch.float64)
+        norms.append(float(torch.nn.utils.clip_grad_norm_(list(params.values()), max_norm=1.0)))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.step()
+        grads.append({k: v.ravel().tolist() for k, v in g.items()})
+    final = {k: p.detach().numpy().ravel().tolist() for k, p in params.items()}
+    return dict(initial=initial, gradients=grads, learning_rates=lrs, norms=norms, final=final,
+                weight_decay=0.1, beta1=0.9, beta2=0.95, epsilon=1e-8, max_grad_norm=1.0)
+
+
+def schedule_cases():
+    import torch
+    from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup, \
+        get_linear_schedule_with_warmup
+    cases = []
+    for name, make in [("constant", lambda o: get_constant_schedule_with_warmup(o, 3)),
+                       ("linear", lambda o: get_linear_schedule_with_warmup(o, 3, 10)),
+                       ("cosine", lambda o: get_cosine_schedule_with_warmup(o, 3, 10))]:
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+        sched = make(opt)
+        rates = []
+        for _ in range(12):
+            rates.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        cases.append(dict(schedule=name, base=0.5, warmup=3, total=10, rates=rates))
+    return cases
+
+
+def main():
+    rng = np.random.default_rng(1234)
+    OUT.mkdir(parents=True, exist_ok=True)
+    fixtures = dict(policy_loss=policy_cases(rng), advantages=advantage_cases(rng), adamw=adamw_case(rng),
+                    schedules=schedule_cases())
+    for name, value in fixtures.items():
+        (OUT / f"{name}.json").write_text(json.dumps(value, indent=1) + "\n")
+        print("wrote", OUT / f"{name}.json")
+
+
+if __name__ == "__main__":
+    main()
