@@ -39,8 +39,9 @@ public func standardDeviation(_ values: ArraySlice<Double>) -> Double {
     return (values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count - 1)).squareRoot()
 }
 
-/// The weighted sum of several rewards per completion: Σ_k w_k · r_k, a missing score counting 0
-/// (TRL's `nansum`). scores: [reward][completion].
+/// The weighted sum of several rewards per completion, Σ_k w_k · r_k.
+///
+/// A missing score counts 0 (TRL's `nansum`). scores: [reward][completion].
 public func combineRewards(_ scores: [[Double?]], weights: [Double]) -> [Double] {
     precondition(scores.count == weights.count, "\(scores.count) rewards, \(weights.count) weights")
     guard let count = scores.first?.count else { return [] }

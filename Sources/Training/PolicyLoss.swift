@@ -69,7 +69,9 @@ public struct PolicyLossResult: Sendable {
     public var tokens: Float
 }
 
-/// GRPO's clipped surrogate with a k3 KL penalty, per token t of sequence i:
+/// GRPO's clipped surrogate with a k3 KL penalty.
+///
+/// Per token t of sequence i:
 ///
 ///     ρ = exp(logp - old_logp)
 ///     ℓ = -min(ρ·A_i, clip(ρ, 1 - ε_low, 1 + ε_high)·A_i) + β·(exp(ref - logp) - (ref - logp) - 1)
