@@ -1,0 +1,113 @@
+import Foundation
+import Models
+import SafeTensors
+import Tensors
+
+/// The trainer's own state beside the weights: enough to continue exactly where it stopped.
+///
+/// Random streams are functions of (seed, prompt position, sample), so the seed and the number of
+/// prompts drawn are the whole RNG state.
+public struct TrainerState: Codable, Sendable, Equatable {
+    /// Optimizer steps taken.
+    public var step = 0
+    /// Prompts drawn from the shuffled stream so far (the data order position).
+    public var consumedPrompts = 0
+    /// Generation rounds sampled so far (seeds each round's completions).
+    public var rounds = 0
+    /// AdamW updates applied (steps minus skipped ones), for its bias correction.
+    public var optimizerSteps = 0
+    /// Steps skipped for a NaN or infinite loss or gradient.
+    public var nonfiniteSteps = 0
+    public var seed: UInt64 = 0
+    /// A generation round still being optimized on (num_iterations > 1), kept so a resumed run
+    /// finishes it instead of sampling a new one.
+    public var pendingRound: Round?
+
+    public init() {}
+}
+
+/// Checkpoint folders: `OUTPUT/checkpoint-N/` is a Hugging Face model folder (config.json,
+/// model.safetensors in float32, tokenizer files) plus `optimizer.safetensors` (AdamW's moments)
+/// and `trainer_state.json`.
+///
+/// A checkpoint is written into a hidden temporary folder and renamed into place, so a crash, kill
+/// or full disk during a save leaves every earlier checkpoint whole.
+public enum Checkpoint {
+    public static func folder(_ outputDir: String, step: Int) -> String { "\(outputDir)/checkpoint-\(step)" }
+
+    /// Writes a checkpoint for `state.step` and returns its folder.
+    @discardableResult
+    public static func save(
+        model: Transformer, optimizer: AdamW, state: TrainerState, config: [String: Any], outputDir: String
+    ) throws -> String {
+        let manager = FileManager.default
+        try manager.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
+        let final = folder(outputDir, step: state.step)
+        let temporary = "\(outputDir)/.checkpoint-\(state.step).partial"
+        try? manager.removeItem(atPath: temporary)
+        try manager.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+        let source = model.sourceFolder
+        try ModelLoader.save(model, to: temporary, dtype: .f32)
+        model.sourceFolder = source
+        let P = optimizer.parameters.count
+        try SafeTensorsWriter.write(
+            [
+                TensorToWrite(name: "exp_avg", shape: [P], values: UnsafeBufferPointer(start: optimizer.m.pointer, count: P)),
+                TensorToWrite(
+                    name: "exp_avg_sq", shape: [P], values: UnsafeBufferPointer(start: optimizer.v.pointer, count: P)),
+            ], dtype: .f32, to: temporary + "/optimizer.safetensors")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try atomicWrite(try encoder.encode(state), to: temporary + "/trainer_state.json")
+        let settings = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
+        try atomicWrite(settings, to: temporary + "/training_config.json")
+        // Replace an older checkpoint of the same step only once the new one is complete.
+        if manager.fileExists(atPath: final) {
+            let old = final + ".old"
+            try? manager.removeItem(atPath: old)
+            try manager.moveItem(atPath: final, toPath: old)
+            try manager.moveItem(atPath: temporary, toPath: final)
+            try? manager.removeItem(atPath: old)
+        } else {
+            try manager.moveItem(atPath: temporary, toPath: final)
+        }
+        return final
+    }
+
+    /// The newest complete checkpoint folder in `outputDir`, or nil.
+    public static func latest(in outputDir: String) -> String? {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: outputDir)) ?? []
+        let steps = names.compactMap { name -> Int? in
+            guard name.hasPrefix("checkpoint-"), let step = Int(name.dropFirst("checkpoint-".count)) else { return nil }
+            let path = "\(outputDir)/\(name)"
+            return FileManager.default.fileExists(atPath: path + "/trainer_state.json") ? step : nil
+        }
+        return steps.max().map { folder(outputDir, step: $0) }
+    }
+
+    /// Reads the trainer state and AdamW moments of `folder` (its weights load with `ModelLoader`).
+    public static func restore(from folder: String, optimizer: AdamW) throws -> TrainerState {
+        let statePath = folder + "/trainer_state.json"
+        guard let data = FileManager.default.contents(atPath: statePath) else {
+            throw DatasetError(path: statePath, line: nil, reason: "cannot read the trainer state")
+        }
+        let state: TrainerState
+        do {
+            state = try JSONDecoder().decode(TrainerState.self, from: data)
+        } catch {
+            throw DatasetError(path: statePath, line: nil, reason: "not a trainer state: \(error)")
+        }
+        let file = try SafeTensorsFile(path: folder + "/optimizer.safetensors")
+        let P = optimizer.parameters.count
+        for (name, tensor) in [("exp_avg", optimizer.m), ("exp_avg_sq", optimizer.v)] {
+            guard let info = file.tensors[name], info.shape == [P] else {
+                throw DatasetError(
+                    path: folder + "/optimizer.safetensors", line: nil,
+                    reason: "expected tensor \(name) of shape [\(P)] (the model's parameter count)")
+            }
+            try file.read(name, into: UnsafeMutableBufferPointer(start: tensor.pointer, count: P))
+        }
+        optimizer.steps = state.optimizerSteps
+        return state
+    }
+}

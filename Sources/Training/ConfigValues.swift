@@ -1,0 +1,116 @@
+import Foundation
+import Rewards
+
+/// A problem with a configuration key, naming where the value came from.
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public let key: String
+    public let source: String
+    public let message: String
+
+    public init(key: String, source: String, message: String) {
+        self.key = key
+        self.source = source
+        self.message = message
+    }
+
+    public var description: String { "\(source): \(key): \(message)" }
+}
+
+/// Keys and values from a YAML file and command-line flags, flags winning, read with type checks.
+///
+/// Every read marks its key as known; `checkAllKnown` then refuses keys nothing read (typos).
+public final class ConfigValues {
+    private var values: [String: (value: Any, source: String)] = [:]
+    private var read: Set<String> = []
+
+    public init() {}
+
+    /// Adds `entries` from `source`, replacing earlier values of the same keys.
+    public func merge(_ entries: [String: Any], source: String) {
+        for (key, value) in entries { values[key.replacingOccurrences(of: "-", with: "_")] = (value, source) }
+    }
+
+    public func has(_ key: String) -> Bool {
+        read.insert(key)
+        return values[key] != nil
+    }
+
+    public func source(_ key: String) -> String { values[key]?.source ?? "defaults" }
+
+    public func error(_ key: String, _ message: String) -> ConfigError {
+        ConfigError(key: key, source: source(key), message: message)
+    }
+
+    public func string(_ key: String) throws -> String? {
+        read.insert(key)
+        guard let (value, _) = values[key] else { return nil }
+        if let text = value as? String { return text }
+        if let number = value as? NSNumber { return number.stringValue }
+        throw error(key, "expected text, got \(value)")
+    }
+
+    public func string(_ key: String, default fallback: String) throws -> String { try string(key) ?? fallback }
+
+    public func double(_ key: String) throws -> Double? {
+        read.insert(key)
+        guard let (value, _) = values[key] else { return nil }
+        if let number = value as? NSNumber, !(value is Bool) { return number.doubleValue }
+        if let text = value as? String, let number = Double(text.trimmingCharacters(in: .whitespaces)) {
+            return number
+        }
+        throw error(key, "expected a number, got '\(value)'")
+    }
+
+    public func double(_ key: String, default fallback: Double) throws -> Double { try double(key) ?? fallback }
+
+    public func int(_ key: String) throws -> Int? {
+        guard let number = try double(key) else { return nil }
+        guard number == number.rounded(), abs(number) < 1e15 else {
+            throw error(key, "expected a whole number, got \(number)")
+        }
+        return Int(number)
+    }
+
+    public func int(_ key: String, default fallback: Int) throws -> Int { try int(key) ?? fallback }
+
+    public func bool(_ key: String, default fallback: Bool) throws -> Bool {
+        read.insert(key)
+        guard let (value, _) = values[key] else { return fallback }
+        if let flag = value as? Bool { return flag }
+        if let text = value as? String {
+            switch text.lowercased() {
+            case "true", "yes", "1", "": return true
+            case "false", "no", "0": return false
+            default: break
+            }
+        }
+        throw error(key, "expected true or false, got '\(value)'")
+    }
+
+    public func choice<T: RawRepresentable & CaseIterable>(_ key: String, default fallback: T) throws -> T
+    where T.RawValue == String {
+        guard let text = try string(key) else { return fallback }
+        guard let value = T(rawValue: text) else {
+            throw error(key, "expected one of \(T.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
+        }
+        return value
+    }
+
+    /// A list: a YAML sequence, or comma-separated text from a flag.
+    public func list(_ key: String) -> [Any]? {
+        read.insert(key)
+        guard let (value, _) = values[key] else { return nil }
+        if let items = value as? [Any] { return items }
+        if let text = value as? String {
+            return text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+        }
+        return [value]
+    }
+
+    /// Refuses keys that no reader asked for.
+    public func checkAllKnown() throws {
+        if let unknown = values.keys.sorted().first(where: { !read.contains($0) }) {
+            throw ConfigError(key: unknown, source: source(unknown), message: "unknown option")
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import Tensors
+import Tokenizers
+
+/// A problem with a dataset line: `FILE:LINE: reason`.
+public struct DatasetError: Error, CustomStringConvertible, Equatable {
+    public let path: String
+    public let line: Int?
+    public let reason: String
+
+    public init(path: String, line: Int?, reason: String) {
+        self.path = path
+        self.line = line
+        self.reason = reason
+    }
+
+    public var description: String { line.map { "\(path):\($0): \(reason)" } ?? "\(path): \(reason)" }
+}
+
+/// One prompt of a dataset, with the fields rewards read.
+public struct Example: Sendable {
+    /// 1-based line in the file.
+    public var line: Int
+    /// The prompt as the model sees it (chat template applied for `messages`).
+    public var prompt: String
+    /// The prompt's token ids.
+    public var tokens: [Int32]
+    /// Every other field of the line (`answer`, `target`, `nums`, ...).
+    public var fields: [String: Value]
+}
+
+/// Reads a JSON Lines file: one JSON object per non-blank line, each with its line number.
+///
+/// Each line's UTF-8 is checked on its own, so invalid bytes are reported with their line number.
+public func readJSONLObjects(_ path: String) throws -> [(line: Int, object: Object)] {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw DatasetError(path: path, line: nil, reason: "cannot read the file")
+    }
+    var result: [(Int, Object)] = []
+    for (index, bytes) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw DatasetError(path: path, line: index + 1, reason: "invalid UTF-8")
+        }
+        if text.allSatisfy(\.isWhitespace) { continue }
+        let value: Value
+        do {
+            value = try parseOrderedJSON(text)
+        } catch let error as JSONSyntaxError {
+            throw DatasetError(path: path, line: index + 1, reason: "column \(error.column): \(error.message)")
+        }
+        guard case .object(let object) = value else {
+            throw DatasetError(path: path, line: index + 1, reason: "expected a JSON object")
+        }
+        result.append((index + 1, object))
+    }
+    return result
+}
+
+/// Loads prompts: each line has `prompt` (text, used as it is) or `messages` (a chat, rendered with
+/// the model's chat template and its generation prompt), plus any other fields.
+///
+/// Prompts are tokenized without added special tokens, as TRL does (a chat template writes its own).
+/// A prompt longer than `maxPromptLength` keeps its last tokens (TRL truncates on the left).
+public func loadPromptDataset(
+    path: String, tokenizer: Tokenizer, config: TokenizerConfig, maxPromptLength: Int?,
+    requiredFields: [String: String] = [:]
+) throws -> [Example] {
+    var examples: [Example] = []
+    for (line, object) in try readJSONLObjects(path) {
+        let prompt: String
+        switch (object["prompt"], object["messages"]) {
+        case (.string(let text)?, nil):
+            prompt = text
+        case (nil, .some(let messages)):
+            guard case .array = messages else {
+                throw DatasetError(path: path, line: line, reason: "\"messages\" must be a list of messages")
+            }
+            do {
+                prompt = try config.renderChat(messages: messages, addGenerationPrompt: true)
+            } catch {
+                throw DatasetError(path: path, line: line, reason: "chat template: \(error)")
+            }
+        case (.some, .some):
+            throw DatasetError(path: path, line: line, reason: "has both \"prompt\" and \"messages\"; keep one")
+        case (.some, nil):
+            throw DatasetError(path: path, line: line, reason: "\"prompt\" must be text")
+        case (nil, nil):
+            throw DatasetError(path: path, line: line, reason: "expected a \"prompt\" or \"messages\" field")
+        }
+        var fields: [String: Value] = [:]
+        for key in object.keys where key != "prompt" && key != "messages" { fields[key] = object[key] }
+        for (field, reward) in requiredFields.sorted(by: { $0.key < $1.key }) where fields[field] == nil {
+            throw DatasetError(path: path, line: line, reason: "reward '\(reward)' needs the field \"\(field)\"")
+        }
+        var tokens = tokenizer.encode(prompt, addSpecialTokens: false)
+        guard !tokens.isEmpty else { throw DatasetError(path: path, line: line, reason: "the prompt is empty") }
+        if let limit = maxPromptLength, tokens.count > limit { tokens = Array(tokens.suffix(limit)) }
+        examples.append(Example(line: line, prompt: prompt, tokens: tokens, fields: fields))
+    }
+    guard !examples.isEmpty else { throw DatasetError(path: path, line: nil, reason: "has no examples") }
+    return examples
+}
+
+/// The order prompts are drawn in: the dataset shuffled afresh each epoch under the seed.
+///
+/// Position k of the stream is a function of (seed, k) alone, so a resumed run draws exactly the
+/// prompts the uninterrupted run would have.
+public struct PromptStream: Sendable {
+    public let count: Int
+    public let seed: UInt64
+    public let shuffle: Bool
+    private var epochOrder: (epoch: Int, order: [Int]) = (-1, [])
+
+    public init(count: Int, seed: UInt64, shuffle: Bool) {
+        self.count = count
+        self.seed = seed
+        self.shuffle = shuffle
+    }
+
+    /// The dataset index at stream position `k` (epoch k / count).
+    public mutating func index(at k: Int) -> Int {
+        let epoch = k / count
+        guard shuffle else { return k % count }
+        if epochOrder.epoch != epoch {
+            var rng = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(epoch) &+ 0xD1B5_4A32_D192_ED03)
+            var order = Array(0..<count)
+            for i in stride(from: count - 1, to: 0, by: -1) {
+                order.swapAt(i, Int(rng.next() % UInt64(i + 1)))
+            }
+            epochOrder = (epoch, order)
+        }
+        return epochOrder.order[k % count]
+    }
+}

@@ -1,0 +1,218 @@
+import Foundation
+import Rewards
+
+/// Every knob of a GRPO run, under TRL's names (camelCased here, snake_case in YAML and flags).
+///
+///     var values = ConfigValues()
+///     values.merge(try loadYAML("grpo.yaml"), source: "grpo.yaml")
+///     values.merge(["learning_rate": "1e-5"], source: "command line")
+///     let config = try GRPOConfig(values)
+public struct GRPOConfig: Sendable {
+    // Data and model
+    public var model = ""
+    public var dataset = ""
+    public var outputDir = "grpo-output"
+    public var maxPromptLength: Int?
+    public var shuffleDataset = true
+    public var seed: UInt64 = 42
+
+    // Sampling
+    public var numGenerations = 8
+    public var perStepPrompts = 4
+    public var maxCompletionLength = 256
+    public var temperature: Float = 1
+    public var topP: Float = 1
+    public var topK = 0
+    public var minP: Float = 0
+    public var repetitionPenalty: Float = 1
+
+    // Algorithm
+    public var beta: Float = 0
+    public var epsilon: Float = 0.2
+    public var epsilonHigh: Float = 0.2
+    public var lossType: LossType = .dapo
+    public var scaleRewards: RewardScaling = .group
+    public var numIterations = 1
+    public var maskTruncatedCompletions = false
+    public var dynamicSampling = false
+    /// Extra sampling rounds dynamic sampling may take per step before training on what it has.
+    public var dynamicSamplingMaxRounds = 8
+    public var rewards: [RewardSpec] = [RewardSpec(name: "accuracy")]
+    public var rewardWeights: [Double] = [1]
+
+    // Optimizer
+    public var optimizer = AdamWSettings()
+    public var lrSchedulerType: LRSchedulerType = .linear
+    public var warmupSteps = 0
+    public var maxGradNorm: Double? = 1
+    public var gradientAccumulationSteps = 1
+    public var gradientCheckpointing = false
+
+    // Length of the run, logging, saving
+    public var maxSteps = 100
+    public var saveSteps = 50
+    public var logCompletionsSteps = 10
+    /// Steps with a NaN or infinite loss or gradient are skipped; this many stop the run.
+    public var maxNonfiniteSteps = 5
+    public var maxCacheMiB = 4096
+
+    public init() {}
+
+    /// Reads and checks every key; unknown keys and invalid combinations are errors naming the key.
+    public init(_ v: ConfigValues) throws {
+        guard let model = try v.string("model") else { throw v.error("model", "is required (a model folder)") }
+        guard let dataset = try v.string("dataset") else { throw v.error("dataset", "is required (a JSONL file)") }
+        self.model = model
+        self.dataset = dataset
+        outputDir = try v.string("output_dir", default: outputDir)
+        maxPromptLength = try v.int("max_prompt_length")
+        shuffleDataset = try v.bool("shuffle_dataset", default: shuffleDataset)
+        let seed = try v.int("seed", default: 42)
+        guard seed >= 0 else { throw v.error("seed", "must not be negative") }
+        self.seed = UInt64(seed)
+
+        numGenerations = try v.int("num_generations", default: numGenerations)
+        guard numGenerations >= 2 else {
+            throw v.error("num_generations", "must be at least 2: group-relative advantages need a group")
+        }
+        if v.has("generation_batch_size") || v.has("per_device_train_batch_size") {
+            let key = v.has("generation_batch_size") ? "generation_batch_size" : "per_device_train_batch_size"
+            let completions = try v.int(key)!
+            guard completions > 0, completions % numGenerations == 0 else {
+                throw v.error(
+                    key,
+                    "\(completions) completions do not divide into whole groups of num_generations = "
+                        + "\(numGenerations)")
+            }
+            perStepPrompts = completions / numGenerations
+        }
+        perStepPrompts = try v.int("per_step_prompts", default: perStepPrompts)
+        maxCompletionLength = try v.int("max_completion_length", default: maxCompletionLength)
+        temperature = Float(try v.double("temperature", default: 1))
+        topP = Float(try v.double("top_p", default: 1))
+        topK = try v.int("top_k", default: 0)
+        minP = Float(try v.double("min_p", default: 0))
+        repetitionPenalty = Float(try v.double("repetition_penalty", default: 1))
+
+        beta = Float(try v.double("beta", default: 0))
+        epsilon = Float(try v.double("epsilon", default: 0.2))
+        epsilonHigh = Float(try v.double("epsilon_high", default: Double(epsilon)))
+        lossType = try v.choice("loss_type", default: lossType)
+        scaleRewards = try v.choice("scale_rewards", default: scaleRewards)
+        numIterations = try v.int("num_iterations", default: numIterations)
+        maskTruncatedCompletions = try v.bool("mask_truncated_completions", default: false)
+        dynamicSampling = try v.bool("dynamic_sampling", default: false)
+        dynamicSamplingMaxRounds = try v.int("dynamic_sampling_max_rounds", default: dynamicSamplingMaxRounds)
+        rewards = try Self.rewardSpecs(v)
+        if let weights = v.list("reward_weights") {
+            rewardWeights = try weights.map {
+                guard let w = ($0 as? NSNumber)?.doubleValue ?? Double("\($0)"), w.isFinite else {
+                    throw v.error("reward_weights", "expected numbers, got '\($0)'")
+                }
+                return w
+            }
+        } else {
+            rewardWeights = Array(repeating: 1, count: rewards.count)
+        }
+
+        optimizer.learningRate = try v.double("learning_rate", default: optimizer.learningRate)
+        optimizer.adamBeta1 = try v.double("adam_beta1", default: optimizer.adamBeta1)
+        optimizer.adamBeta2 = try v.double("adam_beta2", default: optimizer.adamBeta2)
+        optimizer.adamEpsilon = try v.double("adam_epsilon", default: optimizer.adamEpsilon)
+        optimizer.weightDecay = try v.double("weight_decay", default: optimizer.weightDecay)
+        lrSchedulerType = try v.choice("lr_scheduler_type", default: lrSchedulerType)
+        maxSteps = try v.int("max_steps", default: maxSteps)
+        warmupSteps = try v.int("warmup_steps", default: 0)
+        if let ratio = try v.double("warmup_ratio") {
+            guard (0...1).contains(ratio) else { throw v.error("warmup_ratio", "must be between 0 and 1") }
+            if !v.has("warmup_steps") { warmupSteps = Int((ratio * Double(maxSteps)).rounded(.up)) }
+        }
+        let norm = try v.double("max_grad_norm", default: 1)
+        maxGradNorm = norm > 0 ? norm : nil
+        gradientAccumulationSteps = try v.int("gradient_accumulation_steps", default: 1)
+        gradientCheckpointing = try v.bool("gradient_checkpointing", default: false)
+        saveSteps = try v.int("save_steps", default: saveSteps)
+        logCompletionsSteps = try v.int("log_completions_steps", default: logCompletionsSteps)
+        maxNonfiniteSteps = try v.int("max_nonfinite_steps", default: maxNonfiniteSteps)
+        maxCacheMiB = try v.int("max_cache_mib", default: maxCacheMiB)
+        try validate(v)
+    }
+
+    private static func rewardSpecs(_ v: ConfigValues) throws -> [RewardSpec] {
+        guard let items = v.list("rewards") else { return [RewardSpec(name: "accuracy")] }
+        guard !items.isEmpty else { throw v.error("rewards", "needs at least one reward") }
+        return try items.map { item in
+            if let name = item as? String { return RewardSpec(name: name) }
+            guard let object = item as? [String: Any], let name = object["name"] as? String else {
+                throw v.error("rewards", "each reward is a name or a mapping with 'name', got \(item)")
+            }
+            var options: [String: String] = [:]
+            for (key, value) in object where key != "name" {
+                if let list = value as? [Any] {
+                    options[key] = list.map { "\($0)" }.joined(separator: " ")
+                } else {
+                    options[key] = (value as? NSNumber)?.stringValue ?? "\(value)"
+                }
+            }
+            return RewardSpec(name: name, options: options)
+        }
+    }
+
+    private func validate(_ v: ConfigValues) throws {
+        func require(_ ok: Bool, _ key: String, _ message: String) throws {
+            if !ok { throw v.error(key, message) }
+        }
+        try require(perStepPrompts >= 1, "per_step_prompts", "must be at least 1")
+        try require(maxCompletionLength >= 1, "max_completion_length", "must be at least 1")
+        try require(maxPromptLength.map { $0 >= 1 } ?? true, "max_prompt_length", "must be at least 1")
+        try require(temperature > 0, "temperature", "must be positive for GRPO (sampling a group needs randomness)")
+        try require(topP > 0 && topP <= 1, "top_p", "must be in (0, 1]")
+        try require(topK >= 0, "top_k", "must not be negative")
+        try require(minP >= 0 && minP < 1, "min_p", "must be in [0, 1)")
+        try require(repetitionPenalty > 0, "repetition_penalty", "must be positive")
+        try require(beta >= 0, "beta", "must not be negative")
+        try require(epsilon >= 0 && epsilon < 1, "epsilon", "must be in [0, 1)")
+        try require(epsilonHigh >= 0, "epsilon_high", "must not be negative")
+        try require(numIterations >= 1, "num_iterations", "must be at least 1")
+        try require(dynamicSamplingMaxRounds >= 0, "dynamic_sampling_max_rounds", "must not be negative")
+        try require(
+            rewardWeights.count == rewards.count, "reward_weights",
+            "has \(rewardWeights.count) weights for \(rewards.count) rewards")
+        for spec in rewards where !RewardRegistry.names.contains(spec.name) {
+            throw v.error("rewards", RewardError.unknownReward(spec.name, known: RewardRegistry.names).description)
+        }
+        try require(optimizer.learningRate >= 0, "learning_rate", "must not be negative")
+        try require((0..<1).contains(optimizer.adamBeta1), "adam_beta1", "must be in [0, 1)")
+        try require((0..<1).contains(optimizer.adamBeta2), "adam_beta2", "must be in [0, 1)")
+        try require(optimizer.adamEpsilon > 0, "adam_epsilon", "must be positive")
+        try require(optimizer.weightDecay >= 0, "weight_decay", "must not be negative")
+        try require(maxSteps >= 1, "max_steps", "must be at least 1")
+        try require(warmupSteps >= 0, "warmup_steps", "must not be negative")
+        try require(gradientAccumulationSteps >= 1, "gradient_accumulation_steps", "must be at least 1")
+        try require(
+            (perStepPrompts * numGenerations) % gradientAccumulationSteps == 0, "gradient_accumulation_steps",
+            "\(gradientAccumulationSteps) does not divide the \(perStepPrompts * numGenerations) completions "
+                + "of a step (per_step_prompts x num_generations)")
+        try require(saveSteps >= 1, "save_steps", "must be at least 1")
+        try require(logCompletionsSteps >= 0, "log_completions_steps", "must not be negative")
+        try require(maxNonfiniteSteps >= 0, "max_nonfinite_steps", "must not be negative")
+        try require(maxCacheMiB >= 1, "max_cache_mib", "must be at least 1")
+        try v.checkAllKnown()
+    }
+
+    /// The YAML keys and values this config resolves to, for checkpoints and logs.
+    public var summary: [String: Any] {
+        [
+            "model": model, "dataset": dataset, "output_dir": outputDir, "seed": seed,
+            "num_generations": numGenerations, "per_step_prompts": perStepPrompts,
+            "max_completion_length": maxCompletionLength, "temperature": temperature, "top_p": topP,
+            "top_k": topK, "min_p": minP, "beta": beta, "epsilon": epsilon, "epsilon_high": epsilonHigh,
+            "loss_type": lossType.rawValue, "scale_rewards": scaleRewards.rawValue,
+            "num_iterations": numIterations, "mask_truncated_completions": maskTruncatedCompletions,
+            "dynamic_sampling": dynamicSampling, "rewards": rewards.map(\.name), "reward_weights": rewardWeights,
+            "learning_rate": optimizer.learningRate, "lr_scheduler_type": lrSchedulerType.rawValue,
+            "warmup_steps": warmupSteps, "max_grad_norm": maxGradNorm ?? 0, "max_steps": maxSteps,
+            "gradient_accumulation_steps": gradientAccumulationSteps, "weight_decay": optimizer.weightDecay,
+        ]
+    }
+}

@@ -1,0 +1,318 @@
+import Foundation
+import Generation
+import Models
+import Rewards
+import Tensors
+import Tokenizers
+
+/// What the trainer reports as it runs (the command line draws progress from these).
+public enum TrainerEvent {
+    case started(firstStep: Int, maxSteps: Int, parameters: Int, examples: Int)
+    case step(step: Int, maxSteps: Int, metrics: [String: Double])
+    case sample(step: Int, prompt: String, completion: String, reward: Double)
+    case warning(String)
+    case saved(String)
+}
+
+/// Errors that stop a run.
+public enum TrainingError: Error, CustomStringConvertible {
+    case missingTokenizer(folder: String)
+    case promptTooLong(path: String, line: Int, tokens: Int, maxCompletionLength: Int, context: Int)
+    case tooManyNonfiniteSteps(Int)
+
+    public var description: String {
+        switch self {
+        case .missingTokenizer(let folder):
+            "\(folder) has no tokenizer.json: training needs the model's tokenizer to encode prompts and "
+                + "decode completions"
+        case .promptTooLong(let path, let line, let tokens, let maxCompletionLength, let context):
+            "\(path):\(line): the prompt's \(tokens) tokens plus max_completion_length \(maxCompletionLength) "
+                + "exceed the model's context of \(context) tokens (set max_prompt_length or shorten it)"
+        case .tooManyNonfiniteSteps(let count):
+            "\(count) steps had a NaN or infinite loss or gradient (max_nonfinite_steps); stopping. The last "
+                + "checkpoint is intact: lower learning_rate or check the rewards"
+        }
+    }
+}
+
+/// GRPO: sample G completions per prompt, score them, normalise rewards within each group, and
+/// take clipped policy-gradient steps with a KL penalty towards the reference model.
+///
+///     let trainer = try GRPOTrainer(config: config) { event in print(event) }
+///     try trainer.train()
+public final class GRPOTrainer {
+    public let config: GRPOConfig
+    public let policy: Transformer
+    public let tokenizer: Tokenizer
+    public private(set) var state = TrainerState()
+    /// Checked after every step; when true the trainer saves a checkpoint and returns.
+    public var shouldStop: () -> Bool = { false }
+    let reference: Transformer?
+    let rewards: [any Reward]
+    let examples: [Example]
+    let optimizer: AdamW
+    let generator: Generator
+    let stopTokenIDs: [Int32]
+    let onEvent: (TrainerEvent) -> Void
+    private var stream: PromptStream
+    private var alarms = (clipped: 0, zeroStd: 0)
+
+    /// Loads the model (from `resumeFrom`, a checkpoint folder, when given), the reference model when
+    /// beta > 0, the tokenizer, rewards and dataset; every input problem surfaces here, before work.
+    public init(config: GRPOConfig, resumeFrom: String? = nil, onEvent: @escaping (TrainerEvent) -> Void = { _ in })
+        throws
+    {
+        self.config = config
+        self.onEvent = onEvent
+        guard FileManager.default.fileExists(atPath: config.model + "/tokenizer.json") else {
+            throw TrainingError.missingTokenizer(folder: config.model)
+        }
+        policy = try ModelLoader.load(folder: resumeFrom ?? config.model)
+        policy.gradientCheckpointing = config.gradientCheckpointing
+        reference = config.beta > 0 ? try ModelLoader.load(folder: config.model) : nil
+        tokenizer = try Tokenizer(path: config.model)
+        let tokenizerConfig = try TokenizerConfig.load(folder: config.model)
+        var stops = Set(policy.config.eosTokenIDs.map(Int32.init) + tokenizerConfig.generationEOSTokenIDs.map(Int32.init))
+        if let eos = tokenizerConfig.eosToken, let id = tokenizer.tokenID(eos) { stops.insert(id) }
+        stopTokenIDs = stops.sorted()
+        rewards = try config.rewards.map {
+            try RewardRegistry.make($0, maxCompletionLength: config.maxCompletionLength) { onEvent(.warning($0)) }
+        }
+        var required: [String: String] = [:]
+        for reward in rewards { for field in reward.requiredFields { required[field] = reward.name } }
+        examples = try loadPromptDataset(
+            path: config.dataset, tokenizer: tokenizer, config: tokenizerConfig,
+            maxPromptLength: config.maxPromptLength, requiredFields: required)
+        let context = policy.config.maxPositionEmbeddings
+        if let long = examples.first(where: { $0.tokens.count + config.maxCompletionLength > context }) {
+            throw TrainingError.promptTooLong(
+                path: config.dataset, line: long.line, tokens: long.tokens.count,
+                maxCompletionLength: config.maxCompletionLength, context: context)
+        }
+        optimizer = AdamW(parameters: policy.parameters, settings: config.optimizer)
+        generator = Generator(model: policy, tokenizer: tokenizer)
+        generator.maxCacheBytes = config.maxCacheMiB << 20
+        stream = PromptStream(count: examples.count, seed: config.seed, shuffle: config.shuffleDataset)
+        state.seed = config.seed
+        if let resumeFrom { state = try Checkpoint.restore(from: resumeFrom, optimizer: optimizer) }
+    }
+
+    /// Trains until `maxSteps` (or `shouldStop`), saving every `saveSteps` and at the end; returns the
+    /// last checkpoint folder.
+    @discardableResult
+    public func train() throws -> String? {
+        try FileManager.default.createDirectory(atPath: config.outputDir, withIntermediateDirectories: true)
+        let log = try MetricsLog(path: config.outputDir + "/metrics.jsonl", keepingStepsThrough: state.step)
+        onEvent(
+            .started(
+                firstStep: state.step, maxSteps: config.maxSteps, parameters: policy.parameters.count,
+                examples: examples.count))
+        var lastSaved: String?
+        while state.step < config.maxSteps {
+            let started = Date()
+            var timings: [String: Double] = [:]
+            var round = try state.pendingRound ?? makeRound(&timings)
+            var metrics = try optimizeStep(on: round, timings: &timings)
+            round.iterationsDone += 1
+            state.pendingRound = round.iterationsDone < config.numIterations ? round : nil
+            state.step += 1
+            metrics.merge(round.metrics) { new, _ in new }
+            metrics.merge(timings) { new, _ in new }
+            let seconds = Date().timeIntervalSince(started)
+            metrics["step_seconds"] = seconds
+            metrics["tokens_per_second"] = Double(round.completionLengths.reduce(0, +)) / seconds
+            metrics["epoch"] = Double(state.consumedPrompts) / Double(examples.count)
+            try log.append(metrics, step: state.step)
+            onEvent(.step(step: state.step, maxSteps: config.maxSteps, metrics: metrics))
+            checkAlarms(metrics)
+            if config.logCompletionsSteps > 0 && state.step % config.logCompletionsSteps == 0 && round.sample.count == 3 {
+                onEvent(
+                    .sample(
+                        step: state.step, prompt: round.sample[0], completion: round.sample[1],
+                        reward: Double(round.sample[2]) ?? .nan))
+            }
+            let stopping = shouldStop()
+            if state.step % config.saveSteps == 0 || state.step == config.maxSteps || stopping {
+                lastSaved = try Checkpoint.save(
+                    model: policy, optimizer: optimizer, state: state, config: config.summary,
+                    outputDir: config.outputDir)
+                onEvent(.saved(lastSaved!))
+            }
+            if stopping { break }
+        }
+        return lastSaved
+    }
+
+    // MARK: - One generation round
+
+    private func makeRound(_ timings: inout [String: Double]) throws -> Round {
+        let G = config.numGenerations
+        var sampling = SamplingParameters()
+        sampling.temperature = config.temperature
+        sampling.topP = config.topP
+        sampling.topK = config.topK
+        sampling.minP = config.minP
+        sampling.repetitionPenalty = config.repetitionPenalty
+        sampling.maxNewTokens = config.maxCompletionLength
+        sampling.stopTokenIDs = stopTokenIDs
+        sampling.numGenerations = G
+        var kept: (examples: [Example], completions: [[Completion]], scores: [[Double?]], combined: [Double]) =
+            ([], [], rewards.map { _ in [] }, [])
+        var all: (scores: [[Double?]], combined: [Double], lengths: [Int], truncated: [Bool]) =
+            (rewards.map { _ in [] }, [], [], [])
+        var attempts = 0
+        while kept.examples.count < config.perStepPrompts {
+            let wanted = config.perStepPrompts - kept.examples.count
+            let drawn = (0..<wanted).map { examples[stream.index(at: state.consumedPrompts + $0)] }
+            state.consumedPrompts += wanted
+            sampling.seed = config.seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(state.rounds)
+            state.rounds += 1
+            var clock = Date()
+            let groups = try generator.generate(prompts: drawn.map(\.tokens), parameters: sampling)
+            timings["time/generation", default: 0] += Date().timeIntervalSince(clock)
+            clock = Date()
+            var inputs: [RewardInput] = []
+            for (p, group) in groups.enumerated() {
+                for completion in group {
+                    inputs.append(
+                        RewardInput(
+                            prompt: drawn[p].prompt, completion: completion.text ?? "",
+                            completionLength: completion.tokens.count, group: p, fields: drawn[p].fields))
+                }
+            }
+            let scores = try scoreCompletions(inputs, rewards: rewards)
+            let combined = combineRewards(scores, weights: config.rewardWeights)
+            timings["time/rewards", default: 0] += Date().timeIntervalSince(clock)
+            for r in rewards.indices { all.scores[r] += scores[r] }
+            all.combined += combined
+            all.lengths += groups.flatMap { $0.map(\.tokens.count) }
+            all.truncated += groups.flatMap { $0.map { $0.finishReason == .length } }
+            let keep =
+                config.dynamicSampling && attempts < config.dynamicSamplingMaxRounds
+                ? informativeGroups(rewards: combined, groupSize: G) : Array(0..<drawn.count)
+            for p in keep.prefix(wanted) {
+                kept.examples.append(drawn[p])
+                kept.completions.append(groups[p])
+                for r in rewards.indices { kept.scores[r] += scores[r][(p * G)..<((p + 1) * G)] }
+                kept.combined += combined[(p * G)..<((p + 1) * G)]
+            }
+            attempts += 1
+        }
+        let completions = kept.completions.flatMap { $0 }
+        var round = Round(
+            sequences: zip(kept.examples.flatMap { Array(repeating: $0.tokens, count: G) }, completions).map {
+                $0 + $1.tokens
+            },
+            promptLengths: kept.examples.flatMap { Array(repeating: $0.tokens.count, count: G) },
+            advantages: groupAdvantages(rewards: kept.combined, groupSize: G, scaling: config.scaleRewards).map {
+                Float($0)
+            },
+            truncated: completions.map { $0.finishReason == .length },
+            metrics: roundMetrics(
+                scores: all.scores, names: rewards.map(\.name), combined: all.combined, groupSize: G,
+                lengths: all.lengths, truncated: all.truncated),
+            sample: [kept.examples[0].prompt, completions[0].text ?? "", String(kept.combined[0])])
+        if config.dynamicSampling { round.metrics["dynamic_sampling/rounds"] = Double(attempts) }
+        let clock = Date()
+        if config.numIterations > 1 { round.oldLogp = logProbabilities(policy, round) }
+        if let reference { round.refLogp = logProbabilities(reference, round) }
+        timings["time/reference", default: 0] += Date().timeIntervalSince(clock)
+        return round
+    }
+
+    /// Completion-token log-probs of every sequence at the sampling temperature, without gradients.
+    private func logProbabilities(_ model: Transformer, _ round: Round) -> [Float] {
+        var result: [Float] = []
+        for range in microBatches(round) {
+            result += model.forward(round.batch(range), temperature: config.temperature)
+            model.releaseSavedActivations()
+        }
+        return result
+    }
+
+    private func microBatches(_ round: Round) -> [Range<Int>] {
+        let size = round.sequences.count / config.gradientAccumulationSteps
+        return stride(from: 0, to: round.sequences.count, by: size).map { $0..<min($0 + size, round.sequences.count) }
+    }
+
+    // MARK: - One optimizer step
+
+    private func optimizeStep(on round: Round, timings: inout [String: Double]) throws -> [String: Double] {
+        var clock = Date()
+        policy.parameters.zeroGradients()
+        let mask = round.mask(maskTruncated: config.maskTruncatedCompletions)
+        let offsets = round.tokenOffsets()
+        var settings = PolicyLossSettings()
+        settings.lossType = config.lossType
+        settings.epsilonLow = config.epsilon
+        settings.epsilonHigh = config.epsilonHigh
+        settings.beta = config.beta
+        settings.maxCompletionLength = config.maxCompletionLength
+        settings.tokensInBatch = mask.reduce(0, +)
+        settings.accumulationSteps = config.gradientAccumulationSteps
+        var totals = (loss: Float(0), kl: Float(0), low: Float(0), high: Float(0), region: Float(0), tokens: Float(0))
+        for range in microBatches(round) {
+            let tokens = offsets[range.lowerBound]..<offsets[range.upperBound]
+            let logp = policy.forward(round.batch(range), temperature: config.temperature)
+            let result = policyLoss(
+                PolicyBatch(
+                    logp: logp, oldLogp: round.oldLogp.map { Array($0[tokens]) },
+                    refLogp: round.refLogp.map { Array($0[tokens]) }, mask: Array(mask[tokens]),
+                    lengths: Array(round.completionLengths[range]), advantages: Array(round.advantages[range])),
+                settings: settings)
+            policy.backward(dLogp: result.dLogp)
+            totals.loss += result.loss
+            totals.kl += result.klSum
+            totals.low += result.lowClipped
+            totals.high += result.highClipped
+            totals.region += result.regionClipped
+            totals.tokens += result.tokens
+        }
+        policy.releaseSavedActivations()
+        timings["time/policy", default: 0] += Date().timeIntervalSince(clock)
+        clock = Date()
+        let rate = learningRate(
+            step: state.step, base: config.optimizer.learningRate, schedule: config.lrSchedulerType,
+            warmupSteps: config.warmupSteps, totalSteps: config.maxSteps)
+        let norm = clipGradientNorm(policy.parameters, maxNorm: config.maxGradNorm)
+        var metrics: [String: Double] = [
+            "loss": Double(totals.loss), "grad_norm": norm, "learning_rate": rate,
+            "clip_ratio/low_mean": Double(totals.low / max(totals.tokens, 1)),
+            "clip_ratio/high_mean": Double(totals.high / max(totals.tokens, 1)),
+            "clip_ratio/region_mean": Double(totals.region / max(totals.tokens, 1)),
+        ]
+        if reference != nil { metrics["kl"] = Double(totals.kl / max(totals.tokens, 1)) }
+        if totals.loss.isFinite && norm.isFinite {
+            optimizer.step(learningRate: rate)
+            state.optimizerSteps += 1
+        } else {
+            state.nonfiniteSteps += 1
+            metrics["nonfinite_steps"] = Double(state.nonfiniteSteps)
+            onEvent(.warning("step \(state.step + 1): non-finite loss or gradient; the update is skipped"))
+            if state.nonfiniteSteps > config.maxNonfiniteSteps {
+                throw TrainingError.tooManyNonfiniteSteps(state.nonfiniteSteps)
+            }
+        }
+        timings["time/optimizer", default: 0] += Date().timeIntervalSince(clock)
+        return metrics
+    }
+
+    /// Warns when most completions are truncated, or most groups carry no signal, for 3 steps running.
+    private func checkAlarms(_ metrics: [String: Double]) {
+        alarms.clipped = (metrics["completions/clipped_ratio"] ?? 0) >= 0.9 ? alarms.clipped + 1 : 0
+        alarms.zeroStd = (metrics["frac_reward_zero_std"] ?? 0) >= 0.9 ? alarms.zeroStd + 1 : 0
+        if alarms.clipped == 3 {
+            onEvent(
+                .warning(
+                    "over 90% of completions hit max_completion_length for 3 steps: rewards see cut-off "
+                        + "answers. Raise max_completion_length, or set mask_truncated_completions"))
+        }
+        if alarms.zeroStd == 3 {
+            onEvent(
+                .warning(
+                    "over 90% of prompt groups got identical rewards for 3 steps, so their advantages are 0 "
+                        + "and nothing is learned. The task may be too hard or too easy for the model, or the "
+                        + "reward may not match the output format; try dynamic_sampling or larger num_generations"))
+        }
+    }
+}
