@@ -65,7 +65,8 @@ let package = Package(
             swiftSettings: hostCPU),
         .testTarget(name: "RewardsTests", dependencies: ["Rewards", "Tokenizers"], swiftSettings: hostCPU),
         .testTarget(
-            name: "TrainingTests", dependencies: ["Training", "Models", "TestSupport"], exclude: ["Fixtures"],
+            name: "TrainingTests", dependencies: ["Training", "Models", "Rewards", "Tensors", "TestSupport"],
+            exclude: ["Fixtures"],
             swiftSettings: hostCPU),
         .testTarget(name: "grpoTests", dependencies: ["grpo", "SafeTensors", "TestSupport"]),
     ]

@@ -52,14 +52,18 @@ public enum Checkpoint {
         let P = optimizer.parameters.count
         try SafeTensorsWriter.write(
             [
-                TensorToWrite(name: "exp_avg", shape: [P], values: UnsafeBufferPointer(start: optimizer.m.pointer, count: P)),
                 TensorToWrite(
-                    name: "exp_avg_sq", shape: [P], values: UnsafeBufferPointer(start: optimizer.v.pointer, count: P)),
+                    name: "exp_avg", shape: [P],
+                    values: UnsafeBufferPointer(start: optimizer.m.pointer, count: P)),
+                TensorToWrite(
+                    name: "exp_avg_sq", shape: [P],
+                    values: UnsafeBufferPointer(start: optimizer.v.pointer, count: P)),
             ], dtype: .f32, to: temporary + "/optimizer.safetensors")
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try atomicWrite(try encoder.encode(state), to: temporary + "/trainer_state.json")
-        let settings = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
+        let settings = try JSONSerialization.data(
+            withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
         try atomicWrite(settings, to: temporary + "/training_config.json")
         // Replace an older checkpoint of the same step only once the new one is complete.
         if manager.fileExists(atPath: final) {
@@ -78,7 +82,9 @@ public enum Checkpoint {
     public static func latest(in outputDir: String) -> String? {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: outputDir)) ?? []
         let steps = names.compactMap { name -> Int? in
-            guard name.hasPrefix("checkpoint-"), let step = Int(name.dropFirst("checkpoint-".count)) else { return nil }
+            guard name.hasPrefix("checkpoint-"), let step = Int(name.dropFirst("checkpoint-".count)) else {
+                return nil
+            }
             let path = "\(outputDir)/\(name)"
             return FileManager.default.fileExists(atPath: path + "/trainer_state.json") ? step : nil
         }

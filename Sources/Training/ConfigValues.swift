@@ -49,7 +49,9 @@ public final class ConfigValues {
         throw error(key, "expected text, got \(value)")
     }
 
-    public func string(_ key: String, default fallback: String) throws -> String { try string(key) ?? fallback }
+    public func string(_ key: String, default fallback: String) throws -> String {
+        try string(key) ?? fallback
+    }
 
     public func double(_ key: String) throws -> Double? {
         read.insert(key)
@@ -61,7 +63,9 @@ public final class ConfigValues {
         throw error(key, "expected a number, got '\(value)'")
     }
 
-    public func double(_ key: String, default fallback: Double) throws -> Double { try double(key) ?? fallback }
+    public func double(_ key: String, default fallback: Double) throws -> Double {
+        try double(key) ?? fallback
+    }
 
     public func int(_ key: String) throws -> Int? {
         guard let number = try double(key) else { return nil }
@@ -91,7 +95,8 @@ public final class ConfigValues {
     where T.RawValue == String {
         guard let text = try string(key) else { return fallback }
         guard let value = T(rawValue: text) else {
-            throw error(key, "expected one of \(T.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
+            throw error(
+                key, "expected one of \(T.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
         }
         return value
     }

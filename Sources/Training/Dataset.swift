@@ -37,7 +37,9 @@ public func readJSONLObjects(_ path: String) throws -> [(line: Int, object: Obje
         throw DatasetError(path: path, line: nil, reason: "cannot read the file")
     }
     var result: [(Int, Object)] = []
-    for (index, bytes) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+    for (index, bytes) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        .enumerated()
+    {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw DatasetError(path: path, line: index + 1, reason: "invalid UTF-8")
         }
@@ -46,7 +48,8 @@ public func readJSONLObjects(_ path: String) throws -> [(line: Int, object: Obje
         do {
             value = try parseOrderedJSON(text)
         } catch let error as JSONSyntaxError {
-            throw DatasetError(path: path, line: index + 1, reason: "column \(error.column): \(error.message)")
+            throw DatasetError(
+                path: path, line: index + 1, reason: "column \(error.column): \(error.message)")
         }
         guard case .object(let object) = value else {
             throw DatasetError(path: path, line: index + 1, reason: "expected a JSON object")
@@ -81,7 +84,8 @@ public func loadPromptDataset(
                 throw DatasetError(path: path, line: line, reason: "chat template: \(error)")
             }
         case (.some, .some):
-            throw DatasetError(path: path, line: line, reason: "has both \"prompt\" and \"messages\"; keep one")
+            throw DatasetError(
+                path: path, line: line, reason: "has both \"prompt\" and \"messages\"; keep one")
         case (.some, nil):
             throw DatasetError(path: path, line: line, reason: "\"prompt\" must be text")
         case (nil, nil):
@@ -90,10 +94,13 @@ public func loadPromptDataset(
         var fields: [String: Value] = [:]
         for key in object.keys where key != "prompt" && key != "messages" { fields[key] = object[key] }
         for (field, reward) in requiredFields.sorted(by: { $0.key < $1.key }) where fields[field] == nil {
-            throw DatasetError(path: path, line: line, reason: "reward '\(reward)' needs the field \"\(field)\"")
+            throw DatasetError(
+                path: path, line: line, reason: "reward '\(reward)' needs the field \"\(field)\"")
         }
         var tokens = tokenizer.encode(prompt, addSpecialTokens: false)
-        guard !tokens.isEmpty else { throw DatasetError(path: path, line: line, reason: "the prompt is empty") }
+        guard !tokens.isEmpty else {
+            throw DatasetError(path: path, line: line, reason: "the prompt is empty")
+        }
         if let limit = maxPromptLength, tokens.count > limit { tokens = Array(tokens.suffix(limit)) }
         examples.append(Example(line: line, prompt: prompt, tokens: tokens, fields: fields))
     }
@@ -122,7 +129,8 @@ public struct PromptStream: Sendable {
         let epoch = k / count
         guard shuffle else { return k % count }
         if epochOrder.epoch != epoch {
-            var rng = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(epoch) &+ 0xD1B5_4A32_D192_ED03)
+            var rng = SplitMix64(
+                seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(epoch) &+ 0xD1B5_4A32_D192_ED03)
             var order = Array(0..<count)
             for i in stride(from: count - 1, to: 0, by: -1) {
                 order.swapAt(i, Int(rng.next() % UInt64(i + 1)))

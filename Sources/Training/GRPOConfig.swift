@@ -60,8 +60,12 @@ public struct GRPOConfig: Sendable {
 
     /// Reads and checks every key; unknown keys and invalid combinations are errors naming the key.
     public init(_ v: ConfigValues) throws {
-        guard let model = try v.string("model") else { throw v.error("model", "is required (a model folder)") }
-        guard let dataset = try v.string("dataset") else { throw v.error("dataset", "is required (a JSONL file)") }
+        guard let model = try v.string("model") else {
+            throw v.error("model", "is required (a model folder)")
+        }
+        guard let dataset = try v.string("dataset") else {
+            throw v.error("dataset", "is required (a JSONL file)")
+        }
         self.model = model
         self.dataset = dataset
         outputDir = try v.string("output_dir", default: outputDir)
@@ -165,7 +169,8 @@ public struct GRPOConfig: Sendable {
         try require(perStepPrompts >= 1, "per_step_prompts", "must be at least 1")
         try require(maxCompletionLength >= 1, "max_completion_length", "must be at least 1")
         try require(maxPromptLength.map { $0 >= 1 } ?? true, "max_prompt_length", "must be at least 1")
-        try require(temperature > 0, "temperature", "must be positive for GRPO (sampling a group needs randomness)")
+        try require(
+            temperature > 0, "temperature", "must be positive for GRPO (sampling a group needs randomness)")
         try require(topP > 0 && topP <= 1, "top_p", "must be in (0, 1]")
         try require(topK >= 0, "top_k", "must not be negative")
         try require(minP >= 0 && minP < 1, "min_p", "must be in [0, 1)")
@@ -179,7 +184,8 @@ public struct GRPOConfig: Sendable {
             rewardWeights.count == rewards.count, "reward_weights",
             "has \(rewardWeights.count) weights for \(rewards.count) rewards")
         for spec in rewards where !RewardRegistry.names.contains(spec.name) {
-            throw v.error("rewards", RewardError.unknownReward(spec.name, known: RewardRegistry.names).description)
+            throw v.error(
+                "rewards", RewardError.unknownReward(spec.name, known: RewardRegistry.names).description)
         }
         try require(optimizer.learningRate >= 0, "learning_rate", "must not be negative")
         try require((0..<1).contains(optimizer.adamBeta1), "adam_beta1", "must be in [0, 1)")
@@ -209,7 +215,8 @@ public struct GRPOConfig: Sendable {
             "top_k": topK, "min_p": minP, "beta": beta, "epsilon": epsilon, "epsilon_high": epsilonHigh,
             "loss_type": lossType.rawValue, "scale_rewards": scaleRewards.rawValue,
             "num_iterations": numIterations, "mask_truncated_completions": maskTruncatedCompletions,
-            "dynamic_sampling": dynamicSampling, "rewards": rewards.map(\.name), "reward_weights": rewardWeights,
+            "dynamic_sampling": dynamicSampling, "rewards": rewards.map(\.name),
+            "reward_weights": rewardWeights,
             "learning_rate": optimizer.learningRate, "lr_scheduler_type": lrSchedulerType.rawValue,
             "warmup_steps": warmupSteps, "max_grad_norm": maxGradNorm ?? 0, "max_steps": maxSteps,
             "gradient_accumulation_steps": gradientAccumulationSteps, "weight_decay": optimizer.weightDecay,

@@ -59,7 +59,9 @@ public final class GRPOTrainer {
 
     /// Loads the model (from `resumeFrom`, a checkpoint folder, when given), the reference model when
     /// beta > 0, the tokenizer, rewards and dataset; every input problem surfaces here, before work.
-    public init(config: GRPOConfig, resumeFrom: String? = nil, onEvent: @escaping (TrainerEvent) -> Void = { _ in })
+    public init(
+        config: GRPOConfig, resumeFrom: String? = nil, onEvent: @escaping (TrainerEvent) -> Void = { _ in }
+    )
         throws
     {
         self.config = config
@@ -72,11 +74,14 @@ public final class GRPOTrainer {
         reference = config.beta > 0 ? try ModelLoader.load(folder: config.model) : nil
         tokenizer = try Tokenizer(path: config.model)
         let tokenizerConfig = try TokenizerConfig.load(folder: config.model)
-        var stops = Set(policy.config.eosTokenIDs.map(Int32.init) + tokenizerConfig.generationEOSTokenIDs.map(Int32.init))
+        var stops = Set(
+            policy.config.eosTokenIDs.map(Int32.init) + tokenizerConfig.generationEOSTokenIDs.map(Int32.init))
         if let eos = tokenizerConfig.eosToken, let id = tokenizer.tokenID(eos) { stops.insert(id) }
         stopTokenIDs = stops.sorted()
         rewards = try config.rewards.map {
-            try RewardRegistry.make($0, maxCompletionLength: config.maxCompletionLength) { onEvent(.warning($0)) }
+            try RewardRegistry.make($0, maxCompletionLength: config.maxCompletionLength) {
+                onEvent(.warning($0))
+            }
         }
         var required: [String: String] = [:]
         for reward in rewards { for field in reward.requiredFields { required[field] = reward.name } }
@@ -125,7 +130,9 @@ public final class GRPOTrainer {
             try log.append(metrics, step: state.step)
             onEvent(.step(step: state.step, maxSteps: config.maxSteps, metrics: metrics))
             checkAlarms(metrics)
-            if config.logCompletionsSteps > 0 && state.step % config.logCompletionsSteps == 0 && round.sample.count == 3 {
+            if config.logCompletionsSteps > 0 && state.step % config.logCompletionsSteps == 0
+                && round.sample.count == 3
+            {
                 onEvent(
                     .sample(
                         step: state.step, prompt: round.sample[0], completion: round.sample[1],
@@ -156,8 +163,9 @@ public final class GRPOTrainer {
         sampling.maxNewTokens = config.maxCompletionLength
         sampling.stopTokenIDs = stopTokenIDs
         sampling.numGenerations = G
-        var kept: (examples: [Example], completions: [[Completion]], scores: [[Double?]], combined: [Double]) =
-            ([], [], rewards.map { _ in [] }, [])
+        var kept:
+            (examples: [Example], completions: [[Completion]], scores: [[Double?]], combined: [Double]) =
+                ([], [], rewards.map { _ in [] }, [])
         var all: (scores: [[Double?]], combined: [Double], lengths: [Int], truncated: [Bool]) =
             (rewards.map { _ in [] }, [], [], [])
         var attempts = 0
@@ -204,9 +212,10 @@ public final class GRPOTrainer {
                 $0 + $1.tokens
             },
             promptLengths: kept.examples.flatMap { Array(repeating: $0.tokens.count, count: G) },
-            advantages: groupAdvantages(rewards: kept.combined, groupSize: G, scaling: config.scaleRewards).map {
-                Float($0)
-            },
+            advantages: groupAdvantages(rewards: kept.combined, groupSize: G, scaling: config.scaleRewards)
+                .map {
+                    Float($0)
+                },
             truncated: completions.map { $0.finishReason == .length },
             metrics: roundMetrics(
                 scores: all.scores, names: rewards.map(\.name), combined: all.combined, groupSize: G,
@@ -232,7 +241,9 @@ public final class GRPOTrainer {
 
     private func microBatches(_ round: Round) -> [Range<Int>] {
         let size = round.sequences.count / config.gradientAccumulationSteps
-        return stride(from: 0, to: round.sequences.count, by: size).map { $0..<min($0 + size, round.sequences.count) }
+        return stride(from: 0, to: round.sequences.count, by: size).map {
+            $0..<min($0 + size, round.sequences.count)
+        }
     }
 
     // MARK: - One optimizer step
@@ -250,7 +261,9 @@ public final class GRPOTrainer {
         settings.maxCompletionLength = config.maxCompletionLength
         settings.tokensInBatch = mask.reduce(0, +)
         settings.accumulationSteps = config.gradientAccumulationSteps
-        var totals = (loss: Float(0), kl: Float(0), low: Float(0), high: Float(0), region: Float(0), tokens: Float(0))
+        var totals = (
+            loss: Float(0), kl: Float(0), low: Float(0), high: Float(0), region: Float(0), tokens: Float(0)
+        )
         for range in microBatches(round) {
             let tokens = offsets[range.lowerBound]..<offsets[range.upperBound]
             let logp = policy.forward(round.batch(range), temperature: config.temperature)
@@ -258,7 +271,8 @@ public final class GRPOTrainer {
                 PolicyBatch(
                     logp: logp, oldLogp: round.oldLogp.map { Array($0[tokens]) },
                     refLogp: round.refLogp.map { Array($0[tokens]) }, mask: Array(mask[tokens]),
-                    lengths: Array(round.completionLengths[range]), advantages: Array(round.advantages[range])),
+                    lengths: Array(round.completionLengths[range]), advantages: Array(round.advantages[range])
+                ),
                 settings: settings)
             policy.backward(dLogp: result.dLogp)
             totals.loss += result.loss
@@ -312,7 +326,8 @@ public final class GRPOTrainer {
                 .warning(
                     "over 90% of prompt groups got identical rewards for 3 steps, so their advantages are 0 "
                         + "and nothing is learned. The task may be too hard or too easy for the model, or the "
-                        + "reward may not match the output format; try dynamic_sampling or larger num_generations"))
+                        + "reward may not match the output format; try dynamic_sampling or larger num_generations"
+                ))
         }
     }
 }

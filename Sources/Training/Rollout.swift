@@ -68,7 +68,9 @@ func roundMetrics(
         metrics["rewards/\(name)/std"] = std
     }
     metrics["reward"] = combined.reduce(0, +) / Double(combined.count)
-    let groupStds = stride(from: 0, to: combined.count, by: G).map { standardDeviation(combined[$0..<($0 + G)]) }
+    let groupStds = stride(from: 0, to: combined.count, by: G).map {
+        standardDeviation(combined[$0..<($0 + G)])
+    }
     metrics["reward_std"] = groupStds.reduce(0, +) / Double(groupStds.count)
     metrics["frac_reward_zero_std"] = Double(groupStds.filter { $0 < 1e-9 }.count) / Double(groupStds.count)
     let doubles = lengths.map(Double.init)

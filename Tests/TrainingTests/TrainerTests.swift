@@ -1,0 +1,141 @@
+import Foundation
+import Models
+import Rewards
+import Tensors
+import Testing
+
+@testable import Training
+
+/// A temporary folder holding a toy model and a dataset, removed when the test ends.
+final class Workspace {
+    let root: String
+    var model: String { root + "/model" }
+    var dataset: String { root + "/data.jsonl" }
+
+    init(lines: [String]? = nil) throws {
+        root = NSTemporaryDirectory() + "grpo-trainer-\(UUID().uuidString)"
+        try ToyModel.write(
+            to: root + "/model", layers: 2, hiddenSize: 32, heads: 4, keyValueHeads: 2, seed: 3)
+        let data =
+            lines ?? (0..<6).map { #"{"prompt": "What is \#($0) + \#($0)? ", "answer": "\#($0 + $0)"}"# }
+        try data.joined(separator: "\n").write(toFile: dataset, atomically: true, encoding: .utf8)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: root) }
+
+    func config(_ extra: [String: Any] = [:], output: String = "out") throws -> GRPOConfig {
+        let values = ConfigValues()
+        values.merge(
+            [
+                "model": model, "dataset": dataset, "output_dir": root + "/" + output, "num_generations": 4,
+                "per_step_prompts": 2, "max_completion_length": 8, "learning_rate": 1e-3, "max_steps": 4,
+                "save_steps": 2, "seed": 7, "log_completions_steps": 0,
+            ], source: "test")
+        values.merge(extra, source: "test")
+        return try GRPOConfig(values)
+    }
+}
+
+struct TrainerTests {
+    @Test func resumeContinuesExactly() throws {
+        let w = try Workspace()
+        // beta > 0 loads the reference model; num_iterations 3 leaves a round pending at step 2.
+        let settings: [String: Any] = [
+            "beta": 0.04, "num_iterations": 3, "gradient_accumulation_steps": 2,
+            "rewards": ["accuracy", ["name": "format", "pattern": ".*[0-9].*"]], "reward_weights": [1, 0.5],
+        ]
+        let straight = try GRPOTrainer(config: try w.config(settings, output: "a"))
+        try straight.train()
+
+        var stopped = try w.config(settings, output: "b")
+        stopped.maxSteps = 4
+        let first = try GRPOTrainer(config: stopped)
+        var steps = 0
+        first.shouldStop = {
+            steps += 1
+            return steps == 2
+        }
+        let checkpoint = try #require(try first.train())
+        #expect(checkpoint.hasSuffix("checkpoint-2"))
+        #expect(first.state.pendingRound?.iterationsDone == 2)
+        let resumed = try GRPOTrainer(config: stopped, resumeFrom: Checkpoint.latest(in: w.root + "/b"))
+        #expect(resumed.state.step == 2)
+        try resumed.train()
+
+        let a = straight.policy.parameters.values
+        let b = resumed.policy.parameters.values
+        let identical = (0..<a.count).allSatisfy { Tensor1(a)[$0] == Tensor1(b)[$0] }
+        #expect(identical, "weights after 4 straight steps differ from 2 + resume + 2")
+        let changed = try ModelLoader.load(folder: w.model).parameters.values
+        #expect((0..<a.count).contains { Tensor1(a)[$0] != Tensor1(changed)[$0] }, "training changed nothing")
+        // The metrics of both runs agree line for line.
+        let logA = try String(contentsOfFile: w.root + "/a/metrics.jsonl", encoding: .utf8)
+        let logB = try String(contentsOfFile: w.root + "/b/metrics.jsonl", encoding: .utf8)
+        let strip = { (text: String) in
+            text.split(separator: "\n").map { line -> String in
+                let object = try! JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+                return "\(object["step"]!) \(object["loss"]!) \(object["reward"]!) \(object["kl"]!)"
+            }
+        }
+        #expect(strip(logA) == strip(logB))
+        #expect(strip(logA).count == 4)
+        let keys =
+            try JSONSerialization.jsonObject(with: Data(logA.split(separator: "\n")[0].utf8))
+            as! [String: Any]
+        for key in [
+            "reward", "reward_std", "rewards/accuracy/mean", "rewards/accuracy/std", "rewards/format/mean",
+            "kl", "clip_ratio/low_mean",
+            "clip_ratio/high_mean", "clip_ratio/region_mean", "completions/mean_length",
+            "completions/min_length",
+            "completions/max_length", "completions/clipped_ratio", "frac_reward_zero_std", "grad_norm",
+            "learning_rate", "step_seconds", "tokens_per_second",
+        ] {
+            #expect(keys[key] != nil, "metrics.jsonl lacks \(key)")
+        }
+    }
+
+    @Test func checkpointIsAHuggingFaceFolder() throws {
+        let w = try Workspace()
+        var config = try w.config()
+        config.maxSteps = 1
+        config.saveSteps = 1
+        let folder = try #require(try GRPOTrainer(config: config).train())
+        for file in [
+            "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+            "optimizer.safetensors",
+            "trainer_state.json",
+        ] {
+            #expect(FileManager.default.fileExists(atPath: folder + "/" + file), "checkpoint lacks \(file)")
+        }
+        _ = try ModelLoader.load(folder: folder)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: config.outputDir).filter {
+            $0.hasPrefix(".")
+        }
+        #expect(leftovers.isEmpty)
+    }
+
+    @Test func learnsASimpleReward() throws {
+        // Reward: the completion contains a digit. A random toy model does so about a quarter of the
+        // time; a few GRPO steps must raise that.
+        let w = try Workspace()
+        var config = try w.config([
+            "rewards": [["name": "format", "pattern": ".*[0-9].*"]], "max_steps": 24, "learning_rate": 1e-2,
+            "per_step_prompts": 4, "num_generations": 8, "save_steps": 100, "lr_scheduler_type": "constant",
+        ])
+        config.maxSteps = 24
+        var rewards: [Double] = []
+        try GRPOTrainer(config: config) { event in
+            if case .step(_, _, let metrics) = event { rewards.append(metrics["reward"]!) }
+        }.train()
+        let before = rewards.prefix(4).reduce(0, +) / 4
+        let after = rewards.suffix(4).reduce(0, +) / 4
+        #expect(after > before + 0.25, "reward \(before) -> \(after): \(rewards)")
+    }
+}
+
+/// Element access to a raw parameter storage in tests.
+struct Tensor1 {
+    let storage: Tensors.TensorStorage
+    init(_ storage: Tensors.TensorStorage) { self.storage = storage }
+    subscript(i: Int) -> Float { Tensors.Tensor(storage: storage, offset: 0, shape: [storage.count])[i] }
+}
