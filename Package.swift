@@ -17,7 +17,8 @@ let package = Package(
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // MARK: - Math
@@ -42,8 +43,9 @@ let package = Package(
         .executableTarget(
             name: "grpo",
             dependencies: [
-                "Models", "SafeTensors", "Tokenizers", "Generation",
+                "Models", "SafeTensors", "Tokenizers", "Generation", "Rewards", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: hostCPU),
         .executableTarget(
@@ -68,6 +70,6 @@ let package = Package(
             name: "TrainingTests", dependencies: ["Training", "Models", "Rewards", "Tensors", "TestSupport"],
             exclude: ["Fixtures"],
             swiftSettings: hostCPU),
-        .testTarget(name: "grpoTests", dependencies: ["grpo", "SafeTensors", "TestSupport"]),
+        .testTarget(name: "grpoTests", dependencies: ["grpo", "SafeTensors", "Training", "TestSupport"]),
     ]
 )

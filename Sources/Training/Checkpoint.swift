@@ -46,9 +46,7 @@ public enum Checkpoint {
         let temporary = "\(outputDir)/.checkpoint-\(state.step).partial"
         try? manager.removeItem(atPath: temporary)
         try manager.createDirectory(atPath: temporary, withIntermediateDirectories: true)
-        let source = model.sourceFolder
         try ModelLoader.save(model, to: temporary, dtype: .f32)
-        model.sourceFolder = source
         let P = optimizer.parameters.count
         try SafeTensorsWriter.write(
             [

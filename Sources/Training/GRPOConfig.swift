@@ -180,13 +180,13 @@ public struct GRPOConfig: Sendable {
         try require(epsilonHigh >= 0, "epsilon_high", "must not be negative")
         try require(numIterations >= 1, "num_iterations", "must be at least 1")
         try require(dynamicSamplingMaxRounds >= 0, "dynamic_sampling_max_rounds", "must not be negative")
-        try require(
-            rewardWeights.count == rewards.count, "reward_weights",
-            "has \(rewardWeights.count) weights for \(rewards.count) rewards")
         for spec in rewards where !RewardRegistry.names.contains(spec.name) {
             throw v.error(
                 "rewards", RewardError.unknownReward(spec.name, known: RewardRegistry.names).description)
         }
+        try require(
+            rewardWeights.count == rewards.count, "reward_weights",
+            "has \(rewardWeights.count) weights for \(rewards.count) rewards")
         try require(optimizer.learningRate >= 0, "learning_rate", "must not be negative")
         try require((0..<1).contains(optimizer.adamBeta1), "adam_beta1", "must be in [0, 1)")
         try require((0..<1).contains(optimizer.adamBeta2), "adam_beta2", "must be in [0, 1)")

@@ -145,8 +145,11 @@ public final class GRPOTrainer {
                     outputDir: config.outputDir)
                 onEvent(.saved(lastSaved!))
             }
-            if stopping { break }
+            if stopping { return lastSaved }
         }
+        // The trained model itself, as TRL's save_model: output_dir is a Hugging Face model folder.
+        try ModelLoader.save(policy, to: config.outputDir)
+        onEvent(.saved(config.outputDir))
         return lastSaved
     }
 

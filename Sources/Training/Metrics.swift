@@ -32,7 +32,8 @@ public final class MetricsLog {
     public func append(_ metrics: [String: Double], step: Int) throws {
         var object: [String: Any] = ["step": step]
         for (key, value) in metrics { object[key] = value.isFinite ? value : nil }
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        let data = try JSONSerialization.data(
+            withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
         try handle?.write(contentsOf: data + Data("\n".utf8))
     }
 }

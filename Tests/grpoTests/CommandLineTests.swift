@@ -4,13 +4,8 @@ import Testing
 
 /// Runs the built `grpo` executable (next to the test bundle) and captures its output and status.
 func runGRPO(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-    let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    var executable = products.appendingPathComponent("grpo")
-    if !FileManager.default.fileExists(atPath: executable.path) {
-        executable = products.deletingLastPathComponent().appendingPathComponent("grpo")
-    }
     let process = Process()
-    process.executableURL = executable
+    process.executableURL = grpoExecutable()
     process.arguments = arguments
     let (out, err) = (Pipe(), Pipe())
     process.standardOutput = out
@@ -20,6 +15,14 @@ func runGRPO(_ arguments: [String]) throws -> (status: Int32, stdout: String, st
     let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
     return (process.terminationStatus, stdout, stderr)
+}
+
+/// The built `grpo` executable, next to the test bundle.
+func grpoExecutable() -> URL {
+    let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    let executable = products.appendingPathComponent("grpo")
+    if FileManager.default.fileExists(atPath: executable.path) { return executable }
+    return products.deletingLastPathComponent().appendingPathComponent("grpo")
 }
 
 func fixture(_ name: String, file: String = #filePath) -> String {

@@ -1,0 +1,185 @@
+import ArgumentParser
+import Foundation
+import Training
+import Yams
+
+/// Set by the first Ctrl-C; the trainer saves a checkpoint after the current step and stops.
+nonisolated(unsafe) private var interruptRequested = false
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a model with GRPO on a JSONL prompt dataset.",
+        discussion: """
+            Keys are TRL's GRPOConfig names, in a YAML file or as flags (flags win): model, dataset, \
+            output_dir, num_generations, per_step_prompts (or generation_batch_size), \
+            max_prompt_length, max_completion_length, temperature, top_p, top_k, min_p, \
+            repetition_penalty, beta, epsilon, epsilon_high, loss_type (grpo, bnpo, dr_grpo, dapo), \
+            scale_rewards (group, batch, none), num_iterations, mask_truncated_completions, \
+            dynamic_sampling, rewards, reward_weights, learning_rate, adam_beta1, adam_beta2, \
+            adam_epsilon, weight_decay, lr_scheduler_type (constant, linear, cosine), warmup_steps, \
+            warmup_ratio, max_grad_norm, gradient_accumulation_steps, gradient_checkpointing, \
+            max_steps, save_steps, log_completions_steps, max_nonfinite_steps, seed. Rewards: \
+            accuracy, format, soft_overlong_punishment, length, countdown, external.
+
+            Example: grpo train --config grpo.yaml --learning_rate 5e-6 --max_steps 200
+            """)
+
+    @Option(help: "A YAML file of TRL-named keys.") var config: String?
+    @Flag(help: "Continue from the newest checkpoint in output_dir.") var resume = false
+    @Option(help: "Continue from this checkpoint folder.") var resumeFrom: String?
+    @Argument(
+        parsing: .allUnrecognized, help: "Any key as a flag: --learning_rate 1e-5 (or --learning-rate).")
+    var overrides: [String] = []
+
+    func run() throws {
+        let values = ConfigValues()
+        if let config { values.merge(try loadYAMLConfig(config), source: config) }
+        values.merge(try parseKeyFlags(overrides), source: "command line")
+        let settings = try GRPOConfig(values)
+        var checkpoint = resumeFrom
+        if resume && checkpoint == nil {
+            guard let latest = Checkpoint.latest(in: settings.outputDir) else {
+                throw ValidationError("--resume: no checkpoint-N folder in \(settings.outputDir)")
+            }
+            checkpoint = latest
+        }
+        let progress = ProgressLine()
+        let trainer = try GRPOTrainer(config: settings, resumeFrom: checkpoint) { event in
+            progress.show(event)
+        }
+        // A parent may hand down SIGINT blocked (test runners do); unblock it so Ctrl-C arrives.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
+        signal(SIGINT) { _ in
+            if interruptRequested { _exit(130) }  // a second Ctrl-C does not wait
+            interruptRequested = true
+        }
+        trainer.shouldStop = { interruptRequested }
+        try trainer.train()
+        progress.finish()
+        if interruptRequested {
+            print("interrupted at step \(trainer.state.step); continue with --resume")
+            throw ExitCode(130)
+        }
+        print("trained model: \(settings.outputDir) (metrics in \(settings.outputDir)/metrics.jsonl)")
+    }
+}
+
+/// Reads a YAML mapping of config keys.
+func loadYAMLConfig(_ path: String) throws -> [String: Any] {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw ValidationError("\(path): cannot read the file")
+    }
+    let loaded: Any?
+    do {
+        loaded = try Yams.load(yaml: String(decoding: data, as: UTF8.self))
+    } catch {
+        throw ValidationError("\(path): invalid YAML: \(error)")
+    }
+    guard let mapping = plainYAML(loaded) as? [String: Any] else {
+        throw ValidationError("\(path): expected a mapping of keys to values")
+    }
+    return mapping
+}
+
+/// Converts Yams' values to JSON-like ones (string keys).
+private func plainYAML(_ value: Any?) -> Any {
+    switch value {
+    case let mapping as [AnyHashable: Any]:
+        var result: [String: Any] = [:]
+        for (key, item) in mapping { result["\(key.base)"] = plainYAML(item) }
+        return result
+    case let list as [Any]: return list.map { plainYAML($0) }
+    case nil: return NSNull()
+    default: return value!
+    }
+}
+
+/// `--key value`, `--key=value` and bare `--flag` (true) pairs.
+func parseKeyFlags(_ arguments: [String]) throws -> [String: Any] {
+    var result: [String: Any] = [:]
+    var i = 0
+    while i < arguments.count {
+        let argument = arguments[i]
+        guard argument.hasPrefix("--"), argument.count > 2 else {
+            throw ValidationError("unexpected argument '\(argument)': options are --key value")
+        }
+        let body = String(argument.dropFirst(2))
+        if let equals = body.firstIndex(of: "=") {
+            result[String(body[..<equals])] = String(body[body.index(after: equals)...])
+            i += 1
+        } else if i + 1 < arguments.count && !arguments[i + 1].hasPrefix("--") {
+            result[body] = arguments[i + 1]
+            i += 2
+        } else {
+            result[body] = "true"
+            i += 1
+        }
+    }
+    return result
+}
+
+/// One updating line of progress with ETA, plus warnings, samples and saves on their own lines.
+final class ProgressLine {
+    private let interactive = isatty(STDERR_FILENO) != 0
+    private var started: Date?
+    private var firstStep = 0
+    private var pending = false
+
+    func show(_ event: TrainerEvent) {
+        switch event {
+        case .started(let first, let maxSteps, let parameters, let examples):
+            started = Date()
+            firstStep = first
+            line(
+                "training \(parameters) parameters on \(examples) prompts, steps \(first + 1)...\(maxSteps)",
+                keep: true)
+        case .step(let step, let maxSteps, let metrics):
+            let elapsed = Date().timeIntervalSince(started ?? Date())
+            let perStep = elapsed / Double(max(1, step - firstStep))
+            var text = "step \(step)/\(maxSteps)  reward \(format(metrics["reward"]))"
+            text += " ± \(format(metrics["reward_std"]))"
+            if let kl = metrics["kl"] { text += "  kl \(format(kl, digits: 4))" }
+            text += "  len \(format(metrics["completions/mean_length"], digits: 0))"
+            text +=
+                "  \(format(perStep, digits: 1)) s/step  ETA \(duration(perStep * Double(maxSteps - step)))"
+            line(text, keep: !interactive)
+        case .sample(let step, let prompt, let completion, let reward):
+            line(
+                "--- step \(step) sample (reward \(format(reward)))\n\(prompt)\(completion)\n---", keep: true)
+        case .warning(let message):
+            line("warning: \(message)", keep: true)
+        case .saved(let folder):
+            line("saved \(folder)", keep: true)
+        }
+    }
+
+    func finish() {
+        if pending { FileHandle.standardError.write(Data("\n".utf8)) }
+        pending = false
+    }
+
+    private func line(_ text: String, keep: Bool) {
+        if interactive {
+            let prefix = "\r\u{1B}[K"
+            FileHandle.standardError.write(Data((prefix + text + (keep ? "\n" : "")).utf8))
+            pending = !keep
+        } else {
+            FileHandle.standardError.write(Data((text + "\n").utf8))
+        }
+    }
+
+    private func format(_ value: Double?, digits: Int = 3) -> String {
+        guard let value, value.isFinite else { return "-" }
+        return String(format: "%.\(digits)f", value)
+    }
+
+    private func duration(_ seconds: Double) -> String {
+        guard seconds.isFinite else { return "-" }
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? "\(s / 3600)h\(s % 3600 / 60)m" : s >= 60 ? "\(s / 60)m\(s % 60)s" : "\(s)s"
+    }
+}

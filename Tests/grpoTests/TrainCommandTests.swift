@@ -1,0 +1,129 @@
+import Foundation
+import Testing
+import Training
+
+/// A toy model folder and a small arithmetic dataset under a fresh temporary folder.
+private func toyWorkspace(dataset lines: [String]? = nil) throws -> String {
+    let root = NSTemporaryDirectory() + "grpo-train-cli-\(UUID().uuidString)"
+    try ToyModel.write(to: root + "/model", layers: 1, hiddenSize: 32, heads: 2, keyValueHeads: 1, seed: 5)
+    let data = lines ?? (1...5).map { #"{"prompt": "\#($0)+\#($0)=", "answer": \#($0 * 2)}"# }
+    try data.joined(separator: "\n").write(toFile: root + "/data.jsonl", atomically: true, encoding: .utf8)
+    let yaml = """
+        model: \(root)/model
+        dataset: \(root)/data.jsonl
+        output_dir: \(root)/out
+        num_generations: 4
+        per_step_prompts: 2
+        max_completion_length: 6
+        rewards:
+          - accuracy
+          - name: format
+            pattern: ".*[0-9].*"
+        reward_weights: [1.0, 0.5]
+        learning_rate: 1.0e-3
+        max_steps: 3
+        save_steps: 2
+        beta: 0.04
+
+        """
+    try yaml.write(toFile: root + "/grpo.yaml", atomically: true, encoding: .utf8)
+    return root
+}
+
+@Test func trainRunsFromYAMLWithFlagOverrides() throws {
+    let root = try toyWorkspace()
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let result = try runGRPO(["train", "--config", root + "/grpo.yaml", "--max_steps", "2", "--seed=3"])
+    #expect(result.status == 0, "\(result.stderr)")
+    #expect(result.stderr.contains("step 2/2"))
+    let out = root + "/out"
+    for file in [
+        "config.json", "model.safetensors", "tokenizer.json", "metrics.jsonl",
+        "checkpoint-2/trainer_state.json",
+    ] {
+        #expect(FileManager.default.fileExists(atPath: out + "/" + file), "missing \(file)")
+    }
+    let metrics = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)
+    #expect(metrics.split(separator: "\n").count == 2)
+    #expect(metrics.contains("\"rewards/format/mean\""))
+
+    let resumed = try runGRPO([
+        "train", "--config", root + "/grpo.yaml", "--max_steps", "3", "--seed=3", "--resume",
+    ])
+    #expect(resumed.status == 0, "\(resumed.stderr)")
+    #expect(resumed.stderr.contains("steps 3...3"))
+    let eval = try runGRPO([
+        "eval", "--model", out, "--dataset", root + "/data.jsonl", "--reward", "format", "--num-generations",
+        "3",
+        "--max-completion-length", "4",
+    ])
+    #expect(eval.status == 0, "\(eval.stderr)")
+    #expect(eval.stdout.contains("accuracy") && eval.stdout.contains("pass@3"))
+}
+
+@Test(arguments: [
+    (["--num_generations", "1"], "num_generations: must be at least 2"),
+    (
+        ["--generation_batch_size", "10"],
+        "10 completions do not divide into whole groups of num_generations = 4"
+    ),
+    (["--learning_rat", "1"], "learning_rat: unknown option"),
+    (["--rewards", "acuracy"], "unknown reward 'acuracy'"),
+    (["--loss_type", "ppo"], "loss_type: expected one of grpo, bnpo, dr_grpo, dapo"),
+    (["--top_p", "1.5"], "top_p: must be in (0, 1]"),
+    (["--reward_weights", "1"], "reward_weights: has 1 weights for 2 rewards"),
+    (["--gradient_accumulation_steps", "3"], "3 does not divide the 8 completions"),
+])
+func invalidOptionsAreRefusedBeforeWork(flags: [String], message: String) throws {
+    let root = try toyWorkspace()
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let result = try runGRPO(["train", "--config", root + "/grpo.yaml"] + flags)
+    #expect(result.status != 0)
+    #expect(result.stderr.contains(message), "\(result.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: root + "/out"))
+}
+
+@Test func badDatasetsAndFoldersNameTheCause() throws {
+    let root = try toyWorkspace(dataset: [#"{"prompt": "1+1=", "answer": 2}"#, #"{"prompt": "2+2="}"#])
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let missing = try runGRPO(["train", "--config", root + "/grpo.yaml"])
+    #expect(
+        missing.stderr.contains("data.jsonl:2: reward 'accuracy' needs the field \"answer\""),
+        "\(missing.stderr)")
+    try #"{"prompt": "1+1=", "answer": 2}"#.appending("\n{oops").write(
+        toFile: root + "/data.jsonl", atomically: true, encoding: .utf8)
+    let syntax = try runGRPO(["train", "--config", root + "/grpo.yaml"])
+    #expect(syntax.stderr.contains("data.jsonl:2: column"), "\(syntax.stderr)")
+    try FileManager.default.removeItem(atPath: root + "/model/tokenizer.json")
+    let noTokenizer = try runGRPO(["train", "--config", root + "/grpo.yaml"])
+    #expect(noTokenizer.stderr.contains("has no tokenizer.json"), "\(noTokenizer.stderr)")
+}
+
+@Test func ctrlCSavesACheckpointAndExits() throws {
+    let root = try toyWorkspace()
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let process = Process()
+    process.executableURL = grpoExecutable()
+    process.arguments = [
+        "train", "--config", root + "/grpo.yaml", "--max_steps", "100000", "--save_steps", "100000",
+    ]
+    // A file, not a pipe: nobody reads while it runs, and a full pipe would block the trainer.
+    FileManager.default.createFile(atPath: root + "/stderr.txt", contents: nil)
+    process.standardError = FileHandle(forWritingAtPath: root + "/stderr.txt")!
+    process.standardOutput = FileHandle.nullDevice
+    try process.run()
+    // Wait for the first step, then interrupt.
+    let deadline = Date(timeIntervalSinceNow: 60)
+    while !FileManager.default.fileExists(atPath: root + "/out/metrics.jsonl")
+        || (try? String(contentsOfFile: root + "/out/metrics.jsonl", encoding: .utf8))?.isEmpty ?? true
+    {
+        guard Date() < deadline else { break }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+    kill(process.processIdentifier, SIGINT)
+    process.waitUntilExit()
+    let stderr = (try? String(contentsOfFile: root + "/stderr.txt", encoding: .utf8)) ?? ""
+    #expect(process.terminationStatus == 130, "\(stderr)")
+    let latest = try #require(Checkpoint.latest(in: root + "/out"), "no checkpoint after Ctrl-C: \(stderr)")
+    #expect(FileManager.default.fileExists(atPath: latest + "/model.safetensors"))
+}
