@@ -139,3 +139,56 @@ struct Tensor1 {
     init(_ storage: Tensors.TensorStorage) { self.storage = storage }
     subscript(i: Int) -> Float { Tensors.Tensor(storage: storage, offset: 0, shape: [storage.count])[i] }
 }
+
+struct TrainerEdgeTests {
+    @Test func dynamicSamplingKeepsOnlyGroupsWithSignal() throws {
+        let w = try Workspace()
+        let config = try w.config([
+            "rewards": [["name": "format", "pattern": ".*[0-9].*"]], "dynamic_sampling": true,
+            "num_iterations": 2,
+            "max_steps": 1,
+        ])
+        var metrics: [String: Double] = [:]
+        let trainer = try GRPOTrainer(config: config) { event in
+            if case .step(_, _, let m) = event { metrics = m }
+        }
+        try trainer.train()
+        let round = try #require(trainer.state.pendingRound)
+        #expect(round.sequences.count == 8)
+        for group in stride(from: 0, to: 8, by: 4) {
+            #expect(
+                round.advantages[group..<(group + 4)].contains { $0 != 0 }, "group \(group / 4) has no signal"
+            )
+        }
+        #expect(metrics["dynamic_sampling/rounds"]! >= 1)
+    }
+
+    @Test func nonFiniteStepsAreSkippedThenStop() throws {
+        // An absurd learning rate turns the weights to inf/NaN after the first update.
+        let w = try Workspace()
+        let config = try w.config([
+            "rewards": [["name": "format", "pattern": ".*[0-9].*"]], "learning_rate": 1e30,
+            "max_grad_norm": 0,
+            "max_nonfinite_steps": 1, "max_steps": 6, "save_steps": 1,
+        ])
+        var warnings: [String] = []
+        let trainer = try GRPOTrainer(config: config) { event in
+            if case .warning(let message) = event { warnings.append(message) }
+        }
+        #expect(throws: TrainingError.self) { try trainer.train() }
+        #expect(trainer.state.nonfiniteSteps == 2)
+        #expect(warnings.contains { $0.contains("non-finite") })
+        // The checkpoints written before the failure are intact.
+        let latest = try #require(Checkpoint.latest(in: config.outputDir))
+        _ = try ModelLoader.load(folder: latest)
+    }
+
+    @Test func truncatedCompletionsCanBeMasked() {
+        let round = Round(
+            sequences: [[1, 2, 3], [1, 4, 5, 6]], promptLengths: [1, 1], advantages: [1, -1],
+            truncated: [false, true], metrics: [:], sample: [])
+        #expect(round.mask(maskTruncated: false) == [1, 1, 1, 1, 1])
+        #expect(round.mask(maskTruncated: true) == [1, 1, 0, 0, 0])
+        #expect(round.tokenOffsets() == [0, 2, 5])
+    }
+}
