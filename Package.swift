@@ -49,7 +49,7 @@ let package = Package(
             ],
             swiftSettings: hostCPU),
         .executableTarget(
-            name: "grpo-bench", dependencies: ["Generation", "Models", "Tensors", "Tokenizers"],
+            name: "grpo-bench", dependencies: ["Generation", "Models", "Tensors", "Tokenizers", "Training"],
             swiftSettings: kernelSettings),
 
         // MARK: - Tests

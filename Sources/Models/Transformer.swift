@@ -170,6 +170,18 @@ public final class Transformer {
         return logp.toArray()
     }
 
+    /// Log-probabilities of `batch`'s targets without keeping anything for backward: one layer's
+    /// activations at a time (a reference model, or old log-probs, need no more).
+    public func logProbabilities(_ batch: TokenBatch, temperature: Float = 1) -> [Float] {
+        let saveCheckpointing = gradientCheckpointing
+        gradientCheckpointing = true
+        defer {
+            gradientCheckpointing = saveCheckpointing
+            saved = nil
+        }
+        return forward(batch, temperature: temperature)
+    }
+
     /// Logits (before any temperature) of the packed rows `rows` of `batch`: (rows.count, V).
     public func logits(_ batch: TokenBatch, rows: [Int]) -> [[Float]] {
         let saveCheckpointing = gradientCheckpointing

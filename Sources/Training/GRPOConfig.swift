@@ -47,6 +47,9 @@ public struct GRPOConfig: Sendable {
     public var maxGradNorm: Double? = 1
     public var gradientAccumulationSteps = 1
     public var gradientCheckpointing = false
+    /// Tokens per forward/backward pass at most: a memory knob that leaves the result unchanged
+    /// (each sequence's loss weight is fixed before its chunk runs).
+    public var forwardBatchTokens = 1024
 
     // Length of the run, logging, saving
     public var maxSteps = 100
@@ -135,6 +138,7 @@ public struct GRPOConfig: Sendable {
         maxGradNorm = norm > 0 ? norm : nil
         gradientAccumulationSteps = try v.int("gradient_accumulation_steps", default: 1)
         gradientCheckpointing = try v.bool("gradient_checkpointing", default: false)
+        forwardBatchTokens = try v.int("forward_batch_tokens", default: forwardBatchTokens)
         saveSteps = try v.int("save_steps", default: saveSteps)
         logCompletionsSteps = try v.int("log_completions_steps", default: logCompletionsSteps)
         maxNonfiniteSteps = try v.int("max_nonfinite_steps", default: maxNonfiniteSteps)
@@ -199,6 +203,7 @@ public struct GRPOConfig: Sendable {
             (perStepPrompts * numGenerations) % gradientAccumulationSteps == 0, "gradient_accumulation_steps",
             "\(gradientAccumulationSteps) does not divide the \(perStepPrompts * numGenerations) completions "
                 + "of a step (per_step_prompts x num_generations)")
+        try require(forwardBatchTokens >= 1, "forward_batch_tokens", "must be at least 1")
         try require(saveSteps >= 1, "save_steps", "must be at least 1")
         try require(logCompletionsSteps >= 0, "log_completions_steps", "must not be negative")
         try require(maxNonfiniteSteps >= 0, "max_nonfinite_steps", "must not be negative")

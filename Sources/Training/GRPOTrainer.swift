@@ -234,19 +234,34 @@ public final class GRPOTrainer {
 
     /// Completion-token log-probs of every sequence at the sampling temperature, without gradients.
     private func logProbabilities(_ model: Transformer, _ round: Round) -> [Float] {
-        var result: [Float] = []
-        for range in microBatches(round) {
-            result += model.forward(round.batch(range), temperature: config.temperature)
-            model.releaseSavedActivations()
+        chunks(round, 0..<round.sequences.count).flatMap {
+            model.logProbabilities(round.batch($0), temperature: config.temperature)
         }
-        return result
     }
 
+    /// The gradient-accumulation micro-batches: `gradient_accumulation_steps` equal runs of sequences.
     private func microBatches(_ round: Round) -> [Range<Int>] {
         let size = round.sequences.count / config.gradientAccumulationSteps
         return stride(from: 0, to: round.sequences.count, by: size).map {
             $0..<min($0 + size, round.sequences.count)
         }
+    }
+
+    /// Consecutive runs of `range` holding at most `forward_batch_tokens` tokens (at least one sequence):
+    /// what one forward and backward pass holds in memory.
+    private func chunks(_ round: Round, _ range: Range<Int>) -> [Range<Int>] {
+        var result: [Range<Int>] = []
+        var start = range.lowerBound
+        var tokens = 0
+        for i in range {
+            if i > start && tokens + round.sequences[i].count > config.forwardBatchTokens {
+                result.append(start..<i)
+                (start, tokens) = (i, 0)
+            }
+            tokens += round.sequences[i].count
+        }
+        if start < range.upperBound { result.append(start..<range.upperBound) }
+        return result
     }
 
     // MARK: - One optimizer step
@@ -267,23 +282,31 @@ public final class GRPOTrainer {
         var totals = (
             loss: Float(0), kl: Float(0), low: Float(0), high: Float(0), region: Float(0), tokens: Float(0)
         )
-        for range in microBatches(round) {
-            let tokens = offsets[range.lowerBound]..<offsets[range.upperBound]
-            let logp = policy.forward(round.batch(range), temperature: config.temperature)
-            let result = policyLoss(
-                PolicyBatch(
-                    logp: logp, oldLogp: round.oldLogp.map { Array($0[tokens]) },
-                    refLogp: round.refLogp.map { Array($0[tokens]) }, mask: Array(mask[tokens]),
-                    lengths: Array(round.completionLengths[range]), advantages: Array(round.advantages[range])
-                ),
-                settings: settings)
-            policy.backward(dLogp: result.dLogp)
-            totals.loss += result.loss
-            totals.kl += result.klSum
-            totals.low += result.lowClipped
-            totals.high += result.highClipped
-            totals.region += result.regionClipped
-            totals.tokens += result.tokens
+        for micro in microBatches(round) {
+            let span = offsets[micro.lowerBound]..<offsets[micro.upperBound]
+            let weights = sequenceWeights(
+                lengths: Array(round.completionLengths[micro]), mask: Array(mask[span]), settings: settings)
+            for range in chunks(round, micro) {
+                let tokens = offsets[range.lowerBound]..<offsets[range.upperBound]
+                let logp = policy.forward(round.batch(range), temperature: config.temperature)
+                let result = policyLoss(
+                    PolicyBatch(
+                        logp: logp, oldLogp: round.oldLogp.map { Array($0[tokens]) },
+                        refLogp: round.refLogp.map { Array($0[tokens]) }, mask: Array(mask[tokens]),
+                        lengths: Array(round.completionLengths[range]),
+                        advantages: Array(round.advantages[range])),
+                    settings: settings,
+                    weights: Array(
+                        weights[(range.lowerBound - micro.lowerBound)..<(range.upperBound - micro.lowerBound)]
+                    ))
+                policy.backward(dLogp: result.dLogp)
+                totals.loss += result.loss
+                totals.kl += result.klSum
+                totals.low += result.lowClipped
+                totals.high += result.highClipped
+                totals.region += result.regionClipped
+                totals.tokens += result.tokens
+            }
         }
         policy.releaseSavedActivations()
         timings["time/policy", default: 0] += Date().timeIntervalSince(clock)

@@ -84,7 +84,13 @@ public struct PolicyLossResult: Sendable {
 ///
 /// With μ = 1 the old log-probs are the current ones detached, so ρ = 1 and dℓ/dlogp = -A (+ KL).
 /// Clip statistics are TRL's `clip_ratio/low_mean`, `high_mean` and `region_mean` numerators.
-public func policyLoss(_ batch: PolicyBatch, settings s: PolicyLossSettings) -> PolicyLossResult {
+///
+/// `weights` (one per sequence, from `sequenceWeights`) let a batch be split into chunks that each
+/// run forward and backward on their own: every token's gradient depends only on its own log-prob
+/// and its sequence's weight, so the chunks' gradients add up to the whole batch's exactly.
+public func policyLoss(
+    _ batch: PolicyBatch, settings s: PolicyLossSettings, weights: [Float]? = nil
+) -> PolicyLossResult {
     let T = batch.logp.count
     precondition(batch.mask.count == T && batch.lengths.reduce(0, +) == T, "policyLoss: token counts differ")
     precondition(batch.advantages.count == batch.lengths.count, "policyLoss: one advantage per sequence")
@@ -93,20 +99,8 @@ public func policyLoss(_ batch: PolicyBatch, settings s: PolicyLossSettings) -> 
     precondition(s.beta == 0 || batch.refLogp != nil, "policyLoss: beta > 0 needs reference log-probs")
     let B = batch.lengths.count
     let totalMask = batch.mask.reduce(0, +)
-    // Per-token weight of ℓ in the aggregated loss, per sequence.
-    var weights = [Float](repeating: 0, count: B)
-    for i in 0..<B {
-        let start = batch.lengths[..<i].reduce(0, +)
-        let sequenceMask = batch.mask[start..<(start + batch.lengths[i])].reduce(0, +)
-        let accumulation = Float(s.accumulationSteps)
-        weights[i] =
-            switch s.lossType {
-            case .grpo: 1 / (Float(B) * max(sequenceMask, 1) * accumulation)
-            case .bnpo: 1 / (max(totalMask, 1) * accumulation)
-            case .drGRPO: 1 / (Float(B) * Float(s.maxCompletionLength) * accumulation)
-            case .dapo: 1 / max(s.tokensInBatch ?? totalMask, 1)
-            }
-    }
+    let weights = weights ?? sequenceWeights(lengths: batch.lengths, mask: batch.mask, settings: s)
+    precondition(weights.count == B, "policyLoss: one weight per sequence")
     var result = PolicyLossResult(
         loss: 0, dLogp: [Float](repeating: 0, count: T), klSum: 0, lowClipped: 0, highClipped: 0,
         regionClipped: 0, tokens: totalMask)
@@ -139,4 +133,27 @@ public func policyLoss(_ batch: PolicyBatch, settings s: PolicyLossSettings) -> 
         }
     }
     return result
+}
+
+/// The weight of each token's loss in the aggregate, per sequence, for `settings.lossType`.
+///
+///     grpo: 1 / (B · Σ_t m_i,t)   bnpo: 1 / Σ m   dr_grpo: 1 / (B · max_completion_length)
+///     dapo: 1 / tokensInBatch
+///
+/// The first three are also divided by the accumulation steps (each micro-batch a mean, then averaged).
+public func sequenceWeights(lengths: [Int], mask: [Float], settings s: PolicyLossSettings) -> [Float] {
+    let B = lengths.count
+    let totalMask = mask.reduce(0, +)
+    let accumulation = Float(s.accumulationSteps)
+    var start = 0
+    return lengths.map { length in
+        defer { start += length }
+        let sequenceMask = mask[start..<(start + length)].reduce(0, +)
+        switch s.lossType {
+        case .grpo: return 1 / (Float(B) * max(sequenceMask, 1) * accumulation)
+        case .bnpo: return 1 / (max(totalMask, 1) * accumulation)
+        case .drGRPO: return 1 / (Float(B) * Float(s.maxCompletionLength) * accumulation)
+        case .dapo: return 1 / max(s.tokensInBatch ?? totalMask, 1)
+        }
+    }
 }

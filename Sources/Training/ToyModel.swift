@@ -30,12 +30,21 @@ public enum ToyModel {
         intermediateSize: Int? = nil, maxPositionEmbeddings: Int = 1024, seed: UInt64 = 0
     ) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        var config = ModelConfig(
+        let config = ModelConfig(
             architecture: .qwen2, vocabSize: vocabSize, hiddenSize: hiddenSize,
             intermediateSize: intermediateSize ?? 2 * hiddenSize, numHiddenLayers: layers,
             numAttentionHeads: heads, numKeyValueHeads: keyValueHeads, ropeTheta: 10_000,
             tieWordEmbeddings: true, maxPositionEmbeddings: maxPositionEmbeddings)
+        try write(to: folder, config: config, seed: seed)
+    }
+
+    /// Writes a model of any shape with this tokenizer (`config.vocabSize` at least `vocabSize`; ids
+    /// past the tokenizer's decode to nothing, as in transformers).
+    public static func write(to folder: String, config: ModelConfig, seed: UInt64) throws {
+        precondition(config.vocabSize >= vocabSize, "the model's vocabulary must hold the tokenizer's")
+        var config = config
         config.eosTokenIDs = [256, 258]
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try ModelLoader.save(ModelLoader.randomModel(config: config, seed: seed), to: folder)
         try writeTokenizer(to: folder)
     }

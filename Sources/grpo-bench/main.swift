@@ -3,6 +3,7 @@ import Generation
 import Models
 import Tensors
 import Tokenizers
+import Training
 
 // Benchmarks print figures; they assert nothing (the machine is shared and noisy). Ratios are
 // taken within one run. Run: swift run -c release grpo-bench [--quick]
@@ -18,22 +19,46 @@ func smolLM2Shape(layers: Int) -> ModelConfig {
 
 let quick = CommandLine.arguments.contains("--quick")
 
+/// The two benchmark shapes shared by the rollout and training comparisons.
+let benchmarkShapes: [(String, ModelConfig)] = [
+    (
+        "qwen2-27m",
+        ModelConfig(
+            architecture: .qwen2, vocabSize: 8192, hiddenSize: 512, intermediateSize: 1408,
+            numHiddenLayers: 8,
+            numAttentionHeads: 8, numKeyValueHeads: 2, ropeTheta: 1_000_000, tieWordEmbeddings: true,
+            maxPositionEmbeddings: 4096)
+    ),
+    ("smollm2-135m", smolLM2Shape(layers: 30)),
+]
+
+// `grpo-bench train-setup FOLDER`: writes the two benchmark models with a byte-level tokenizer and a
+// 64-prompt dataset (32-byte prompts, so 32 tokens) for scripts/bench_train.sh, which runs
+// `grpo train` and TRL's GRPOTrainer on them.
+if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "train-setup" {
+    let root = CommandLine.arguments[2]
+    for (name, config) in benchmarkShapes {
+        try ToyModel.write(to: root + "/" + name, config: config, seed: 11)
+    }
+    let lines = (0..<64).map { i in
+        let a = 100 + (i * 37) % 900
+        let b = 100 + (i * 91) % 900
+        let text = "Question \(i % 10): add \(a) and \(b). A:"
+        return
+            "{\"prompt\": \"\(text.padding(toLength: 32, withPad: " ", startingAt: 0))\", \"answer\": \"\(a + b)\"}"
+    }
+    try (lines.joined(separator: "\n") + "\n").write(
+        toFile: root + "/prompts.jsonl", atomically: true, encoding: .utf8)
+    print("wrote \(benchmarkShapes.map(\.0).joined(separator: ", ")) and prompts.jsonl under \(root)")
+    exit(0)
+}
+
 // `grpo-bench rollout FOLDER`: writes the two benchmark models (random weights, HF format) under
 // FOLDER and the prompts, then times 4 prompts x 8 completions x 128 new tokens on each
 // (scripts/bench_generate.sh runs transformers' generate on the same folders).
 if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "rollout" {
     let root = CommandLine.arguments[2]
-    let shapes: [(String, ModelConfig)] = [
-        (
-            "qwen2-27m",
-            ModelConfig(
-                architecture: .qwen2, vocabSize: 8192, hiddenSize: 512, intermediateSize: 1408,
-                numHiddenLayers: 8,
-                numAttentionHeads: 8, numKeyValueHeads: 2, ropeTheta: 1_000_000, tieWordEmbeddings: true,
-                maxPositionEmbeddings: 4096)
-        ),
-        ("smollm2-135m", smolLM2Shape(layers: 30)),
-    ]
+    let shapes = benchmarkShapes
     var rng = SplitMix64(seed: 5)
     for (name, config) in shapes {
         let folder = root + "/" + name

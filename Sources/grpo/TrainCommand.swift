@@ -19,7 +19,8 @@ struct TrainCommand: ParsableCommand {
             dynamic_sampling, rewards, reward_weights, learning_rate, adam_beta1, adam_beta2, \
             adam_epsilon, weight_decay, lr_scheduler_type (constant, linear, cosine), warmup_steps, \
             warmup_ratio, max_grad_norm, gradient_accumulation_steps, gradient_checkpointing, \
-            max_steps, save_steps, log_completions_steps, max_nonfinite_steps, seed. Rewards: \
+            max_steps, save_steps, log_completions_steps, max_nonfinite_steps, forward_batch_tokens (memory only), \
+            max_cache_mib, seed. Rewards: \
             accuracy, format, soft_overlong_punishment, length, countdown, external.
 
             Example: grpo train --config grpo.yaml --learning_rate 5e-6 --max_steps 200

@@ -2,6 +2,7 @@ import Foundation
 import Models
 import Rewards
 import Tensors
+import TestSupport
 import Testing
 
 @testable import Training
@@ -190,5 +191,41 @@ struct TrainerEdgeTests {
         #expect(round.mask(maskTruncated: false) == [1, 1, 1, 1, 1])
         #expect(round.mask(maskTruncated: true) == [1, 1, 0, 0, 0])
         #expect(round.tokenOffsets() == [0, 2, 5])
+    }
+}
+
+struct ChunkingTests {
+    @Test func forwardChunksLeaveTheUpdateUnchanged() throws {
+        // Each loss type weighs tokens by whole-batch quantities; splitting the forward/backward into
+        // chunks of a few sequences must give the same update as one pass over the batch.
+        for lossType in LossType.allCases {
+            let w = try Workspace()
+            var updates: [[Float]] = []
+            for tokens in [1_000_000, 20] {
+                let config = try w.config([
+                    "rewards": [["name": "format", "pattern": ".*[0-9].*"]], "max_steps": 1,
+                    "loss_type": lossType.rawValue,
+                    "forward_batch_tokens": tokens, "gradient_accumulation_steps": 2, "beta": 0.1,
+                    "adam_epsilon": 1e-2,  // keeps the first Adam step linear in tiny gradients
+                    "output_dir": w.root + "/out-\(tokens)",
+                ])
+                let trainer = try GRPOTrainer(config: config)
+                let before = Tensor(
+                    storage: trainer.policy.parameters.values, offset: 0,
+                    shape: [trainer.policy.parameters.count]
+                ).toArray()
+                try trainer.train()
+                let after = Tensor(
+                    storage: trainer.policy.parameters.values, offset: 0,
+                    shape: [trainer.policy.parameters.count]
+                ).toArray()
+                updates.append(zip(after, before).map { $0 - $1 })
+            }
+            let scale = updates[0].map(abs).max()!
+            #expect(scale > 0, "\(lossType): no update")
+            let (diff, index) = maxAbsDiff(updates[0], updates[1])
+            #expect(
+                diff <= 1e-3 * scale, "\(lossType): update differs by \(diff) at \(index) (scale \(scale))")
+        }
     }
 }

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Seconds per GRPO step and peak memory of `grpo train` and TRL's GRPOTrainer on the same model
+# folders, dataset, reward and settings, in one run: G 8, 4 prompts per step, 128 completion tokens,
+# float32, CPU with 2 threads, beta 0.04 and beta 0. Each side runs in its own process; the first
+# step is a warm-up and the next three are averaged. Makes a throwaway virtual environment outside the
+# repository. Usage: scripts/bench_train.sh [STEPS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work="${TMPDIR:-/tmp}/grpo-bench-train"
+venv="${TMPDIR:-/tmp}/grpo-bench-trl-venv"
+steps="${1:-4}"
+rm -rf "$work" && mkdir -p "$work"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q torch transformers==5.23.0 trl==1.16.0 safetensors datasets accelerate
+swift build -c release --product grpo --product grpo-bench >/dev/null 2>&1 || swift build -c release
+.build/release/grpo-bench train-setup "$work"
+
+cat >"$work/trl_step.py" <<'PY'
+import json, re, sys, time
+import torch
+from datasets import load_dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
+
+folder, data, beta, steps, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+torch.set_num_threads(2)
+digit = re.compile(r"(?s).*[0-9].*")
+
+def has_digit(completions, **kwargs):  # the `format` reward with pattern .*[0-9].* on the Swift side
+    return [1.0 if digit.fullmatch(c) else 0.0 for c in completions]
+
+timers = {"generation": 0.0, "reference": 0.0, "optimizer": 0.0}
+def timed(name, fn):
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            timers[name] += time.perf_counter() - start
+    return wrapper
+
+class StepTimer(TrainerCallback):
+    def __init__(self):
+        self.steps = []
+    def on_step_begin(self, args, state, control, **kw):
+        for k in timers: timers[k] = 0.0
+        self.start = time.perf_counter()
+    def on_pre_optimizer_step(self, args, state, control, **kw):
+        self.opt = time.perf_counter()
+    def on_optimizer_step(self, args, state, control, **kw):
+        timers["optimizer"] += time.perf_counter() - self.opt
+    def on_step_end(self, args, state, control, **kw):
+        self.steps.append(dict(total=time.perf_counter() - self.start, **timers))
+
+model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+tokenizer = AutoTokenizer.from_pretrained(folder)
+config = GRPOConfig(
+    output_dir=out, per_device_train_batch_size=32, num_generations=8, gradient_accumulation_steps=1,
+    steps_per_generation=1, max_completion_length=128, temperature=1.0, beta=beta, loss_type="dapo",
+    learning_rate=1e-6, max_steps=steps, use_cpu=True, bf16=False, fp16=False, report_to="none",
+    logging_steps=1, save_strategy="no", seed=1, dataloader_num_workers=0)
+trainer = GRPOTrainer(model=model, reward_funcs=has_digit, args=config,
+                      train_dataset=load_dataset("json", data_files=data, split="train"), processing_class=tokenizer)
+model.generate = timed("generation", model.generate)
+original = trainer._get_per_token_logps_and_entropies
+def per_token(m, *a, **kw):
+    if not torch.is_grad_enabled():
+        return timed("reference", original)(m, *a, **kw)
+    return original(m, *a, **kw)
+trainer._get_per_token_logps_and_entropies = per_token
+timer = StepTimer()
+trainer.add_callback(timer)
+trainer.train()
+print(json.dumps(timer.steps[1:]))
+PY
+
+cat >"$work/driver.py" <<'PY'
+import json, resource, subprocess, sys
+work, steps, grpo = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+def run(command):
+    """Runs a command in a child and returns its stdout and its peak resident memory in bytes."""
+    wrapper = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+               "sys.stderr.write(r.stderr[-3000:] if r.returncode else ''); print(r.stdout); "
+               "print('MAXRSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)")
+    result = subprocess.run([sys.executable, "-c", wrapper] + command, capture_output=True, text=True)
+    if result.returncode:
+        sys.exit(f"failed: {' '.join(command)}\n{result.stderr}")
+    lines = result.stdout.strip().split("\n")
+    return "\n".join(lines[:-1]), int(lines[-1].split()[1]) * 1024
+
+def mean(rows, key):
+    return sum(r[key] for r in rows) / len(rows)
+
+print(f"{'model':14} {'beta':>5} | {'side':6} {'s/step':>7} {'gen':>6} {'ref':>6} {'policy':>7} {'optim':>6} {'peak RSS':>9}")
+for name in ["qwen2-27m", "smollm2-135m"]:
+    for beta in ["0.04", "0"]:
+        folder, out = f"{work}/{name}", f"{work}/out-{name}-{beta}"
+        _, swift_rss = run([grpo, "train", "--model", folder, "--dataset", f"{work}/prompts.jsonl", "--output_dir", out,
+                            "--num_generations", "8", "--per_step_prompts", "4", "--max_completion_length", "128",
+                            "--temperature", "1", "--beta", beta, "--loss_type", "dapo", "--learning_rate", "1e-6",
+                            "--max_steps", str(steps), "--save_steps", "100000", "--rewards", "format",
+                            "--log_completions_steps", "0", "--seed", "1"])
+        rows = [json.loads(l) for l in open(f"{out}/metrics.jsonl")][1:]
+        s = dict(total=mean(rows, "step_seconds"), generation=mean(rows, "time/generation"),
+                 reference=mean(rows, "time/reference"), optimizer=mean(rows, "time/optimizer"))
+        s["policy"] = mean(rows, "time/policy")
+        text, trl_rss = run([sys.executable, f"{work}/trl_step.py", folder, f"{work}/prompts.jsonl", beta, str(steps),
+                             f"{work}/trl-{name}-{beta}"])
+        trl_rows = json.loads(text.strip().split("\n")[-1])
+        t = {k: mean(trl_rows, k) for k in ["total", "generation", "reference", "optimizer"]}
+        t["policy"] = t["total"] - t["generation"] - t["reference"] - t["optimizer"]
+        for side, r, rss in [("swift", s, swift_rss), ("trl", t, trl_rss)]:
+            print(f"{name:14} {beta:>5} | {side:6} {r['total']:7.2f} {r['generation']:6.2f} {r['reference']:6.2f} "
+                  f"{r['policy']:7.2f} {r['optimizer']:6.2f} {rss / 2**30:7.2f} GiB")
+        print(f"{name:14} {beta:>5} | ratio  {t['total'] / s['total']:6.2f}x faster per step, "
+              f"{swift_rss / trl_rss:.2f} of TRL's peak memory", flush=True)
+PY
+"$venv/bin/python" "$work/driver.py" "$work" "$steps" "$PWD/.build/release/grpo"
