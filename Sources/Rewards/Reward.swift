@@ -42,6 +42,13 @@ public protocol Reward: AnyObject {
     func score(_ batch: [RewardInput]) throws -> [Double?]
 }
 
+/// The dataset fields `rewards` need, each with the name of a reward that needs it.
+public func requiredFields(of rewards: [any Reward]) -> [String: String] {
+    var fields: [String: String] = [:]
+    for reward in rewards { for field in reward.requiredFields { fields[field] = reward.name } }
+    return fields
+}
+
 /// What can go wrong while scoring.
 public enum RewardError: Error, CustomStringConvertible, Equatable {
     case unknownReward(String, known: [String])

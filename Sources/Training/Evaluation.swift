@@ -26,15 +26,7 @@ public func evaluate(
 ) throws -> EvaluationReport {
     let generator = Generator(model: model, tokenizer: tokenizer)
     let groups = try generator.generate(prompts: examples.map(\.tokens), parameters: sampling)
-    var inputs: [RewardInput] = []
-    for (p, group) in groups.enumerated() {
-        for completion in group {
-            inputs.append(
-                RewardInput(
-                    prompt: examples[p].prompt, completion: completion.text ?? "",
-                    completionLength: completion.tokens.count, group: p, fields: examples[p].fields))
-        }
-    }
+    let inputs = rewardInputs(examples, groups)
     let scores = try scoreCompletions(inputs, rewards: rewards)
     let k = sampling.numGenerations
     let first = scores[0]

@@ -83,11 +83,9 @@ public final class GRPOTrainer {
                 onEvent(.warning($0))
             }
         }
-        var required: [String: String] = [:]
-        for reward in rewards { for field in reward.requiredFields { required[field] = reward.name } }
         examples = try loadPromptDataset(
             path: config.dataset, tokenizer: tokenizer, config: tokenizerConfig,
-            maxPromptLength: config.maxPromptLength, requiredFields: required)
+            maxPromptLength: config.maxPromptLength, requiredFields: requiredFields(of: rewards))
         let context = policy.config.maxPositionEmbeddings
         if let long = examples.first(where: { $0.tokens.count + config.maxCompletionLength > context }) {
             throw TrainingError.promptTooLong(
@@ -182,16 +180,7 @@ public final class GRPOTrainer {
             let groups = try generator.generate(prompts: drawn.map(\.tokens), parameters: sampling)
             timings["time/generation", default: 0] += Date().timeIntervalSince(clock)
             clock = Date()
-            var inputs: [RewardInput] = []
-            for (p, group) in groups.enumerated() {
-                for completion in group {
-                    inputs.append(
-                        RewardInput(
-                            prompt: drawn[p].prompt, completion: completion.text ?? "",
-                            completionLength: completion.tokens.count, group: p, fields: drawn[p].fields))
-                }
-            }
-            let scores = try scoreCompletions(inputs, rewards: rewards)
+            let scores = try scoreCompletions(rewardInputs(drawn, groups), rewards: rewards)
             let combined = combineRewards(scores, weights: config.rewardWeights)
             timings["time/rewards", default: 0] += Date().timeIntervalSince(clock)
             for r in rewards.indices { all.scores[r] += scores[r] }

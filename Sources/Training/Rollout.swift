@@ -47,6 +47,17 @@ public struct Round: Codable, Sendable, Equatable {
     }
 }
 
+/// What the rewards see of each completion, in order, group p being example p's completions.
+func rewardInputs(_ examples: [Example], _ groups: [[Completion]]) -> [RewardInput] {
+    zip(examples, groups).enumerated().flatMap { p, pair in
+        pair.1.map { completion in
+            RewardInput(
+                prompt: pair.0.prompt, completion: completion.text ?? "",
+                completionLength: completion.tokens.count, group: p, fields: pair.0.fields)
+        }
+    }
+}
+
 /// Scores, per reward, of a batch of completions: [reward][completion].
 func scoreCompletions(_ inputs: [RewardInput], rewards: [any Reward]) throws -> [[Double?]] {
     try rewards.map { reward in

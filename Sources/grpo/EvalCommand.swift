@@ -38,11 +38,9 @@ struct EvalCommand: ParsableCommand {
         let rewards = try reward.map {
             try RewardRegistry.make(RewardSpec(name: $0), maxCompletionLength: maxCompletionLength)
         }
-        var required: [String: String] = [:]
-        for reward in rewards { for field in reward.requiredFields { required[field] = reward.name } }
         let examples = try loadPromptDataset(
             path: dataset, tokenizer: tokenizer, config: tokenizerConfig, maxPromptLength: nil,
-            requiredFields: required)
+            requiredFields: requiredFields(of: rewards))
         var sampling = SamplingParameters()
         sampling.numGenerations = numGenerations
         sampling.maxNewTokens = maxCompletionLength

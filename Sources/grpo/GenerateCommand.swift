@@ -3,6 +3,7 @@ import Foundation
 import Generation
 import Models
 import Tokenizers
+import Training
 
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -52,10 +53,7 @@ struct GenerateCommand: ParsableCommand {
         let transformer = try model.load()
         let tokenizer = try Tokenizer(path: model.model)
         let config = try TokenizerConfig.load(folder: model.model)
-        var eos = Set(
-            transformer.config.eosTokenIDs.map(Int32.init) + config.generationEOSTokenIDs.map(Int32.init))
-        if let token = config.eosToken, let id = tokenizer.tokenID(token) { eos.insert(id) }
-        parameters.stopTokenIDs = eos.sorted()
+        parameters.stopTokenIDs = stopTokenIDs(model: transformer, tokenizer: tokenizer, config: config)
         let generator = Generator(model: transformer, tokenizer: tokenizer)
         generator.maxCacheBytes = maxCacheMiB << 20
 
