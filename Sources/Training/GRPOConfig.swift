@@ -41,11 +41,8 @@ public struct GRPOConfig: Sendable {
     public var rewardWeights: [Double] = [1]
 
     // Optimizer
-    public var optimizer = AdamWSettings()
-    public var lrSchedulerType: LRSchedulerType = .linear
-    public var warmupSteps = 0
-    public var maxGradNorm: Double? = 1
-    public var gradientAccumulationSteps = 1
+    /// AdamW, the learning-rate schedule, clipping and gradient accumulation.
+    public var optimizer = OptimizerConfig()
     public var gradientCheckpointing = false
     /// Tokens per forward/backward pass at most: a memory knob that leaves the result unchanged
     /// (each sequence's loss weight is fixed before its chunk runs).
@@ -122,21 +119,8 @@ public struct GRPOConfig: Sendable {
             rewardWeights = Array(repeating: 1, count: rewards.count)
         }
 
-        optimizer.learningRate = try v.double("learning_rate", default: optimizer.learningRate)
-        optimizer.adamBeta1 = try v.double("adam_beta1", default: optimizer.adamBeta1)
-        optimizer.adamBeta2 = try v.double("adam_beta2", default: optimizer.adamBeta2)
-        optimizer.adamEpsilon = try v.double("adam_epsilon", default: optimizer.adamEpsilon)
-        optimizer.weightDecay = try v.double("weight_decay", default: optimizer.weightDecay)
-        lrSchedulerType = try v.choice("lr_scheduler_type", default: lrSchedulerType)
+        optimizer = try OptimizerConfig(v, defaultLearningRate: 1e-6)
         maxSteps = try v.int("max_steps", default: maxSteps)
-        warmupSteps = try v.int("warmup_steps", default: 0)
-        if let ratio = try v.double("warmup_ratio") {
-            guard (0...1).contains(ratio) else { throw v.error("warmup_ratio", "must be between 0 and 1") }
-            if !v.has("warmup_steps") { warmupSteps = Int((ratio * Double(maxSteps)).rounded(.up)) }
-        }
-        let norm = try v.double("max_grad_norm", default: 1)
-        maxGradNorm = norm > 0 ? norm : nil
-        gradientAccumulationSteps = try v.int("gradient_accumulation_steps", default: 1)
         gradientCheckpointing = try v.bool("gradient_checkpointing", default: false)
         forwardBatchTokens = try v.int("forward_batch_tokens", default: forwardBatchTokens)
         saveSteps = try v.int("save_steps", default: saveSteps)
@@ -191,17 +175,11 @@ public struct GRPOConfig: Sendable {
         try require(
             rewardWeights.count == rewards.count, "reward_weights",
             "has \(rewardWeights.count) weights for \(rewards.count) rewards")
-        try require(optimizer.learningRate >= 0, "learning_rate", "must not be negative")
-        try require((0..<1).contains(optimizer.adamBeta1), "adam_beta1", "must be in [0, 1)")
-        try require((0..<1).contains(optimizer.adamBeta2), "adam_beta2", "must be in [0, 1)")
-        try require(optimizer.adamEpsilon > 0, "adam_epsilon", "must be positive")
-        try require(optimizer.weightDecay >= 0, "weight_decay", "must not be negative")
         try require(maxSteps >= 1, "max_steps", "must be at least 1")
-        try require(warmupSteps >= 0, "warmup_steps", "must not be negative")
-        try require(gradientAccumulationSteps >= 1, "gradient_accumulation_steps", "must be at least 1")
         try require(
-            (perStepPrompts * numGenerations) % gradientAccumulationSteps == 0, "gradient_accumulation_steps",
-            "\(gradientAccumulationSteps) does not divide the \(perStepPrompts * numGenerations) completions "
+            (perStepPrompts * numGenerations) % optimizer.gradientAccumulationSteps == 0,
+            "gradient_accumulation_steps",
+            "\(optimizer.gradientAccumulationSteps) does not divide the \(perStepPrompts * numGenerations) completions "
                 + "of a step (per_step_prompts x num_generations)")
         try require(forwardBatchTokens >= 1, "forward_batch_tokens", "must be at least 1")
         try require(saveSteps >= 1, "save_steps", "must be at least 1")
@@ -213,7 +191,7 @@ public struct GRPOConfig: Sendable {
 
     /// The YAML keys and values this config resolves to, for checkpoints and logs.
     public var summary: [String: Any] {
-        [
+        optimizer.summary.merging([
             "model": model, "dataset": dataset, "output_dir": outputDir, "seed": seed,
             "num_generations": numGenerations, "per_step_prompts": perStepPrompts,
             "max_completion_length": maxCompletionLength, "temperature": temperature, "top_p": topP,
@@ -222,9 +200,7 @@ public struct GRPOConfig: Sendable {
             "num_iterations": numIterations, "mask_truncated_completions": maskTruncatedCompletions,
             "dynamic_sampling": dynamicSampling, "rewards": rewards.map(\.name),
             "reward_weights": rewardWeights,
-            "learning_rate": optimizer.learningRate, "lr_scheduler_type": lrSchedulerType.rawValue,
-            "warmup_steps": warmupSteps, "max_grad_norm": maxGradNorm ?? 0, "max_steps": maxSteps,
-            "gradient_accumulation_steps": gradientAccumulationSteps, "weight_decay": optimizer.weightDecay,
-        ]
+            "max_steps": maxSteps,
+        ]) { _, new in new }
     }
 }

@@ -92,7 +92,7 @@ public final class GRPOTrainer {
                 path: config.dataset, line: long.line, tokens: long.tokens.count,
                 maxCompletionLength: config.maxCompletionLength, context: context)
         }
-        optimizer = AdamW(parameters: policy.parameters, settings: config.optimizer)
+        optimizer = AdamW(parameters: policy.parameters, settings: config.optimizer.adamW)
         generator = Generator(model: policy, tokenizer: tokenizer)
         generator.maxCacheBytes = config.maxCacheMiB << 20
         stream = PromptStream(count: examples.count, seed: config.seed, shuffle: config.shuffleDataset)
@@ -104,15 +104,11 @@ public final class GRPOTrainer {
     /// last checkpoint folder.
     @discardableResult
     public func train() throws -> String? {
-        try FileManager.default.createDirectory(atPath: config.outputDir, withIntermediateDirectories: true)
-        let log = try MetricsLog(path: config.outputDir + "/metrics.jsonl", keepingStepsThrough: state.step)
-        onEvent(
-            .started(
-                firstStep: state.step, maxSteps: config.maxSteps, parameters: policy.parameters.count,
-                examples: examples.count))
-        var lastSaved: String?
-        while state.step < config.maxSteps {
-            let started = Date()
+        try runTrainingLoop(
+            model: policy, optimizer: optimizer, state: { self.state }, maxSteps: config.maxSteps,
+            saveSteps: config.saveSteps, outputDir: config.outputDir, summary: config.summary,
+            examples: examples.count, onEvent: onEvent, shouldStop: shouldStop
+        ) {
             var timings: [String: Double] = [:]
             var round = try state.pendingRound ?? makeRound(&timings)
             var metrics = try optimizeStep(on: round, timings: &timings)
@@ -121,12 +117,7 @@ public final class GRPOTrainer {
             state.step += 1
             metrics.merge(round.metrics) { new, _ in new }
             metrics.merge(timings) { new, _ in new }
-            let seconds = Date().timeIntervalSince(started)
-            metrics["step_seconds"] = seconds
-            metrics["tokens_per_second"] = Double(round.completionLengths.reduce(0, +)) / seconds
             metrics["epoch"] = Double(state.consumedPrompts) / Double(examples.count)
-            try log.append(metrics, step: state.step)
-            onEvent(.step(step: state.step, maxSteps: config.maxSteps, metrics: metrics))
             checkAlarms(metrics)
             if config.logCompletionsSteps > 0 && state.step % config.logCompletionsSteps == 0
                 && round.sample.count == 3
@@ -136,19 +127,8 @@ public final class GRPOTrainer {
                         step: state.step, prompt: round.sample[0], completion: round.sample[1],
                         reward: Double(round.sample[2]) ?? .nan))
             }
-            let stopping = shouldStop()
-            if state.step % config.saveSteps == 0 || state.step == config.maxSteps || stopping {
-                lastSaved = try Checkpoint.save(
-                    model: policy, optimizer: optimizer, state: state, config: config.summary,
-                    outputDir: config.outputDir)
-                onEvent(.saved(lastSaved!))
-            }
-            if stopping { return lastSaved }
+            return StepResult(metrics: metrics, tokens: round.completionLengths.reduce(0, +))
         }
-        // The trained model itself, as TRL's save_model: output_dir is a Hugging Face model folder.
-        try ModelLoader.save(policy, to: config.outputDir)
-        onEvent(.saved(config.outputDir))
-        return lastSaved
     }
 
     // MARK: - One generation round
@@ -230,27 +210,15 @@ public final class GRPOTrainer {
 
     /// The gradient-accumulation micro-batches: `gradient_accumulation_steps` equal runs of sequences.
     private func microBatches(_ round: Round) -> [Range<Int>] {
-        let size = round.sequences.count / config.gradientAccumulationSteps
+        let size = round.sequences.count / config.optimizer.gradientAccumulationSteps
         return stride(from: 0, to: round.sequences.count, by: size).map {
             $0..<min($0 + size, round.sequences.count)
         }
     }
 
-    /// Consecutive runs of `range` holding at most `forward_batch_tokens` tokens (at least one sequence):
-    /// what one forward and backward pass holds in memory.
+    /// Consecutive runs of `range` within `forward_batch_tokens`.
     private func chunks(_ round: Round, _ range: Range<Int>) -> [Range<Int>] {
-        var result: [Range<Int>] = []
-        var start = range.lowerBound
-        var tokens = 0
-        for i in range {
-            if i > start && tokens + round.sequences[i].count > config.forwardBatchTokens {
-                result.append(start..<i)
-                (start, tokens) = (i, 0)
-            }
-            tokens += round.sequences[i].count
-        }
-        if start < range.upperBound { result.append(start..<range.upperBound) }
-        return result
+        tokenChunks(lengths: round.sequences.map(\.count), range, maxTokens: config.forwardBatchTokens)
     }
 
     // MARK: - One optimizer step
@@ -267,7 +235,7 @@ public final class GRPOTrainer {
         settings.beta = config.beta
         settings.maxCompletionLength = config.maxCompletionLength
         settings.tokensInBatch = mask.reduce(0, +)
-        settings.accumulationSteps = config.gradientAccumulationSteps
+        settings.accumulationSteps = config.optimizer.gradientAccumulationSteps
         var totals = (
             loss: Float(0), kl: Float(0), low: Float(0), high: Float(0), region: Float(0), tokens: Float(0)
         )
@@ -300,28 +268,13 @@ public final class GRPOTrainer {
         policy.releaseSavedActivations()
         timings["time/policy", default: 0] += Date().timeIntervalSince(clock)
         clock = Date()
-        let rate = learningRate(
-            step: state.step, base: config.optimizer.learningRate, schedule: config.lrSchedulerType,
-            warmupSteps: config.warmupSteps, totalSteps: config.maxSteps)
-        let norm = clipGradientNorm(policy.parameters, maxNorm: config.maxGradNorm)
-        var metrics: [String: Double] = [
-            "loss": Double(totals.loss), "grad_norm": norm, "learning_rate": rate,
-            "clip_ratio/low_mean": Double(totals.low / max(totals.tokens, 1)),
-            "clip_ratio/high_mean": Double(totals.high / max(totals.tokens, 1)),
-            "clip_ratio/region_mean": Double(totals.region / max(totals.tokens, 1)),
-        ]
+        var metrics = try applyUpdate(
+            optimizer: optimizer, config: config.optimizer, state: &state, totalSteps: config.maxSteps,
+            loss: totals.loss, maxNonfiniteSteps: config.maxNonfiniteSteps, onEvent: onEvent)
+        metrics["clip_ratio/low_mean"] = Double(totals.low / max(totals.tokens, 1))
+        metrics["clip_ratio/high_mean"] = Double(totals.high / max(totals.tokens, 1))
+        metrics["clip_ratio/region_mean"] = Double(totals.region / max(totals.tokens, 1))
         if reference != nil { metrics["kl"] = Double(totals.kl / max(totals.tokens, 1)) }
-        if totals.loss.isFinite && norm.isFinite {
-            optimizer.step(learningRate: rate)
-            state.optimizerSteps += 1
-        } else {
-            state.nonfiniteSteps += 1
-            metrics["nonfinite_steps"] = Double(state.nonfiniteSteps)
-            onEvent(.warning("step \(state.step + 1): non-finite loss or gradient; the update is skipped"))
-            if state.nonfiniteSteps > config.maxNonfiniteSteps {
-                throw TrainingError.tooManyNonfiniteSteps(state.nonfiniteSteps)
-            }
-        }
         timings["time/optimizer", default: 0] += Date().timeIntervalSince(clock)
         return metrics
     }

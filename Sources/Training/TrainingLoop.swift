@@ -1,0 +1,91 @@
+import Foundation
+import Models
+
+/// What one training step hands back to the loop.
+struct StepResult {
+    var metrics: [String: Double]
+    /// Tokens the step learned from (completion tokens for GRPO, trained tokens for SFT).
+    var tokens: Int
+}
+
+/// The loop `grpo train` and `grpo sft` share: take steps until `maxSteps` or `shouldStop`, write
+/// each step's metrics, report progress, and save checkpoints every `saveSteps`, at the end and on
+/// stop; the trained model also goes to `outputDir` itself when the run completes.
+///
+/// The step closure advances the state (`state` reads it). Returns the last checkpoint folder.
+func runTrainingLoop(
+    model: Transformer, optimizer: AdamW, state: () -> TrainerState, maxSteps: Int, saveSteps: Int,
+    outputDir: String, summary: [String: Any], examples: Int, onEvent: (TrainerEvent) -> Void,
+    shouldStop: () -> Bool, step: () throws -> StepResult
+) throws -> String? {
+    try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
+    let log = try MetricsLog(path: outputDir + "/metrics.jsonl", keepingStepsThrough: state().step)
+    onEvent(
+        .started(
+            firstStep: state().step, maxSteps: maxSteps, parameters: model.parameters.count,
+            examples: examples))
+    var lastSaved: String?
+    while state().step < maxSteps {
+        let started = Date()
+        var result = try step()
+        let step = state().step
+        let seconds = Date().timeIntervalSince(started)
+        result.metrics["step_seconds"] = seconds
+        result.metrics["tokens_per_second"] = Double(result.tokens) / seconds
+        try log.append(result.metrics, step: step)
+        onEvent(.step(step: step, maxSteps: maxSteps, metrics: result.metrics))
+        let stopping = shouldStop()
+        if step % saveSteps == 0 || step == maxSteps || stopping {
+            lastSaved = try Checkpoint.save(
+                model: model, optimizer: optimizer, state: state(), config: summary, outputDir: outputDir)
+            onEvent(.saved(lastSaved!))
+        }
+        if stopping { return lastSaved }
+    }
+    // The trained model itself, as TRL's save_model: output_dir is a Hugging Face model folder.
+    try ModelLoader.save(model, to: outputDir)
+    onEvent(.saved(outputDir))
+    return lastSaved
+}
+
+/// Clips the accumulated gradients and applies AdamW at the schedule's rate, or skips the update
+/// when the loss or gradient is not finite (counting it, and failing after `maxNonfiniteSteps`).
+///
+/// Returns grad_norm, learning_rate and, when skipped, nonfinite_steps.
+func applyUpdate(
+    optimizer: AdamW, config: OptimizerConfig, state: inout TrainerState, totalSteps: Int, loss: Float,
+    maxNonfiniteSteps: Int, onEvent: (TrainerEvent) -> Void
+) throws -> [String: Double] {
+    let rate = config.learningRate(step: state.step, totalSteps: totalSteps)
+    let norm = clipGradientNorm(optimizer.parameters, maxNorm: config.maxGradNorm)
+    var metrics: [String: Double] = ["loss": Double(loss), "grad_norm": norm, "learning_rate": rate]
+    if loss.isFinite && norm.isFinite {
+        optimizer.step(learningRate: rate)
+        state.optimizerSteps += 1
+    } else {
+        state.nonfiniteSteps += 1
+        metrics["nonfinite_steps"] = Double(state.nonfiniteSteps)
+        onEvent(.warning("step \(state.step + 1): non-finite loss or gradient; the update is skipped"))
+        if state.nonfiniteSteps > maxNonfiniteSteps {
+            throw TrainingError.tooManyNonfiniteSteps(state.nonfiniteSteps)
+        }
+    }
+    return metrics
+}
+
+/// Consecutive runs of `range` holding at most `maxTokens` tokens (at least one sequence each):
+/// what one forward and backward pass holds in memory.
+func tokenChunks(lengths: [Int], _ range: Range<Int>, maxTokens: Int) -> [Range<Int>] {
+    var result: [Range<Int>] = []
+    var start = range.lowerBound
+    var tokens = 0
+    for i in range {
+        if i > start && tokens + lengths[i] > maxTokens {
+            result.append(start..<i)
+            (start, tokens) = (i, 0)
+        }
+        tokens += lengths[i]
+    }
+    if start < range.upperBound { result.append(start..<range.upperBound) }
+    return result
+}
