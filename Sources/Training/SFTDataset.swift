@@ -12,7 +12,7 @@ public struct SFTExample: Sendable, Equatable {
     public var trainedCount: Int { trained.lazy.filter { $0 }.count }
 }
 
-/// Loads supervised fine-tuning data, one JSON object a line, in TRL's dataset forms:
+/// Loads supervised fine-tuning data, one JSON object a line, in TRL's dataset forms.
 ///
 /// - `{"prompt": text, "completion": text}`: the completion and an EOS token are learned;
 /// - `{"messages": [...]}`: the chat rendered with the model's template, the assistant turns learned

@@ -7,6 +7,7 @@ struct GRPOCommand: ParsableCommand {
         abstract: "Post-train language models with GRPO, natively in Swift.",
         subcommands: [
             InfoCommand.self, ScoreCommand.self, ConvertCommand.self, TokenizeCommand.self,
-            ChatTemplateCommand.self, GenerateCommand.self, TrainCommand.self, EvalCommand.self,
+            ChatTemplateCommand.self, GenerateCommand.self, TrainCommand.self, SFTCommand.self,
+            EvalCommand.self, SampleCommand.self, DemoCommand.self,
         ])
 }

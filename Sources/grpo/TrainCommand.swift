@@ -34,39 +34,56 @@ struct TrainCommand: ParsableCommand {
     var overrides: [String] = []
 
     func run() throws {
-        let values = ConfigValues()
-        if let config { values.merge(try loadYAMLConfig(config), source: config) }
-        values.merge(try parseKeyFlags(overrides), source: "command line")
-        let settings = try GRPOConfig(values)
-        var checkpoint = resumeFrom
-        if resume && checkpoint == nil {
-            guard let latest = Checkpoint.latest(in: settings.outputDir) else {
-                throw ValidationError("--resume: no checkpoint-N folder in \(settings.outputDir)")
-            }
-            checkpoint = latest
-        }
+        let settings = try GRPOConfig(try configValues(file: config, flags: overrides))
+        let checkpoint = try resumeCheckpoint(resume: resume, from: resumeFrom, outputDir: settings.outputDir)
         let progress = ProgressLine()
-        let trainer = try GRPOTrainer(config: settings, resumeFrom: checkpoint) { event in
-            progress.show(event)
-        }
-        // A parent may hand down SIGINT blocked (test runners do); unblock it so Ctrl-C arrives.
-        var unblock = sigset_t()
-        sigemptyset(&unblock)
-        sigaddset(&unblock, SIGINT)
-        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
-        signal(SIGINT) { _ in
-            if interruptRequested { _exit(130) }  // a second Ctrl-C does not wait
-            interruptRequested = true
-        }
-        trainer.shouldStop = { interruptRequested }
+        let trainer = try GRPOTrainer(config: settings, resumeFrom: checkpoint) { progress.show($0) }
+        trainer.shouldStop = stopOnInterrupt()
         try trainer.train()
         progress.finish()
-        if interruptRequested {
-            print("interrupted at step \(trainer.state.step); continue with --resume")
-            throw ExitCode(130)
-        }
+        try exitIfInterrupted(step: trainer.state.step)
         print("trained model: \(settings.outputDir) (metrics in \(settings.outputDir)/metrics.jsonl)")
     }
+}
+
+/// The YAML file's keys overlaid with `--key value` flags.
+func configValues(file: String?, flags: [String]) throws -> ConfigValues {
+    let values = ConfigValues()
+    if let file { values.merge(try loadYAMLConfig(file), source: file) }
+    values.merge(try parseKeyFlags(flags), source: "command line")
+    return values
+}
+
+/// The checkpoint to continue from: `--resume-from`, or with `--resume` the newest in `outputDir`.
+func resumeCheckpoint(resume: Bool, from folder: String?, outputDir: String) throws -> String? {
+    if let folder { return folder }
+    guard resume else { return nil }
+    guard let latest = Checkpoint.latest(in: outputDir) else {
+        throw ValidationError("--resume: no checkpoint-N folder in \(outputDir)")
+    }
+    return latest
+}
+
+/// Installs the Ctrl-C handler and returns the trainer's stop check: the first Ctrl-C finishes the
+/// step and saves, a second exits at once.
+func stopOnInterrupt() -> () -> Bool {
+    // A parent may hand down SIGINT blocked (test runners do); unblock it so Ctrl-C arrives.
+    var unblock = sigset_t()
+    sigemptyset(&unblock)
+    sigaddset(&unblock, SIGINT)
+    pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
+    signal(SIGINT) { _ in
+        if interruptRequested { _exit(130) }  // a second Ctrl-C does not wait
+        interruptRequested = true
+    }
+    return { interruptRequested }
+}
+
+/// Exits with 130 (after saying how to continue) when Ctrl-C stopped the run.
+func exitIfInterrupted(step: Int) throws {
+    guard interruptRequested else { return }
+    print("interrupted at step \(step); continue with --resume")
+    throw ExitCode(130)
 }
 
 /// Reads a YAML mapping of config keys.
@@ -136,15 +153,21 @@ final class ProgressLine {
             started = Date()
             firstStep = first
             line(
-                "training \(parameters) parameters on \(examples) prompts, steps \(first + 1)...\(maxSteps)",
+                "training \(parameters) parameters on \(examples) examples, steps \(first + 1)...\(maxSteps)",
                 keep: true)
         case .step(let step, let maxSteps, let metrics):
             let elapsed = Date().timeIntervalSince(started ?? Date())
             let perStep = elapsed / Double(max(1, step - firstStep))
-            var text = "step \(step)/\(maxSteps)  reward \(format(metrics["reward"]))"
-            text += " ± \(format(metrics["reward_std"]))"
+            var text = "step \(step)/\(maxSteps)"
+            if let reward = metrics["reward"] {
+                text += "  reward \(format(reward)) ± \(format(metrics["reward_std"]))"
+            } else {
+                text += "  loss \(format(metrics["loss"], digits: 4))"
+            }
             if let kl = metrics["kl"] { text += "  kl \(format(kl, digits: 4))" }
-            text += "  len \(format(metrics["completions/mean_length"], digits: 0))"
+            if let length = metrics["completions/mean_length"] {
+                text += "  len \(format(length, digits: 0))"
+            }
             text +=
                 "  \(format(perStep, digits: 1)) s/step  ETA \(duration(perStep * Double(maxSteps - step)))"
             line(text, keep: !interactive)

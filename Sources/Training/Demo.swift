@@ -1,0 +1,208 @@
+import Foundation
+import Generation
+import Models
+import Rewards
+import SafeTensors
+import Tokenizers
+
+/// The settings of `grpo demo`: a small model taught multi-step arithmetic by cold-start SFT on a
+/// few hundred worked examples, then GRPO with accuracy and format rewards.
+public struct DemoSettings: Sendable {
+    public var outputDir = "grpo-demo"
+    public var seed: UInt64 = 1
+    public var task = ArithmeticTask()
+    // The model: a Qwen2-shaped transformer over the byte-level ToyModel tokenizer.
+    public var layers = 4
+    public var hiddenSize = 128
+    public var heads = 4
+    public var keyValueHeads = 2
+    // Data.
+    public var sftExamples = 400
+    /// The fraction of cold-start examples that show their working; the rest state only the answer,
+    /// as a cold start gathered from mixed sources does. GRPO must discover that working pays.
+    public var workedFraction = 0.3
+    public var heldOutExamples = 200
+    public var rlPrompts = 4000
+    // Cold-start SFT.
+    public var sftEpochs = 4.0
+    public var sftLearningRate = 1e-3
+    public var sftBatchSize = 16
+    // GRPO.
+    public var grpoSteps = 120
+    public var grpoLearningRate = 2e-4
+    public var numGenerations = 8
+    public var perStepPrompts = 8
+    public var temperature: Float = 1
+    /// Min-p sampling in GRPO keeps the never-seen byte tokens of the tiny vocabulary out of rollouts.
+    public var minP: Float = 0.05
+    public var maxCompletionLength = 64
+    /// Held-out accuracy is measured every this many GRPO steps (and before and after).
+    public var evalSteps = 20
+
+    public init() {}
+}
+
+/// What the demo reports as it goes.
+public enum DemoEvent {
+    case stage(String)
+    case sft(TrainerEvent)
+    case grpo(TrainerEvent)
+    case evaluated(stage: String, step: Int, accuracy: Double, format: Double)
+}
+
+/// Held-out figures at one point of the demo.
+public struct DemoEvaluation: Sendable {
+    public var stage: String
+    /// GRPO steps taken when measured (0 before GRPO).
+    public var step: Int
+    /// Fraction of held-out problems answered exactly (greedy decoding).
+    public var accuracy: Double
+    /// Fraction of answers in the `<think>...</think><answer>...</answer>` form.
+    public var format: Double
+    public var meanLength: Double
+}
+
+/// The demo's results: held-out figures before training, after SFT, during and after GRPO.
+public struct DemoReport: Sendable {
+    public var evaluations: [DemoEvaluation]
+    /// Per GRPO step: (step, mean reward, mean accuracy reward of the sampled completions).
+    public var trainingCurve: [(step: Int, reward: Double, accuracy: Double)]
+    public var seconds: (sft: Double, grpo: Double, total: Double)
+    public var modelFolder: String
+    public var plotPath: String
+
+    public func evaluation(_ stage: String) -> DemoEvaluation? { evaluations.last { $0.stage == stage } }
+}
+
+/// Runs the whole demo in `settings.outputDir`: writes the base model and the datasets, runs SFT,
+/// measures held-out accuracy, runs GRPO (measuring along the way), measures again, and draws
+/// `demo.svg`.
+public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> Void = { _ in }) throws
+    -> DemoReport
+{
+    let started = Date()
+    let root = settings.outputDir
+    let manager = FileManager.default
+    try manager.createDirectory(atPath: root + "/data", withIntermediateDirectories: true)
+
+    onEvent(.stage("writing a \(settings.layers)-layer, \(settings.hiddenSize)-wide model and the task"))
+    let base = root + "/base-model"
+    try ToyModel.write(
+        to: base, layers: settings.layers, hiddenSize: settings.hiddenSize, heads: settings.heads,
+        keyValueHeads: settings.keyValueHeads, maxPositionEmbeddings: 256, seed: settings.seed)
+    let heldOut = settings.task.problems(count: settings.heldOutExamples, seed: settings.seed &+ 1)
+    let unseen = Set(heldOut.map(\.question))
+    let sft = settings.task.problems(count: settings.sftExamples, seed: settings.seed &+ 2, excluding: unseen)
+    let rl = settings.task.problems(count: settings.rlPrompts, seed: settings.seed &+ 3, excluding: unseen)
+    let paths = (
+        sft: root + "/data/sft.jsonl", rl: root + "/data/rl.jsonl", heldOut: root + "/data/held_out.jsonl"
+    )
+    let workedCount = Int((Double(sft.count) * settings.workedFraction).rounded())
+    try writeJSONL(
+        sft.enumerated().map { i, problem in
+            chatLine(problem, solution: i < workedCount ? problem.solution : problem.directSolution)
+        }, to: paths.sft)
+    try writeJSONL(rl.map { chatLine($0, solution: nil) }, to: paths.rl)
+    try writeJSONL(heldOut.map { chatLine($0, solution: nil) }, to: paths.heldOut)
+
+    let tokenizer = try Tokenizer(path: base)
+    let tokenizerConfig = try TokenizerConfig.load(folder: base)
+    let rewards: [any Reward] = [AccuracyReward(field: "answer"), try FormatReward()]
+    let heldOutExamples = try loadPromptDataset(
+        path: paths.heldOut, tokenizer: tokenizer, config: tokenizerConfig, maxPromptLength: nil)
+    var evaluations: [DemoEvaluation] = []
+    func measure(_ model: Transformer, stage: String, step: Int) throws {
+        var sampling = SamplingParameters()
+        sampling.temperature = 0
+        sampling.maxNewTokens = settings.maxCompletionLength
+        sampling.stopTokenIDs = stopTokenIDs(model: model, tokenizer: tokenizer, config: tokenizerConfig)
+        let report = try evaluate(
+            model: model, tokenizer: tokenizer, examples: heldOutExamples, rewards: rewards,
+            sampling: sampling)
+        let result = DemoEvaluation(
+            stage: stage, step: step, accuracy: report.accuracy, format: report.meanRewards[1].mean,
+            meanLength: report.meanCompletionLength)
+        evaluations.append(result)
+        onEvent(.evaluated(stage: stage, step: step, accuracy: result.accuracy, format: result.format))
+    }
+    try measure(try ModelLoader.load(folder: base), stage: "base", step: 0)
+
+    onEvent(.stage("cold-start SFT on \(sft.count) worked examples"))
+    let sftClock = Date()
+    let sftValues = ConfigValues()
+    sftValues.merge(
+        [
+            "model": base, "dataset": paths.sft, "output_dir": root + "/sft", "seed": Int(settings.seed),
+            "num_train_epochs": settings.sftEpochs, "learning_rate": settings.sftLearningRate,
+            "per_device_train_batch_size": settings.sftBatchSize, "lr_scheduler_type": "cosine",
+            "warmup_ratio": 0.05, "save_steps": 1_000_000, "weight_decay": 0.01,
+        ], source: "demo")
+    let sftTrainer = try SFTTrainer(config: try SFTConfig(sftValues)) { onEvent(.sft($0)) }
+    try sftTrainer.train()
+    let sftSeconds = Date().timeIntervalSince(sftClock)
+    try measure(sftTrainer.model, stage: "sft", step: 0)
+
+    onEvent(
+        .stage(
+            "GRPO: \(settings.grpoSteps) steps of \(settings.perStepPrompts) prompts x \(settings.numGenerations) completions"
+        ))
+    let grpoClock = Date()
+    let grpoValues = ConfigValues()
+    grpoValues.merge(
+        [
+            "model": root + "/sft", "dataset": paths.rl, "output_dir": root + "/grpo",
+            "seed": Int(settings.seed),
+            "num_generations": settings.numGenerations, "per_step_prompts": settings.perStepPrompts,
+            "max_completion_length": settings.maxCompletionLength,
+            "temperature": Double(settings.temperature),
+            "min_p": Double(settings.minP),
+            "learning_rate": settings.grpoLearningRate, "lr_scheduler_type": "constant", "beta": 0.0,
+            "max_steps": settings.grpoSteps, "save_steps": settings.grpoSteps,
+            "rewards": ["accuracy", "format"],
+            "reward_weights": [1.0, 0.5], "log_completions_steps": 0,
+        ], source: "demo")
+    var curve: [(step: Int, reward: Double, accuracy: Double)] = []
+    var policy: Transformer?
+    var evaluationError: Error?
+    let grpoTrainer = try GRPOTrainer(config: try GRPOConfig(grpoValues)) { event in
+        onEvent(.grpo(event))
+        guard case .step(let step, let maxSteps, let metrics) = event else { return }
+        curve.append((step, metrics["reward"] ?? .nan, metrics["rewards/accuracy/mean"] ?? .nan))
+        if step % settings.evalSteps == 0 && step < maxSteps, let policy {
+            do { try measure(policy, stage: "grpo", step: step) } catch { evaluationError = error }
+        }
+    }
+    policy = grpoTrainer.policy
+    grpoTrainer.shouldStop = { evaluationError != nil }
+    try grpoTrainer.train()
+    if let evaluationError { throw evaluationError }
+    let grpoSeconds = Date().timeIntervalSince(grpoClock)
+    try measure(grpoTrainer.policy, stage: "grpo", step: settings.grpoSteps)
+
+    let plot = root + "/demo.svg"
+    try atomicWrite(
+        Data(demoPlot(curve: curve, evaluations: evaluations, steps: settings.grpoSteps).utf8), to: plot)
+    return DemoReport(
+        evaluations: evaluations, trainingCurve: curve,
+        seconds: (sftSeconds, grpoSeconds, Date().timeIntervalSince(started)), modelFolder: root + "/grpo",
+        plotPath: plot)
+}
+
+/// A dataset line: the question as a user turn, with the worked solution as the assistant turn
+/// (SFT) or the answer as a field (RL and evaluation).
+private func chatLine(_ problem: ArithmeticTask.Problem, solution: String?) -> String {
+    func quoted(_ text: String) -> String {
+        String(decoding: try! JSONSerialization.data(withJSONObject: [text]), as: UTF8.self).dropFirst()
+            .dropLast()
+            .description
+    }
+    let user = "{\"role\": \"user\", \"content\": \(quoted(problem.question))}"
+    if let solution {
+        return "{\"messages\": [\(user), {\"role\": \"assistant\", \"content\": \(quoted(solution))}]}"
+    }
+    return "{\"messages\": [\(user)], \"answer\": \"\(problem.answer)\"}"
+}
+
+private func writeJSONL(_ lines: [String], to path: String) throws {
+    try atomicWrite(Data(lines.map { $0 + "\n" }.joined().utf8), to: path)
+}

@@ -1,0 +1,86 @@
+import Foundation
+
+/// Every knob of a supervised fine-tuning run, under TRL's SFTConfig names.
+public struct SFTConfig: Sendable {
+    public var model = ""
+    public var dataset = ""
+    public var outputDir = "sft-output"
+    public var seed: UInt64 = 42
+    public var shuffleDataset = true
+    /// Sequences per forward/backward micro-batch; a step takes this x gradient_accumulation_steps.
+    public var perDeviceTrainBatchSize = 8
+    public var numTrainEpochs = 3.0
+    /// Steps to run; nil runs `num_train_epochs` over the dataset.
+    public var maxSteps: Int?
+    /// Tokens per example at most (longer ones are cut at the end, as TRL does).
+    public var maxLength: Int? = 1024
+    /// Learn only completion tokens (prompt/completion data) and assistant turns (chat data).
+    public var completionOnlyLoss = true
+    public var optimizer = OptimizerConfig()
+    public var gradientCheckpointing = false
+    public var forwardBatchTokens = 4096
+    public var saveSteps = 500
+    public var maxNonfiniteSteps = 5
+
+    public init() {}
+
+    /// Reads and checks every key; unknown keys and invalid values are errors naming the key.
+    public init(_ v: ConfigValues) throws {
+        guard let model = try v.string("model") else {
+            throw v.error("model", "is required (a model folder)")
+        }
+        guard let dataset = try v.string("dataset") else {
+            throw v.error("dataset", "is required (a JSONL file)")
+        }
+        self.model = model
+        self.dataset = dataset
+        outputDir = try v.string("output_dir", default: outputDir)
+        let seed = try v.int("seed", default: 42)
+        guard seed >= 0 else { throw v.error("seed", "must not be negative") }
+        self.seed = UInt64(seed)
+        shuffleDataset = try v.bool("shuffle_dataset", default: shuffleDataset)
+        perDeviceTrainBatchSize = try v.int("per_device_train_batch_size", default: perDeviceTrainBatchSize)
+        numTrainEpochs = try v.double("num_train_epochs", default: numTrainEpochs)
+        let steps = try v.int("max_steps", default: -1)
+        maxSteps = steps > 0 ? steps : nil
+        let length = try v.int("max_length", default: 1024)
+        maxLength = length > 0 ? length : nil
+        // TRL names it completion_only_loss for prompt/completion data and assistant_only_loss for chats.
+        completionOnlyLoss = try v.bool(
+            "completion_only_loss", default: try v.bool("assistant_only_loss", default: true))
+        optimizer = try OptimizerConfig(v, defaultLearningRate: 2e-5)
+        gradientCheckpointing = try v.bool("gradient_checkpointing", default: false)
+        forwardBatchTokens = try v.int("forward_batch_tokens", default: forwardBatchTokens)
+        saveSteps = try v.int("save_steps", default: saveSteps)
+        maxNonfiniteSteps = try v.int("max_nonfinite_steps", default: maxNonfiniteSteps)
+
+        func require(_ ok: Bool, _ key: String, _ message: String) throws {
+            if !ok { throw v.error(key, message) }
+        }
+        try require(perDeviceTrainBatchSize >= 1, "per_device_train_batch_size", "must be at least 1")
+        try require(
+            numTrainEpochs > 0 && numTrainEpochs.isFinite, "num_train_epochs", "must be a positive number")
+        try require(forwardBatchTokens >= 1, "forward_batch_tokens", "must be at least 1")
+        try require(saveSteps >= 1, "save_steps", "must be at least 1")
+        try require(maxNonfiniteSteps >= 0, "max_nonfinite_steps", "must not be negative")
+        try v.checkAllKnown()
+    }
+
+    /// Examples one optimizer step learns from.
+    public var examplesPerStep: Int { perDeviceTrainBatchSize * optimizer.gradientAccumulationSteps }
+
+    /// The run's length over a dataset of `examples`: `max_steps`, else whole steps covering the epochs.
+    public func totalSteps(examples: Int) -> Int {
+        maxSteps ?? max(1, Int((numTrainEpochs * Double(examples) / Double(examplesPerStep)).rounded(.up)))
+    }
+
+    /// The YAML keys and values this config resolves to, for checkpoints and logs.
+    public var summary: [String: Any] {
+        optimizer.summary.merging([
+            "model": model, "dataset": dataset, "output_dir": outputDir, "seed": seed,
+            "per_device_train_batch_size": perDeviceTrainBatchSize, "num_train_epochs": numTrainEpochs,
+            "max_steps": maxSteps ?? -1, "max_length": maxLength ?? -1,
+            "completion_only_loss": completionOnlyLoss,
+        ]) { _, new in new }
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import Models
+import Tensors
+import Tokenizers
+
+/// Supervised fine-tuning: minimise the mean negative log-likelihood of the learned tokens (the
+/// completion or assistant turns), averaged over all of them in a step as TRL does.
+///
+///     let trainer = try SFTTrainer(config: config) { event in print(event) }
+///     try trainer.train()
+public final class SFTTrainer {
+    public let config: SFTConfig
+    public let model: Transformer
+    public let examples: [SFTExample]
+    public let totalSteps: Int
+    public private(set) var state = TrainerState()
+    /// Checked after every step; when true the trainer saves a checkpoint and returns.
+    public var shouldStop: () -> Bool = { false }
+    let optimizer: AdamW
+    let onEvent: (TrainerEvent) -> Void
+    private var stream: PromptStream
+    private var learnedTokens = 0
+
+    /// Loads the model (from `resumeFrom`, a checkpoint folder, when given), tokenizer and dataset;
+    /// every input problem surfaces here, before work.
+    public init(
+        config: SFTConfig, resumeFrom: String? = nil, onEvent: @escaping (TrainerEvent) -> Void = { _ in }
+    ) throws {
+        self.config = config
+        self.onEvent = onEvent
+        guard FileManager.default.fileExists(atPath: config.model + "/tokenizer.json") else {
+            throw TrainingError.missingTokenizer(folder: config.model)
+        }
+        model = try ModelLoader.load(folder: resumeFrom ?? config.model)
+        model.gradientCheckpointing = config.gradientCheckpointing
+        let tokenizer = try Tokenizer(path: config.model)
+        let tokenizerConfig = try TokenizerConfig.load(folder: config.model)
+        let eos =
+            tokenizerConfig.eosToken.flatMap { tokenizer.tokenID($0) }
+            ?? model.config.eosTokenIDs.first.map(Int32.init)
+        let context = model.config.maxPositionEmbeddings
+        examples = try loadSFTDataset(
+            path: config.dataset, tokenizer: tokenizer, config: tokenizerConfig, eosTokenID: eos,
+            maxLength: min(config.maxLength ?? context, context),
+            completionOnlyLoss: config.completionOnlyLoss)
+        totalSteps = config.totalSteps(examples: examples.count)
+        optimizer = AdamW(parameters: model.parameters, settings: config.optimizer.adamW)
+        stream = PromptStream(count: examples.count, seed: config.seed, shuffle: config.shuffleDataset)
+        state.seed = config.seed
+        if let resumeFrom { state = try Checkpoint.restore(from: resumeFrom, optimizer: optimizer) }
+    }
+
+    /// Trains for `totalSteps` (or until `shouldStop`), saving every `save_steps` and at the end;
+    /// returns the last checkpoint folder.
+    @discardableResult
+    public func train() throws -> String? {
+        try runTrainingLoop(
+            model: model, optimizer: optimizer, state: { self.state }, maxSteps: totalSteps,
+            saveSteps: config.saveSteps, outputDir: config.outputDir, summary: config.summary,
+            examples: examples.count, onEvent: onEvent, shouldStop: shouldStop
+        ) {
+            let batch = (0..<config.examplesPerStep).map {
+                examples[stream.index(at: state.consumedPrompts + $0)]
+            }
+            state.consumedPrompts += batch.count
+            let (loss, tokens) = accumulateGradients(batch)
+            learnedTokens += tokens
+            var metrics = try applyUpdate(
+                optimizer: optimizer, config: config.optimizer, state: &state, totalSteps: totalSteps,
+                loss: loss,
+                maxNonfiniteSteps: config.maxNonfiniteSteps, onEvent: onEvent)
+            state.step += 1
+            metrics["num_tokens"] = Double(learnedTokens)
+            metrics["epoch"] = Double(state.consumedPrompts) / Double(examples.count)
+            return StepResult(metrics: metrics, tokens: tokens)
+        }
+    }
+
+    /// Forward and backward over `batch` in chunks of `forward_batch_tokens`; returns the mean loss
+    /// over the learned tokens and their number.
+    func accumulateGradients(_ batch: [SFTExample]) -> (loss: Float, tokens: Int) {
+        model.parameters.zeroGradients()
+        let tokens = batch.reduce(0) { $0 + $1.trainedCount }
+        let scale = 1 / Float(tokens)
+        var loss: Float = 0
+        for range in tokenChunks(
+            lengths: batch.map(\.tokens.count), 0..<batch.count, maxTokens: config.forwardBatchTokens)
+        {
+            let chunk = batch[range]
+            let logp = model.forward(
+                TokenBatch(sequences: chunk.map(\.tokens), scored: chunk.map(\.trained)), temperature: 1)
+            loss -= logp.reduce(0, +) * scale
+            model.backward(dLogp: [Float](repeating: -scale, count: logp.count))
+        }
+        model.releaseSavedActivations()
+        return (loss, tokens)
+    }
+}

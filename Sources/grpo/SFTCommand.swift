@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+import Training
+
+struct SFTCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sft",
+        abstract: "Supervised fine-tuning on JSONL (prompt/completion, messages or text).",
+        discussion: """
+            Keys are TRL's SFTConfig names, in a YAML file or as flags (flags win): model, dataset, \
+            output_dir, per_device_train_batch_size, gradient_accumulation_steps, num_train_epochs, \
+            max_steps, max_length, completion_only_loss (or assistant_only_loss; default true), \
+            learning_rate, adam_beta1, adam_beta2, adam_epsilon, weight_decay, lr_scheduler_type, \
+            warmup_steps, warmup_ratio, max_grad_norm, gradient_checkpointing, save_steps, \
+            forward_batch_tokens (memory only), max_nonfinite_steps, shuffle_dataset, seed.
+
+            Dataset lines: {"prompt": "...", "completion": "..."} (EOS appended), {"messages": [...]} \
+            (assistant turns learned), {"prompt": [...], "completion": [...]} (message lists), or \
+            {"text": "..."}. `grpo sample` writes lines this command reads.
+
+            Example: grpo sft --config sft.yaml --num_train_epochs 2
+            """)
+
+    @Option(help: "A YAML file of TRL-named keys.") var config: String?
+    @Flag(help: "Continue from the newest checkpoint in output_dir.") var resume = false
+    @Option(help: "Continue from this checkpoint folder.") var resumeFrom: String?
+    @Argument(
+        parsing: .allUnrecognized, help: "Any key as a flag: --learning_rate 1e-5 (or --learning-rate).")
+    var overrides: [String] = []
+
+    func run() throws {
+        let settings = try SFTConfig(try configValues(file: config, flags: overrides))
+        let checkpoint = try resumeCheckpoint(resume: resume, from: resumeFrom, outputDir: settings.outputDir)
+        let progress = ProgressLine()
+        let trainer = try SFTTrainer(config: settings, resumeFrom: checkpoint) { progress.show($0) }
+        trainer.shouldStop = stopOnInterrupt()
+        try trainer.train()
+        progress.finish()
+        try exitIfInterrupted(step: trainer.state.step)
+        print("fine-tuned model: \(settings.outputDir) (metrics in \(settings.outputDir)/metrics.jsonl)")
+    }
+}
