@@ -18,8 +18,9 @@ public struct DemoSettings: Sendable {
     public var keyValueHeads = 2
     // Data.
     public var sftExamples = 400
-    /// The fraction of cold-start examples that show their working; the rest state only the answer,
-    /// as a cold start gathered from mixed sources does. GRPO must discover that working pays.
+    /// The fraction of cold-start examples that show their working.
+    ///
+    /// The rest state only the answer, as a cold start gathered from mixed sources does.
     public var workedFraction = 0.3
     public var heldOutExamples = 200
     public var rlPrompts = 4000
@@ -74,6 +75,41 @@ public struct DemoReport: Sendable {
     public func evaluation(_ stage: String) -> DemoEvaluation? { evaluations.last { $0.stage == stage } }
 }
 
+/// Where the demo's inputs live: the untrained model and the three datasets.
+public struct DemoFiles: Sendable {
+    public var baseModel: String
+    /// Worked examples as chats (`messages` with the assistant's solution).
+    public var sft: String
+    /// Prompts with an `answer` field, for GRPO.
+    public var rl: String
+    /// Problems none of the others contain, for measuring.
+    public var heldOut: String
+}
+
+/// Writes the demo's untrained model and its datasets under `settings.outputDir`.
+public func writeDemoFiles(_ settings: DemoSettings) throws -> DemoFiles {
+    let root = settings.outputDir
+    try FileManager.default.createDirectory(atPath: root + "/data", withIntermediateDirectories: true)
+    let files = DemoFiles(
+        baseModel: root + "/base-model", sft: root + "/data/sft.jsonl", rl: root + "/data/rl.jsonl",
+        heldOut: root + "/data/held_out.jsonl")
+    try ToyModel.write(
+        to: files.baseModel, layers: settings.layers, hiddenSize: settings.hiddenSize, heads: settings.heads,
+        keyValueHeads: settings.keyValueHeads, maxPositionEmbeddings: 256, seed: settings.seed)
+    let heldOut = settings.task.problems(count: settings.heldOutExamples, seed: settings.seed &+ 1)
+    let unseen = Set(heldOut.map(\.question))
+    let sft = settings.task.problems(count: settings.sftExamples, seed: settings.seed &+ 2, excluding: unseen)
+    let rl = settings.task.problems(count: settings.rlPrompts, seed: settings.seed &+ 3, excluding: unseen)
+    let workedCount = Int((Double(sft.count) * settings.workedFraction).rounded())
+    try writeJSONL(
+        sft.enumerated().map { i, problem in
+            chatLine(problem, solution: i < workedCount ? problem.solution : problem.directSolution)
+        }, to: files.sft)
+    try writeJSONL(rl.map { chatLine($0, solution: nil) }, to: files.rl)
+    try writeJSONL(heldOut.map { chatLine($0, solution: nil) }, to: files.heldOut)
+    return files
+}
+
 /// Runs the whole demo in `settings.outputDir`: writes the base model and the datasets, runs SFT,
 /// measures held-out accuracy, runs GRPO (measuring along the way), measures again, and draws
 /// `demo.svg`.
@@ -82,29 +118,10 @@ public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> 
 {
     let started = Date()
     let root = settings.outputDir
-    let manager = FileManager.default
-    try manager.createDirectory(atPath: root + "/data", withIntermediateDirectories: true)
-
     onEvent(.stage("writing a \(settings.layers)-layer, \(settings.hiddenSize)-wide model and the task"))
-    let base = root + "/base-model"
-    try ToyModel.write(
-        to: base, layers: settings.layers, hiddenSize: settings.hiddenSize, heads: settings.heads,
-        keyValueHeads: settings.keyValueHeads, maxPositionEmbeddings: 256, seed: settings.seed)
-    let heldOut = settings.task.problems(count: settings.heldOutExamples, seed: settings.seed &+ 1)
-    let unseen = Set(heldOut.map(\.question))
-    let sft = settings.task.problems(count: settings.sftExamples, seed: settings.seed &+ 2, excluding: unseen)
-    let rl = settings.task.problems(count: settings.rlPrompts, seed: settings.seed &+ 3, excluding: unseen)
-    let paths = (
-        sft: root + "/data/sft.jsonl", rl: root + "/data/rl.jsonl", heldOut: root + "/data/held_out.jsonl"
-    )
-    let workedCount = Int((Double(sft.count) * settings.workedFraction).rounded())
-    try writeJSONL(
-        sft.enumerated().map { i, problem in
-            chatLine(problem, solution: i < workedCount ? problem.solution : problem.directSolution)
-        }, to: paths.sft)
-    try writeJSONL(rl.map { chatLine($0, solution: nil) }, to: paths.rl)
-    try writeJSONL(heldOut.map { chatLine($0, solution: nil) }, to: paths.heldOut)
-
+    let files = try writeDemoFiles(settings)
+    let base = files.baseModel
+    let paths = (sft: files.sft, rl: files.rl, heldOut: files.heldOut)
     let tokenizer = try Tokenizer(path: base)
     let tokenizerConfig = try TokenizerConfig.load(folder: base)
     let rewards: [any Reward] = [AccuracyReward(field: "answer"), try FormatReward()]
@@ -127,7 +144,7 @@ public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> 
     }
     try measure(try ModelLoader.load(folder: base), stage: "base", step: 0)
 
-    onEvent(.stage("cold-start SFT on \(sft.count) worked examples"))
+    onEvent(.stage("cold-start SFT on \(settings.sftExamples) examples"))
     let sftClock = Date()
     let sftValues = ConfigValues()
     sftValues.merge(

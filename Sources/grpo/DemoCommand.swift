@@ -15,6 +15,8 @@ struct DemoCommand: ParsableCommand {
             """)
 
     @Option(help: "Folder for everything the demo writes.") var outputDir = "grpo-demo"
+    @Flag(help: "Only write the untrained model and the datasets (for running the stages yourself).")
+    var dataOnly = false
     @Option(help: "Random seed (model, data, sampling).") var seed: UInt64 = 1
     @Option(help: "Worked examples for the cold-start SFT.") var sftExamples: Int?
     @Option(help: "SFT epochs.") var sftEpochs: Double?
@@ -51,11 +53,12 @@ struct DemoCommand: ParsableCommand {
         if let evalSteps { settings.evalSteps = evalSteps }
         if let layers { settings.layers = layers }
         if let minP { settings.minP = minP }
-        if minOperands != nil || maxOperands != nil {
-            settings.task.operands =
-                (minOperands ?? settings.task.operands.lowerBound)
-                ...(maxOperands ?? settings.task.operands.upperBound)
+        let fewest = minOperands ?? settings.task.operands.lowerBound
+        let most = maxOperands ?? settings.task.operands.upperBound
+        guard fewest >= 2, most >= fewest else {
+            throw ValidationError("--min-operands must be at least 2 and at most --max-operands")
         }
+        settings.task.operands = fewest...most
         if let temperature { settings.temperature = temperature }
         if product { settings.task.leadingProduct = 2...9 }
         if let maxNumber { settings.task.numbers = 1...maxNumber }
@@ -67,6 +70,14 @@ struct DemoCommand: ParsableCommand {
         else {
             throw ValidationError(
                 "--sft-examples, --held-out, --grpo-steps and --eval-steps must be at least 1")
+        }
+        if dataOnly {
+            let files = try writeDemoFiles(settings)
+            print("model     \(files.baseModel)")
+            print("sft data  \(files.sft)")
+            print("rl data   \(files.rl)")
+            print("held out  \(files.heldOut)")
+            return
         }
         let progress = ProgressLine()
         let report = try runDemo(settings) { event in
