@@ -14,9 +14,6 @@ public struct ArithmeticTask: Sendable {
     public var numbers: ClosedRange<Int> = 1...9
     /// Running totals stay inside this range (a subtraction that would leave it becomes an addition).
     public var totals: ClosedRange<Int> = 0...40
-    /// Start every problem with a product of two numbers from `factors` (then the chain goes on with
-    /// additions and subtractions): hard to answer at a glance, easy step by step.
-    public var leadingProduct: ClosedRange<Int>? = nil
 
     public init() {}
 
@@ -30,9 +27,6 @@ public struct ArithmeticTask: Sendable {
         public var solution: String {
             "<think>" + steps.joined(separator: " ") + "</think><answer>\(answer)</answer>"
         }
-
-        /// The answer stated without working: an empty `<think>`, then the result.
-        public var directSolution: String { "<think></think><answer>\(answer)</answer>" }
     }
 
     /// `count` distinct problems drawn under `seed`, none of whose questions is in `excluding`.
@@ -53,17 +47,10 @@ public struct ArithmeticTask: Sendable {
         func uniform(_ range: ClosedRange<Int>) -> Int {
             range.lowerBound + Int(rng.next() % UInt64(range.count))
         }
-        var k = uniform(operands)
+        let k = uniform(operands)
         var total = uniform(numbers)
         var question = "\(total)"
         var steps: [String] = []
-        if let factors = leadingProduct {
-            let (a, b) = (uniform(factors), uniform(factors))
-            total = a * b
-            question = "\(a)*\(b)"
-            steps.append("\(a)*\(b)=\(total)")
-            k -= 1
-        }
         for _ in 1..<k {
             let n = uniform(numbers)
             var plus = rng.next() % 2 == 0

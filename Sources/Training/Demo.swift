@@ -18,27 +18,27 @@ public struct DemoSettings: Sendable {
     public var keyValueHeads = 2
     // Data.
     public var sftExamples = 400
-    /// The fraction of cold-start examples that show their working.
-    ///
-    /// The rest state only the answer, as a cold start gathered from mixed sources does.
-    public var workedFraction = 0.3
     public var heldOutExamples = 200
     public var rlPrompts = 4000
     // Cold-start SFT.
-    public var sftEpochs = 4.0
+    public var sftEpochs = 20.0
     public var sftLearningRate = 1e-3
     public var sftBatchSize = 16
     // GRPO.
-    public var grpoSteps = 120
-    public var grpoLearningRate = 2e-4
+    public var grpoSteps = 500
+    public var grpoLearningRate = 2e-5
     public var numGenerations = 8
-    public var perStepPrompts = 8
+    /// Large groups of prompts per step keep the policy-gradient noise low enough for a tiny model.
+    public var perStepPrompts = 32
     public var temperature: Float = 1
-    /// Min-p sampling in GRPO keeps the never-seen byte tokens of the tiny vocabulary out of rollouts.
-    public var minP: Float = 0.05
     public var maxCompletionLength = 64
+    /// KL penalty towards the SFT model.
+    public var beta = 0.0
+    public var warmupSteps = 0
     /// Held-out accuracy is measured every this many GRPO steps (and before and after).
-    public var evalSteps = 20
+    public var evalSteps = 100
+    /// Completions sampled per held-out problem for the sampled accuracy.
+    public var evalSamples = 4
 
     public init() {}
 }
@@ -48,7 +48,7 @@ public enum DemoEvent {
     case stage(String)
     case sft(TrainerEvent)
     case grpo(TrainerEvent)
-    case evaluated(stage: String, step: Int, accuracy: Double, format: Double)
+    case evaluated(DemoEvaluation)
 }
 
 /// Held-out figures at one point of the demo.
@@ -56,8 +56,11 @@ public struct DemoEvaluation: Sendable {
     public var stage: String
     /// GRPO steps taken when measured (0 before GRPO).
     public var step: Int
-    /// Fraction of held-out problems answered exactly (greedy decoding).
+    /// Fraction of held-out problems answered exactly with greedy decoding.
     public var accuracy: Double
+    /// Fraction of completions sampled at the training temperature that are exact (pass@1 estimated
+    /// from `evalSamples` samples per problem, as DeepSeek-R1 reports it): what GRPO optimises.
+    public var sampledAccuracy: Double
     /// Fraction of answers in the `<think>...</think><answer>...</answer>` form.
     public var format: Double
     public var meanLength: Double
@@ -100,11 +103,7 @@ public func writeDemoFiles(_ settings: DemoSettings) throws -> DemoFiles {
     let unseen = Set(heldOut.map(\.question))
     let sft = settings.task.problems(count: settings.sftExamples, seed: settings.seed &+ 2, excluding: unseen)
     let rl = settings.task.problems(count: settings.rlPrompts, seed: settings.seed &+ 3, excluding: unseen)
-    let workedCount = Int((Double(sft.count) * settings.workedFraction).rounded())
-    try writeJSONL(
-        sft.enumerated().map { i, problem in
-            chatLine(problem, solution: i < workedCount ? problem.solution : problem.directSolution)
-        }, to: files.sft)
+    try writeJSONL(sft.map { chatLine($0, solution: $0.solution) }, to: files.sft)
     try writeJSONL(rl.map { chatLine($0, solution: nil) }, to: files.rl)
     try writeJSONL(heldOut.map { chatLine($0, solution: nil) }, to: files.heldOut)
     return files
@@ -133,14 +132,20 @@ public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> 
         sampling.temperature = 0
         sampling.maxNewTokens = settings.maxCompletionLength
         sampling.stopTokenIDs = stopTokenIDs(model: model, tokenizer: tokenizer, config: tokenizerConfig)
-        let report = try evaluate(
+        let greedy = try evaluate(
+            model: model, tokenizer: tokenizer, examples: heldOutExamples, rewards: rewards,
+            sampling: sampling)
+        sampling.temperature = settings.temperature
+        sampling.numGenerations = settings.evalSamples
+        sampling.seed = settings.seed &+ 17
+        let sampled = try evaluate(
             model: model, tokenizer: tokenizer, examples: heldOutExamples, rewards: rewards,
             sampling: sampling)
         let result = DemoEvaluation(
-            stage: stage, step: step, accuracy: report.accuracy, format: report.meanRewards[1].mean,
-            meanLength: report.meanCompletionLength)
+            stage: stage, step: step, accuracy: greedy.accuracy, sampledAccuracy: sampled.accuracy,
+            format: greedy.meanRewards[1].mean, meanLength: greedy.meanCompletionLength)
         evaluations.append(result)
-        onEvent(.evaluated(stage: stage, step: step, accuracy: result.accuracy, format: result.format))
+        onEvent(.evaluated(result))
     }
     try measure(try ModelLoader.load(folder: base), stage: "base", step: 0)
 
@@ -172,8 +177,10 @@ public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> 
             "num_generations": settings.numGenerations, "per_step_prompts": settings.perStepPrompts,
             "max_completion_length": settings.maxCompletionLength,
             "temperature": Double(settings.temperature),
-            "min_p": Double(settings.minP),
-            "learning_rate": settings.grpoLearningRate, "lr_scheduler_type": "constant", "beta": 0.0,
+
+            "learning_rate": settings.grpoLearningRate, "lr_scheduler_type": "constant",
+            "beta": settings.beta,
+            "warmup_steps": settings.warmupSteps,
             "max_steps": settings.grpoSteps, "save_steps": settings.grpoSteps,
             "rewards": ["accuracy", "format"],
             "reward_weights": [1.0, 0.5], "log_completions_steps": 0,

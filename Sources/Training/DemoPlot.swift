@@ -18,7 +18,7 @@ func demoPlot(
         <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" \
         viewBox="0 0 \(Int(width)) \(Int(height))" font-family="Helvetica, Arial, sans-serif" font-size="13">
         <rect width="100%" height="100%" fill="white"/>
-        <text x="\(left)" y="28" font-size="17" font-weight="bold">grpo demo: GRPO after cold-start SFT</text>
+        <text x="\(left)" y="24" font-size="16" font-weight="bold">grpo demo: accuracy over GRPO steps</text>
 
         """
     for tick in stride(from: 0.0, through: 1.0, by: 0.25) {
@@ -50,29 +50,36 @@ func demoPlot(
         svg += "stroke-width=\"2.5\"/>\n"
     }
     let measured = evaluations.filter { $0.stage != "base" }
-    if !measured.isEmpty {
-        let line = measured.map { point(Double($0.step), $0.accuracy) }.joined(separator: " ")
-        svg += "<polyline points=\"\(line)\" fill=\"none\" stroke=\"#1f5fa8\" stroke-width=\"2.5\"/>\n"
-        for evaluation in measured {
-            svg += "<circle cx=\"\(x(Double(evaluation.step)))\" cy=\"\(y(evaluation.accuracy))\" r=\"4.5\" "
-            svg += "fill=\"#1f5fa8\"/>\n"
-        }
-        if let first = measured.first, let last = measured.last {
-            for (evaluation, anchor) in [(first, "start"), (last, "end")] {
-                let label = String(format: "%.0f%%", evaluation.accuracy * 100)
-                let dx = anchor == "start" ? 8.0 : -8.0
-                svg += "<text x=\"\(x(Double(evaluation.step)) + dx)\" y=\"\(y(evaluation.accuracy) - 10)\" "
-                svg += "text-anchor=\"\(anchor)\" fill=\"#1f5fa8\" font-weight=\"bold\">\(label)</text>\n"
-            }
+    let greedy = measured.map { point(Double($0.step), $0.accuracy) }.joined(separator: " ")
+    svg += "<polyline points=\"\(greedy)\" fill=\"none\" stroke=\"#6a9fd8\" stroke-width=\"2\" "
+    svg += "stroke-dasharray=\"6 4\"/>\n"
+    let sampled = measured.map { point(Double($0.step), $0.sampledAccuracy) }.joined(separator: " ")
+    svg += "<polyline points=\"\(sampled)\" fill=\"none\" stroke=\"#1f5fa8\" stroke-width=\"2.5\"/>\n"
+    for evaluation in measured {
+        svg +=
+            "<circle cx=\"\(x(Double(evaluation.step)))\" cy=\"\(y(evaluation.sampledAccuracy))\" r=\"4.5\" "
+        svg += "fill=\"#1f5fa8\"/>\n"
+    }
+    if let first = measured.first, let last = measured.last {
+        for (evaluation, anchor) in [(first, "start"), (last, "end")] {
+            let label = String(format: "%.0f%%", evaluation.sampledAccuracy * 100)
+            let dx = anchor == "start" ? 8.0 : -8.0
+            svg +=
+                "<text x=\"\(x(Double(evaluation.step)) + dx)\" y=\"\(y(evaluation.sampledAccuracy) + 20)\" "
+            svg += "text-anchor=\"\(anchor)\" fill=\"#1f5fa8\" font-weight=\"bold\">\(label)</text>\n"
         }
     }
-    let legendY = top - 12
-    svg += "<line x1=\"\(left + 300)\" x2=\"\(left + 324)\" y1=\"\(legendY)\" y2=\"\(legendY)\" "
-    svg += "stroke=\"#1f5fa8\" stroke-width=\"2.5\"/>\n"
-    svg += "<text x=\"\(left + 330)\" y=\"\(legendY + 4)\">held-out accuracy (greedy)</text>\n"
-    svg += "<line x1=\"\(left + 500)\" x2=\"\(left + 524)\" y1=\"\(legendY)\" y2=\"\(legendY)\" "
-    svg += "stroke=\"#e07b00\" stroke-width=\"2.5\"/>\n"
-    svg += "<text x=\"\(left + 530)\" y=\"\(legendY + 4)\">training samples correct</text>\n"
+    let legend = [
+        ("#1f5fa8", "", "held-out, sampled"), ("#6a9fd8", " stroke-dasharray=\"6 4\"", "held-out, greedy"),
+        ("#e07b00", "", "training samples"),
+    ]
+    for (i, (color, dash, label)) in legend.enumerated() {
+        let x0 = left + 250 + Double(i) * 150
+        svg +=
+            "<line x1=\"\(x0)\" x2=\"\(x0 + 24)\" y1=\"\(top - 12)\" y2=\"\(top - 12)\" stroke=\"\(color)\" "
+        svg += "stroke-width=\"2.5\"\(dash)/>\n"
+        svg += "<text x=\"\(x0 + 30)\" y=\"\(top - 8)\">\(label)</text>\n"
+    }
     svg += "</svg>\n"
     return svg
 }

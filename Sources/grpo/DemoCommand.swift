@@ -27,14 +27,13 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Prompts per GRPO step.") var perStepPrompts: Int?
     @Option(help: "Held-out problems.") var heldOut: Int?
     @Option(help: "Measure held-out accuracy every N GRPO steps.") var evalSteps: Int?
-    @Option(help: "Min-p filter for GRPO sampling.") var minP: Float?
-    @Option(help: "Fraction of SFT examples that show their working.") var workedFraction: Double?
     @Option(help: "Sampling temperature in GRPO.") var temperature: Float?
     @Option(help: "Largest running total a problem reaches.") var maxTotal: Int?
     @Option(help: "Fewest numbers a problem chains.") var minOperands: Int?
     @Option(help: "Most numbers a problem chains.") var maxOperands: Int?
     @Option(help: "Largest number in a problem.") var maxNumber: Int?
-    @Flag(help: "Start each problem with a product.") var product = false
+    @Option(help: "KL penalty towards the SFT model in GRPO.") var beta: Double?
+    @Option(help: "GRPO warmup steps.") var warmupSteps: Int?
     @Option(help: "Transformer layers.") var layers: Int?
     @Option(help: "Hidden size.") var hiddenSize: Int?
 
@@ -52,7 +51,8 @@ struct DemoCommand: ParsableCommand {
         if let heldOut { settings.heldOutExamples = heldOut }
         if let evalSteps { settings.evalSteps = evalSteps }
         if let layers { settings.layers = layers }
-        if let minP { settings.minP = minP }
+        if let beta { settings.beta = beta }
+        if let warmupSteps { settings.warmupSteps = warmupSteps }
         let fewest = minOperands ?? settings.task.operands.lowerBound
         let most = maxOperands ?? settings.task.operands.upperBound
         guard fewest >= 2, most >= fewest else {
@@ -60,10 +60,19 @@ struct DemoCommand: ParsableCommand {
         }
         settings.task.operands = fewest...most
         if let temperature { settings.temperature = temperature }
-        if product { settings.task.leadingProduct = 2...9 }
-        if let maxNumber { settings.task.numbers = 1...maxNumber }
-        if let maxTotal { settings.task.totals = 0...maxTotal }
-        if let workedFraction { settings.workedFraction = workedFraction }
+        if let maxNumber {
+            guard maxNumber >= 1 else { throw ValidationError("--max-number must be at least 1") }
+            settings.task.numbers = 1...maxNumber
+        }
+        if let maxTotal {
+            guard maxTotal >= settings.task.numbers.upperBound else {
+                throw ValidationError("--max-total must be at least the largest number")
+            }
+            settings.task.totals = 0...maxTotal
+        }
+        guard settings.temperature > 0, settings.numGenerations >= 2, settings.perStepPrompts >= 1 else {
+            throw ValidationError("--temperature must be positive, --num-generations at least 2")
+        }
         if let hiddenSize { settings.hiddenSize = hiddenSize }
         guard settings.sftExamples >= 1, settings.heldOutExamples >= 1, settings.grpoSteps >= 1,
             settings.evalSteps >= 1
@@ -80,39 +89,47 @@ struct DemoCommand: ParsableCommand {
             return
         }
         let progress = ProgressLine()
+        // Progress goes to stderr; stage lines go there too so they interleave in order.
+        func say(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
         let report = try runDemo(settings) { event in
             switch event {
             case .stage(let text):
                 progress.finish()
-                print("== \(text)")
+                say("== \(text)")
             case .sft(let inner), .grpo(let inner):
                 if case .saved = inner { return }
                 progress.show(inner)
-            case .evaluated(let stage, let step, let accuracy, let format):
+            case .evaluated(let e):
                 progress.finish()
-                let name = stage == "grpo" ? "GRPO step \(step)" : stage == "sft" ? "after SFT" : "base model"
-                print(
+                let name =
+                    e.stage == "grpo"
+                    ? "GRPO step \(e.step)" : e.stage == "sft" ? "after SFT" : "untrained model"
+                say(
                     String(
-                        format: "   held-out accuracy %5.1f%%  format %5.1f%%  (%@)", accuracy * 100,
-                        format * 100, name))
+                        format: "   held-out: sampled %5.1f%%  greedy %5.1f%%  format %5.1f%%  (%@)",
+                        e.sampledAccuracy * 100, e.accuracy * 100, e.format * 100, name))
             }
         }
         progress.finish()
         print("")
-        print("| stage | held-out accuracy | R1 format | mean length |")
-        print("| --- | --- | --- | --- |")
+        print(
+            "| held-out problems (\(settings.heldOutExamples)) | accuracy, sampled (T = \(settings.temperature)) | accuracy, greedy | R1 format | mean length |"
+        )
+        print("| --- | --- | --- | --- | --- |")
         for stage in ["base", "sft", "grpo"] {
             guard let e = report.evaluation(stage) else { continue }
-            let name = ["base": "random model", "sft": "after cold-start SFT", "grpo": "after GRPO"][stage]!
+            let name = ["base": "untrained model", "sft": "after cold-start SFT", "grpo": "after GRPO"][
+                stage]!
             print(
                 String(
-                    format: "| %@ | %.1f%% | %.1f%% | %.0f tokens |", name, e.accuracy * 100, e.format * 100,
-                    e.meanLength))
+                    format: "| %@ | %.1f%% | %.1f%% | %.1f%% | %.0f tokens |", name, e.sampledAccuracy * 100,
+                    e.accuracy * 100, e.format * 100, e.meanLength))
         }
         if let before = report.evaluation("sft"), let after = report.evaluation("grpo") {
             print(
                 String(
-                    format: "\nGRPO changed held-out accuracy by %+.1f points",
+                    format: "\nGRPO changed held-out accuracy by %+.1f points sampled, %+.1f points greedy",
+                    (after.sampledAccuracy - before.sampledAccuracy) * 100,
                     (after.accuracy - before.accuracy) * 100))
         }
         print(
