@@ -118,4 +118,17 @@ public final class ConfigValues {
             throw ConfigError(key: unknown, source: source(unknown), message: "unknown option")
         }
     }
+
+    /// The keys every run has: `model` and `dataset` (required), `output_dir`, and a non-negative `seed`.
+    public func runBasics(defaultOutputDir: String) throws -> (
+        model: String, dataset: String, outputDir: String, seed: UInt64
+    ) {
+        guard let model = try string("model") else { throw error("model", "is required (a model folder)") }
+        guard let dataset = try string("dataset") else {
+            throw error("dataset", "is required (a JSONL file)")
+        }
+        let seed = try int("seed", default: 42)
+        guard seed >= 0 else { throw error("seed", "must not be negative") }
+        return (model, dataset, try string("output_dir", default: defaultOutputDir), UInt64(seed))
+    }
 }

@@ -26,7 +26,10 @@ func demoPlot(
         svg += "stroke=\"#e5e5e5\"/>\n"
         svg += "<text x=\"\(left - 8)\" y=\"\(y(tick) + 4)\" text-anchor=\"end\">\(Int(tick * 100))%</text>\n"
     }
-    let stepTick = max(1, Int((Double(steps) / 6).rounded(.up)))
+    let stepTick =
+        [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000].first {
+            $0 * 6 >= steps
+        } ?? max(1, steps / 6)
     for step in stride(from: 0, through: steps, by: stepTick) {
         svg +=
             "<text x=\"\(x(Double(step)))\" y=\"\(top + plotHeight + 20)\" text-anchor=\"middle\">\(step)</text>\n"

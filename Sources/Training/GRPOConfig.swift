@@ -60,20 +60,9 @@ public struct GRPOConfig: Sendable {
 
     /// Reads and checks every key; unknown keys and invalid combinations are errors naming the key.
     public init(_ v: ConfigValues) throws {
-        guard let model = try v.string("model") else {
-            throw v.error("model", "is required (a model folder)")
-        }
-        guard let dataset = try v.string("dataset") else {
-            throw v.error("dataset", "is required (a JSONL file)")
-        }
-        self.model = model
-        self.dataset = dataset
-        outputDir = try v.string("output_dir", default: outputDir)
+        (model, dataset, outputDir, seed) = try v.runBasics(defaultOutputDir: outputDir)
         maxPromptLength = try v.int("max_prompt_length")
         shuffleDataset = try v.bool("shuffle_dataset", default: shuffleDataset)
-        let seed = try v.int("seed", default: 42)
-        guard seed >= 0 else { throw v.error("seed", "must not be negative") }
-        self.seed = UInt64(seed)
 
         numGenerations = try v.int("num_generations", default: numGenerations)
         guard numGenerations >= 2 else {

@@ -26,18 +26,7 @@ public struct SFTConfig: Sendable {
 
     /// Reads and checks every key; unknown keys and invalid values are errors naming the key.
     public init(_ v: ConfigValues) throws {
-        guard let model = try v.string("model") else {
-            throw v.error("model", "is required (a model folder)")
-        }
-        guard let dataset = try v.string("dataset") else {
-            throw v.error("dataset", "is required (a JSONL file)")
-        }
-        self.model = model
-        self.dataset = dataset
-        outputDir = try v.string("output_dir", default: outputDir)
-        let seed = try v.int("seed", default: 42)
-        guard seed >= 0 else { throw v.error("seed", "must not be negative") }
-        self.seed = UInt64(seed)
+        (model, dataset, outputDir, seed) = try v.runBasics(defaultOutputDir: outputDir)
         shuffleDataset = try v.bool("shuffle_dataset", default: shuffleDataset)
         perDeviceTrainBatchSize = try v.int("per_device_train_batch_size", default: perDeviceTrainBatchSize)
         numTrainEpochs = try v.double("num_train_epochs", default: numTrainEpochs)

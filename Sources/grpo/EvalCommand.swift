@@ -29,12 +29,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Write every completion and score as JSONL here.") var output: String?
 
     func run() throws {
-        let transformer = try model.load()
-        guard FileManager.default.fileExists(atPath: model.model + "/tokenizer.json") else {
-            throw ValidationError("\(model.model) has no tokenizer.json")
-        }
-        let tokenizer = try Tokenizer(path: model.model)
-        let tokenizerConfig = try TokenizerConfig.load(folder: model.model)
+        let (transformer, tokenizer, tokenizerConfig) = try model.loadWithTokenizer()
         let rewards = try reward.map {
             try RewardRegistry.make(RewardSpec(name: $0), maxCompletionLength: maxCompletionLength)
         }

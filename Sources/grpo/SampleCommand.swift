@@ -45,12 +45,7 @@ struct SampleCommand: ParsableCommand {
                 "--reward-weight: \(rewardWeight.count) weights for \(reward.count) rewards")
         }
         guard numGenerations >= 1 else { throw ValidationError("--num-generations must be at least 1") }
-        let transformer = try model.load()
-        guard FileManager.default.fileExists(atPath: model.model + "/tokenizer.json") else {
-            throw ValidationError("\(model.model) has no tokenizer.json")
-        }
-        let tokenizer = try Tokenizer(path: model.model)
-        let tokenizerConfig = try TokenizerConfig.load(folder: model.model)
+        let (transformer, tokenizer, tokenizerConfig) = try model.loadWithTokenizer()
         let rewards = try reward.map {
             try RewardRegistry.make(RewardSpec(name: $0), maxCompletionLength: maxCompletionLength)
         }

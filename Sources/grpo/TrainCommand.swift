@@ -26,16 +26,11 @@ struct TrainCommand: ParsableCommand {
             Example: grpo train --config grpo.yaml --learning_rate 5e-6 --max_steps 200
             """)
 
-    @Option(help: "A YAML file of TRL-named keys.") var config: String?
-    @Flag(help: "Continue from the newest checkpoint in output_dir.") var resume = false
-    @Option(help: "Continue from this checkpoint folder.") var resumeFrom: String?
-    @Argument(
-        parsing: .allUnrecognized, help: "Any key as a flag: --learning_rate 1e-5 (or --learning-rate).")
-    var overrides: [String] = []
+    @OptionGroup var options: RunOptions
 
     func run() throws {
-        let settings = try GRPOConfig(try configValues(file: config, flags: overrides))
-        let checkpoint = try resumeCheckpoint(resume: resume, from: resumeFrom, outputDir: settings.outputDir)
+        let settings = try GRPOConfig(try options.values())
+        let checkpoint = try options.checkpoint(outputDir: settings.outputDir)
         let progress = ProgressLine()
         let trainer = try GRPOTrainer(config: settings, resumeFrom: checkpoint) { progress.show($0) }
         trainer.shouldStop = stopOnInterrupt()
