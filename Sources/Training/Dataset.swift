@@ -68,8 +68,18 @@ public func loadPromptDataset(
     path: String, tokenizer: Tokenizer, config: TokenizerConfig, maxPromptLength: Int?,
     requiredFields: [String: String] = [:]
 ) throws -> [Example] {
+    try promptExamples(
+        try readJSONLObjects(path), path: path, tokenizer: tokenizer, config: config,
+        maxPromptLength: maxPromptLength, requiredFields: requiredFields)
+}
+
+/// `loadPromptDataset` over lines already read from `path` (named in errors).
+public func promptExamples(
+    _ lines: [(line: Int, object: Object)], path: String, tokenizer: Tokenizer, config: TokenizerConfig,
+    maxPromptLength: Int?, requiredFields: [String: String] = [:]
+) throws -> [Example] {
     var examples: [Example] = []
-    for (line, object) in try readJSONLObjects(path) {
+    for (line, object) in lines {
         let prompt: String
         switch (object["prompt"], object["messages"]) {
         case (.string(let text)?, nil):

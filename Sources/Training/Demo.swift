@@ -120,12 +120,11 @@ public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> 
     onEvent(.stage("writing a \(settings.layers)-layer, \(settings.hiddenSize)-wide model and the task"))
     let files = try writeDemoFiles(settings)
     let base = files.baseModel
-    let paths = (sft: files.sft, rl: files.rl, heldOut: files.heldOut)
     let tokenizer = try Tokenizer(path: base)
     let tokenizerConfig = try TokenizerConfig.load(folder: base)
     let rewards: [any Reward] = [AccuracyReward(field: "answer"), try FormatReward()]
     let heldOutExamples = try loadPromptDataset(
-        path: paths.heldOut, tokenizer: tokenizer, config: tokenizerConfig, maxPromptLength: nil)
+        path: files.heldOut, tokenizer: tokenizer, config: tokenizerConfig, maxPromptLength: nil)
     var evaluations: [DemoEvaluation] = []
     func measure(_ model: Transformer, stage: String, step: Int) throws {
         var sampling = SamplingParameters()
@@ -154,7 +153,7 @@ public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> 
     let sftValues = ConfigValues()
     sftValues.merge(
         [
-            "model": base, "dataset": paths.sft, "output_dir": root + "/sft", "seed": Int(settings.seed),
+            "model": base, "dataset": files.sft, "output_dir": root + "/sft", "seed": Int(settings.seed),
             "num_train_epochs": settings.sftEpochs, "learning_rate": settings.sftLearningRate,
             "per_device_train_batch_size": settings.sftBatchSize, "lr_scheduler_type": "cosine",
             "warmup_ratio": 0.05, "save_steps": 1_000_000, "weight_decay": 0.01,
@@ -172,12 +171,11 @@ public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> 
     let grpoValues = ConfigValues()
     grpoValues.merge(
         [
-            "model": root + "/sft", "dataset": paths.rl, "output_dir": root + "/grpo",
+            "model": root + "/sft", "dataset": files.rl, "output_dir": root + "/grpo",
             "seed": Int(settings.seed),
             "num_generations": settings.numGenerations, "per_step_prompts": settings.perStepPrompts,
             "max_completion_length": settings.maxCompletionLength,
             "temperature": Double(settings.temperature),
-
             "learning_rate": settings.grpoLearningRate, "lr_scheduler_type": "constant",
             "beta": settings.beta,
             "warmup_steps": settings.warmupSteps,
@@ -215,16 +213,14 @@ public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> 
 /// A dataset line: the question as a user turn, with the worked solution as the assistant turn
 /// (SFT) or the answer as a field (RL and evaluation).
 private func chatLine(_ problem: ArithmeticTask.Problem, solution: String?) -> String {
-    func quoted(_ text: String) -> String {
-        String(decoding: try! JSONSerialization.data(withJSONObject: [text]), as: UTF8.self).dropFirst()
-            .dropLast()
-            .description
+    func turn(_ role: String, _ content: String) -> Value {
+        .object(Object([("role", .string(role)), ("content", .string(content))]))
     }
-    let user = "{\"role\": \"user\", \"content\": \(quoted(problem.question))}"
-    if let solution {
-        return "{\"messages\": [\(user), {\"role\": \"assistant\", \"content\": \(quoted(solution))}]}"
-    }
-    return "{\"messages\": [\(user)], \"answer\": \"\(problem.answer)\"}"
+    var messages = [turn("user", problem.question)]
+    if let solution { messages.append(turn("assistant", solution)) }
+    var line = Object([("messages", .array(messages))])
+    if solution == nil { line["answer"] = .string(String(problem.answer)) }
+    return Value.object(line).jsonText
 }
 
 private func writeJSONL(_ lines: [String], to path: String) throws {

@@ -66,18 +66,11 @@ public final class GRPOTrainer {
     {
         self.config = config
         self.onEvent = onEvent
-        guard FileManager.default.fileExists(atPath: config.model + "/tokenizer.json") else {
-            throw TrainingError.missingTokenizer(folder: config.model)
-        }
-        policy = try ModelLoader.load(folder: resumeFrom ?? config.model)
-        policy.gradientCheckpointing = config.gradientCheckpointing
+        let tokenizerConfig: TokenizerConfig
+        (policy, tokenizer, tokenizerConfig) = try loadForTraining(
+            folder: config.model, resumeFrom: resumeFrom, gradientCheckpointing: config.gradientCheckpointing)
         reference = config.beta > 0 ? try ModelLoader.load(folder: config.model) : nil
-        tokenizer = try Tokenizer(path: config.model)
-        let tokenizerConfig = try TokenizerConfig.load(folder: config.model)
-        var stops = Set(
-            policy.config.eosTokenIDs.map(Int32.init) + tokenizerConfig.generationEOSTokenIDs.map(Int32.init))
-        if let eos = tokenizerConfig.eosToken, let id = tokenizer.tokenID(eos) { stops.insert(id) }
-        stopTokenIDs = stops.sorted()
+        stopTokenIDs = Training.stopTokenIDs(model: policy, tokenizer: tokenizer, config: tokenizerConfig)
         rewards = try config.rewards.map {
             try RewardRegistry.make($0, maxCompletionLength: config.maxCompletionLength) {
                 onEvent(.warning($0))

@@ -33,17 +33,17 @@ public func rejectionSample(
     model: Transformer, tokenizer: Tokenizer, tokenizerConfig: TokenizerConfig, datasetPath: String,
     rewards: [any Reward], weights: [Double], sampling: SamplingParameters, threshold: Double, rule: KeepRule
 ) throws -> RejectionSampleReport {
-    let examples = try loadPromptDataset(
-        path: datasetPath, tokenizer: tokenizer, config: tokenizerConfig, maxPromptLength: nil,
+    let lines = try readJSONLObjects(datasetPath)
+    let examples = try promptExamples(
+        lines, path: datasetPath, tokenizer: tokenizer, config: tokenizerConfig, maxPromptLength: nil,
         requiredFields: requiredFields(of: rewards))
-    let objects = Dictionary(
-        uniqueKeysWithValues: try readJSONLObjects(datasetPath).map { ($0.line, $0.object) })
+    let objects = Dictionary(uniqueKeysWithValues: lines.map { ($0.line, $0.object) })
     let generator = Generator(model: model, tokenizer: tokenizer)
     let groups = try generator.generate(prompts: examples.map(\.tokens), parameters: sampling)
     let scores = combineRewards(
         try scoreCompletions(rewardInputs(examples, groups), rewards: rewards), weights: weights)
     let k = sampling.numGenerations
-    var lines: [String] = []
+    var kept: [String] = []
     var promptsKept = 0
     for (p, example) in examples.enumerated() {
         var passing = groups[p].indices.filter { scores[p * k + $0] >= threshold }
@@ -65,11 +65,11 @@ public func rejectionSample(
             }
             for key in source.keys where key != "messages" && key != "prompt" { object[key] = source[key] }
             object["reward"] = .double(scores[p * k + g])
-            lines.append(Value.object(object).jsonText)
+            kept.append(Value.object(object).jsonText)
         }
         if !seen.isEmpty { promptsKept += 1 }
     }
     return RejectionSampleReport(
-        lines: lines, prompts: examples.count, sampled: scores.count, promptsKept: promptsKept,
+        lines: kept, prompts: examples.count, sampled: scores.count, promptsKept: promptsKept,
         meanScore: scores.reduce(0, +) / Double(max(scores.count, 1)))
 }

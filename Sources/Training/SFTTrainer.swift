@@ -28,13 +28,9 @@ public final class SFTTrainer {
     ) throws {
         self.config = config
         self.onEvent = onEvent
-        guard FileManager.default.fileExists(atPath: config.model + "/tokenizer.json") else {
-            throw TrainingError.missingTokenizer(folder: config.model)
-        }
-        model = try ModelLoader.load(folder: resumeFrom ?? config.model)
-        model.gradientCheckpointing = config.gradientCheckpointing
-        let tokenizer = try Tokenizer(path: config.model)
-        let tokenizerConfig = try TokenizerConfig.load(folder: config.model)
+        let (model, tokenizer, tokenizerConfig) = try loadForTraining(
+            folder: config.model, resumeFrom: resumeFrom, gradientCheckpointing: config.gradientCheckpointing)
+        self.model = model
         let eos =
             tokenizerConfig.eosToken.flatMap { tokenizer.tokenID($0) }
             ?? model.config.eosTokenIDs.first.map(Int32.init)

@@ -1,5 +1,19 @@
 import Foundation
 import Models
+import Tokenizers
+
+/// What every trainer loads first: the model to train (from `resumeFrom`, a checkpoint, when given)
+/// and the tokenizer of `folder`, which must have one.
+func loadForTraining(folder: String, resumeFrom: String?, gradientCheckpointing: Bool) throws -> (
+    model: Transformer, tokenizer: Tokenizer, config: TokenizerConfig
+) {
+    guard FileManager.default.fileExists(atPath: folder + "/tokenizer.json") else {
+        throw TrainingError.missingTokenizer(folder: folder)
+    }
+    let model = try ModelLoader.load(folder: resumeFrom ?? folder)
+    model.gradientCheckpointing = gradientCheckpointing
+    return (model, try Tokenizer(path: folder), try TokenizerConfig.load(folder: folder))
+}
 
 /// What one training step hands back to the loop.
 struct StepResult {
