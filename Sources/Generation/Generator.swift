@@ -101,15 +101,19 @@ public final class Generator {
                 )
             }
         }
+        // rows: one row of V logits per live sequence, (B, V), in the order of `live`.
         let first = logits.toArray()
-        var rows = live.map { sequence in
+        var rows: [Float] = []
+        rows.reserveCapacity(live.count * V)
+        for sequence in live {
             let w = indices.firstIndex(of: sequence.prompt)!
-            return Array(first[(w * V)..<((w + 1) * V)])
+            rows += first[(w * V)..<((w + 1) * V)]
         }
         var done: [Live] = []
         while !live.isEmpty {
+            sampleAll(rows, &live, prompts, parameters)
             for i in live.indices {
-                let token = sample(&rows[i], &live[i], prompts[live[i].prompt], parameters)
+                let token = live[i].completion.tokens.last!
                 onToken?(live[i].prompt, live[i].sample, token)
                 finishIfDone(&live[i], token: token, parameters: parameters)
             }
@@ -119,8 +123,7 @@ public final class Generator {
             if live.isEmpty { break }
             let stepLogits = model.decodeStep(
                 tokens: live.map { $0.completion.tokens.last! }, caches: live.map(\.cache))
-            let flat = stepLogits.toArray()
-            rows = live.indices.map { Array(flat[($0 * V)..<(($0 + 1) * V)]) }
+            rows = stepLogits.toArray()
         }
         var grouped = [[Completion]](repeating: [], count: indices.count)
         for w in indices.indices {
@@ -130,30 +133,61 @@ public final class Generator {
         return grouped
     }
 
-    /// Picks the next token of one sequence from its logits row and records it.
+    /// Samples the next token of every live sequence from its row of `rows`, (B, V), on all cores.
+    ///
+    /// Each sequence draws from its own random stream, so the tokens do not depend on how the rows
+    /// are split between threads.
+    private func sampleAll(
+        _ rows: [Float], _ live: inout [Live], _ prompts: [[Int32]], _ p: SamplingParameters
+    ) {
+        let V = model.config.vocabSize
+        live.withUnsafeMutableBufferPointer { sequences in
+            parallelFor(sequences.count, minimumPerTask: max(1, 32_768 / V)) { range in
+                var scratch = [Float](repeating: 0, count: V)
+                for i in range {
+                    let sequence = sequences[i].prompt
+                    sample(rows[(i * V)..<((i + 1) * V)], &sequences[i], prompts[sequence], p, &scratch)
+                }
+            }
+        }
+    }
+
+    /// Picks the next token of one sequence from its logits row and records it with its log-prob.
+    ///
+    /// `scratch` (V floats) holds the adjusted logits and then the probabilities.
     private func sample(
-        _ row: inout [Float], _ sequence: inout Live, _ prompt: [Int32], _ p: SamplingParameters
-    ) -> Int32 {
+        _ row: ArraySlice<Float>, _ sequence: inout Live, _ prompt: [Int32], _ p: SamplingParameters,
+        _ scratch: inout [Float]
+    ) {
         let logprobTemperature = p.temperature > 0 ? p.temperature : 1
-        var adjusted = row
-        applyRepetitionPenalty(
-            &adjusted, previous: prompt + sequence.completion.tokens, penalty: p.repetitionPenalty)
+        row.withUnsafeBufferPointer { source in
+            scratch.withUnsafeMutableBufferPointer {
+                $0.baseAddress!.update(from: source.baseAddress!, count: source.count)
+            }
+        }
+        if p.repetitionPenalty != 1 {
+            applyRepetitionPenalty(
+                &scratch, previous: prompt + sequence.completion.tokens, penalty: p.repetitionPenalty)
+        }
         let token: Int32
+        // log Σ exp(row / T) of the unadjusted row, when the softmax already computed it.
+        var rowLogSumExp: Float?
         if p.temperature == 0 {
-            token = argmax(adjusted[...])
+            token = argmax(scratch[...])
         } else if p.topK == 0 && p.topP == 1 && p.minP == 0 {
             // Plain sampling: one vectorised softmax, then the inverse CDF in token order.
-            _ = softmaxInPlace(&adjusted, temperature: p.temperature)
-            token = draw(probabilities: adjusted, uniform: sequence.rng.nextUniform())
+            let logSumExp = softmaxInPlace(&scratch, temperature: p.temperature)
+            if p.repetitionPenalty == 1 { rowLogSumExp = logSumExp }
+            token = draw(probabilities: scratch, uniform: sequence.rng.nextUniform())
         } else {
             let distribution = samplingDistribution(
-                logits: adjusted, temperature: p.temperature, topK: p.topK, topP: p.topP, minP: p.minP)
+                logits: scratch, temperature: p.temperature, topK: p.topK, topP: p.topP, minP: p.minP)
             token = draw(distribution, uniform: sequence.rng.nextUniform())
         }
         sequence.completion.tokens.append(token)
-        let logSumExp = logSumExp(row[...], temperature: logprobTemperature)
-        sequence.completion.logprobs.append(row[Int(token)] / logprobTemperature - logSumExp)
-        return token
+        let logSumExp = rowLogSumExp ?? logSumExp(row, temperature: logprobTemperature)
+        sequence.completion.logprobs.append(
+            row[row.startIndex + Int(token)] / logprobTemperature - logSumExp)
     }
 
     private func finishIfDone(_ sequence: inout Live, token: Int32, parameters: SamplingParameters) {

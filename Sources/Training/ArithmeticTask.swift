@@ -7,9 +7,10 @@ import Tensors
 ///     let problem = ArithmeticTask().problems(count: 1, seed: 7)[0]
 ///     problem.question   // "7+5-3+8="
 ///     problem.solution   // "<think>7+5=12 12-3=9 9+8=17</think><answer>17</answer>"
+///     problem.directSolution   // "<think></think><answer>17</answer>"
 public struct ArithmeticTask: Sendable {
     /// How many numbers a problem chains (inclusive range).
-    public var operands: ClosedRange<Int> = 2...4
+    public var operands: ClosedRange<Int> = 3...5
     /// The range each number is drawn from.
     public var numbers: ClosedRange<Int> = 1...9
     /// Running totals stay inside this range (a subtraction that would leave it becomes an addition).
@@ -27,6 +28,9 @@ public struct ArithmeticTask: Sendable {
         public var solution: String {
             "<think>" + steps.joined(separator: " ") + "</think><answer>\(answer)</answer>"
         }
+
+        /// The answer without working: an empty think block, as in Qwen3's non-thinking mode.
+        public var directSolution: String { "<think></think><answer>\(answer)</answer>" }
     }
 
     /// `count` distinct problems drawn under `seed`, none of whose questions is in `excluding`.

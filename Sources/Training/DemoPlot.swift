@@ -1,7 +1,8 @@
 import Foundation
 
 /// An SVG chart of a demo run: the accuracy of the sampled training completions per GRPO step (raw
-/// and smoothed) and the held-out greedy accuracy where it was measured, both on a 0-100% axis.
+/// and smoothed), and where it was measured the held-out accuracy (sampled and greedy) and the share
+/// of sampled answers that work the problem out, all on a 0-100% axis.
 func demoPlot(
     curve: [(step: Int, reward: Double, accuracy: Double)], evaluations: [DemoEvaluation], steps: Int
 ) -> String {
@@ -56,6 +57,9 @@ func demoPlot(
     let greedy = measured.map { point(Double($0.step), $0.accuracy) }.joined(separator: " ")
     svg += "<polyline points=\"\(greedy)\" fill=\"none\" stroke=\"#6a9fd8\" stroke-width=\"2\" "
     svg += "stroke-dasharray=\"6 4\"/>\n"
+    let worked = measured.map { point(Double($0.step), $0.worked) }.joined(separator: " ")
+    svg += "<polyline points=\"\(worked)\" fill=\"none\" stroke=\"#3a9d5d\" stroke-width=\"2\" "
+    svg += "stroke-dasharray=\"2 3\"/>\n"
     let sampled = measured.map { point(Double($0.step), $0.sampledAccuracy) }.joined(separator: " ")
     svg += "<polyline points=\"\(sampled)\" fill=\"none\" stroke=\"#1f5fa8\" stroke-width=\"2.5\"/>\n"
     for evaluation in measured {
@@ -74,10 +78,10 @@ func demoPlot(
     }
     let legend = [
         ("#1f5fa8", "", "held-out, sampled"), ("#6a9fd8", " stroke-dasharray=\"6 4\"", "held-out, greedy"),
-        ("#e07b00", "", "training samples"),
+        ("#e07b00", "", "training samples"), ("#3a9d5d", " stroke-dasharray=\"2 3\"", "worked answers"),
     ]
     for (i, (color, dash, label)) in legend.enumerated() {
-        let x0 = left + 250 + Double(i) * 150
+        let x0 = left + Double(i) * 165
         svg +=
             "<line x1=\"\(x0)\" x2=\"\(x0 + 24)\" y1=\"\(top - 12)\" y2=\"\(top - 12)\" stroke=\"\(color)\" "
         svg += "stroke-width=\"2.5\"\(dash)/>\n"

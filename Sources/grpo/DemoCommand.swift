@@ -8,17 +8,21 @@ struct DemoCommand: ParsableCommand {
         abstract: "Teach a small model multi-step arithmetic: cold-start SFT, then GRPO (no download).",
         discussion: """
             Builds a small Qwen2-shaped model with a byte-level tokenizer, generates arithmetic \
-            problems (chains like 7+5-3+8=) with worked R1-format solutions, fine-tunes on a few \
-            hundred of them, then runs GRPO with accuracy and format rewards on fresh problems. \
-            Held-out accuracy (greedy) is measured before and after each stage. Writes the models, \
-            the datasets, metrics.jsonl files and demo.svg to --output-dir. Reproducible under --seed.
+            problems (chains like 7+5-3+8=), fine-tunes on a cold start that answers half of them \
+            step by step in the R1 format and half directly (an empty think block), then runs GRPO \
+            with accuracy and format rewards on fresh problems: the model learns from the rewards \
+            alone that working the problem out pays. Held-out accuracy (greedy and sampled) and the \
+            share of worked answers are measured before, during and after. Writes the models, the \
+            datasets, metrics.jsonl files and demo.svg to --output-dir. Reproducible under --seed.
             """)
 
     @Option(help: "Folder for everything the demo writes.") var outputDir = "grpo-demo"
     @Flag(help: "Only write the untrained model and the datasets (for running the stages yourself).")
     var dataOnly = false
     @Option(help: "Random seed (model, data, sampling).") var seed: UInt64 = 1
-    @Option(help: "Worked examples for the cold-start SFT.") var sftExamples: Int?
+    @Option(help: "Examples for the cold-start SFT.") var sftExamples: Int?
+    @Option(help: "Fraction of cold-start examples answered directly, without working.")
+    var directFraction: Double?
     @Option(help: "SFT epochs.") var sftEpochs: Double?
     @Option(help: "SFT learning rate.") var sftLearningRate: Double?
     @Option(help: "GRPO steps.") var grpoSteps: Int?
@@ -42,6 +46,12 @@ struct DemoCommand: ParsableCommand {
         settings.outputDir = outputDir
         settings.seed = seed
         if let sftExamples { settings.sftExamples = sftExamples }
+        if let directFraction {
+            guard (0...1).contains(directFraction) else {
+                throw ValidationError("--direct-fraction must be between 0 and 1")
+            }
+            settings.directFraction = directFraction
+        }
         if let sftEpochs { settings.sftEpochs = sftEpochs }
         if let sftLearningRate { settings.sftLearningRate = sftLearningRate }
         if let grpoSteps { settings.grpoSteps = grpoSteps }
@@ -106,24 +116,24 @@ struct DemoCommand: ParsableCommand {
                     ? "GRPO step \(e.step)" : e.stage == "sft" ? "after SFT" : "untrained model"
                 say(
                     String(
-                        format: "   held-out: sampled %5.1f%%  greedy %5.1f%%  format %5.1f%%  (%@)",
-                        e.sampledAccuracy * 100, e.accuracy * 100, e.format * 100, name))
+                        format: "   held-out: sampled %5.1f%%  greedy %5.1f%%  worked %5.1f%%  (%@)",
+                        e.sampledAccuracy * 100, e.accuracy * 100, e.worked * 100, name))
             }
         }
         progress.finish()
         print("")
         print(
-            "| held-out problems (\(settings.heldOutExamples)) | accuracy, sampled (T = \(settings.temperature)) | accuracy, greedy | R1 format | mean length |"
+            "| held-out problems (\(settings.heldOutExamples)) | accuracy, sampled (T = \(settings.temperature)) | accuracy, greedy | worked answers | R1 format | mean length |"
         )
-        print("| --- | --- | --- | --- | --- |")
+        print("| --- | --- | --- | --- | --- | --- |")
         for stage in ["base", "sft", "grpo"] {
             guard let e = report.evaluation(stage) else { continue }
             let name = ["base": "untrained model", "sft": "after cold-start SFT", "grpo": "after GRPO"][
                 stage]!
             print(
                 String(
-                    format: "| %@ | %.1f%% | %.1f%% | %.1f%% | %.0f tokens |", name, e.sampledAccuracy * 100,
-                    e.accuracy * 100, e.format * 100, e.meanLength))
+                    format: "| %@ | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.0f tokens |", name,
+                    e.sampledAccuracy * 100, e.accuracy * 100, e.worked * 100, e.format * 100, e.meanLength))
         }
         if let before = report.evaluation("sft"), let after = report.evaluation("grpo") {
             print(

@@ -150,5 +150,8 @@ func saveThenReloadGivesIdenticalWeights(name: String) throws {
         TokenBatch(
             sequences: [[3, 4, 5, 6], [7, 8]], scored: [[false, false, true, true], [false, false]]))
     #expect(all.count == 4)
-    #expect(some == Array(all[1..<3]))
+    // The same positions' log-probs; a smaller batch may take another sgemm kernel, so allow rounding
+    // (neighbouring positions differ by far more).
+    #expect(some.count == 2)
+    #expect(maxAbsDiff(some, Array(all[1..<3])).diff < 1e-5, "\(some) vs \(Array(all[1..<3]))")
 }

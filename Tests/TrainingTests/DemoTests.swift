@@ -4,13 +4,15 @@ import Testing
 @testable import Training
 
 struct DemoTests {
-    /// A shortened, seeded `grpo demo`: GRPO must raise held-out accuracy over the SFT model's.
+    /// A shortened, seeded `grpo demo` (the full cold start, 40 GRPO steps): GRPO must raise held-out
+    /// accuracy over the SFT model's, by learning to work the problems out.
     @Test func grpoRaisesHeldOutAccuracyAfterSFT() throws {
         var settings = DemoSettings()
         settings.outputDir = NSTemporaryDirectory() + "grpo-demo-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: settings.outputDir) }
-        settings.grpoSteps = 150
-        settings.evalSteps = 150
+        settings.grpoSteps = 40
+        settings.evalSteps = 40
+        settings.heldOutExamples = 100
         var stages: [String] = []
         let report = try runDemo(settings) { event in
             if case .stage(let text) = event { stages.append(text) }
@@ -19,17 +21,20 @@ struct DemoTests {
         let grpo = try #require(report.evaluation("grpo"))
         let base = try #require(report.evaluation("base"))
         #expect(stages.count == 3)
-        // Cold-start SFT teaches the format; GRPO then improves what it optimises.
+        // Cold-start SFT teaches the format and both ways of answering, about half each.
         #expect(base.format == 0 && sft.format > 0.9)
-        // GRPO raises the accuracy of what it samples: the last 25 steps against the first 25
-        // (32 prompts x 8 completions a step, so 6,400 completions each side).
-        #expect(report.trainingCurve.count == settings.grpoSteps)
-        let first = report.trainingCurve.prefix(25).map(\.accuracy).reduce(0, +) / 25
-        let last = report.trainingCurve.suffix(25).map(\.accuracy).reduce(0, +) / 25
-        #expect(last > first + 0.01, "training accuracy \(first) -> \(last)")
+        #expect(sft.worked > 0.3 && sft.worked < 0.7, "worked share after SFT \(sft.worked)")
+        // GRPO finds that working the problem out pays, and held-out accuracy rises with it
+        // (the full demo: about +23 points sampled and greedy).
+        #expect(grpo.worked > sft.worked + 0.2, "worked share \(sft.worked) -> \(grpo.worked)")
         #expect(
-            grpo.sampledAccuracy > sft.sampledAccuracy - 0.05,
-            "\(sft.sampledAccuracy) -> \(grpo.sampledAccuracy)")
+            grpo.sampledAccuracy > sft.sampledAccuracy + 0.05,
+            "sampled accuracy \(sft.sampledAccuracy) -> \(grpo.sampledAccuracy)")
+        #expect(grpo.accuracy > sft.accuracy + 0.05, "greedy accuracy \(sft.accuracy) -> \(grpo.accuracy)")
+        #expect(report.trainingCurve.count == settings.grpoSteps)
+        let first = report.trainingCurve.prefix(10).map(\.accuracy).reduce(0, +) / 10
+        let last = report.trainingCurve.suffix(10).map(\.accuracy).reduce(0, +) / 10
+        #expect(last > first, "training accuracy \(first) -> \(last)")
         let svg = try String(contentsOfFile: report.plotPath, encoding: .utf8)
         #expect(svg.hasPrefix("<svg") && svg.contains("polyline"))
         for file in [
@@ -38,6 +43,25 @@ struct DemoTests {
             #expect(
                 FileManager.default.fileExists(atPath: settings.outputDir + "/" + file), "missing \(file)")
         }
+    }
+
+    @Test func coldStartMixesWorkedAndDirectAnswers() throws {
+        var settings = DemoSettings()
+        settings.outputDir = NSTemporaryDirectory() + "grpo-demo-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: settings.outputDir) }
+        settings.sftExamples = 10
+        settings.directFraction = 0.3
+        settings.layers = 1
+        let files = try writeDemoFiles(settings)
+        let answers = try String(contentsOfFile: files.sft, encoding: .utf8).split(separator: "\n").map {
+            String($0)
+        }
+        #expect(answers.count == 10)
+        #expect(answers.filter { $0.contains("<think></think>") }.count == 3)
+        #expect(worksTheProblem("<think>2+3=5</think><answer>5</answer>"))
+        #expect(!worksTheProblem("<think> </think><answer>5</answer>"))
+        #expect(!worksTheProblem("<answer>5</answer>"))
+        #expect(!worksTheProblem("</think>x<think>"))
     }
 
     @Test func problemsAreDistinctWorkedAndReproducible() {
@@ -63,6 +87,7 @@ struct DemoTests {
             }
             #expect(total == problem.answer)
             #expect(problem.solution.hasPrefix("<think>") && problem.solution.hasSuffix("</answer>"))
+            #expect(problem.directSolution == "<think></think><answer>\(problem.answer)</answer>")
         }
     }
 }
