@@ -62,7 +62,10 @@ private func logprobs(_ stdout: String) -> [[Double]] {
     ])
     #expect(split.status == 0, "\(split.stderr)")
     let whole = logprobs(byText.stdout)[1]
-    #expect(logprobs(split.stdout)[0] == Array(whole.suffix(2)))  // " " and "ab"
+    // " " and "ab"; scoring one sequence instead of two may take another sgemm kernel, so allow rounding.
+    let tail = logprobs(split.stdout)[0]
+    #expect(tail.count == 2)
+    #expect(zip(tail, whole.suffix(2)).allSatisfy { abs($0 - $1) < 1e-5 }, "\(tail) vs \(whole.suffix(2))")
 }
 
 @Test func chatScoringRendersThePromptWithTheTemplate() throws {
