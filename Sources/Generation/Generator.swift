@@ -145,8 +145,8 @@ public final class Generator {
             parallelFor(sequences.count, minimumPerTask: max(1, 32_768 / V)) { range in
                 var scratch = [Float](repeating: 0, count: V)
                 for i in range {
-                    let sequence = sequences[i].prompt
-                    sample(rows[(i * V)..<((i + 1) * V)], &sequences[i], prompts[sequence], p, &scratch)
+                    let prompt = prompts[sequences[i].prompt]
+                    sample(rows[(i * V)..<((i + 1) * V)], &sequences[i], prompt, p, &scratch)
                 }
             }
         }

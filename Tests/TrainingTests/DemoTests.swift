@@ -4,11 +4,17 @@ import Testing
 @testable import Training
 
 struct DemoTests {
+    /// Default settings writing to a new temporary folder (the caller removes it).
+    private func scratchSettings() -> DemoSettings {
+        var settings = DemoSettings()
+        settings.outputDir = NSTemporaryDirectory() + "grpo-demo-\(UUID().uuidString)"
+        return settings
+    }
+
     /// A shortened, seeded `grpo demo` (the full cold start, 40 GRPO steps): GRPO must raise held-out
     /// accuracy over the SFT model's, by learning to work the problems out.
     @Test func grpoRaisesHeldOutAccuracyAfterSFT() throws {
-        var settings = DemoSettings()
-        settings.outputDir = NSTemporaryDirectory() + "grpo-demo-\(UUID().uuidString)"
+        var settings = scratchSettings()
         defer { try? FileManager.default.removeItem(atPath: settings.outputDir) }
         settings.grpoSteps = 40
         settings.evalSteps = 40
@@ -46,8 +52,7 @@ struct DemoTests {
     }
 
     @Test func coldStartMixesWorkedAndDirectAnswers() throws {
-        var settings = DemoSettings()
-        settings.outputDir = NSTemporaryDirectory() + "grpo-demo-\(UUID().uuidString)"
+        var settings = scratchSettings()
         defer { try? FileManager.default.removeItem(atPath: settings.outputDir) }
         settings.sftExamples = 10
         settings.directFraction = 0.3
