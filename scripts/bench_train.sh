@@ -3,12 +3,14 @@
 # folders, dataset, reward and settings, in one run: G 8, 4 prompts per step, 128 completion tokens,
 # float32, CPU with 2 threads, beta 0.04 and beta 0. Each side runs in its own process; the first
 # step is a warm-up and the next three are averaged. Makes a throwaway virtual environment outside the
-# repository. Usage: scripts/bench_train.sh [STEPS]
+# repository. Usage: scripts/bench_train.sh [STEPS [MODEL...]] (models: qwen2-27m smollm2-135m)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work="${TMPDIR:-/tmp}/grpo-bench-train"
 venv="${TMPDIR:-/tmp}/grpo-bench-trl-venv"
 steps="${1:-4}"
+shift || true
+models="${*:-qwen2-27m smollm2-135m}"
 rm -rf "$work" && mkdir -p "$work"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q torch transformers==5.23.0 trl==1.16.0 safetensors datasets accelerate
@@ -76,7 +78,7 @@ PY
 
 cat >"$work/driver.py" <<'PY'
 import json, resource, subprocess, sys
-work, steps, grpo = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+work, steps, grpo, models = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4].split()
 
 def run(command):
     """Runs a command in a child and returns its stdout and its peak resident memory in bytes."""
@@ -93,7 +95,7 @@ def mean(rows, key):
     return sum(r[key] for r in rows) / len(rows)
 
 print(f"{'model':14} {'beta':>5} | {'side':6} {'s/step':>7} {'gen':>6} {'ref':>6} {'policy':>7} {'optim':>6} {'peak RSS':>9}")
-for name in ["qwen2-27m", "smollm2-135m"]:
+for name in models:
     for beta in ["0.04", "0"]:
         folder, out = f"{work}/{name}", f"{work}/out-{name}-{beta}"
         _, swift_rss = run([grpo, "train", "--model", folder, "--dataset", f"{work}/prompts.jsonl", "--output_dir", out,
@@ -116,4 +118,4 @@ for name in ["qwen2-27m", "smollm2-135m"]:
         print(f"{name:14} {beta:>5} | ratio  {t['total'] / s['total']:6.2f}x faster per step, "
               f"{swift_rss / trl_rss:.2f} of TRL's peak memory", flush=True)
 PY
-"$venv/bin/python" "$work/driver.py" "$work" "$steps" "$PWD/.build/release/grpo"
+"$venv/bin/python" "$work/driver.py" "$work" "$steps" "$PWD/.build/release/grpo" "$models"

@@ -31,5 +31,40 @@ public struct TokenBatch: Sendable {
         targetTokens = targets
     }
 
+    /// Groups of sequences that share a prompt, with the prompt packed once.
+    ///
+    /// Every continuation token is scored, each continuation's first one from the prompt's last row;
+    /// prompt tokens are not. The targets come group by group, continuation by continuation, in the
+    /// order `TokenBatch(sequences: prompt + continuation)` for each pair would give them, with the
+    /// same log-probabilities up to rounding, for 1/G of the prompt's work. Empty continuations
+    /// contribute nothing.
+    public init(prompts: [[Int32]], continuations: [[[Int32]]]) {
+        precondition(prompts.count == continuations.count, "one list of continuations per prompt")
+        var (lengths, parents, packed) = ([Int](), [Int?](), [Int32]())
+        var (rows, targets) = ([Int](), [Int32]())
+        for (prompt, group) in zip(prompts, continuations) {
+            precondition(!prompt.isEmpty, "a shared prompt needs at least one token")
+            let parent = lengths.count
+            lengths.append(prompt.count)
+            parents.append(nil)
+            packed += prompt
+            let promptLast = packed.count - 1
+            for continuation in group where !continuation.isEmpty {
+                let start = packed.count
+                lengths.append(continuation.count)
+                parents.append(parent)
+                packed += continuation
+                for i in continuation.indices {
+                    rows.append(i == 0 ? promptLast : start + i - 1)
+                    targets.append(continuation[i])
+                }
+            }
+        }
+        sequences = PackedSequences(lengths: lengths, parents: parents)
+        tokens = packed
+        targetRows = rows
+        targetTokens = targets
+    }
+
     public var tokenCount: Int { tokens.count }
 }

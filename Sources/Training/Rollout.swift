@@ -32,11 +32,23 @@ public struct Round: Codable, Sendable, Equatable {
         }
     }
 
-    /// A micro-batch of sequences `range` for the model.
+    /// A micro-batch of sequences `range` for the model, scoring the completion tokens.
+    ///
+    /// Neighbouring sequences with the same prompt (a group) share one copy of it.
     public func batch(_ range: Range<Int>) -> TokenBatch {
-        TokenBatch(
-            sequences: Array(sequences[range]),
-            scored: range.map { i in (0..<sequences[i].count).map { $0 >= promptLengths[i] } })
+        var prompts: [[Int32]] = []
+        var continuations: [[[Int32]]] = []
+        for i in range {
+            let prompt = sequences[i][..<promptLengths[i]]
+            let completion = Array(sequences[i][promptLengths[i]...])
+            if let last = prompts.last, last.elementsEqual(prompt) {
+                continuations[continuations.count - 1].append(completion)
+            } else {
+                prompts.append(Array(prompt))
+                continuations.append([completion])
+            }
+        }
+        return TokenBatch(prompts: prompts, continuations: continuations)
     }
 
     /// Token offsets of each sequence's completion in the flat log-prob arrays.

@@ -155,3 +155,37 @@ func saveThenReloadGivesIdenticalWeights(name: String) throws {
     #expect(some.count == 2)
     #expect(maxAbsDiff(some, Array(all[1..<3])).diff < 1e-5, "\(some) vs \(Array(all[1..<3]))")
 }
+
+/// A group's prompt packed once gives the same log-probs and parameter gradients as a copy of it in
+/// every sequence (up to rounding).
+@Test(arguments: ["qwen3-qknorm", "llama-gqa"])
+func sharedPromptsMatchCopiedPrompts(name: String) throws {
+    let model = try ModelLoader.load(folder: fixtureFolder(name))
+    let prompts: [[Int32]] = [[3, 4, 5, 6, 7], [9, 2]]
+    let continuations: [[[Int32]]] = [[[11, 12, 13], [14], [], [15, 16, 17, 18, 19, 20]], [[21, 22]]]
+    var sequences: [[Int32]] = []
+    var scored: [[Bool]] = []
+    for (prompt, group) in zip(prompts, continuations) {
+        for continuation in group {
+            sequences.append(prompt + continuation)
+            scored.append(prompt.map { _ in false } + continuation.map { _ in true })
+        }
+    }
+    let weights = randomFloats(12, seed: 5)
+    func run(_ batch: TokenBatch) -> (logp: [Float], gradients: [Float]) {
+        model.parameters.zeroGradients()
+        let logp = model.forward(batch, temperature: 0.7)
+        model.backward(dLogp: weights)
+        return (
+            logp,
+            Tensor(storage: model.parameters.gradients, offset: 0, shape: [model.parameters.count]).toArray()
+        )
+    }
+    let shared = TokenBatch(prompts: prompts, continuations: continuations)
+    #expect(shared.tokenCount == 7 + 12)
+    let (sharedLogp, sharedGradients) = run(shared)
+    let (copiedLogp, copiedGradients) = run(TokenBatch(sequences: sequences, scored: scored))
+    #expect(sharedLogp.count == 12)
+    #expect(maxAbsDiff(sharedLogp, copiedLogp).diff < 1e-5)
+    #expect(relativeError(sharedGradients, copiedGradients) < 1e-4)
+}

@@ -184,6 +184,68 @@ func attentionMatchesNaiveAndGradients(lengths: [Int], H: Int, K: Int, D: Int) {
     #expect(relativeError(pick(dQKV.toArray(), at: indices), pick(numeric, at: indices)) < 1e-2)
 }
 
+/// Sequences with parents attend exactly as if each carried its own copy of the parent's rows; the
+/// parent's gradient is the sum over its copies. Lengths cross the 128-row blocks; one query and one
+/// key/value head with a single family runs the threaded path, more heads the per-task one.
+@Test(arguments: [
+    ([4, 3, 5, 6, 2], [nil, 0, 0, nil, 3], 4, 2, 8), ([130, 140, 7], [nil, 0, 0], 2, 1, 4),
+    ([9, 1, 12], [nil, 0, 0], 1, 1, 8),
+])
+func attentionWithSharedParentsEqualsCopiedParents(lengths: [Int], parents: [Int?], H: Int, K: Int, D: Int) {
+    let shared = PackedSequences(lengths: lengths, parents: parents)
+    let heads = AttentionHeads(queryHeads: H, keyValueHeads: K, headDim: D)
+    let (ld, N) = (heads.qkvWidth, shared.tokenCount)
+    let qkv = randomFloats(N * ld, seed: 31, scale: 2)
+    let dOut = randomFloats(N * H * D, seed: 32)
+    // The copied layout: each sequence with a parent becomes parent rows + own rows; a parent with
+    // continuations appears only through them. copies[row of the copied layout] = row of `shared`.
+    var copies: [Int] = []
+    var copiedLengths: [Int] = []
+    for s in lengths.indices where !parents.contains(s) {
+        let parentRows = parents[s].map { Array(shared.offsets[$0]..<shared.offsets[$0 + 1]) } ?? []
+        copies += parentRows + Array(shared.offsets[s]..<shared.offsets[s + 1])
+        copiedLengths.append(parentRows.count + lengths[s])
+    }
+    let copied = PackedSequences(lengths: copiedLengths)
+    let gather = { (x: [Float], width: Int) in copies.flatMap { x[($0 * width)..<(($0 + 1) * width)] } }
+    func run(_ sequences: PackedSequences, _ qkv: [Float], _ dOut: [Float]) -> (out: [Float], dQKV: [Float]) {
+        let M = sequences.tokenCount
+        let (out, lse, dQKV) = (Tensor(zeros: [M, H * D]), Tensor(zeros: [M, H]), Tensor(zeros: [M, ld]))
+        let x = Tensor(qkv, shape: [M, ld])
+        attentionForward(out: out, lse: lse, qkv: x, sequences: sequences, heads: heads, scale: 0.4)
+        attentionBackward(
+            dQKV: dQKV, dOut: Tensor(dOut, shape: [M, H * D]), out: out, lse: lse, qkv: x,
+            sequences: sequences, heads: heads, scale: 0.4)
+        return (out.toArray(), dQKV.toArray())
+    }
+    // Only rows that are not a parent's receive an upstream gradient in the copied layout (a
+    // parent's own outputs appear once per copy there), so zero the parents' rows of dOut.
+    var dOutShared = dOut
+    for s in lengths.indices where parents.contains(s) {
+        for i in (shared.offsets[s] * H * D)..<(shared.offsets[s + 1] * H * D) { dOutShared[i] = 0 }
+    }
+    var dOutCopied = gather(dOut, H * D)
+    var row = 0
+    for s in lengths.indices where !parents.contains(s) {
+        let parentLength = parents[s].map { lengths[$0] } ?? 0
+        for i in (row * H * D)..<((row + parentLength) * H * D) { dOutCopied[i] = 0 }
+        row += parentLength + lengths[s]
+    }
+    let (sharedOut, sharedGrad) = run(shared, qkv, dOutShared)
+    let (copiedOut, copiedGrad) = run(copied, gather(qkv, ld), dOutCopied)
+    #expect(maxAbsDiff(gather(sharedOut, H * D), copiedOut).diff < 1e-5)
+    var summed = [Float](repeating: 0, count: N * ld)
+    for (r, source) in copies.enumerated() {
+        for c in 0..<ld { summed[source * ld + c] += copiedGrad[r * ld + c] }
+    }
+    #expect(maxAbsDiff(sharedGrad, summed).diff < 1e-4)
+    #expect(
+        Array(shared.positions[shared.offsets[1]..<shared.offsets[2]])
+            == (0..<lengths[1]).map {
+                Int32(lengths[0] + $0)
+            })
+}
+
 @Test func decodeAttentionEqualsLastRowOfCausalAttention() {
     let heads = AttentionHeads(queryHeads: 4, keyValueHeads: 2, headDim: 8)
     let lengths = [6, 3]

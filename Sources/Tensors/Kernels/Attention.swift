@@ -4,24 +4,59 @@ import Foundation
 // qkv rows are [q (H*D) | k (K*D) | v (K*D)], as q_proj, k_proj and v_proj run as one matmul.
 
 /// Variable-length sequences packed back to back with no padding.
+///
+/// A sequence may continue another one, its parent (a prompt shared by a group of completions):
+/// the parent's tokens are packed once, and each continuation attends to all of them before its
+/// own, with positions counting on from the parent's length. A parent has no parent itself and
+/// comes before its continuations.
 public struct PackedSequences: Equatable, Sendable {
     public let lengths: [Int]
     /// offsets[s] is the first row of sequence s; offsets.last is the total token count.
     public let offsets: [Int]
-    /// The position of each packed token within its own sequence: (N).
+    /// The position of each packed token within its own context (parent included): (N).
     public let positions: [Int32]
+    /// parents[s]: the sequence whose tokens precede sequence s's own, or nil.
+    public let parents: [Int?]
+    /// Each sequence without a parent, followed by the sequences that continue it.
+    public let families: [[Int]]
 
-    public init(lengths: [Int]) {
+    public init(lengths: [Int], parents: [Int?]? = nil) {
         precondition(lengths.allSatisfy { $0 > 0 }, "every packed sequence needs at least one token")
+        let parents = parents ?? lengths.map { _ in nil }
+        precondition(parents.count == lengths.count, "one parent entry per sequence")
         self.lengths = lengths
+        self.parents = parents
         var offsets = [0]
         for length in lengths { offsets.append(offsets.last! + length) }
         self.offsets = offsets
-        positions = lengths.flatMap { (0..<$0).map(Int32.init) }
+        var families: [[Int]] = []
+        var familyOf: [Int: Int] = [:]
+        for (s, parent) in parents.enumerated() {
+            if let parent {
+                precondition(
+                    parent < s && parents[parent] == nil,
+                    "sequence \(s)'s parent \(parent) must come before it and have no parent")
+                families[familyOf[parent]!].append(s)
+            } else {
+                familyOf[s] = families.count
+                families.append([s])
+            }
+        }
+        self.families = families
+        positions = lengths.indices.flatMap { s in
+            let prefix = parents[s].map { lengths[$0] } ?? 0
+            return (prefix..<(prefix + lengths[s])).map(Int32.init)
+        }
     }
 
     public var tokenCount: Int { offsets.last! }
-    public var maxLength: Int { lengths.max() ?? 0 }
+    /// The longest context (parent plus own tokens) of any sequence.
+    public var maxLength: Int {
+        lengths.indices.map { lengths[$0] + prefixLength($0) }.max() ?? 0
+    }
+
+    /// The number of tokens sequence s attends to before its own: its parent's length, or 0.
+    public func prefixLength(_ s: Int) -> Int { parents[s].map { lengths[$0] } ?? 0 }
 }
 
 /// Head counts of grouped-query attention: query head h reads key/value head h / (H / K).
@@ -46,41 +81,46 @@ public struct AttentionHeads: Equatable, Sendable {
 /// Causal softmax attention over packed sequences: out_h = softmax(scale q_h kᵀ + causal mask) v.
 ///
 /// qkv: (N, (H+2K)D) after RoPE -> out: (N, H*D); saves lse: (N, H), the log-sum-exp of each
-/// score row, so backward recomputes the probabilities instead of storing T² per head.
+/// score row, so backward recomputes the probabilities instead of storing T² per head. A sequence
+/// with a parent attends to all of the parent's keys, then causally to its own.
+///
+/// The work is split into (family, query head) tasks. With at least one per core, each runs on one
+/// core with single-threaded matmuls (short sequences: one small matmul per task is cheaper than a
+/// threaded one); with fewer, tasks run one after another and each matmul uses every core.
 public func attentionForward(
     out: Tensor, lse: Tensor, qkv: Tensor, sequences: PackedSequences, heads: AttentionHeads, scale: Float
 ) {
     let (H, D, ld) = (heads.queryHeads, heads.headDim, heads.qkvWidth)
     precondition(qkv.count == sequences.tokenCount * ld && out.count == sequences.tokenCount * H * D)
-    let scores = Tensor(zeros: [min(attentionBlockRows, sequences.maxLength) * sequences.maxLength])
-    let (sp, qp, op, lp) = (scores.pointer, qkv.pointer, out.pointer, lse.pointer)
-    for (s, T) in sequences.lengths.enumerated() {
-        let start = sequences.offsets[s]
-        for h in 0..<H {
-            let g = h / heads.group
-            let k = qp + start * ld + (H + g) * D
-            let v = qp + start * ld + (H + heads.keyValueHeads + g) * D
-            for i0 in stride(from: 0, to: T, by: attentionBlockRows) {
-                // Query rows i0..<i0+R see keys 0..<i0+R only (causal), so the rest is never computed.
-                let (R, keys) = (min(attentionBlockRows, T - i0), min(T, i0 + attentionBlockRows))
-                let q = qp + (start + i0) * ld + h * D
-                BLAS.sgemm(
-                    transA: false, transB: true, m: R, n: keys, k: D, alpha: scale, a: q, lda: ld, b: k,
-                    ldb: ld,
-                    c: sp, ldc: keys)
-                parallelFor(R, minimumPerTask: 32) { rows in
-                    for r in rows {
-                        let (row, visible) = (sp + r * keys, i0 + r + 1)
-                        let m = rowMax(row, visible)
-                        let total = sumExp(row, visible, scale: 1, shift: m)
-                        softmaxRow(row, count: visible, shift: m, multiplier: 1 / total)
-                        (row + visible).update(repeating: 0, count: keys - visible)
-                        lp[(start + i0 + r) * H + h] = m + Foundation.log(total)
+    let layout = AttentionLayout(sequences: sequences, heads: heads)
+    let tasks = sequences.families.count * H
+    let workers = tasks >= coreCount ? coreCount : 1
+    let scratch = Tensor(zeros: [workers * layout.scoreCount])
+    let (qp, op, lp) = (UnsafePointer(qkv.pointer), out.pointer, lse.pointer)
+    parallelTasks(workers) { w in
+        let sp = scratch.pointer + w * layout.scoreCount
+        for task in stride(from: w, to: tasks, by: workers) {
+            let h = task % H
+            for s in sequences.families[task / H] {
+                for block in layout.blocks(s) {
+                    let q = qp + (block.start + block.first) * ld + h * D
+                    layout.products(
+                        block, a: q, lda: ld, alpha: scale, rightColumn: layout.keyColumn(h), qkv: qp,
+                        into: sp)
+                    forRows(block.rows, threaded: workers == 1) { rows in
+                        for r in rows {
+                            let (row, visible) = (sp + r * block.width, block.visible(r))
+                            let m = rowMax(row, visible)
+                            let total = sumExp(row, visible, scale: 1, shift: m)
+                            softmaxRow(row, count: visible, shift: m, multiplier: 1 / total)
+                            (row + visible).update(repeating: 0, count: block.width - visible)
+                            lp[(block.start + block.first + r) * H + h] = m + Foundation.log(total)
+                        }
                     }
+                    layout.weightedSum(
+                        block, probabilities: sp, valueColumn: layout.valueColumn(h), qkv: qp,
+                        into: op + (block.start + block.first) * H * D + h * D, ldc: H * D)
                 }
-                BLAS.sgemm(
-                    transA: false, transB: false, m: R, n: D, k: keys, a: sp, lda: keys, b: v, ldb: ld,
-                    c: op + (start + i0) * H * D + h * D, ldc: H * D)
             }
         }
     }
@@ -94,7 +134,8 @@ let attentionBlockRows = 128
 ///
 /// With P recomputed from lse and δ_i = Σ_d dO_id O_id:
 /// dS = P ⊙ (dO vᵀ - δ), dq = scale dS k, dk += scale dSᵀ q, dv += Pᵀ dO.
-/// dOut: (N, H*D) -> dQKV: (N, (H+2K)D), overwritten.
+/// dOut: (N, H*D) -> dQKV: (N, (H+2K)D), overwritten. Tasks are (family, key/value head) pairs:
+/// everything that adds into one family's dk and dv for one head runs in one task.
 public func attentionBackward(
     dQKV: Tensor, dOut: Tensor, out: Tensor, lse: Tensor, qkv: Tensor,
     sequences: PackedSequences, heads: AttentionHeads, scale: Float
@@ -102,12 +143,13 @@ public func attentionBackward(
     let (H, KV, D, ld) = (heads.queryHeads, heads.keyValueHeads, heads.headDim, heads.qkvWidth)
     let N = sequences.tokenCount
     dQKV.zero()
-    let blockSize = min(attentionBlockRows, sequences.maxLength) * sequences.maxLength
-    let probs = Tensor(zeros: [blockSize])
-    let dScores = Tensor(zeros: [blockSize])
+    let layout = AttentionLayout(sequences: sequences, heads: heads)
+    let tasks = sequences.families.count * KV
+    let workers = tasks >= coreCount ? coreCount : 1
+    let scratch = Tensor(zeros: [workers * 2 * layout.scoreCount])
     let delta = Tensor(zeros: [N * H])
-    let (pp, dsp, qp, dqp, op, dop, lp, dp) = (
-        probs.pointer, dScores.pointer, qkv.pointer, dQKV.pointer, out.pointer, dOut.pointer, lse.pointer,
+    let (qp, dqp, op, dop, lp, dp) = (
+        UnsafePointer(qkv.pointer), dQKV.pointer, out.pointer, UnsafePointer(dOut.pointer), lse.pointer,
         delta.pointer
     )
     parallelFor(N * H, minimumPerTask: 256) { range in
@@ -117,43 +159,150 @@ public func attentionBackward(
             dp[r] = sum
         }
     }
-    for (s, T) in sequences.lengths.enumerated() {
-        let start = sequences.offsets[s]
-        for h in 0..<H {
-            let g = h / heads.group
-            let k = qp + start * ld + (H + g) * D
-            let v = qp + start * ld + (H + KV + g) * D
-            for i0 in stride(from: 0, to: T, by: attentionBlockRows) {
-                let (R, keys) = (min(attentionBlockRows, T - i0), min(T, i0 + attentionBlockRows))
-                let q = qp + (start + i0) * ld + h * D
-                let dO = dop + (start + i0) * H * D + h * D
-                BLAS.sgemm(
-                    transA: false, transB: true, m: R, n: keys, k: D, alpha: scale, a: q, lda: ld, b: k,
-                    ldb: ld,
-                    c: pp, ldc: keys)
-                BLAS.sgemm(
-                    transA: false, transB: true, m: R, n: keys, k: D, a: dO, lda: H * D, b: v, ldb: ld,
-                    c: dsp, ldc: keys)
-                parallelFor(R, minimumPerTask: 32) { rows in
-                    for r in rows {
-                        let (p, ds, visible) = (pp + r * keys, dsp + r * keys, i0 + r + 1)
-                        softmaxRow(p, count: visible, shift: lp[(start + i0 + r) * H + h], multiplier: 1)
-                        let di = dp[(start + i0 + r) * H + h]
-                        for j in 0..<visible { ds[j] = p[j] * (ds[j] - di) }
-                        (p + visible).update(repeating: 0, count: keys - visible)
-                        (ds + visible).update(repeating: 0, count: keys - visible)
+    parallelTasks(workers) { w in
+        let pp = scratch.pointer + w * 2 * layout.scoreCount
+        let dsp = pp + layout.scoreCount
+        for task in stride(from: w, to: tasks, by: workers) {
+            let g = task % KV
+            for s in sequences.families[task / KV] {
+                for h in (g * heads.group)..<((g + 1) * heads.group) {
+                    for block in layout.blocks(s) {
+                        let row0 = block.start + block.first
+                        let (q, dO) = (qp + row0 * ld + h * D, dop + row0 * H * D + h * D)
+                        layout.products(
+                            block, a: q, lda: ld, alpha: scale, rightColumn: layout.keyColumn(h), qkv: qp,
+                            into: pp)
+                        layout.products(
+                            block, a: dO, lda: H * D, alpha: 1, rightColumn: layout.valueColumn(h), qkv: qp,
+                            into: dsp)
+                        forRows(block.rows, threaded: workers == 1) { rows in
+                            for r in rows {
+                                let (p, ds, visible) = (
+                                    pp + r * block.width, dsp + r * block.width, block.visible(r)
+                                )
+                                softmaxRow(p, count: visible, shift: lp[(row0 + r) * H + h], multiplier: 1)
+                                let di = dp[(row0 + r) * H + h]
+                                for j in 0..<visible { ds[j] = p[j] * (ds[j] - di) }
+                                (p + visible).update(repeating: 0, count: block.width - visible)
+                                (ds + visible).update(repeating: 0, count: block.width - visible)
+                            }
+                        }
+                        // dq = scale dS k, over the parent's keys and the sequence's own.
+                        layout.weightedSum(
+                            block, probabilities: dsp, valueColumn: layout.keyColumn(h), qkv: qp,
+                            into: dqp + row0 * ld + h * D, ldc: ld, alpha: scale)
+                        // dk += scale dSᵀ q and dv += Pᵀ dO, for the parent's rows and the own ones.
+                        layout.transposedProducts(
+                            block, left: dsp, b: q, ldb: ld, alpha: scale, column: layout.keyColumn(h),
+                            into: dqp)
+                        layout.transposedProducts(
+                            block, left: pp, b: dO, ldb: H * D, alpha: 1, column: layout.valueColumn(h),
+                            into: dqp)
                     }
                 }
-                BLAS.sgemm(
-                    transA: false, transB: false, m: R, n: D, k: keys, alpha: scale, a: dsp, lda: keys, b: k,
-                    ldb: ld, c: dqp + (start + i0) * ld + h * D, ldc: ld)
-                BLAS.sgemm(
-                    transA: true, transB: false, m: keys, n: D, k: R, alpha: scale, a: dsp, lda: keys, b: q,
-                    ldb: ld, beta: 1, c: dqp + start * ld + (H + g) * D, ldc: ld)
-                BLAS.sgemm(
-                    transA: true, transB: false, m: keys, n: D, k: R, a: pp, lda: keys, b: dO, ldb: H * D,
-                    beta: 1, c: dqp + start * ld + (H + KV + g) * D, ldc: ld)
             }
+        }
+    }
+}
+
+/// `body` over 0..<count, split across the cores when `threaded`, else on the calling thread.
+@inline(__always)
+private func forRows(_ count: Int, threaded: Bool, _ body: (Range<Int>) -> Void) {
+    if threaded { parallelFor(count, minimumPerTask: 32, body) } else { body(0..<count) }
+}
+
+/// A block of query rows of one sequence and the keys it sees: the parent's, then its own.
+private struct AttentionBlock {
+    /// The sequence's first packed row, and its parent's (equal to `start` without a parent).
+    let start: Int
+    let parentStart: Int
+    /// The block's first row within its sequence, and its row count.
+    let first: Int
+    let rows: Int
+    /// Parent keys, then own keys up to the block's last row: the score matrix is (rows, width).
+    let prefix: Int
+    let own: Int
+    var width: Int { prefix + own }
+    /// Keys row r of the block sees (causal).
+    func visible(_ r: Int) -> Int { prefix + first + r + 1 }
+}
+
+/// Where attention's blocks, keys and values sit in the packed qkv rows.
+private struct AttentionLayout {
+    let sequences: PackedSequences
+    let heads: AttentionHeads
+    let blockRows: Int
+    /// Floats of one (rows, width) score matrix, the largest any block needs.
+    let scoreCount: Int
+
+    init(sequences: PackedSequences, heads: AttentionHeads) {
+        self.sequences = sequences
+        self.heads = heads
+        blockRows = min(attentionBlockRows, sequences.lengths.max() ?? 0)
+        scoreCount = blockRows * sequences.maxLength
+    }
+
+    func keyColumn(_ h: Int) -> Int { (heads.queryHeads + h / heads.group) * heads.headDim }
+    func valueColumn(_ h: Int) -> Int {
+        (heads.queryHeads + heads.keyValueHeads + h / heads.group) * heads.headDim
+    }
+
+    func blocks(_ s: Int) -> [AttentionBlock] {
+        let (start, T) = (sequences.offsets[s], sequences.lengths[s])
+        let parentStart = sequences.parents[s].map { sequences.offsets[$0] } ?? start
+        return stride(from: 0, to: T, by: blockRows).map { i0 in
+            AttentionBlock(
+                start: start, parentStart: parentStart, first: i0, rows: min(blockRows, T - i0),
+                prefix: sequences.prefixLength(s), own: min(T, i0 + blockRows))
+        }
+    }
+
+    /// scores (rows, width) = alpha a [parent rows; own rows]ᵀ, reading D columns at `rightColumn`.
+    func products(
+        _ b: AttentionBlock, a: UnsafePointer<Float>, lda: Int, alpha: Float, rightColumn: Int,
+        qkv: UnsafePointer<Float>, into scores: UnsafeMutablePointer<Float>
+    ) {
+        let (D, ld) = (heads.headDim, heads.qkvWidth)
+        if b.prefix > 0 {
+            BLAS.sgemm(
+                transA: false, transB: true, m: b.rows, n: b.prefix, k: D, alpha: alpha, a: a, lda: lda,
+                b: qkv + b.parentStart * ld + rightColumn, ldb: ld, c: scores, ldc: b.width)
+        }
+        BLAS.sgemm(
+            transA: false, transB: true, m: b.rows, n: b.own, k: D, alpha: alpha, a: a, lda: lda,
+            b: qkv + b.start * ld + rightColumn, ldb: ld, c: scores + b.prefix, ldc: b.width)
+    }
+
+    /// c (rows, D) = alpha probabilities (rows, width) [parent rows; own rows] at `valueColumn`.
+    func weightedSum(
+        _ b: AttentionBlock, probabilities: UnsafePointer<Float>, valueColumn: Int, qkv: UnsafePointer<Float>,
+        into c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float = 1
+    ) {
+        let (D, ld) = (heads.headDim, heads.qkvWidth)
+        BLAS.sgemm(
+            transA: false, transB: false, m: b.rows, n: D, k: b.own, alpha: alpha,
+            a: probabilities + b.prefix,
+            lda: b.width, b: qkv + b.start * ld + valueColumn, ldb: ld, c: c, ldc: ldc)
+        if b.prefix > 0 {
+            BLAS.sgemm(
+                transA: false, transB: false, m: b.rows, n: D, k: b.prefix, alpha: alpha, a: probabilities,
+                lda: b.width, b: qkv + b.parentStart * ld + valueColumn, ldb: ld, beta: 1, c: c, ldc: ldc)
+        }
+    }
+
+    /// [parent rows; own rows] of `into` at `column` += alpha leftᵀ (width, rows) b (rows, D).
+    func transposedProducts(
+        _ blk: AttentionBlock, left: UnsafePointer<Float>, b: UnsafePointer<Float>, ldb: Int, alpha: Float,
+        column: Int, into c: UnsafeMutablePointer<Float>
+    ) {
+        let (D, ld) = (heads.headDim, heads.qkvWidth)
+        BLAS.sgemm(
+            transA: true, transB: false, m: blk.own, n: D, k: blk.rows, alpha: alpha, a: left + blk.prefix,
+            lda: blk.width, b: b, ldb: ldb, beta: 1, c: c + blk.start * ld + column, ldc: ld)
+        if blk.prefix > 0 {
+            BLAS.sgemm(
+                transA: true, transB: false, m: blk.prefix, n: D, k: blk.rows, alpha: alpha, a: left,
+                lda: blk.width, b: b, ldb: ldb, beta: 1, c: c + blk.parentStart * ld + column, ldc: ld)
         }
     }
 }
