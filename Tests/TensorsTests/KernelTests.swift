@@ -184,9 +184,10 @@ func attentionMatchesNaiveAndGradients(lengths: [Int], H: Int, K: Int, D: Int) {
     #expect(relativeError(pick(dQKV.toArray(), at: indices), pick(numeric, at: indices)) < 1e-2)
 }
 
-/// Sequences with parents attend exactly as if each carried its own copy of the parent's rows; the
-/// parent's gradient is the sum over its copies. Lengths cross the 128-row blocks; one query and one
-/// key/value head with a single family runs the threaded path, more heads the per-task one.
+/// Sequences with parents attend as if each carried its own copy of the parent's rows.
+///
+/// The parent's gradient is the sum over its copies. Lengths cross the 128-row blocks; one query and
+/// one key/value head with a single family runs the threaded path, more heads the per-task one.
 @Test(arguments: [
     ([4, 3, 5, 6, 2], [nil, 0, 0, nil, 3], 4, 2, 8), ([130, 140, 7], [nil, 0, 0], 2, 1, 4),
     ([9, 1, 12], [nil, 0, 0], 1, 1, 8),
