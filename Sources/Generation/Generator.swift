@@ -160,6 +160,18 @@ public final class Generator {
         _ scratch: inout [Float]
     ) {
         let logprobTemperature = p.temperature > 0 ? p.temperature : 1
+        let plain = p.temperature > 0 && p.topK == 0 && p.topP == 1 && p.minP == 0
+        if plain && p.repetitionPenalty == 1 {
+            // Plain sampling straight from the row: no copy, and no probabilities written.
+            let (token, logSumExp) = row.withUnsafeBufferPointer {
+                drawFromSoftmax(
+                    $0.baseAddress!, count: $0.count, temperature: p.temperature,
+                    uniform: sequence.rng.nextUniform())
+            }
+            sequence.completion.tokens.append(token)
+            sequence.completion.logprobs.append(row[row.startIndex + Int(token)] / p.temperature - logSumExp)
+            return
+        }
         row.withUnsafeBufferPointer { source in
             scratch.withUnsafeMutableBufferPointer {
                 $0.baseAddress!.update(from: source.baseAddress!, count: source.count)
@@ -170,24 +182,24 @@ public final class Generator {
                 &scratch, previous: prompt + sequence.completion.tokens, penalty: p.repetitionPenalty)
         }
         let token: Int32
-        // log Σ exp(row / T) of the unadjusted row, when the softmax already computed it.
-        var rowLogSumExp: Float?
         if p.temperature == 0 {
             token = argmax(scratch[...])
-        } else if p.topK == 0 && p.topP == 1 && p.minP == 0 {
-            // Plain sampling: one vectorised softmax, then the inverse CDF in token order.
-            let logSumExp = softmaxInPlace(&scratch, temperature: p.temperature)
-            if p.repetitionPenalty == 1 { rowLogSumExp = logSumExp }
-            token = draw(probabilities: scratch, uniform: sequence.rng.nextUniform())
+        } else if plain {
+            token = scratch.withUnsafeBufferPointer {
+                drawFromSoftmax(
+                    $0.baseAddress!, count: $0.count, temperature: p.temperature,
+                    uniform: sequence.rng.nextUniform()
+                ).token
+            }
         } else {
             let distribution = samplingDistribution(
                 logits: scratch, temperature: p.temperature, topK: p.topK, topP: p.topP, minP: p.minP)
             token = draw(distribution, uniform: sequence.rng.nextUniform())
         }
         sequence.completion.tokens.append(token)
-        let logSumExp = rowLogSumExp ?? logSumExp(row, temperature: logprobTemperature)
         sequence.completion.logprobs.append(
-            row[row.startIndex + Int(token)] / logprobTemperature - logSumExp)
+            row[row.startIndex + Int(token)] / logprobTemperature
+                - logSumExp(row, temperature: logprobTemperature))
     }
 
     private func finishIfDone(_ sequence: inout Live, token: Int32, parameters: SamplingParameters) {

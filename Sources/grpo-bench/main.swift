@@ -53,14 +53,14 @@ if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "train-setup"
     exit(0)
 }
 
-// `grpo-bench rollout FOLDER`: writes the two benchmark models (random weights, HF format) under
-// FOLDER and the prompts, then times 4 prompts x 8 completions x 128 new tokens on each
-// (scripts/bench_generate.sh runs transformers' generate on the same folders).
+// `grpo-bench rollout FOLDER [NAME]`: writes the two benchmark models (random weights, HF format)
+// under FOLDER and the prompts, then times 4 prompts x 8 completions x 128 new tokens on each, or
+// on the one named (scripts/bench_generate.sh runs transformers' generate on the same folders).
 if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "rollout" {
     let root = CommandLine.arguments[2]
-    let shapes = benchmarkShapes
+    let only = CommandLine.arguments.count >= 4 ? CommandLine.arguments[3] : nil
     var rng = SplitMix64(seed: 5)
-    for (name, config) in shapes {
+    for (name, config) in benchmarkShapes {
         let folder = root + "/" + name
         let model = ModelLoader.randomModel(config: config, seed: 11)
         try ModelLoader.save(model, to: folder)
@@ -70,6 +70,7 @@ if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "rollout" {
             + prompts.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }.joined(separator: ",")
             + "]"
         try promptsJSON.write(toFile: folder + "/prompts.json", atomically: true, encoding: .utf8)
+        if let only, only != name { continue }
         var parameters = SamplingParameters()
         parameters.numGenerations = 8
         parameters.maxNewTokens = 128
@@ -92,6 +93,36 @@ if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "rollout" {
                 produced, t,
                 Double(produced) / t, formatBytes(generator.peakCacheBytes), formatBytes(peakResidentBytes()))
         )
+    }
+    exit(0)
+}
+
+// `grpo-bench decode-attention`: one decode step's attention (32 sequences, the 27M and 135M
+// models' heads, 96 and 160 cached tokens), the kernel alone, best of 20 runs of 8 layers' worth.
+if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "decode-attention" {
+    for (H, K, D) in [(8, 2, 64), (9, 3, 64)] {
+        for L in [96, 160] {
+            let (B, layers) = (32, 8)
+            let heads = AttentionHeads(queryHeads: H, keyValueHeads: K, headDim: D)
+            let q = Tensor(zeros: [B, H * D])
+            for i in 0..<q.count { q[i] = Float(i % 7) * 0.01 }
+            let caches = (0..<(2 * B * layers)).map { _ in Tensor(zeros: [L, K * D]) }
+            for c in caches { for i in 0..<c.count { c[i] = Float(i % 5) * 0.01 } }
+            let out = Tensor(zeros: [B, H * D])
+            let t = best(20) {
+                for l in 0..<layers {
+                    attentionDecode(
+                        out: out, q: q, keys: Array(caches[(2 * l * B)..<((2 * l + 1) * B)]),
+                        values: Array(caches[((2 * l + 1) * B)..<((2 * l + 2) * B)]),
+                        lengths: [Int](repeating: L, count: B), heads: heads, scale: 0.125)
+                }
+            }
+            let bytes = Double(layers * B * L * 2 * K * D * 4)
+            print(
+                String(
+                    format: "heads %d/%d, %3d cached tokens: %6.3f ms per step (8 layers), %5.1f GB/s of K/V",
+                    H, K, L, t * 1e3, bytes / t / 1e9))
+        }
     }
     exit(0)
 }

@@ -63,16 +63,30 @@ private func probabilities(_ d: [(token: Int32, probability: Float)]) -> [Int32:
 }
 
 @Test func denseFastPathDrawsWhatTheGeneralPathDraws() {
-    let logits = (0..<300).map { Float(sin(Double($0) * 1.7)) * 3 }
+    // 301 logits: 18 chunks of 16 and a scalar tail; one logit far below the rest rounds to 0.
+    var logits = (0..<301).map { Float(sin(Double($0) * 1.7)) * 3 }
+    logits[299] = -200
     var probabilities = logits
-    _ = softmaxInPlace(&probabilities, temperature: 0.8)
+    let softmaxLogSumExp = softmaxInPlace(&probabilities, temperature: 0.8)
     let distribution = samplingDistribution(logits: logits, temperature: 0.8)
     var rng = completionStream(seed: 3, prompt: 1, sample: 2)
-    var differ = 0
+    var (differ, fusedDiffer) = (0, 0)
     for _ in 0..<5000 {
         let u = rng.nextUniform()
-        if draw(probabilities: probabilities, uniform: u) != draw(distribution, uniform: u) { differ += 1 }
+        let general = draw(distribution, uniform: u)
+        if draw(probabilities: probabilities, uniform: u) != general { differ += 1 }
+        let (token, logSumExp) = logits.withUnsafeBufferPointer {
+            drawFromSoftmax($0.baseAddress!, count: $0.count, temperature: 0.8, uniform: u)
+        }
+        if token != general { fusedDiffer += 1 }
+        #expect(logSumExp == softmaxLogSumExp)
     }
     // Float vs Double rounding may move a boundary by an ulp; a real difference would show often.
     #expect(differ <= 2)
+    #expect(fusedDiffer <= 2)
+    // u just below 1 lands on the last token with any probability, not on the one that rounds to 0.
+    let (last, _) = logits.withUnsafeBufferPointer {
+        drawFromSoftmax($0.baseAddress!, count: $0.count, temperature: 0.8, uniform: 0.999_999_9)
+    }
+    #expect(last == 300)
 }

@@ -247,39 +247,42 @@ func attentionWithSharedParentsEqualsCopiedParents(lengths: [Int], parents: [Int
             })
 }
 
-@Test func decodeAttentionEqualsLastRowOfCausalAttention() {
-    let heads = AttentionHeads(queryHeads: 4, keyValueHeads: 2, headDim: 8)
-    let lengths = [6, 3]
+/// Head dims and cache lengths cover both the vectorised paths (8 keys, 16 columns at a time, odd
+/// groups) and the scalar tails.
+@Test(arguments: [([6, 3], 4, 2, 8), ([19, 8, 1, 40], 6, 2, 32), ([17, 70], 8, 2, 64), ([9], 2, 2, 24)])
+func decodeAttentionEqualsLastRowOfCausalAttention(lengths: [Int], H: Int, K: Int, D: Int) {
+    let heads = AttentionHeads(queryHeads: H, keyValueHeads: K, headDim: D)
     let sequences = PackedSequences(lengths: lengths)
-    let (N, ld, KD) = (sequences.tokenCount, heads.qkvWidth, 2 * 8)
+    let (N, ld, KD, HD) = (sequences.tokenCount, heads.qkvWidth, K * D, H * D)
     let qkv = randomFloats(N * ld, seed: 17)
-    let (out, lse) = (Tensor(zeros: [N, 32]), Tensor(zeros: [N, 4]))
+    let (out, lse) = (Tensor(zeros: [N, HD]), Tensor(zeros: [N, H]))
     attentionForward(
         out: out, lse: lse, qkv: Tensor(qkv, shape: [N, ld]), sequences: sequences, heads: heads,
         scale: 0.3)
     var q = [Float]()
     var keys = [Tensor]()
     var values = [Tensor]()
+    var expected = [Float]()
+    let all = out.toArray()
     for (s, T) in lengths.enumerated() {
         let start = sequences.offsets[s]
         let last = (start + T - 1) * ld
-        q += qkv[last..<(last + 32)]
+        q += qkv[last..<(last + HD)]
         var k = [Float]()
         var v = [Float]()
         for t in 0..<T {
             let row = (start + t) * ld
-            k += qkv[(row + 32)..<(row + 32 + KD)]
-            v += qkv[(row + 48)..<(row + 48 + KD)]
+            k += qkv[(row + HD)..<(row + HD + KD)]
+            v += qkv[(row + HD + KD)..<(row + HD + 2 * KD)]
         }
         keys.append(Tensor(k, shape: [T, KD]))
         values.append(Tensor(v, shape: [T, KD]))
+        expected += all[((start + T - 1) * HD)..<((start + T) * HD)]
     }
-    let decoded = Tensor(zeros: [2, 32])
+    let decoded = Tensor(zeros: [lengths.count, HD])
     attentionDecode(
-        out: decoded, q: Tensor(q, shape: [2, 32]), keys: keys, values: values, lengths: lengths,
+        out: decoded, q: Tensor(q, shape: [lengths.count, HD]), keys: keys, values: values, lengths: lengths,
         heads: heads, scale: 0.3)
-    let all = out.toArray()
-    let expected = Array(all[(5 * 32)..<(6 * 32)] + all[(8 * 32)..<(9 * 32)])
     #expect(maxAbsDiff(decoded.toArray(), expected).diff < 1e-5)
 }
 

@@ -97,6 +97,47 @@ public func softmaxInPlace(_ row: inout [Float], temperature: Float) -> Float {
     }
 }
 
+/// Draws a token from softmax(row / temperature) with one uniform number, in token order, without
+/// writing the probabilities; returns it with the log-sum-exp of `row / temperature`.
+///
+/// Two passes find the maximum and the normaliser; the third recomputes exp 16 values at a time and
+/// stops in the chunk where the running sum passes `u` times the normaliser (half the row, on
+/// average). The same draw as `softmaxInPlace` then `draw(probabilities:)` up to rounding.
+public func drawFromSoftmax(
+    _ row: UnsafePointer<Float>, count n: Int, temperature: Float, uniform u: Float
+) -> (token: Int32, logSumExp: Float) {
+    precondition(temperature > 0 && n > 0, "drawing needs a positive temperature and a row")
+    let inverse = 1 / temperature
+    let shift = rowMax(row, n) * inverse
+    let total = sumExp(row, n, scale: inverse, shift: shift)
+    let logSumExp = shift + Foundation.log(total)
+    let target = u * total
+    var cumulative: Float = 0
+    var i = 0
+    while i + 16 <= n {
+        let e = simdExp(row.loadSIMD16(at: i) * inverse - shift)
+        let chunk = e.sum()
+        if cumulative + chunk > target {
+            for k in 0..<16 {
+                cumulative += e[k]
+                if target < cumulative { return (Int32(i + k), logSumExp) }
+            }
+        } else {
+            cumulative += chunk
+        }
+        i += 16
+    }
+    while i < n {
+        cumulative += fastExp(row[i] * inverse - shift)
+        if target < cumulative { return (Int32(i), logSumExp) }
+        i += 1
+    }
+    // Rounding left the target past the end: the last token with any probability.
+    var last = n - 1
+    while last > 0 && fastExp(row[last] * inverse - shift) == 0 { last -= 1 }
+    return (Int32(last), logSumExp)
+}
+
 /// log Σ exp(row[i] / temperature), vectorised.
 public func logSumExp(_ row: ArraySlice<Float>, temperature: Float) -> Float {
     row.withUnsafeBufferPointer { buffer in
