@@ -211,7 +211,9 @@ public final class GRPOTrainer {
 
     /// Consecutive runs of `range` within `forward_batch_tokens`.
     private func chunks(_ round: Round, _ range: Range<Int>) -> [Range<Int>] {
-        tokenChunks(lengths: round.sequences.map(\.count), range, maxTokens: config.forwardBatchTokens)
+        tokenChunks(
+            lengths: round.sequences.map(\.count), shared: round.sharedPromptLengths(), range,
+            maxTokens: config.forwardBatchTokens)
     }
 
     // MARK: - One optimizer step

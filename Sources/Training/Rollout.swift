@@ -51,6 +51,16 @@ public struct Round: Codable, Sendable, Equatable {
         return TokenBatch(prompts: prompts, continuations: continuations)
     }
 
+    /// Per sequence, the length of its prompt if sequence i-1 has the same one (then `batch` packs
+    /// it once), else 0.
+    public func sharedPromptLengths() -> [Int] {
+        sequences.indices.map { i in
+            i > 0 && promptLengths[i] == promptLengths[i - 1]
+                && sequences[i][..<promptLengths[i]].elementsEqual(sequences[i - 1][..<promptLengths[i]])
+                ? promptLengths[i] : 0
+        }
+    }
+
     /// Token offsets of each sequence's completion in the flat log-prob arrays.
     public func tokenOffsets() -> [Int] {
         var offsets = [0]

@@ -89,16 +89,21 @@ func applyUpdate(
 
 /// Consecutive runs of `range` holding at most `maxTokens` tokens (at least one sequence each):
 /// what one forward and backward pass holds in memory.
-func tokenChunks(lengths: [Int], _ range: Range<Int>, maxTokens: Int) -> [Range<Int>] {
+///
+/// `shared[i]` tokens of sequence i (its prompt, when it is the same as sequence i-1's) are packed
+/// once per run, so they count only where a run starts.
+func tokenChunks(lengths: [Int], shared: [Int]? = nil, _ range: Range<Int>, maxTokens: Int) -> [Range<Int>] {
     var result: [Range<Int>] = []
     var start = range.lowerBound
     var tokens = 0
     for i in range {
-        if i > start && tokens + lengths[i] > maxTokens {
+        let added = i > start ? lengths[i] - (shared?[i] ?? 0) : lengths[i]
+        if i > start && tokens + added > maxTokens {
             result.append(start..<i)
-            (start, tokens) = (i, 0)
+            (start, tokens) = (i, lengths[i])
+        } else {
+            tokens += added
         }
-        tokens += lengths[i]
     }
     if start < range.upperBound { result.append(start..<range.upperBound) }
     return result

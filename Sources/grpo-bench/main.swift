@@ -97,6 +97,40 @@ if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "rollout" {
     exit(0)
 }
 
+// `grpo-bench decode-matmul`: the linear layers of one decode step at 32 rows, each on fresh
+// weights as in decoding (a model's weights do not stay in cache between steps), in GFLOP/s.
+if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "decode-matmul" {
+    let shapes: [(String, Int, Int)] = [
+        ("27M qkv", 512, 768), ("27M o", 512, 512), ("27M gate+up", 512, 2816), ("27M down", 1408, 512),
+        ("27M lm_head", 512, 8192), ("135M qkv", 576, 960), ("135M o", 576, 576),
+        ("135M gate+up", 576, 3072), ("135M down", 1536, 576), ("135M lm_head", 576, 49152),
+    ]
+    for (name, k, n) in shapes {
+        let m = 32
+        // Enough copies of the weights to exceed the last-level cache, used round robin.
+        let copies = max(2, 64 * 1024 * 1024 / (n * k * 4))
+        let weights = (0..<copies).map { _ in Tensor(zeros: [n, k]) }
+        for w in weights { for i in stride(from: 0, to: w.count, by: 97) { w[i] = 0.01 } }
+        let (x, y) = (Tensor(zeros: [m, k]), Tensor(zeros: [m, n]))
+        for i in 0..<x.count { x[i] = Float(i % 7) * 0.1 }
+        var next = 0
+        let t = best(5) {
+            for _ in 0..<copies {
+                linearForward(y: y, x: x, weight: weights[next % copies])
+                next += 1
+            }
+        }
+        let flops = 2.0 * Double(m * n * k * copies)
+        let bytes = Double(n * k * 4 * copies)
+        print(
+            String(
+                format: "%@ 32 x %5d -> %5d: %6.1f GFLOP/s, weights streamed at %5.1f GB/s", field(name, 14),
+                k, n,
+                flops / t / 1e9, bytes / t / 1e9))
+    }
+    exit(0)
+}
+
 // `grpo-bench decode-attention`: one decode step's attention (32 sequences, the 27M and 135M
 // models' heads, 96 and 160 cached tokens), the kernel alone, best of 20 runs of 8 layers' worth.
 if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "decode-attention" {

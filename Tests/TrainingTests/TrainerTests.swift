@@ -192,6 +192,23 @@ struct TrainerEdgeTests {
         #expect(round.mask(maskTruncated: true) == [1, 1, 0, 0, 0])
         #expect(round.tokenOffsets() == [0, 2, 5])
     }
+
+    @Test func groupsShareTheirPromptInBatchesAndChunks() {
+        // Two groups of two: prompts [1, 2] and [1, 3] (same length, different tokens).
+        let round = Round(
+            sequences: [[1, 2, 7, 8], [1, 2, 9], [1, 3, 7], [1, 3, 4, 5, 6]], promptLengths: [2, 2, 2, 2],
+            advantages: [1, -1, 1, -1], truncated: [false, false, false, false], metrics: [:], sample: [])
+        #expect(round.sharedPromptLengths() == [0, 2, 0, 2])
+        let batch = round.batch(0..<4)
+        #expect(batch.tokens == [1, 2, 7, 8, 9, 1, 3, 7, 4, 5, 6])
+        #expect(batch.sequences.parents == [nil, 0, 0, nil, 3, 3])
+        #expect(batch.targetTokens == [7, 8, 9, 7, 4, 5, 6])
+        #expect(batch.targetRows == [1, 2, 1, 6, 6, 8, 9])
+        // Shared prompt tokens count once per chunk: 4 + 1 fits in 5, then 3 + 4 > 5.
+        let chunks = tokenChunks(
+            lengths: round.sequences.map(\.count), shared: round.sharedPromptLengths(), 0..<4, maxTokens: 5)
+        #expect(chunks == [0..<2, 2..<3, 3..<4])
+    }
 }
 
 struct ChunkingTests {
