@@ -3,7 +3,8 @@
 # folders, dataset, reward and settings, in one run: G 8, 4 prompts per step, 128 completion tokens,
 # float32, CPU with 2 threads, beta 0.04 and beta 0. Each side runs in its own process; the first
 # step is a warm-up and the next three are averaged. Makes a throwaway virtual environment outside the
-# repository. Usage: scripts/bench_train.sh [STEPS [MODEL...]] (models: qwen2-27m smollm2-135m)
+# repository. Usage: [PROMPT_TOKENS=N] scripts/bench_train.sh [STEPS [MODEL...]]
+# (models: qwen2-27m smollm2-135m; prompts are 32 tokens unless PROMPT_TOKENS says otherwise)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work="${TMPDIR:-/tmp}/grpo-bench-train"
@@ -15,7 +16,7 @@ rm -rf "$work" && mkdir -p "$work"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q torch transformers==5.23.0 trl==1.16.0 safetensors datasets accelerate
 swift build -c release --product grpo --product grpo-bench >/dev/null 2>&1 || swift build -c release
-.build/release/grpo-bench train-setup "$work"
+.build/release/grpo-bench train-setup "$work" "${PROMPT_TOKENS:-32}"
 
 cat >"$work/trl_step.py" <<'PY'
 import json, re, sys, time

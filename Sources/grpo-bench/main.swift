@@ -32,11 +32,12 @@ let benchmarkShapes: [(String, ModelConfig)] = [
     ("smollm2-135m", smolLM2Shape(layers: 30)),
 ]
 
-// `grpo-bench train-setup FOLDER`: writes the two benchmark models with a byte-level tokenizer and a
-// 64-prompt dataset (32-byte prompts, so 32 tokens) for scripts/bench_train.sh, which runs
-// `grpo train` and TRL's GRPOTrainer on them.
+// `grpo-bench train-setup FOLDER [PROMPT_TOKENS]`: writes the two benchmark models with a byte-level
+// tokenizer and a 64-prompt dataset (32-byte prompts by default, so 32 tokens) for
+// scripts/bench_train.sh, which runs `grpo train` and TRL's GRPOTrainer on them.
 if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "train-setup" {
     let root = CommandLine.arguments[2]
+    let promptTokens = CommandLine.arguments.count >= 4 ? Int(CommandLine.arguments[3]) ?? 32 : 32
     for (name, config) in benchmarkShapes {
         try ToyModel.write(to: root + "/" + name, config: config, seed: 11)
     }
@@ -45,7 +46,7 @@ if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "train-setup"
         let b = 100 + (i * 91) % 900
         let text = "Question \(i % 10): add \(a) and \(b). A:"
         return
-            "{\"prompt\": \"\(text.padding(toLength: 32, withPad: " ", startingAt: 0))\", \"answer\": \"\(a + b)\"}"
+            "{\"prompt\": \"\(text.padding(toLength: promptTokens, withPad: " ", startingAt: 0))\", \"answer\": \"\(a + b)\"}"
     }
     try (lines.joined(separator: "\n") + "\n").write(
         toFile: root + "/prompts.jsonl", atomically: true, encoding: .utf8)
