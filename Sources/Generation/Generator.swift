@@ -143,7 +143,8 @@ public final class Generator {
         let V = model.config.vocabSize
         live.withUnsafeMutableBufferPointer { sequences in
             parallelFor(sequences.count, minimumPerTask: max(1, 32_768 / V)) { range in
-                var scratch = [Float](repeating: 0, count: V)
+                // Only a repetition penalty needs a copy of the logits to change.
+                var scratch = [Float](repeating: 0, count: p.repetitionPenalty != 1 ? V : 0)
                 for i in range {
                     let prompt = prompts[sequences[i].prompt]
                     sample(rows[(i * V)..<((i + 1) * V)], &sequences[i], prompt, p, &scratch)
@@ -154,52 +155,42 @@ public final class Generator {
 
     /// Picks the next token of one sequence from its logits row and records it with its log-prob.
     ///
-    /// `scratch` (V floats) holds the adjusted logits and then the probabilities.
+    /// `scratch` (V floats) holds the logits after a repetition penalty; without one, the row is read
+    /// in place.
     private func sample(
         _ row: ArraySlice<Float>, _ sequence: inout Live, _ prompt: [Int32], _ p: SamplingParameters,
         _ scratch: inout [Float]
     ) {
         let logprobTemperature = p.temperature > 0 ? p.temperature : 1
-        let plain = p.temperature > 0 && p.topK == 0 && p.topP == 1 && p.minP == 0
-        if plain && p.repetitionPenalty == 1 {
-            // Plain sampling straight from the row: no copy, and no probabilities written.
-            let (token, logSumExp) = row.withUnsafeBufferPointer {
+        var logits = row
+        if p.repetitionPenalty != 1 {
+            scratch.replaceSubrange(scratch.indices, with: row)
+            applyRepetitionPenalty(
+                &scratch, previous: prompt + sequence.completion.tokens, penalty: p.repetitionPenalty)
+            logits = scratch[...]
+        }
+        let token: Int32
+        // log Σ exp(row / T) of the unadjusted row, when the draw already computed it.
+        var rowLogSumExp: Float?
+        if p.temperature == 0 {
+            token = argmax(logits)
+        } else if p.topK == 0 && p.topP == 1 && p.minP == 0 {
+            // Plain sampling: no probabilities written, the draw stops where the CDF passes u.
+            let drawn = logits.withUnsafeBufferPointer {
                 drawFromSoftmax(
                     $0.baseAddress!, count: $0.count, temperature: p.temperature,
                     uniform: sequence.rng.nextUniform())
             }
-            sequence.completion.tokens.append(token)
-            sequence.completion.logprobs.append(row[row.startIndex + Int(token)] / p.temperature - logSumExp)
-            return
-        }
-        row.withUnsafeBufferPointer { source in
-            scratch.withUnsafeMutableBufferPointer {
-                $0.baseAddress!.update(from: source.baseAddress!, count: source.count)
-            }
-        }
-        if p.repetitionPenalty != 1 {
-            applyRepetitionPenalty(
-                &scratch, previous: prompt + sequence.completion.tokens, penalty: p.repetitionPenalty)
-        }
-        let token: Int32
-        if p.temperature == 0 {
-            token = argmax(scratch[...])
-        } else if plain {
-            token = scratch.withUnsafeBufferPointer {
-                drawFromSoftmax(
-                    $0.baseAddress!, count: $0.count, temperature: p.temperature,
-                    uniform: sequence.rng.nextUniform()
-                ).token
-            }
+            token = drawn.token
+            if p.repetitionPenalty == 1 { rowLogSumExp = drawn.logSumExp }
         } else {
             let distribution = samplingDistribution(
-                logits: scratch, temperature: p.temperature, topK: p.topK, topP: p.topP, minP: p.minP)
+                logits: Array(logits), temperature: p.temperature, topK: p.topK, topP: p.topP, minP: p.minP)
             token = draw(distribution, uniform: sequence.rng.nextUniform())
         }
         sequence.completion.tokens.append(token)
-        sequence.completion.logprobs.append(
-            row[row.startIndex + Int(token)] / logprobTemperature
-                - logSumExp(row, temperature: logprobTemperature))
+        let logSumExp = rowLogSumExp ?? logSumExp(row, temperature: logprobTemperature)
+        sequence.completion.logprobs.append(row[row.startIndex + Int(token)] / logprobTemperature - logSumExp)
     }
 
     private func finishIfDone(_ sequence: inout Live, token: Int32, parameters: SamplingParameters) {

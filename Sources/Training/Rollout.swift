@@ -39,27 +39,29 @@ public struct Round: Codable, Sendable, Equatable {
         var prompts: [[Int32]] = []
         var continuations: [[[Int32]]] = []
         for i in range {
-            let prompt = sequences[i][..<promptLengths[i]]
             let completion = Array(sequences[i][promptLengths[i]...])
-            if let last = prompts.last, last.elementsEqual(prompt) {
+            if i > range.lowerBound && sharedPromptLength(i) > 0 {
                 continuations[continuations.count - 1].append(completion)
             } else {
-                prompts.append(Array(prompt))
+                prompts.append(Array(sequences[i][..<promptLengths[i]]))
                 continuations.append([completion])
             }
         }
         return TokenBatch(prompts: prompts, continuations: continuations)
     }
 
-    /// Per sequence, the length of its prompt if sequence i-1 has the same one (then `batch` packs
-    /// it once), else 0.
-    public func sharedPromptLengths() -> [Int] {
-        sequences.indices.map { i in
-            i > 0 && promptLengths[i] == promptLengths[i - 1]
-                && sequences[i][..<promptLengths[i]].elementsEqual(sequences[i - 1][..<promptLengths[i]])
-                ? promptLengths[i] : 0
-        }
+    /// The length of sequence i's prompt if sequence i-1 has the same prompt (then `batch` packs it
+    /// once), else 0.
+    public func sharedPromptLength(_ i: Int) -> Int {
+        let length = promptLengths[i]
+        let same =
+            i > 0 && promptLengths[i - 1] == length
+            && sequences[i][..<length].elementsEqual(sequences[i - 1][..<length])
+        return same ? length : 0
     }
+
+    /// `sharedPromptLength` of every sequence.
+    public func sharedPromptLengths() -> [Int] { sequences.indices.map(sharedPromptLength) }
 
     /// Token offsets of each sequence's completion in the flat log-prob arrays.
     public func tokenOffsets() -> [Int] {
