@@ -43,7 +43,7 @@ let package = Package(
         .executableTarget(
             name: "grpo",
             dependencies: [
-                "Models", "SafeTensors", "Tokenizers", "Generation", "Rewards", "Training",
+                "Models", "SafeTensors", "Tensors", "Tokenizers", "Generation", "Rewards", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ],

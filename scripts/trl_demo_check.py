@@ -3,7 +3,7 @@
 Trains the demo's SFT model folder on its RL prompts with TRL, same knobs as `grpo demo`'s GRPO
 stage, and saves the result; evaluate it with `grpo eval` to compare held-out accuracy.
 
-    python scripts/trl_demo_check.py DEMO_DIR OUT_DIR [steps] [learning_rate] [prompts_per_step]
+    python scripts/trl_demo_check.py DEMO_DIR OUT_DIR [steps] [learning_rate] [prompts_per_step] [temperature]
 """
 import json, re, sys
 import torch
@@ -12,9 +12,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import GRPOConfig, GRPOTrainer
 
 demo, out = sys.argv[1], sys.argv[2]
-steps = int(sys.argv[3]) if len(sys.argv) > 3 else 100
-rate = float(sys.argv[4]) if len(sys.argv) > 4 else 5e-5
+steps = int(sys.argv[3]) if len(sys.argv) > 3 else 60
+rate = float(sys.argv[4]) if len(sys.argv) > 4 else 1e-4
 prompts = int(sys.argv[5]) if len(sys.argv) > 5 else 8
+temperature = float(sys.argv[6]) if len(sys.argv) > 6 else 0.7
 torch.set_num_threads(2)
 answer = re.compile(r"<answer>(.*?)</answer>", re.S)
 
@@ -32,7 +33,7 @@ model = AutoModelForCausalLM.from_pretrained(f"{demo}/sft", dtype=torch.float32)
 tokenizer = AutoTokenizer.from_pretrained(f"{demo}/sft")
 config = GRPOConfig(
     output_dir=out, per_device_train_batch_size=prompts * 8, num_generations=8, steps_per_generation=1,
-    max_completion_length=64, temperature=1.0, beta=0.0, loss_type="dapo", learning_rate=rate,
+    max_completion_length=64, temperature=temperature, beta=0.0, loss_type="dapo", learning_rate=rate,
     lr_scheduler_type="constant", max_steps=steps, use_cpu=True, report_to="none", logging_steps=10,
     save_strategy="no", seed=1, dataloader_num_workers=0)
 trainer = GRPOTrainer(model=model, reward_funcs=accuracy, args=config, train_dataset=data,

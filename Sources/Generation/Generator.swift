@@ -80,6 +80,8 @@ public final class Generator {
         let cache: KVCache
         var completion = Completion(tokens: [], logprobs: [], finishReason: .length, text: nil)
         var finished = false
+        /// Set when this sequence's logits row held NaN or infinity (broken or overflowing weights).
+        var brokenLogits = false
     }
 
     private func generateWave(
@@ -112,6 +114,9 @@ public final class Generator {
         var done: [Live] = []
         while !live.isEmpty {
             sampleAll(rows, &live, prompts, parameters)
+            if live.contains(where: \.brokenLogits) {
+                throw GenerationError.nonFiniteLogits(model: model.sourceFolder ?? "the model")
+            }
             for i in live.indices {
                 let token = live[i].completion.tokens.last!
                 onToken?(live[i].prompt, live[i].sample, token)
@@ -172,6 +177,16 @@ public final class Generator {
         let token: Int32
         // log Σ exp(row / T) of the unadjusted row, when the draw already computed it.
         var rowLogSumExp: Float?
+        let plain = p.temperature > 0 && p.topK == 0 && p.topP == 1 && p.minP == 0
+        if !plain {
+            // Filters sort and normalise the row: NaN must not reach them.
+            let total = logSumExp(row, temperature: logprobTemperature)
+            guard total.isFinite else {
+                sequence.brokenLogits = true
+                return
+            }
+            rowLogSumExp = total
+        }
         if p.temperature == 0 {
             token = argmax(logits)
         } else if p.topK == 0 && p.topP == 1 && p.minP == 0 {
@@ -190,7 +205,9 @@ public final class Generator {
         }
         sequence.completion.tokens.append(token)
         let logSumExp = rowLogSumExp ?? logSumExp(row, temperature: logprobTemperature)
-        sequence.completion.logprobs.append(row[row.startIndex + Int(token)] / logprobTemperature - logSumExp)
+        let logprob = row[row.startIndex + Int(token)] / logprobTemperature - logSumExp
+        if !logprob.isFinite { sequence.brokenLogits = true }
+        sequence.completion.logprobs.append(logprob)
     }
 
     private func finishIfDone(_ sequence: inout Live, token: Int32, parameters: SamplingParameters) {

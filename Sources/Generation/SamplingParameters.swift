@@ -59,17 +59,39 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
     case promptTooLong(index: Int, tokens: Int, maxNewTokens: Int, context: Int)
     case tokenOutOfRange(index: Int, id: Int32, vocabSize: Int)
     case cacheBudgetTooSmall(needed: Int, budget: Int)
+    case nonFiniteLogits(model: String)
+
+    /// The 0-based index of the prompt at fault, for errors about one prompt.
+    public var promptIndex: Int? {
+        switch self {
+        case .emptyPrompt(let index), .promptTooLong(let index, _, _, _), .tokenOutOfRange(let index, _, _):
+            index
+        default: nil
+        }
+    }
+
+    /// What is wrong with the prompt at `promptIndex` ("is empty", "has token id 7, ..."), so a caller
+    /// can name the file and line the prompt came from instead.
+    public var promptProblem: String? {
+        switch self {
+        case .emptyPrompt: "is empty"
+        case .promptTooLong(_, let tokens, let maxNewTokens, let context):
+            "has \(tokens) tokens; with max_new_tokens \(maxNewTokens) that exceeds the model's context of \(context)"
+        case .tokenOutOfRange(_, let id, let vocabSize):
+            "has token id \(id), outside the vocabulary 0..<\(vocabSize)"
+        default: nil
+        }
+    }
 
     public var description: String {
         switch self {
         case .invalidParameter(let message): message
-        case .emptyPrompt(let index): "prompt \(index) is empty"
-        case .promptTooLong(let index, let tokens, let maxNewTokens, let context):
-            "prompt \(index) has \(tokens) tokens; with max_new_tokens \(maxNewTokens) that exceeds the model's context of \(context)"
-        case .tokenOutOfRange(let index, let id, let vocabSize):
-            "prompt \(index) has token id \(id), outside the vocabulary 0..<\(vocabSize)"
+        case .emptyPrompt(let index), .promptTooLong(let index, _, _, _), .tokenOutOfRange(let index, _, _):
+            "prompt \(index) \(promptProblem!)"
         case .cacheBudgetTooSmall(let needed, let budget):
             "one prompt's group needs \(needed) bytes of KV cache, more than the budget of \(budget)"
+        case .nonFiniteLogits(let model):
+            "\(model): the model computed NaN or infinite logits (its weights are broken or overflow float32)"
         }
     }
 }

@@ -111,8 +111,24 @@ public struct ConfigFile: Codable, Sendable {
             throw ConfigError.badField(
                 path: path, field: context.codingPath.map(\.stringValue).joined(separator: "."),
                 expected: "\(type), not null")
+        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+            // A number that does not fit the field's type (2e62 for an integer size, 1.5 for a count).
+            throw ConfigError.badField(
+                path: path, field: context.codingPath.map(\.stringValue).joined(separator: "."),
+                expected: "a value of the field's type (\(context.debugDescription))")
         } catch {
-            throw ConfigError.malformed(path: path, reason: "not valid JSON")
+            // Valid JSON whose number does not fit an integer field (2e62): name the field.
+            guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw ConfigError.malformed(path: path, reason: "not valid JSON")
+            }
+            if let (key, value) = object.sorted(by: { $0.key < $1.key }).first(where: {
+                guard let number = $0.value as? NSNumber, !($0.value is Bool) else { return false }
+                return abs(number.doubleValue) >= 9.2e18
+            }) {
+                throw ConfigError.badField(
+                    path: path, field: key, expected: "a number that fits, got \(value)")
+            }
+            throw ConfigError.malformed(path: path, reason: "a value does not fit its field (\(error))")
         }
     }
 }

@@ -79,6 +79,18 @@ public struct ModelConfig: Equatable, Sendable {
         ] where value <= 0 {
             throw ConfigError.badField(path: path, field: name, expected: "a positive integer, got \(value)")
         }
+        // Far above any released model, and small enough that no size computed from them overflows.
+        for (name, value, limit) in [
+            ("vocab_size", file.vocabSize, 1 << 24), ("hidden_size", file.hiddenSize, 1 << 16),
+            ("intermediate_size", file.intermediateSize, 1 << 20),
+            ("num_hidden_layers", file.numHiddenLayers, 1024),
+            ("num_attention_heads", file.numAttentionHeads, 1024),
+            ("num_key_value_heads", file.numKeyValueHeads ?? 1, 1024), ("head_dim", file.headDim ?? 2, 4096),
+            ("max_position_embeddings", file.maxPositionEmbeddings ?? 1, 1 << 26),
+        ] where value > limit {
+            throw ConfigError.badField(
+                path: path, field: name, expected: "at most \(limit) (no model is that large), got \(value)")
+        }
         let kvHeads = file.numKeyValueHeads ?? file.numAttentionHeads
         guard kvHeads > 0, file.numAttentionHeads % kvHeads == 0 else {
             throw ConfigError.badField(

@@ -6,9 +6,17 @@ import Tensors
 public enum WeightsError: Error, CustomStringConvertible, Equatable {
     case missingTensor(folder: String, name: String)
     case shapeMismatch(folder: String, name: String, expected: [Int], found: [Int])
+    case nonFinite(folder: String, name: String, count: Int)
+    case tooLarge(folder: String, bytes: Double, memory: Double)
 
     public var description: String {
         switch self {
+        case .nonFinite(let folder, let name, let count):
+            "\(folder): tensor '\(name)' holds \(count) NaN or infinite values; the weights are broken"
+        case .tooLarge(let folder, let bytes, let memory):
+            String(
+                format: "%@: the model needs %.1f GiB for its float32 weights; this machine has %.1f GiB",
+                folder, bytes / 1_073_741_824, memory / 1_073_741_824)
         case .missingTensor(let folder, let name): "\(folder): the weights have no tensor '\(name)'"
         case .shapeMismatch(let folder, let name, let expected, let found):
             "\(folder): tensor '\(name)' has shape \(found), config.json implies \(expected)"
@@ -28,19 +36,30 @@ public enum ModelLoader {
     public static func load(folder: String) throws -> Transformer {
         let config = try ModelConfig.load(path: folder + "/config.json")
         let weights = try SafeTensorsCollection(folder: folder)
-        let store = ParameterStore(layout: config.parameterLayout)
-        for slot in store.slots {
-            guard let info = weights.info(slot.name) else {
-                throw WeightsError.missingTensor(folder: folder, name: slot.name)
+        // Every tensor is checked against config.json before anything is allocated, so a config that
+        // claims a huge model is an error naming the tensor, not an allocation that fails.
+        let layout = config.parameterLayout
+        for (name, shape) in layout {
+            guard let info = weights.info(name) else {
+                throw WeightsError.missingTensor(folder: folder, name: name)
             }
-            guard info.shape == slot.shape else {
+            guard info.shape == shape else {
                 throw WeightsError.shapeMismatch(
-                    folder: folder, name: slot.name, expected: slot.shape, found: info.shape)
+                    folder: folder, name: name, expected: shape, found: info.shape)
             }
-            try weights.read(
-                slot.name,
-                into: UnsafeMutableBufferPointer(start: store.values.pointer + slot.offset, count: slot.count)
-            )
+        }
+        let bytes = Double(config.parameterCount) * 4
+        let memory = Double(ProcessInfo.processInfo.physicalMemory)
+        guard bytes < memory else {
+            throw WeightsError.tooLarge(folder: folder, bytes: bytes, memory: memory)
+        }
+        let store = ParameterStore(layout: layout)
+        for slot in store.slots {
+            let values = UnsafeMutableBufferPointer(
+                start: store.values.pointer + slot.offset, count: slot.count)
+            try weights.read(slot.name, into: values)
+            let broken = values.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+            if broken > 0 { throw WeightsError.nonFinite(folder: folder, name: slot.name, count: broken) }
         }
         let model = Transformer(config: config, parameters: store)
         model.sourceFolder = folder

@@ -4,17 +4,21 @@ import Tensors
 /// A generated, verifiable task for the demo: chains of additions and subtractions of small numbers,
 /// worked step by step in DeepSeek-R1's format.
 ///
+/// Chains are long (5 to 7 numbers) and totals small (0 to 20): each step is one of a few hundred
+/// facts a 4-layer model learns reliably, while the whole chain at once is beyond it, so working
+/// the problem out pays.
+///
 ///     let problem = ArithmeticTask().problems(count: 1, seed: 7)[0]
-///     problem.question   // "7+5-3+8="
-///     problem.solution   // "<think>7+5=12 12-3=9 9+8=17</think><answer>17</answer>"
-///     problem.directSolution   // "<think></think><answer>17</answer>"
+///     problem.question   // "7+5-3+8-9="
+///     problem.solution   // "<think>7+5=12 12-3=9 9+8=17 17-9=8</think><answer>8</answer>"
+///     problem.directSolution   // "<think></think><answer>8</answer>"
 public struct ArithmeticTask: Sendable {
     /// How many numbers a problem chains (inclusive range).
-    public var operands: ClosedRange<Int> = 3...5
+    public var operands: ClosedRange<Int> = 5...7
     /// The range each number is drawn from.
     public var numbers: ClosedRange<Int> = 1...9
     /// Running totals stay inside this range (a subtraction that would leave it becomes an addition).
-    public var totals: ClosedRange<Int> = 0...40
+    public var totals: ClosedRange<Int> = 0...20
 
     public init() {}
 

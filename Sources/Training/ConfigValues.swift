@@ -16,6 +16,13 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
     public var description: String { "\(source): \(key): \(message)" }
 }
 
+/// The value of a command-line flag given without one (`--mask_truncated_completions`): true for a
+/// boolean key, an error naming the flag for any other.
+public struct BareFlag: CustomStringConvertible {
+    public init() {}
+    public var description: String { "nothing" }
+}
+
 /// Keys and values from a YAML file and command-line flags, flags winning, read with type checks.
 ///
 /// Every read marks its key as known; `checkAllKnown` then refuses keys nothing read (typos).
@@ -44,6 +51,7 @@ public final class ConfigValues {
     public func string(_ key: String) throws -> String? {
         read.insert(key)
         guard let (value, _) = values[key] else { return nil }
+        if value is BareFlag { throw error(key, "needs a value (--\(key) VALUE or --\(key)=VALUE)") }
         if let text = value as? String { return text }
         if let number = value as? NSNumber { return number.stringValue }
         throw error(key, "expected text, got \(value)")
@@ -56,11 +64,13 @@ public final class ConfigValues {
     public func double(_ key: String) throws -> Double? {
         read.insert(key)
         guard let (value, _) = values[key] else { return nil }
-        if let number = value as? NSNumber, !(value is Bool) { return number.doubleValue }
-        if let text = value as? String, let number = Double(text.trimmingCharacters(in: .whitespaces)) {
-            return number
-        }
-        throw error(key, "expected a number, got '\(value)'")
+        if value is BareFlag { throw error(key, "needs a value (--\(key) VALUE or --\(key)=VALUE)") }
+        var number: Double?
+        if let n = value as? NSNumber, !(value is Bool) { number = n.doubleValue }
+        if let text = value as? String { number = Double(text.trimmingCharacters(in: .whitespaces)) }
+        guard let number else { throw error(key, "expected a number, got '\(value)'") }
+        guard number.isFinite else { throw error(key, "expected a finite number, got \(number)") }
+        return number
     }
 
     public func double(_ key: String, default fallback: Double) throws -> Double {
@@ -81,6 +91,7 @@ public final class ConfigValues {
         read.insert(key)
         guard let (value, _) = values[key] else { return fallback }
         if let flag = value as? Bool { return flag }
+        if value is BareFlag { return true }
         if let text = value as? String {
             switch text.lowercased() {
             case "true", "yes", "1", "": return true
@@ -105,6 +116,7 @@ public final class ConfigValues {
     public func list(_ key: String) -> [Any]? {
         read.insert(key)
         guard let (value, _) = values[key] else { return nil }
+        if value is BareFlag { return [] }
         if let items = value as? [Any] { return items }
         if let text = value as? String {
             return text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }

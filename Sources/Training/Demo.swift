@@ -9,9 +9,14 @@ import Tokenizers
 /// mixes worked solutions with direct answers, then GRPO with accuracy and format rewards.
 ///
 /// The cold start shows two ways to answer and nothing in the prompt says which to use, so the SFT
-/// model picks one at random. Working the problem out is far more accurate for a 4-layer model, and
-/// GRPO discovers that from the rewards alone: the share of worked answers, their length and the
-/// accuracy all rise (DeepSeek-R1-Zero's "thinking longer pays", in miniature).
+/// model picks one at random, direct more often (60% of its examples) and greedily almost always.
+/// Working the problem out is far more accurate for a 4-layer model (about 90% against 25% on
+/// 5-7 number chains), and GRPO discovers that from the rewards alone: the share of worked answers,
+/// their length and the accuracy all rise (DeepSeek-R1-Zero's "thinking longer pays", in miniature).
+///
+/// The SFT runs small batches for many steps (4 examples, 7,500 steps). With 16 per step and as
+/// many tokens, or 10 epochs instead of 15, the worked form ends half learned on some seeds (mostly
+/// operands copied from the wrong place), and GRPO then has little to find.
 public struct DemoSettings: Sendable {
     public var outputDir = "grpo-demo"
     public var seed: UInt64 = 1
@@ -25,26 +30,31 @@ public struct DemoSettings: Sendable {
     public var sftExamples = 2000
     /// Fraction of the cold-start examples answered directly (`<think></think><answer>N</answer>`);
     /// the rest are worked step by step.
-    public var directFraction = 0.5
+    public var directFraction = 0.6
     public var heldOutExamples = 200
     public var rlPrompts = 4000
     // Cold-start SFT.
-    public var sftEpochs = 10.0
-    public var sftLearningRate = 1e-3
-    public var sftBatchSize = 16
+    public var sftEpochs = 15.0
+    public var sftLearningRate = 5e-4
+    public var sftBatchSize = 4
     // GRPO.
-    public var grpoSteps = 200
-    public var grpoLearningRate = 5e-5
+    public var grpoSteps = 40
+    public var grpoLearningRate = 1e-4
     public var numGenerations = 8
     /// Large groups of prompts per step keep the policy-gradient noise low enough for a tiny model.
     public var perStepPrompts = 32
-    public var temperature: Float = 1
+    /// Sampling temperature of GRPO and of the sampled held-out accuracy.
+    ///
+    /// At 1 a model whose worked
+    /// answers are right greedily still slips a digit in one sample of four; at 0.7 GRPO's gain in
+    /// sampled accuracy is as robust across seeds as its greedy one.
+    public var temperature: Float = 0.7
     public var maxCompletionLength = 64
     /// KL penalty towards the SFT model.
     public var beta = 0.0
     public var warmupSteps = 0
     /// Held-out accuracy is measured every this many GRPO steps (and before and after).
-    public var evalSteps = 25
+    public var evalSteps = 20
     /// Completions sampled per held-out problem for the sampled accuracy.
     public var evalSamples = 4
 
@@ -244,6 +254,41 @@ private func chatLine(_ problem: ArithmeticTask.Problem, solution: String?) -> S
     var line = Object([("messages", .array(messages))])
     if solution == nil { line["answer"] = .string(String(problem.answer)) }
     return Value.object(line).jsonText
+}
+
+/// The seeds of `grpo demo --seeds`, in the order given and without repeats.
+///
+/// The text is numbers and inclusive ranges separated by commas ("1-5", "1,3,8", "1-3,10"). Nil when
+/// it is not such a list or names more than 1,000 seeds.
+public func parseSeedList(_ text: String) -> [UInt64]? {
+    var seeds: [UInt64] = []
+    for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+        let bounds = part.split(separator: "-", omittingEmptySubsequences: false).map {
+            UInt64($0.trimmingCharacters(in: .whitespaces))
+        }
+        guard bounds.count <= 2, let low = bounds.first ?? nil, let high = bounds.last ?? nil, low <= high,
+            high - low < 1000
+        else { return nil }
+        for seed in low...high where !seeds.contains(seed) { seeds.append(seed) }
+        if seeds.count > 1000 { return nil }
+    }
+    return seeds.isEmpty ? nil : seeds
+}
+
+/// What GRPO changed over the SFT model in one demo run, in points of held-out accuracy.
+public struct DemoGain: Sendable {
+    public var seed: UInt64
+    public var sft: DemoEvaluation
+    public var grpo: DemoEvaluation
+    public var seconds: Double
+
+    public init?(seed: UInt64, report: DemoReport) {
+        guard let sft = report.evaluation("sft"), let grpo = report.evaluation("grpo") else { return nil }
+        (self.seed, self.sft, self.grpo, self.seconds) = (seed, sft, grpo, report.seconds.total)
+    }
+
+    public var sampled: Double { (grpo.sampledAccuracy - sft.sampledAccuracy) * 100 }
+    public var greedy: Double { (grpo.accuracy - sft.accuracy) * 100 }
 }
 
 /// True when a completion's think block holds some working (not `<think></think>`).

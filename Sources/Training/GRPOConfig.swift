@@ -148,6 +148,9 @@ public struct GRPOConfig: Sendable {
         try require(maxPromptLength.map { $0 >= 1 } ?? true, "max_prompt_length", "must be at least 1")
         try require(
             temperature > 0, "temperature", "must be positive for GRPO (sampling a group needs randomness)")
+        try require(
+            temperature >= 1e-3, "temperature",
+            "must be at least 0.001 (below that, logits / temperature overflow float32), got \(temperature)")
         try require(topP > 0 && topP <= 1, "top_p", "must be in (0, 1]")
         try require(topK >= 0, "top_k", "must not be negative")
         try require(minP >= 0 && minP < 1, "min_p", "must be in [0, 1)")
@@ -165,6 +168,18 @@ public struct GRPOConfig: Sendable {
             rewardWeights.count == rewards.count, "reward_weights",
             "has \(rewardWeights.count) weights for \(rewards.count) rewards")
         try require(maxSteps >= 1, "max_steps", "must be at least 1")
+        // A step keeps every completion's tokens, log-probs (sampled, old, reference), advantages and
+        // text: about 64 bytes a token. Refuse a step that cannot fit rather than grow until killed.
+        let completions = Double(perStepPrompts) * Double(numGenerations)
+        let stepBytes = completions * Double(maxCompletionLength) * 64
+        let memory = Double(ProcessInfo.processInfo.physicalMemory)
+        try require(
+            stepBytes <= memory / 2, "per_step_prompts",
+            String(
+                format:
+                    "%.0f prompts x %d completions of up to %d tokens need about %.0f GiB a step; this machine has %.0f GiB",
+                Double(perStepPrompts), numGenerations, maxCompletionLength, stepBytes / 1_073_741_824,
+                memory / 1_073_741_824))
         try require(
             (perStepPrompts * numGenerations) % optimizer.gradientAccumulationSteps == 0,
             "gradient_accumulation_steps",

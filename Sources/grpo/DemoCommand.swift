@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Tensors
 import Training
 
 struct DemoCommand: ParsableCommand {
@@ -8,29 +9,37 @@ struct DemoCommand: ParsableCommand {
         abstract: "Teach a small model multi-step arithmetic: cold-start SFT, then GRPO (no download).",
         discussion: """
             Builds a small Qwen2-shaped model with a byte-level tokenizer, generates arithmetic \
-            problems (chains like 7+5-3+8=), fine-tunes on a cold start that answers half of them \
-            step by step in the R1 format and half directly (an empty think block), then runs GRPO \
+            problems (chains like 7+5-3+8-9+2=), fine-tunes on a cold start that answers 40% of them \
+            step by step in the R1 format and 60% directly (an empty think block), then runs GRPO \
             with accuracy and format rewards on fresh problems: the model learns from the rewards \
             alone that working the problem out pays. Held-out accuracy (greedy and sampled) and the \
             share of worked answers are measured before, during and after. Writes the models, the \
-            datasets, metrics.jsonl files and demo.svg to --output-dir. Reproducible under --seed.
+            datasets, metrics.jsonl files and demo.svg to --output-dir. Reproducible under --seed; \
+            --seeds 1-5 runs it once per seed and prints the gains side by side.
             """)
 
     @Option(help: "Folder for everything the demo writes.") var outputDir = "grpo-demo"
     @Flag(help: "Only write the untrained model and the datasets (for running the stages yourself).")
     var dataOnly = false
-    @Option(help: "Random seed (model, data, sampling).") var seed: UInt64 = 1
+    @Option(help: "Random seed (model, data, sampling). (default: 1)") var seed: UInt64?
+    @Option(
+        help: ArgumentHelp(
+            "Run the demo once per seed and compare the gains: seeds and ranges such as 1-5 or 1,3,8.",
+            discussion: "Each run writes OUTPUT_DIR/seed-N."))
+    var seeds: String?
     @Option(help: "Examples for the cold-start SFT.") var sftExamples: Int?
     @Option(help: "Fraction of cold-start examples answered directly, without working.")
     var directFraction: Double?
     @Option(help: "SFT epochs.") var sftEpochs: Double?
     @Option(help: "SFT learning rate.") var sftLearningRate: Double?
+    @Option(help: "SFT examples per optimizer step.") var sftBatchSize: Int?
     @Option(help: "GRPO steps.") var grpoSteps: Int?
     @Option(help: "GRPO learning rate.") var grpoLearningRate: Double?
     @Option(help: "Completions per prompt in GRPO.") var numGenerations: Int?
     @Option(help: "Prompts per GRPO step.") var perStepPrompts: Int?
     @Option(help: "Held-out problems.") var heldOut: Int?
     @Option(help: "Measure held-out accuracy every N GRPO steps.") var evalSteps: Int?
+    @Option(help: "Completions sampled per held-out problem for the sampled accuracy.") var evalSamples: Int?
     @Option(help: "Sampling temperature in GRPO.") var temperature: Float?
     @Option(help: "Largest running total a problem reaches.") var maxTotal: Int?
     @Option(help: "Fewest numbers a problem chains.") var minOperands: Int?
@@ -44,7 +53,7 @@ struct DemoCommand: ParsableCommand {
     func run() throws {
         var settings = DemoSettings()
         settings.outputDir = outputDir
-        settings.seed = seed
+        settings.seed = seed ?? 1
         if let sftExamples { settings.sftExamples = sftExamples }
         if let directFraction {
             guard (0...1).contains(directFraction) else {
@@ -54,12 +63,14 @@ struct DemoCommand: ParsableCommand {
         }
         if let sftEpochs { settings.sftEpochs = sftEpochs }
         if let sftLearningRate { settings.sftLearningRate = sftLearningRate }
+        if let sftBatchSize { settings.sftBatchSize = sftBatchSize }
         if let grpoSteps { settings.grpoSteps = grpoSteps }
         if let grpoLearningRate { settings.grpoLearningRate = grpoLearningRate }
         if let numGenerations { settings.numGenerations = numGenerations }
         if let perStepPrompts { settings.perStepPrompts = perStepPrompts }
         if let heldOut { settings.heldOutExamples = heldOut }
         if let evalSteps { settings.evalSteps = evalSteps }
+        if let evalSamples { settings.evalSamples = evalSamples }
         if let layers { settings.layers = layers }
         if let beta { settings.beta = beta }
         if let warmupSteps { settings.warmupSteps = warmupSteps }
@@ -84,13 +95,31 @@ struct DemoCommand: ParsableCommand {
             throw ValidationError("--temperature must be positive, --num-generations at least 2")
         }
         if let hiddenSize { settings.hiddenSize = hiddenSize }
+        guard (1...64).contains(settings.layers) else {
+            throw ValidationError("--layers must be between 1 and 64, got \(settings.layers)")
+        }
+        // 4 attention heads of an even width: the hidden size is a multiple of 8.
+        guard (8...4096).contains(settings.hiddenSize), settings.hiddenSize % (2 * settings.heads) == 0 else {
+            throw ValidationError(
+                "--hidden-size must be a multiple of \(2 * settings.heads) between 8 and 4096, got \(settings.hiddenSize)"
+            )
+        }
         guard settings.sftExamples >= 1, settings.heldOutExamples >= 1, settings.grpoSteps >= 1,
-            settings.evalSteps >= 1
+            settings.evalSteps >= 1, settings.evalSamples >= 1, settings.sftBatchSize >= 1
         else {
             throw ValidationError(
-                "--sft-examples, --held-out, --grpo-steps and --eval-steps must be at least 1")
+                "--sft-examples, --held-out, --grpo-steps, --eval-steps, --eval-samples and --sft-batch-size must be at least 1"
+            )
+        }
+        guard settings.sftExamples <= 1_000_000, settings.heldOutExamples <= 100_000,
+            settings.evalSamples <= 64, settings.grpoSteps <= 1_000_000
+        else {
+            throw ValidationError(
+                "--sft-examples (at most 1,000,000), --held-out (100,000), --eval-samples (64) or --grpo-steps (1,000,000) is too large"
+            )
         }
         if dataOnly {
+            if seeds != nil { throw ValidationError("--data-only writes one seed's files; drop --seeds") }
             let files = try writeDemoFiles(settings)
             print("model     \(files.baseModel)")
             print("sft data  \(files.sft)")
@@ -98,6 +127,41 @@ struct DemoCommand: ParsableCommand {
             print("held out  \(files.heldOut)")
             return
         }
+        guard let seeds else {
+            let report = try runWithProgress(settings, label: "")
+            printTable(report, heldOut: settings.heldOutExamples, temperature: settings.temperature)
+            print(
+                String(
+                    format: "time: SFT %.0f s, GRPO %.0f s, total %.0f s (%@)", report.seconds.sft,
+                    report.seconds.grpo, report.seconds.total, CPUFeatures.summary))
+            print("trained model: \(report.modelFolder)   plot: \(report.plotPath)")
+            if let gain = DemoGain(seed: settings.seed, report: report) {
+                print(
+                    String(
+                        format: "GRPO changed held-out accuracy by %+.1f points sampled, %+.1f points greedy",
+                        gain.sampled, gain.greedy))
+            }
+            return
+        }
+        guard seed == nil else { throw ValidationError("give --seed or --seeds, not both") }
+        guard let list = parseSeedList(seeds) else {
+            throw ValidationError(
+                "--seeds: expected seeds and ranges separated by commas, such as 1-5 or 1,3,8 (at most 1,000), got '\(seeds)'"
+            )
+        }
+        var gains: [DemoGain] = []
+        for seed in list {
+            var run = settings
+            run.seed = seed
+            run.outputDir = outputDir + "/seed-\(seed)"
+            let report = try runWithProgress(run, label: "[seed \(seed)] ")
+            if let gain = DemoGain(seed: seed, report: report) { gains.append(gain) }
+        }
+        printSeedTable(gains, heldOut: settings.heldOutExamples)
+    }
+
+    /// Runs the demo, showing stage lines, a progress line and held-out figures on stderr.
+    private func runWithProgress(_ settings: DemoSettings, label: String) throws -> DemoReport {
         let progress = ProgressLine()
         // Progress goes to stderr; stage lines go there too so they interleave in order.
         func say(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
@@ -105,7 +169,7 @@ struct DemoCommand: ParsableCommand {
             switch event {
             case .stage(let text):
                 progress.finish()
-                say("== \(text)")
+                say("== \(label)\(text)")
             case .sft(let inner), .grpo(let inner):
                 if case .saved = inner { return }
                 progress.show(inner)
@@ -116,14 +180,18 @@ struct DemoCommand: ParsableCommand {
                     ? "GRPO step \(e.step)" : e.stage == "sft" ? "after SFT" : "untrained model"
                 say(
                     String(
-                        format: "   held-out: sampled %5.1f%%  greedy %5.1f%%  worked %5.1f%%  (%@)",
+                        format: "   %@held-out: sampled %5.1f%%  greedy %5.1f%%  worked %5.1f%%  (%@)", label,
                         e.sampledAccuracy * 100, e.accuracy * 100, e.worked * 100, name))
             }
         }
         progress.finish()
+        return report
+    }
+
+    private func printTable(_ report: DemoReport, heldOut: Int, temperature: Float) {
         print("")
         print(
-            "| held-out problems (\(settings.heldOutExamples)) | accuracy, sampled (T = \(settings.temperature)) | accuracy, greedy | worked answers | R1 format | mean length |"
+            "| held-out problems (\(heldOut)) | accuracy, sampled (T = \(temperature)) | accuracy, greedy | worked answers | R1 format | mean length |"
         )
         print("| --- | --- | --- | --- | --- | --- |")
         for stage in ["base", "sft", "grpo"] {
@@ -135,18 +203,41 @@ struct DemoCommand: ParsableCommand {
                     format: "| %@ | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.0f tokens |", name,
                     e.sampledAccuracy * 100, e.accuracy * 100, e.worked * 100, e.format * 100, e.meanLength))
         }
-        if let before = report.evaluation("sft"), let after = report.evaluation("grpo") {
+        print("")
+    }
+
+    /// One row per seed, then the smallest, mean and largest gain.
+    private func printSeedTable(_ gains: [DemoGain], heldOut: Int) {
+        func percent(_ x: Double) -> String { String(format: "%.1f%%", x * 100) }
+        func points(_ x: Double) -> String { String(format: "%+.1f", x) }
+        print("")
+        print(
+            "| seed | sampled, after SFT -> after GRPO | gain | greedy, after SFT -> after GRPO | gain | worked answers | seconds |"
+        )
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for g in gains {
             print(
-                String(
-                    format: "\nGRPO changed held-out accuracy by %+.1f points sampled, %+.1f points greedy",
-                    (after.sampledAccuracy - before.sampledAccuracy) * 100,
-                    (after.accuracy - before.accuracy) * 100))
+                "| \(g.seed) | \(percent(g.sft.sampledAccuracy)) -> \(percent(g.grpo.sampledAccuracy)) | \(points(g.sampled)) | \(percent(g.sft.accuracy)) -> \(percent(g.grpo.accuracy)) | \(points(g.greedy)) | \(percent(g.sft.worked)) -> \(percent(g.grpo.worked)) | \(String(format: "%.0f", g.seconds)) |"
+            )
         }
+        guard !gains.isEmpty else { return }
+        let n = Double(gains.count)
+        for (name, pick) in [
+            ("min", { (xs: [Double]) in xs.min()! }), ("mean", { (xs: [Double]) in xs.reduce(0, +) / n }),
+            ("max", { (xs: [Double]) in xs.max()! }),
+        ] {
+            print(
+                "| \(name) | | \(points(pick(gains.map(\.sampled)))) | | \(points(pick(gains.map(\.greedy)))) | | \(String(format: "%.0f", pick(gains.map(\.seconds)))) |"
+            )
+        }
+        print("\n\(gains.count) seeds, \(heldOut) held-out problems each, on \(CPUFeatures.summary)")
+        let sampled = gains.map(\.sampled)
+        let greedy = gains.map(\.greedy)
         print(
             String(
-                format: "time: SFT %.0f s, GRPO %.0f s, total %.0f s", report.seconds.sft,
-                report.seconds.grpo,
-                report.seconds.total))
-        print("trained model: \(report.modelFolder)   plot: \(report.plotPath)")
+                format:
+                    "GRPO changed held-out accuracy by %+.1f to %+.1f points sampled (mean %+.1f), %+.1f to %+.1f points greedy (mean %+.1f)",
+                sampled.min()!, sampled.max()!, sampled.reduce(0, +) / n, greedy.min()!, greedy.max()!,
+                greedy.reduce(0, +) / n))
     }
 }

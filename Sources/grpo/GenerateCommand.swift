@@ -89,7 +89,9 @@ struct GenerateCommand: ParsableCommand {
             return
         }
         var prompts: [[Int32]] = []
+        var lines: [Int] = []
         for (line, object) in try readJSONLines(input!) {
+            lines.append(line)
             if let text = object["prompt"] as? String {
                 prompts.append(try encode(text))
             } else if let list = object["messages"] as? [Any] {
@@ -110,12 +112,18 @@ struct GenerateCommand: ParsableCommand {
                     path: input!, line: line, reason: "expected \"prompt\", \"messages\" or \"tokens\"")
             }
         }
-        let groups = try generator.generate(prompts: prompts, parameters: parameters)
+        let groups: [[Completion]]
+        do {
+            groups = try generator.generate(prompts: prompts, parameters: parameters)
+        } catch let error as GenerationError {
+            guard let index = error.promptIndex, let problem = error.promptProblem else { throw error }
+            throw InputError(path: input!, line: lines[index], reason: "the prompt \(problem)")
+        }
         try writeLines(
             groups.map { group in
                 let items = group.map { c in
                     "{\"text\": \(jsonString(c.text ?? "")), \"tokens\": [\(c.tokens.map(String.init).joined(separator: ", "))], "
-                        + "\"logprobs\": [\(c.logprobs.map { "\($0)" }.joined(separator: ", "))], \"finish_reason\": \"\(c.finishReason.rawValue)\"}"
+                        + "\"logprobs\": [\(c.logprobs.map(jsonNumber).joined(separator: ", "))], \"finish_reason\": \"\(c.finishReason.rawValue)\"}"
                 }
                 return "{\"completions\": [\(items.joined(separator: ", "))]}"
             }, to: output)

@@ -35,6 +35,9 @@ func readJSONLines(_ path: String) throws -> [(line: Int, object: [String: Any])
     return result
 }
 
+/// A JSON number for `value`; `null` for NaN and infinity, which JSON cannot write.
+func jsonNumber(_ value: Float) -> String { value.isFinite ? "\(value)" : "null" }
+
 /// A JSON string for `text` (quotes and escapes included), keeping non-ASCII text as it is.
 func jsonString(_ text: String) -> String {
     let data = try! JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes])

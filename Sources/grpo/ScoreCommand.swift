@@ -99,6 +99,6 @@ struct ScoreCommand: ParsableCommand {
             sequences, firstScored: firstScored, model: transformer, temperature: temperature,
             tokenBudget: batchTokens)
         try writeLines(
-            scores.map { "{\"logprobs\": [\($0.map { "\($0)" }.joined(separator: ", "))]}" }, to: output)
+            scores.map { "{\"logprobs\": [\($0.map(jsonNumber).joined(separator: ", "))]}" }, to: output)
     }
 }

@@ -3,8 +3,9 @@ import Foundation
 import Training
 import Yams
 
-/// Set by the first Ctrl-C; the trainer saves a checkpoint after the current step and stops.
-nonisolated(unsafe) private var interruptRequested = false
+/// The first Ctrl-C or SIGTERM (what `timeout`, Slurm and Kubernetes send) sets this to the signal's
+/// number; the trainer saves a checkpoint after the current step and stops.
+nonisolated(unsafe) private var interruptSignal: Int32 = 0
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -59,26 +60,30 @@ func resumeCheckpoint(resume: Bool, from folder: String?, outputDir: String) thr
     return latest
 }
 
-/// Installs the Ctrl-C handler and returns the trainer's stop check: the first Ctrl-C finishes the
-/// step and saves, a second exits at once.
+/// Installs the Ctrl-C and SIGTERM handlers and returns the trainer's stop check: the first signal
+/// finishes the step and saves, a second exits at once.
 func stopOnInterrupt() -> () -> Bool {
-    // A parent may hand down SIGINT blocked (test runners do); unblock it so Ctrl-C arrives.
+    // A parent may hand down the signals blocked (test runners do); unblock them so they arrive.
     var unblock = sigset_t()
     sigemptyset(&unblock)
-    sigaddset(&unblock, SIGINT)
+    for signal in [SIGINT, SIGTERM] { sigaddset(&unblock, signal) }
     pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
-    signal(SIGINT) { _ in
-        if interruptRequested { _exit(130) }  // a second Ctrl-C does not wait
-        interruptRequested = true
+    for number in [SIGINT, SIGTERM] {
+        signal(number) { received in
+            if interruptSignal != 0 { _exit(128 + received) }  // a second signal does not wait
+            interruptSignal = received
+        }
     }
-    return { interruptRequested }
+    return { interruptSignal != 0 }
 }
 
-/// Exits with 130 (after saying how to continue) when Ctrl-C stopped the run.
+/// Exits with 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM), after saying how to
+/// continue, when a signal stopped the run.
 func exitIfInterrupted(step: Int) throws {
-    guard interruptRequested else { return }
-    print("interrupted at step \(step); continue with --resume")
-    throw ExitCode(130)
+    guard interruptSignal != 0 else { return }
+    let name = interruptSignal == SIGTERM ? "terminated (SIGTERM)" : "interrupted"
+    print("\(name) at step \(step); continue with --resume")
+    throw ExitCode(128 + interruptSignal)
 }
 
 /// Reads a YAML mapping of config keys.
@@ -111,7 +116,8 @@ private func plainYAML(_ value: Any?) -> Any {
     }
 }
 
-/// `--key value`, `--key=value` and bare `--flag` (true) pairs.
+/// `--key value`, `--key=value` and bare `--flag` pairs (true for a boolean key, an error naming the
+/// flag for a key that needs a value, so `--output_dir --max_steps 2` never takes "true" as a folder).
 func parseKeyFlags(_ arguments: [String]) throws -> [String: Any] {
     var result: [String: Any] = [:]
     var i = 0
@@ -128,7 +134,7 @@ func parseKeyFlags(_ arguments: [String]) throws -> [String: Any] {
             result[body] = arguments[i + 1]
             i += 2
         } else {
-            result[body] = "true"
+            result[body] = BareFlag()
             i += 1
         }
     }

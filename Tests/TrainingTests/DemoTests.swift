@@ -11,13 +11,13 @@ struct DemoTests {
         return settings
     }
 
-    /// A shortened, seeded `grpo demo` (the full cold start, 40 GRPO steps): GRPO must raise held-out
-    /// accuracy over the SFT model's, by learning to work the problems out.
+    /// A shortened, seeded `grpo demo` (the full cold start, 30 of the 60 GRPO steps): GRPO must raise
+    /// held-out accuracy over the SFT model's, by learning to work the problems out.
     @Test func grpoRaisesHeldOutAccuracyAfterSFT() throws {
         var settings = scratchSettings()
         defer { try? FileManager.default.removeItem(atPath: settings.outputDir) }
-        settings.grpoSteps = 40
-        settings.evalSteps = 40
+        settings.grpoSteps = 30
+        settings.evalSteps = 30
         settings.heldOutExamples = 100
         var stages: [String] = []
         let report = try runDemo(settings) { event in
@@ -27,16 +27,19 @@ struct DemoTests {
         let grpo = try #require(report.evaluation("grpo"))
         let base = try #require(report.evaluation("base"))
         #expect(stages.count == 3)
-        // Cold-start SFT teaches the format and both ways of answering, about half each.
+        // Cold-start SFT teaches the format and both ways of answering, 40% of its examples worked.
         #expect(base.format == 0 && sft.format > 0.9)
-        #expect(sft.worked > 0.3 && sft.worked < 0.7, "worked share after SFT \(sft.worked)")
-        // GRPO finds that working the problem out pays, and held-out accuracy rises with it
-        // (the full demo: about +25 to +30 points sampled and greedy).
-        #expect(grpo.worked > sft.worked + 0.2, "worked share \(sft.worked) -> \(grpo.worked)")
+        #expect(sft.worked > 0.2 && sft.worked < 0.6, "worked share after SFT \(sft.worked)")
+        // GRPO finds that working the problem out pays, and held-out accuracy rises with it. By step 30
+        // the full demo has gained 25-40 points sampled and 45-60 greedy on every seed measured; a model
+        // that learned nothing gains nothing.
+        #expect(grpo.worked > sft.worked + 0.3, "worked share \(sft.worked) -> \(grpo.worked)")
         #expect(
-            grpo.sampledAccuracy > sft.sampledAccuracy + 0.05,
+            grpo.sampledAccuracy > sft.sampledAccuracy + 0.15,
             "sampled accuracy \(sft.sampledAccuracy) -> \(grpo.sampledAccuracy)")
-        #expect(grpo.accuracy > sft.accuracy + 0.05, "greedy accuracy \(sft.accuracy) -> \(grpo.accuracy)")
+        #expect(grpo.accuracy > sft.accuracy + 0.2, "greedy accuracy \(sft.accuracy) -> \(grpo.accuracy)")
+        let gain = try #require(DemoGain(seed: settings.seed, report: report))
+        #expect(abs(gain.greedy - (grpo.accuracy - sft.accuracy) * 100) < 1e-9)
         #expect(report.trainingCurve.count == settings.grpoSteps)
         let first = report.trainingCurve.prefix(10).map(\.accuracy).reduce(0, +) / 10
         let last = report.trainingCurve.suffix(10).map(\.accuracy).reduce(0, +) / 10
@@ -93,6 +96,16 @@ struct DemoTests {
             #expect(total == problem.answer)
             #expect(problem.solution.hasPrefix("<think>") && problem.solution.hasSuffix("</answer>"))
             #expect(problem.directSolution == "<think></think><answer>\(problem.answer)</answer>")
+        }
+    }
+
+    @Test func seedListsParseNumbersAndRanges() {
+        #expect(parseSeedList("1-5") == [1, 2, 3, 4, 5])
+        #expect(parseSeedList("1,3,8") == [1, 3, 8])
+        #expect(parseSeedList("1-3,10, 2") == [1, 2, 3, 10])
+        #expect(parseSeedList("7") == [7])
+        for bad in ["", "5-1", "1,,2", "a", "1-2-3", "-1", "1-", "0-5000", "1.5"] {
+            #expect(parseSeedList(bad) == nil, "'\(bad)' should be refused")
         }
     }
 }

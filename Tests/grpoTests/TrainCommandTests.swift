@@ -73,6 +73,13 @@ private func toyWorkspace(dataset lines: [String]? = nil) throws -> String {
     (["--top_p", "1.5"], "top_p: must be in (0, 1]"),
     (["--reward_weights", "1"], "reward_weights: has 1 weights for 2 rewards"),
     (["--gradient_accumulation_steps", "3"], "3 does not divide the 8 completions"),
+    // A flag that needs a value never takes the next flag, or "true", as one.
+    (["--output_dir", "--max_steps", "2"], "output_dir: needs a value (--output_dir VALUE"),
+    (["--learning_rate", "inf"], "learning_rate: expected a finite number, got inf"),
+    (["--max_grad_norm", "nan"], "max_grad_norm: expected a finite number, got nan"),
+    (["--temperature", "1e-40"], "temperature: must be at least 0.001"),
+    (["--per_step_prompts", "100000000"], "per_step_prompts: 100000000 prompts x 4 completions"),
+    (["--seed", "-1"], "seed: must not be negative"),
 ])
 func invalidOptionsAreRefusedBeforeWork(flags: [String], message: String) throws {
     let root = try toyWorkspace()
@@ -99,7 +106,10 @@ func invalidOptionsAreRefusedBeforeWork(flags: [String], message: String) throws
     #expect(noTokenizer.stderr.contains("has no tokenizer.json"), "\(noTokenizer.stderr)")
 }
 
-@Test func ctrlCSavesACheckpointAndExits() throws {
+/// Ctrl-C (SIGINT) and SIGTERM, what `timeout`, Slurm and Kubernetes send, both finish the step,
+/// save and exit with 128 + the signal's number.
+@Test(arguments: [(SIGINT, Int32(130)), (SIGTERM, Int32(143))])
+func aSignalSavesACheckpointAndExits(signal: Int32, status: Int32) throws {
     let root = try toyWorkspace()
     defer { try? FileManager.default.removeItem(atPath: root) }
     let process = Process()
@@ -120,10 +130,11 @@ func invalidOptionsAreRefusedBeforeWork(flags: [String], message: String) throws
         guard Date() < deadline else { break }
         Thread.sleep(forTimeInterval: 0.05)
     }
-    kill(process.processIdentifier, SIGINT)
+    kill(process.processIdentifier, signal)
     process.waitUntilExit()
     let stderr = (try? String(contentsOfFile: root + "/stderr.txt", encoding: .utf8)) ?? ""
-    #expect(process.terminationStatus == 130, "\(stderr)")
-    let latest = try #require(Checkpoint.latest(in: root + "/out"), "no checkpoint after Ctrl-C: \(stderr)")
+    #expect(process.terminationStatus == status, "\(stderr)")
+    let latest = try #require(
+        Checkpoint.latest(in: root + "/out"), "no checkpoint after signal \(signal): \(stderr)")
     #expect(FileManager.default.fileExists(atPath: latest + "/model.safetensors"))
 }

@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+import Training
+
+/// Hostile and careless input across the commands: each case breaks one thing in a toy model folder
+/// or passes one bad option, and must end in an error that names the cause (an exit status, never a
+/// signal), before any output is written.
+struct BadInputCase: Sendable, CustomStringConvertible {
+    var name: String
+    /// config.json keys to overwrite, as JSON text ("1e12", "2e62", ...).
+    var config: [String: String] = [:]
+    /// Puts a NaN into the first float of this tensor.
+    var nanTensor: String?
+    /// The command after `grpo`; MODEL, INPUT and OUT stand for the folder, a JSONL file and a
+    /// fresh output path.
+    var arguments: [String]
+    /// Lines of INPUT.
+    var input: [String] = [#"{"prompt": "1+2="}"#]
+    var expected: String
+
+    var description: String { name }
+}
+
+let badInputCases: [BadInputCase] = [
+    BadInputCase(
+        name: "vocabulary of 1e12", config: ["vocab_size": "1e12"], arguments: ["info", "--model", "MODEL"],
+        expected: "field 'vocab_size' should be at most 16777216"),
+    BadInputCase(
+        name: "vocabulary of 2e62", config: ["vocab_size": "2e62"],
+        arguments: ["score", "--model", "MODEL", "--input", "INPUT"],
+        expected: "field 'vocab_size' should be a number that fits"),
+    BadInputCase(
+        name: "a billion layers", config: ["num_hidden_layers": "1000000000"],
+        arguments: ["generate", "--model", "MODEL", "--input", "INPUT"],
+        expected: "field 'num_hidden_layers' should be at most 1024"),
+    BadInputCase(
+        name: "intermediate size past any model", config: ["intermediate_size": "100000000"],
+        arguments: ["score", "--model", "MODEL", "--input", "INPUT"],
+        expected: "field 'intermediate_size' should be at most"),
+    BadInputCase(
+        name: "config larger than its weights", config: ["vocab_size": "300"],
+        arguments: ["generate", "--model", "MODEL", "--input", "INPUT"],
+        expected: "tensor 'model.embed_tokens.weight' has shape [263, 32], config.json implies [300, 32]"),
+    BadInputCase(
+        name: "negative head count", config: ["num_attention_heads": "-2"],
+        arguments: ["info", "--model", "MODEL"], expected: "field 'num_attention_heads' should be a positive"),
+    BadInputCase(
+        name: "NaN weights, sampling with top-p", nanTensor: "model.norm.weight",
+        arguments: ["generate", "--model", "MODEL", "--input", "INPUT", "--top-p", "0.9"],
+        expected: "tensor 'model.norm.weight' holds 1 NaN or infinite values"),
+    BadInputCase(
+        name: "NaN weights, training", nanTensor: "model.embed_tokens.weight",
+        arguments: [
+            "train", "--model", "MODEL", "--dataset", "INPUT", "--output_dir", "OUT", "--rewards", "format",
+        ],
+        expected: "tensor 'model.embed_tokens.weight' holds 1 NaN or infinite values"),
+    BadInputCase(
+        name: "token id outside the vocabulary",
+        arguments: ["generate", "--model", "MODEL", "--input", "INPUT"],
+        input: [#"{"prompt": "1+2="}"#, #"{"tokens": [1, 999999]}"#],
+        expected: "INPUT:2: the prompt has token id 999999, outside the vocabulary 0..<263"),
+    BadInputCase(
+        name: "empty token list", arguments: ["generate", "--model", "MODEL", "--input", "INPUT"],
+        input: [#"{"tokens": []}"#], expected: "INPUT:1: the prompt is empty"),
+    BadInputCase(
+        name: "demo with no width", arguments: ["demo", "--hidden-size", "0", "--output-dir", "OUT"],
+        expected: "--hidden-size must be a multiple of 8"),
+    BadInputCase(
+        name: "demo with no layers", arguments: ["demo", "--layers", "0", "--output-dir", "OUT"],
+        expected: "--layers must be between 1 and 64"),
+    BadInputCase(
+        name: "demo seeds backwards", arguments: ["demo", "--seeds", "5-1", "--output-dir", "OUT"],
+        expected: "--seeds: expected seeds and ranges"),
+    BadInputCase(
+        name: "demo with a seed and seeds",
+        arguments: ["demo", "--seed", "2", "--seeds", "1-2", "--output-dir", "OUT"],
+        expected: "give --seed or --seeds, not both"),
+]
+
+@Test(arguments: badInputCases)
+func badInputIsAClearErrorNeverACrash(_ bad: BadInputCase) throws {
+    let root = NSTemporaryDirectory() + "grpo-bad-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let model = root + "/model"
+    try ToyModel.write(to: model, layers: 1, hiddenSize: 32, heads: 2, keyValueHeads: 1, seed: 3)
+    if !bad.config.isEmpty {
+        var text = try String(contentsOfFile: model + "/config.json", encoding: .utf8)
+        for (key, value) in bad.config {
+            // Replace the key's value in place: the written config is one key per line.
+            let pattern = try NSRegularExpression(pattern: "\"\(key)\" *: *[^,\n}]+")
+            let range = NSRange(text.startIndex..., in: text)
+            text = pattern.stringByReplacingMatches(
+                in: text, range: range, withTemplate: "\"\(key)\": \(value)")
+            #expect(text.contains("\"\(key)\": \(value)"), "config.json has no \(key)")
+        }
+        try text.write(toFile: model + "/config.json", atomically: true, encoding: .utf8)
+    }
+    if let tensor = bad.nanTensor { try poison(tensor, in: model + "/model.safetensors") }
+    let input = root + "/input.jsonl"
+    try (bad.input.joined(separator: "\n") + "\n").write(toFile: input, atomically: true, encoding: .utf8)
+    let out = root + "/out"
+    let arguments = bad.arguments.map { ["MODEL": model, "INPUT": input, "OUT": out][$0] ?? $0 }
+    let result = try runGRPO(arguments)
+    #expect(result.status != 0 && result.status < 128, "\(bad.name): status \(result.status)")
+    let expected = bad.expected.replacingOccurrences(of: "INPUT", with: input)
+    #expect(result.stderr.contains(expected), "\(bad.name): \(result.stderr)")
+    #expect(result.stdout.isEmpty, "\(bad.name) printed: \(result.stdout)")
+    #expect(!FileManager.default.fileExists(atPath: out), "\(bad.name) left \(out) behind")
+}
+
+/// Writes a NaN over the first value of `tensor` in a float32 safetensors file.
+private func poison(_ tensor: String, in path: String) throws {
+    var data = try Data(contentsOf: URL(fileURLWithPath: path))
+    let headerLength = data.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+    let header = try #require(
+        JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + headerLength))) as? [String: Any])
+    let entry = try #require(header[tensor] as? [String: Any], "no tensor \(tensor)")
+    let offsets = try #require(entry["data_offsets"] as? [Int])
+    let start = 8 + headerLength + offsets[0]
+    withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) {
+        data.replaceSubrange(start..<(start + 4), with: $0)
+    }
+    try data.write(to: URL(fileURLWithPath: path))
+}
