@@ -17,6 +17,10 @@ public final class Generator {
     public let tokenizer: Tokenizer?
     /// Upper bound on KV-cache bytes held at once.
     public var maxCacheBytes = 4 << 30
+    /// NaN or infinite logits (broken or overflowing weights) end generation with an error naming the
+    /// model. A trainer turns this off: its NaN log-probs then reach the loss, and the step is skipped
+    /// and counted as any non-finite step is.
+    public var nonFiniteLogitsAreErrors = true
     /// The largest KV-cache footprint of the last `generate` call.
     public private(set) var peakCacheBytes = 0
 
@@ -114,7 +118,7 @@ public final class Generator {
         var done: [Live] = []
         while !live.isEmpty {
             sampleAll(rows, &live, prompts, parameters)
-            if live.contains(where: \.brokenLogits) {
+            if nonFiniteLogitsAreErrors && live.contains(where: \.brokenLogits) {
                 throw GenerationError.nonFiniteLogits(model: model.sourceFolder ?? "the model")
             }
             for i in live.indices {
@@ -183,6 +187,8 @@ public final class Generator {
             let total = logSumExp(row, temperature: logprobTemperature)
             guard total.isFinite else {
                 sequence.brokenLogits = true
+                sequence.completion.tokens.append(0)
+                sequence.completion.logprobs.append(.nan)
                 return
             }
             rowLogSumExp = total

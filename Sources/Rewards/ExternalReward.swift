@@ -8,10 +8,17 @@ import Tokenizers
 /// write one line per input, in order, on standard output: `{"reward": x}` (x a number, or null for
 /// "not applicable"). Its standard error passes through.
 ///
-/// A batch must be answered within `timeout` seconds. When the program exits, hangs or answers with
-/// anything else, scoring throws an error naming what happened, unless `fallback` is set: then the
-/// affected completions get the fallback value, `failures` counts them, the program is restarted if
-/// it died or hung, and `warn` is told.
+/// A batch must be answered within `timeout` seconds, with exactly one line per input: a line too
+/// many (seen within a short grace after the last one, or before the next batch) is an error, never
+/// a reward moved onto another completion. When the program exits, hangs or answers with anything
+/// else, scoring throws an error naming what happened, unless `fallback` is set: then the affected
+/// completions get the fallback value, `failures` counts them, the program is restarted if it died
+/// or hung, and `warn` is told.
+///
+/// The program leads a process group of its own (Foundation's `Process` starts children so), and
+/// stopping it (timeout, error, the trainer's exit) signals the whole group: SIGTERM, then SIGKILL
+/// after a second, so neither a shell's children nor a program that ignores SIGTERM outlive the
+/// trainer.
 ///
 ///     # reward.py
 ///     import json, sys
@@ -22,6 +29,8 @@ public final class ExternalReward: Reward {
     public let name: String
     public let requiredFields: [String] = []
     public let command: [String]
+    /// True when `command` is one string run by `/bin/sh -c`; false when it is an argv.
+    public let shell: Bool
     public let timeout: Double
     public let fallback: Double?
     /// Completions scored with the fallback value so far.
@@ -29,13 +38,16 @@ public final class ExternalReward: Reward {
     private let warn: (String) -> Void
     private var process: ChildProcess?
 
-    /// Starts `command` (argv; a single string runs through `/bin/sh -c`).
+    /// Starts `command`: an argv run as it is (no shell: spaces and `$(...)` in arguments stay
+    /// literal), or with `shell` one string run through `/bin/sh -c`.
     public init(
-        name: String = "external", command: [String], timeout: Double = 60, fallback: Double? = nil,
-        warn: @escaping (String) -> Void = { _ in }
+        name: String = "external", command: [String], shell: Bool = false, timeout: Double = 60,
+        fallback: Double? = nil, warn: @escaping (String) -> Void = { _ in }
     ) throws {
-        guard !command.isEmpty else {
-            throw RewardError.badOption(reward: name, option: "command", expected: "a program to run")
+        guard !command.isEmpty, !command[0].isEmpty, !shell || command.count == 1 else {
+            throw RewardError.badOption(
+                reward: name, option: "command",
+                expected: shell ? "one shell command" : "a program to run, then its arguments")
         }
         guard timeout > 0 else {
             throw RewardError.badOption(
@@ -43,16 +55,17 @@ public final class ExternalReward: Reward {
         }
         self.name = name
         self.command = command
+        self.shell = shell
         self.timeout = timeout
         self.fallback = fallback
         self.warn = warn
-        process = try ChildProcess(command: command)
+        process = try ChildProcess(command: command, shell: shell)
     }
 
     deinit { process?.stop() }
 
     public func score(_ batch: [RewardInput]) throws -> [Double?] {
-        if process == nil { process = try ChildProcess(command: command) }
+        if process == nil { process = try ChildProcess(command: command, shell: shell) }
         let child = process!
         var text = ""
         for input in batch {
@@ -114,19 +127,21 @@ final class ChildProcess: @unchecked Sendable {
     private var pending = Data()
     private var closed = false
     private var writeFailure: String?
+    private var overflow = false
     private let description: String
 
-    init(command: [String]) throws {
+    /// Most bytes of reply held without a newline: a program that writes without end is an error.
+    static let maxPendingBytes = 16 << 20
+    /// How long after the last expected line a line too many is still caught within the batch.
+    static let extraLineGrace = 0.05
+
+    init(command: [String], shell: Bool) throws {
         signal(SIGPIPE, SIG_IGN)  // a dead child must surface as an error, not kill the trainer
         description = command.joined(separator: " ")
-        if command.count == 1 {
-            process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            process.arguments = ["-c", command[0]]
-        } else {
-            process.executableURL = URL(
-                fileURLWithPath: command[0].contains("/") ? command[0] : "/usr/bin/env")
-            process.arguments = command[0].contains("/") ? Array(command.dropFirst()) : command
-        }
+        var argv = shell ? ["/bin/sh", "-c", command[0]] : command
+        if !argv[0].contains("/") { argv.insert("/usr/bin/env", at: 0) }  // looked up in PATH
+        process.executableURL = URL(fileURLWithPath: argv[0])
+        process.arguments = Array(argv.dropFirst())
         process.standardInput = input
         process.standardOutput = output
         do {
@@ -147,6 +162,7 @@ final class ChildProcess: @unchecked Sendable {
                         lines.append(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
                         pending = Data(pending[(newline + 1)...])
                     }
+                    if pending.count > Self.maxPendingBytes { overflow = true }
                 }
                 condition.broadcast()
                 condition.unlock()
@@ -171,7 +187,15 @@ final class ChildProcess: @unchecked Sendable {
         let deadline = Date(timeIntervalSinceNow: timeout)
         condition.lock()
         defer { condition.unlock() }
+        if !lines.isEmpty {
+            throw RewardError.external(
+                "'\(description)' wrote \(lines.count) lines more than the inputs of the previous batch")
+        }
         while lines.count < count {
+            if overflow {
+                throw RewardError.external(
+                    "'\(description)' wrote more than \(Self.maxPendingBytes >> 20) MiB without a newline")
+            }
             if let writeFailure {
                 throw RewardError.external("cannot write to '\(description)': \(writeFailure)")
             }
@@ -186,15 +210,30 @@ final class ChildProcess: @unchecked Sendable {
                     "'\(description)' answered \(lines.count) of \(count) lines within \(timeout) s")
             }
         }
-        let reply = Array(lines.prefix(count))
-        lines.removeFirst(count)
+        // A program that answers an input with two lines is caught here, not one batch later.
+        _ = condition.wait(until: Date(timeIntervalSinceNow: Self.extraLineGrace))
+        if lines.count > count {
+            throw RewardError.external(
+                "'\(description)' wrote \(lines.count) lines for \(count) inputs (one line per input)")
+        }
+        let reply = lines
+        lines.removeAll()
         return reply
     }
 
+    /// Ends the program and everything it started: SIGTERM to its process group, SIGKILL a second
+    /// later if anything is still running.
     func stop() {
+        try? input.fileHandleForWriting.close()
+        let pid = process.processIdentifier
+        guard pid > 0 else { return }
+        // The whole group when the child leads one, else the child alone.
+        let target = getpgid(pid) == pid ? -pid : pid
         if process.isRunning {
-            process.terminate()
-            try? input.fileHandleForWriting.close()
+            kill(target, SIGTERM)
+            let deadline = Date(timeIntervalSinceNow: 1)
+            while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
         }
+        kill(target, SIGKILL)  // the group may outlive its leader: a shell's children
     }
 }

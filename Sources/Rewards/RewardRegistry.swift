@@ -2,10 +2,13 @@
 public struct RewardSpec: Sendable, Equatable {
     public var name: String
     public var options: [String: String]
+    /// Options given as lists (a YAML sequence): an external reward's argv.
+    public var lists: [String: [String]]
 
-    public init(name: String, options: [String: String] = [:]) {
+    public init(name: String, options: [String: String] = [:], lists: [String: [String]] = [:]) {
         self.name = name
         self.options = options
+        self.lists = lists
     }
 }
 
@@ -27,9 +30,15 @@ public enum RewardRegistry {
         guard let allowed = known[spec.name] else {
             throw RewardError.unknownReward(spec.name, known: names)
         }
-        if let unknown = spec.options.keys.sorted().first(where: { !allowed.contains($0) }) {
+        let given = Set(spec.options.keys).union(spec.lists.keys)
+        if let unknown = given.sorted().first(where: { !allowed.contains($0) }) {
             throw RewardError.badOption(
                 reward: spec.name, option: unknown, expected: "one of: \(allowed.joined(separator: ", "))")
+        }
+        let listed = spec.name == "external" ? ["command"] : []
+        if let key = spec.lists.keys.sorted().first(where: { !listed.contains($0) }) {
+            throw RewardError.badOption(
+                reward: spec.name, option: key, expected: "a single value, not a list")
         }
         func number(_ key: String, _ fallback: Double?) throws -> Double? {
             guard let text = spec.options[key] else { return fallback }
@@ -49,12 +58,14 @@ public enum RewardRegistry {
         case "length": return LengthReward(field: spec.options["field"] ?? "answer")
         case "countdown": return CountdownReward(formatScore: try number("format_score", 0.1)!)
         default:
-            guard let command = spec.options["command"] else {
+            // A list is an argv, run without a shell; one string is a shell command.
+            let argv = spec.lists["command"]
+            guard let command = argv ?? spec.options["command"].map({ [$0] }) else {
                 throw RewardError.badOption(
                     reward: "external", option: "command", expected: "a program to run")
             }
             return try ExternalReward(
-                name: spec.options["name"] ?? "external", command: [command],
+                name: spec.options["name"] ?? "external", command: command, shell: argv == nil,
                 timeout: try number("timeout", 60)!, fallback: try number("fallback", nil), warn: warn)
         }
     }

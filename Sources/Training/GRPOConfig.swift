@@ -128,14 +128,16 @@ public struct GRPOConfig: Sendable {
                 throw v.error("rewards", "each reward is a name or a mapping with 'name', got \(item)")
             }
             var options: [String: String] = [:]
+            var lists: [String: [String]] = [:]
+            func text(_ value: Any) -> String { (value as? NSNumber)?.stringValue ?? "\(value)" }
             for (key, value) in object where key != "name" {
                 if let list = value as? [Any] {
-                    options[key] = list.map { "\($0)" }.joined(separator: " ")
+                    lists[key] = list.map(text)
                 } else {
-                    options[key] = (value as? NSNumber)?.stringValue ?? "\(value)"
+                    options[key] = text(value)
                 }
             }
-            return RewardSpec(name: name, options: options)
+            return RewardSpec(name: name, options: options, lists: lists)
         }
     }
 

@@ -88,6 +88,7 @@ public final class GRPOTrainer {
         optimizer = AdamW(parameters: policy.parameters, settings: config.optimizer.adamW)
         generator = Generator(model: policy, tokenizer: tokenizer)
         generator.maxCacheBytes = config.maxCacheMiB << 20
+        generator.nonFiniteLogitsAreErrors = false
         stream = PromptStream(count: examples.count, seed: config.seed, shuffle: config.shuffleDataset)
         state.seed = config.seed
         if let resumeFrom { state = try Checkpoint.restore(from: resumeFrom, optimizer: optimizer) }

@@ -100,16 +100,18 @@ struct ExternalRewardTests {
         // A reward program in the shell: 1 when the completion contains the answer.
         let script =
             #"while IFS= read -r line; do case "$line" in *'"completion": "abc"'*) echo '{"reward": 1}';; *) echo '{"reward": null}';; esac; done"#
-        let reward = try ExternalReward(command: [script], timeout: 10)
+        let reward = try ExternalReward(command: [script], shell: true, timeout: 10)
         #expect(try reward.score(inputs) == [1, nil])
         #expect(try reward.score(inputs) == [1, nil])  // the same process answers again
     }
 
     @Test func crashIsAnErrorOrTheFallback() throws {
-        let reward = try ExternalReward(command: ["read line; exit 3"], timeout: 10)
+        let reward = try ExternalReward(command: ["read line; exit 3"], shell: true, timeout: 10)
         #expect(throws: RewardError.self) { try reward.score(inputs) }
         var warnings: [String] = []
-        let tolerant = try ExternalReward(command: ["read line; exit 3"], timeout: 10, fallback: 0) {
+        let tolerant = try ExternalReward(
+            command: ["read line; exit 3"], shell: true, timeout: 10, fallback: 0
+        ) {
             warnings.append($0)
         }
         #expect(try tolerant.score(inputs) == [0, 0])
@@ -119,7 +121,7 @@ struct ExternalRewardTests {
     }
 
     @Test func hangTimesOut() throws {
-        let reward = try ExternalReward(command: ["sleep 30"], timeout: 0.5)
+        let reward = try ExternalReward(command: ["sleep 30"], shell: true, timeout: 0.5)
         let start = Date()
         #expect(throws: RewardError.self) { try reward.score(inputs) }
         #expect(Date().timeIntervalSince(start) < 10)
@@ -127,11 +129,49 @@ struct ExternalRewardTests {
 
     @Test func garbageIsAnErrorOrTheFallback() throws {
         let script = #"while read -r line; do echo 'oops'; done"#
-        let reward = try ExternalReward(command: [script], timeout: 10)
+        let reward = try ExternalReward(command: [script], shell: true, timeout: 10)
         #expect(throws: RewardError.self) { try reward.score(inputs) }
-        let tolerant = try ExternalReward(command: [script], timeout: 10, fallback: -1)
+        let tolerant = try ExternalReward(command: [script], shell: true, timeout: 10, fallback: -1)
         #expect(try tolerant.score(inputs) == [-1, -1])
         #expect(tolerant.failures == 2)
+    }
+
+    /// A list is an argv: no shell, so a space or `$(...)` in an argument stays literal.
+    @Test func argvRunsWithoutAShell() throws {
+        let folder = NSTemporaryDirectory() + "grpo reward \(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let script = folder + "/reward.sh"
+        // Answers each input with 1 when its first argument is literally "$(echo 5)".
+        try """
+        #!/bin/sh
+        while IFS= read -r line; do
+          if [ "$1" = '$(echo 5)' ]; then echo '{"reward": 1}'; else echo '{"reward": 0}'; fi
+        done
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
+        let spec = RewardSpec(name: "external", lists: ["command": [script, "$(echo 5)"]])
+        let reward = try RewardRegistry.make(spec, maxCompletionLength: 8)
+        #expect(try reward.score(inputs) == [1, 1])
+    }
+
+    /// Two lines for one input would move every later reward onto the wrong completion.
+    @Test func aLineTooManyIsAnErrorNotAShift() throws {
+        let script = #"while read -r line; do echo '{"reward": 1}'; echo '{"reward": 2}'; done"#
+        let reward = try ExternalReward(command: [script], shell: true, timeout: 10)
+        #expect(throws: RewardError.self) { try reward.score(inputs) }
+    }
+
+    /// On a timeout the whole process group ends, a program that ignores SIGTERM included.
+    @Test func aTimeoutEndsTheProgramAndItsChildren() throws {
+        let marker = NSTemporaryDirectory() + "grpo-reward-alive-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: marker) }
+        // A shell whose child ignores SIGTERM and would touch the marker after 3 s.
+        let script = "trap '' TERM; (trap '' TERM; sleep 3; touch \(marker)) & wait"
+        let reward = try ExternalReward(command: [script], shell: true, timeout: 0.3)
+        #expect(throws: RewardError.self) { try reward.score(inputs) }
+        Thread.sleep(forTimeInterval: 4)
+        #expect(!FileManager.default.fileExists(atPath: marker), "a child of the reward program outlived it")
     }
 
     @Test func missingProgramIsAnError() {
