@@ -17,8 +17,9 @@ public final class Generator {
     public let tokenizer: Tokenizer?
     /// Upper bound on KV-cache bytes held at once.
     public var maxCacheBytes = 4 << 30
-    /// NaN or infinite logits (broken or overflowing weights) end generation with an error naming the
-    /// model. A trainer turns this off: its NaN log-probs then reach the loss, and the step is skipped
+    /// Whether NaN or infinite logits (broken or overflowing weights) end generation with an error.
+    ///
+    /// The error names the model. A trainer turns this off: its NaN log-probs then reach the loss, and the step is skipped
     /// and counted as any non-finite step is.
     public var nonFiniteLogitsAreErrors = true
     /// The largest KV-cache footprint of the last `generate` call.
