@@ -103,9 +103,19 @@ public func promptExamples(
         }
         var fields: [String: Value] = [:]
         for key in object.keys where key != "prompt" && key != "messages" { fields[key] = object[key] }
-        for (field, reward) in requiredFields.sorted(by: { $0.key < $1.key }) where fields[field] == nil {
-            throw DatasetError(
-                path: path, line: line, reason: "reward '\(reward)' needs the field \"\(field)\"")
+        for (field, reward) in requiredFields.sorted(by: { $0.key < $1.key }) {
+            switch fields[field] {
+            case nil:
+                throw DatasetError(
+                    path: path, line: line, reason: "reward '\(reward)' needs the field \"\(field)\"")
+            case .some(Value.none):
+                throw DatasetError(
+                    path: path, line: line, reason: "reward '\(reward)' needs the field \"\(field)\", got null")
+            default: break
+            }
+        }
+        if prompt.unicodeScalars.contains("\0") {
+            throw DatasetError(path: path, line: line, reason: "the prompt holds a NUL character (\\u0000)")
         }
         var tokens = tokenizer.encode(prompt, addSpecialTokens: false)
         guard !tokens.isEmpty else {

@@ -20,8 +20,13 @@ public struct JSONSyntaxError: Error, CustomStringConvertible {
 }
 
 private struct OrderedJSONParser {
+    /// Deepest nesting of arrays and objects accepted: a recursive parser must not overflow its stack
+    /// on a hostile line (Python's json stops near 1,000 levels, at its recursion limit).
+    static let maxDepth = 512
+
     let bytes: [UInt8]
     var index = 0
+    var depth = 0
 
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 
@@ -46,6 +51,14 @@ private struct OrderedJSONParser {
 
     mutating func parseValue() throws -> Value {
         guard index < bytes.count else { throw error("unexpected end of JSON") }
+        let opens = bytes[index] == UInt8(ascii: "{") || bytes[index] == UInt8(ascii: "[")
+        if opens {
+            guard depth < Self.maxDepth else {
+                throw error("nested more than \(Self.maxDepth) levels deep")
+            }
+            depth += 1
+        }
+        defer { if opens { depth -= 1 } }
         switch bytes[index] {
         case UInt8(ascii: "{"):
             index += 1
