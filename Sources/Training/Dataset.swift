@@ -110,7 +110,8 @@ public func promptExamples(
                     path: path, line: line, reason: "reward '\(reward)' needs the field \"\(field)\"")
             case .some(Value.none):
                 throw DatasetError(
-                    path: path, line: line, reason: "reward '\(reward)' needs the field \"\(field)\", got null")
+                    path: path, line: line,
+                    reason: "reward '\(reward)' needs the field \"\(field)\", got null")
             default: break
             }
         }

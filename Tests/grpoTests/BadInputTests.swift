@@ -63,6 +63,23 @@ let badInputCases: [BadInputCase] = [
         name: "empty token list", arguments: ["generate", "--model", "MODEL", "--input", "INPUT"],
         input: [#"{"tokens": []}"#], expected: "INPUT:1: the prompt is empty"),
     BadInputCase(
+        name: "a line nested thousands of levels deep",
+        arguments: ["train", "--model", "MODEL", "--dataset", "INPUT", "--output_dir", "OUT"],
+        input: [
+            #"{"prompt": "1+2=", "answer": "3"}"#, "{\"prompt\": " + String(repeating: "[", count: 5000),
+        ],
+        expected: "INPUT:2: column 523: nested more than 512 levels deep"),
+    BadInputCase(
+        name: "an answer of null",
+        arguments: ["train", "--model", "MODEL", "--dataset", "INPUT", "--output_dir", "OUT"],
+        input: [#"{"prompt": "1+2=", "answer": null}"#],
+        expected: "INPUT:1: reward 'accuracy' needs the field \"answer\", got null"),
+    BadInputCase(
+        name: "a NUL character in a prompt",
+        arguments: ["train", "--model", "MODEL", "--dataset", "INPUT", "--output_dir", "OUT"],
+        input: [#"{"prompt": "1+2=", "answer": "3"}"#, #"{"prompt": "1\u0000+2=", "answer": "3"}"#],
+        expected: "INPUT:2: the prompt holds a NUL character"),
+    BadInputCase(
         name: "demo with no width", arguments: ["demo", "--hidden-size", "0", "--output-dir", "OUT"],
         expected: "--hidden-size must be a multiple of 8"),
     BadInputCase(
