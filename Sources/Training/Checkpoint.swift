@@ -22,8 +22,27 @@ public struct TrainerState: Codable, Sendable, Equatable {
     /// A generation round still being optimized on (num_iterations > 1), kept so a resumed run
     /// finishes it instead of sampling a new one.
     public var pendingRound: Round?
+    /// Tokens the loss has learned from so far (SFT's `num_tokens`), so a resumed run counts on.
+    public var learnedTokens = 0
 
     public init() {}
+
+    private enum CodingKeys: String, CodingKey {
+        case step, consumedPrompts, rounds, optimizerSteps, nonfiniteSteps, seed, pendingRound, learnedTokens
+    }
+
+    /// Reads a state file; `learnedTokens`, added later, is 0 in checkpoints written before it.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        step = try c.decode(Int.self, forKey: .step)
+        consumedPrompts = try c.decode(Int.self, forKey: .consumedPrompts)
+        rounds = try c.decode(Int.self, forKey: .rounds)
+        optimizerSteps = try c.decode(Int.self, forKey: .optimizerSteps)
+        nonfiniteSteps = try c.decode(Int.self, forKey: .nonfiniteSteps)
+        seed = try c.decode(UInt64.self, forKey: .seed)
+        pendingRound = try c.decodeIfPresent(Round.self, forKey: .pendingRound)
+        learnedTokens = try c.decodeIfPresent(Int.self, forKey: .learnedTokens) ?? 0
+    }
 }
 
 /// Checkpoint folders: `OUTPUT/checkpoint-N/` is a Hugging Face model folder (config.json,

@@ -19,7 +19,6 @@ public final class SFTTrainer {
     let optimizer: AdamW
     let onEvent: (TrainerEvent) -> Void
     private var stream: PromptStream
-    private var learnedTokens = 0
 
     /// Loads the model (from `resumeFrom`, a checkpoint folder, when given), tokenizer and dataset;
     /// every input problem surfaces here, before work.
@@ -60,13 +59,13 @@ public final class SFTTrainer {
             }
             state.consumedPrompts += batch.count
             let (loss, tokens) = accumulateGradients(batch)
-            learnedTokens += tokens
+            state.learnedTokens += tokens
             var metrics = try applyUpdate(
                 optimizer: optimizer, config: config.optimizer, state: &state, totalSteps: totalSteps,
                 loss: loss,
                 maxNonfiniteSteps: config.maxNonfiniteSteps, onEvent: onEvent)
             state.step += 1
-            metrics["num_tokens"] = Double(learnedTokens)
+            metrics["num_tokens"] = Double(state.learnedTokens)
             metrics["epoch"] = Double(state.consumedPrompts) / Double(examples.count)
             return StepResult(metrics: metrics, tokens: tokens)
         }

@@ -156,6 +156,17 @@ struct SFTTests {
         let a = straight.model.parameters.values
         let b = resumed.model.parameters.values
         #expect((0..<a.count).allSatisfy { a.pointer[$0] == b.pointer[$0] })
+        // Every counter resumes, the tokens learned from (num_tokens) included.
+        #expect(resumed.state == straight.state)
+        let lastTokens = { (folder: String) throws -> Double? in
+            let lines = try String(contentsOfFile: folder + "/metrics.jsonl", encoding: .utf8).split(
+                separator: "\n")
+            let last = try JSONSerialization.jsonObject(with: Data(lines.last!.utf8)) as? [String: Any]
+            return (last?["num_tokens"] as? NSNumber)?.doubleValue
+        }
+        let straightTokens = try #require(try lastTokens(w.root + "/a"))
+        #expect(straightTokens > 0)
+        #expect(try lastTokens(w.root + "/b") == straightTokens)
     }
 
     @Test func epochsSetTheRunLength() throws {
