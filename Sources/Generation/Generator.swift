@@ -19,8 +19,8 @@ public final class Generator {
     public var maxCacheBytes = 4 << 30
     /// Whether NaN or infinite logits (broken or overflowing weights) end generation with an error.
     ///
-    /// The error names the model. A trainer turns this off: its NaN log-probs then reach the loss, and the step is skipped
-    /// and counted as any non-finite step is.
+    /// The error names the model. A trainer turns this off: its NaN log-probs then reach the loss,
+    /// and the step is skipped and counted as any non-finite step is.
     public var nonFiniteLogitsAreErrors = true
     /// The largest KV-cache footprint of the last `generate` call.
     public private(set) var peakCacheBytes = 0
@@ -196,7 +196,7 @@ public final class Generator {
         }
         if p.temperature == 0 {
             token = argmax(logits)
-        } else if p.topK == 0 && p.topP == 1 && p.minP == 0 {
+        } else if plain {
             // Plain sampling: no probabilities written, the draw stops where the CDF passes u.
             let drawn = logits.withUnsafeBufferPointer {
                 drawFromSoftmax(

@@ -111,22 +111,27 @@ public struct ConfigFile: Codable, Sendable {
             throw ConfigError.badField(
                 path: path, field: context.codingPath.map(\.stringValue).joined(separator: "."),
                 expected: "\(type), not null")
-        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
-            // A number that does not fit the field's type (2e62 for an integer size, 1.5 for a count).
-            throw ConfigError.badField(
-                path: path, field: context.codingPath.map(\.stringValue).joined(separator: "."),
-                expected: "a value of the field's type (\(context.debugDescription))")
         } catch {
-            // Valid JSON whose number does not fit an integer field (2e62): name the field.
+            // Foundation reports a number that does not fit an integer field (2e62, 1.5) as invalid
+            // JSON, without the field: find it.
             guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
                 throw ConfigError.malformed(path: path, reason: "not valid JSON")
             }
-            if let (key, value) = object.sorted(by: { $0.key < $1.key }).first(where: {
-                guard let number = $0.value as? NSNumber, !($0.value is Bool) else { return false }
-                return abs(number.doubleValue) >= 9.2e18
-            }) {
-                throw ConfigError.badField(
-                    path: path, field: key, expected: "a number that fits, got \(value)")
+            let integers = [
+                CodingKeys.vocabSize, .hiddenSize, .intermediateSize, .numHiddenLayers, .numAttentionHeads,
+                .numKeyValueHeads, .headDim, .maxPositionEmbeddings, .slidingWindow,
+            ].map(\.rawValue)
+            for key in integers {
+                guard let number = object[key] as? NSNumber, !(object[key] is Bool) else { continue }
+                let value = number.doubleValue
+                if abs(value) >= 9.2e18 {
+                    throw ConfigError.badField(
+                        path: path, field: key, expected: "a number that fits, got \(number)")
+                }
+                if value != value.rounded() {
+                    throw ConfigError.badField(
+                        path: path, field: key, expected: "a whole number, got \(number)")
+                }
             }
             throw ConfigError.malformed(path: path, reason: "a value does not fit its field (\(error))")
         }

@@ -48,10 +48,14 @@ public final class ConfigValues {
         ConfigError(key: key, source: source(key), message: message)
     }
 
+    private func needsValue(_ key: String) -> ConfigError {
+        error(key, "needs a value (--\(key) VALUE or --\(key)=VALUE)")
+    }
+
     public func string(_ key: String) throws -> String? {
         read.insert(key)
         guard let (value, _) = values[key] else { return nil }
-        if value is BareFlag { throw error(key, "needs a value (--\(key) VALUE or --\(key)=VALUE)") }
+        if value is BareFlag { throw needsValue(key) }
         if let text = value as? String { return text }
         if let number = value as? NSNumber { return number.stringValue }
         throw error(key, "expected text, got \(value)")
@@ -64,7 +68,7 @@ public final class ConfigValues {
     public func double(_ key: String) throws -> Double? {
         read.insert(key)
         guard let (value, _) = values[key] else { return nil }
-        if value is BareFlag { throw error(key, "needs a value (--\(key) VALUE or --\(key)=VALUE)") }
+        if value is BareFlag { throw needsValue(key) }
         var number: Double?
         if let n = value as? NSNumber, !(value is Bool) { number = n.doubleValue }
         if let text = value as? String { number = Double(text.trimmingCharacters(in: .whitespaces)) }

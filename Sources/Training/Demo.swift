@@ -45,9 +45,8 @@ public struct DemoSettings: Sendable {
     public var perStepPrompts = 32
     /// Sampling temperature of GRPO and of the sampled held-out accuracy.
     ///
-    /// At 1 a model whose worked
-    /// answers are right greedily still slips a digit in one sample of four; at 0.7 GRPO's gain in
-    /// sampled accuracy is as robust across seeds as its greedy one.
+    /// At 1 a model whose worked answers are right greedily still slips a digit in one sample of
+    /// four; at 0.7 GRPO's gain in sampled accuracy is as robust across seeds as its greedy one.
     public var temperature: Float = 0.7
     public var maxCompletionLength = 64
     /// KL penalty towards the SFT model.

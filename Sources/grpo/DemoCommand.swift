@@ -221,23 +221,24 @@ struct DemoCommand: ParsableCommand {
             )
         }
         guard !gains.isEmpty else { return }
-        let n = Double(gains.count)
-        for (name, pick) in [
-            ("min", { (xs: [Double]) in xs.min()! }), ("mean", { (xs: [Double]) in xs.reduce(0, +) / n }),
-            ("max", { (xs: [Double]) in xs.max()! }),
-        ] {
+        // Each column's smallest, mean and largest value, computed once for the rows and the summary.
+        func spread(_ values: [Double]) -> [Double] {
+            [values.min()!, values.reduce(0, +) / Double(values.count), values.max()!]
+        }
+        let (sampled, greedy, seconds) = (
+            spread(gains.map(\.sampled)), spread(gains.map(\.greedy)),
+            spread(gains.map(\.seconds))
+        )
+        for (i, name) in ["min", "mean", "max"].enumerated() {
             print(
-                "| \(name) | | \(points(pick(gains.map(\.sampled)))) | | \(points(pick(gains.map(\.greedy)))) | | \(String(format: "%.0f", pick(gains.map(\.seconds)))) |"
+                "| \(name) | | \(points(sampled[i])) | | \(points(greedy[i])) | | \(String(format: "%.0f", seconds[i])) |"
             )
         }
         print("\n\(gains.count) seeds, \(heldOut) held-out problems each, on \(CPUFeatures.summary)")
-        let sampled = gains.map(\.sampled)
-        let greedy = gains.map(\.greedy)
         print(
             String(
                 format:
                     "GRPO changed held-out accuracy by %+.1f to %+.1f points sampled (mean %+.1f), %+.1f to %+.1f points greedy (mean %+.1f)",
-                sampled.min()!, sampled.max()!, sampled.reduce(0, +) / n, greedy.min()!, greedy.max()!,
-                greedy.reduce(0, +) / n))
+                sampled[0], sampled[2], sampled[1], greedy[0], greedy[2], greedy[1]))
     }
 }
