@@ -30,6 +30,10 @@ let badInputCases: [BadInputCase] = [
         arguments: ["score", "--model", "MODEL", "--input", "INPUT"],
         expected: "field 'vocab_size' should be a number that fits"),
     BadInputCase(
+        name: "a fractional hidden size", config: ["hidden_size": "32.5"],
+        arguments: ["info", "--model", "MODEL"],
+        expected: "field 'hidden_size' should be a whole number, got 32.5"),
+    BadInputCase(
         name: "a billion layers", config: ["num_hidden_layers": "1000000000"],
         arguments: ["generate", "--model", "MODEL", "--input", "INPUT"],
         expected: "field 'num_hidden_layers' should be at most 1024"),
