@@ -2,17 +2,20 @@
 """Regenerates Tests/TokenizersTests/Fixtures with Hugging Face `tokenizers` (developers only).
 
     /tmp/fixtures-venv/bin/pip install tokenizers==0.23.3
-    /tmp/fixtures-venv/bin/python scripts/make_tokenizer_fixtures.py
+    /tmp/fixtures-venv/bin/python scripts/make_tokenizer_fixtures.py [--unicode-exact]
 
 Trains, on local text (Python's own standard library sources plus multilingual sentences written
 here), one tokenizer per family and writes, for each, `<name>.json` (the tokenizer.json) and
 `<name>.expected.json`: for every text of a hard corpus, the ids with and without special tokens
-and the decoded text (with and without skipping special tokens).
+and the decoded text (with and without skipping special tokens). `unicode-exact` is built by hand
+instead: a SentencePiece-style vocabulary holding canonically equivalent tokens, with its own corpus
+(`--unicode-exact` writes only it).
 """
 import glob
 import json
 import os
 import random
+import sys
 import sysconfig
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -185,8 +188,99 @@ FAMILIES = {
 }
 
 
+# Tokens that Swift's String equality (canonical equivalence) would merge: each pair is two
+# distinct vocabulary entries in tokenizers, as U+03AC / U+1F71 are in the Llama-2 vocabulary.
+EQUIVALENT_PAIRS = [
+    ("\u03ac", "\u1f71"),            # GREEK SMALL LETTER ALPHA WITH TONOS / WITH OXIA
+    ("\u00e9", "e\u0301"),           # precomposed / decomposed e acute
+    ("\u00c5", "\u212b"),            # A with ring / ANGSTROM SIGN
+    ("\u2126", "\u03a9"),            # OHM SIGN / GREEK CAPITAL OMEGA
+    ("\u212a", "K"),                 # KELVIN SIGN / K
+    ("\u1e69", "s\u0323\u0307"),     # s with dot below and dot above, two spellings
+]
+
+EXACT_CORPUS = [
+    "\u03ac \u1f71 \u03ac\u1f71",
+    "\u1f71\u03ac \u1f71",
+    "caf\u00e9 cafe\u0301 caf\u00e9",
+    "\u00c5ngstr\u00f6m \u212bngstr\u00f6m A\u030angstr\u00f6m",
+    "\u2126 \u03a9 \u2126\u03a9",
+    "273\u212a 273K",
+    "\u1e69 s\u0323\u0307 s\u0307\u0323",
+    "\u200d\u200d \u200d a\u200d\u200db",
+    "\ufeffstart with a byte order mark",
+    "\ufeff\ufeff two, and one x\ufeffy inside",
+    "a \u0301b space then combining \u0301",
+    "\u2581\u0301 marker then combining",
+    "  two spaces \u00e9 e\u0301",
+]
+
+
+def unicode_exact():
+    """A SentencePiece-style (Llama-2) BPE whose vocabulary holds canonically equivalent tokens."""
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for i in range(256):
+        vocab[f"<0x{i:02X}>"] = len(vocab)
+    def add(token):
+        if token not in vocab:
+            vocab[token] = len(vocab)
+    for ch in "\u2581abcdefghijklmnopqrstuvwxyzAKS0123456789,\u00f6\u0301\u0307\u0323\u030a\u200d\ufeff":
+        add(ch)
+    for a, b in EQUIVALENT_PAIRS:
+        for token in (a, b):
+            for ch in token:
+                add(ch)
+    merges = []
+    def merge(a, b):
+        add(a + b)
+        merges.append((a, b))
+    merge("e", "\u0301")
+    merge("A", "\u030a")
+    merge("s", "\u0323")
+    merge("s\u0323", "\u0307")
+    merge("\u200d", "\u200d")
+    merge("\u2581", "\ufeff")
+    merge("\u2581", "\u0301")
+    for a, b in EQUIVALENT_PAIRS:
+        merge("\u2581", a)
+        merge("\u2581", b)
+    for a, b in [("c", "a"), ("ca", "f"), ("caf", "\u00e9"), ("caf", "e\u0301"), ("\u2581", "caf\u00e9"),
+                 ("\u2581", "cafe\u0301"), ("s", "t"), ("r", "t"), ("st", "art"), ("a", "r"), ("ar", "t")]:
+        merge(a, b)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                     decoders.Strip(" ", 1, 0)])
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A </s> $B",
+                                                       special_tokens=[("<s>", 1), ("</s>", 2)])
+    tok.add_tokens([AddedToken("<\u03ac>", special=False, normalized=False),
+                    AddedToken("<\u1f71>", special=False, normalized=False)])
+    return tok
+
+
+def write_unicode_exact():
+    tok = unicode_exact()
+    path = os.path.join(OUT, "unicode-exact.json")
+    tok.save(path)
+    tok = Tokenizer.from_file(path)
+    texts = EXACT_CORPUS + ["<\u03ac> <\u1f71><\u03ac>"]
+    cases = []
+    for text in texts:
+        ids = tok.encode(text, add_special_tokens=True).ids
+        cases.append({"text": text, "ids": ids, "ids_no_special": tok.encode(text, add_special_tokens=False).ids,
+                      "decoded": tok.decode(ids, skip_special_tokens=False),
+                      "decoded_skip_special": tok.decode(ids, skip_special_tokens=True)})
+    tokens = [tok.id_to_token(i) for i in range(tok.get_vocab_size())]
+    with open(os.path.join(OUT, "unicode-exact.expected.json"), "w", encoding="utf-8") as f:
+        json.dump({"cases": cases, "tokens": tokens}, f, ensure_ascii=False)
+    print(f"unicode-exact: vocab {tok.get_vocab_size()}, {len(cases)} texts")
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
+    write_unicode_exact()
+    if sys.argv[1:] == ["--unicode-exact"]:
+        sys.exit(0)
     texts = CORPUS + [long_document()]
     with open(os.path.join(OUT, "corpus.json"), "w", encoding="utf-8") as f:
         json.dump(texts, f, ensure_ascii=False)

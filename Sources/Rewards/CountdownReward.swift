@@ -34,6 +34,15 @@ public final class CountdownReward: Reward {
         }
     }
 
+    public func fieldProblem(_ field: String, _ value: Value) -> String? {
+        if field == "target" { return numberValue(value) == nil ? "a number" : nil }
+        guard case .array(let items) = value, !items.isEmpty, items.allSatisfy({ numberValue($0) != nil })
+        else {
+            return "a non-empty list of numbers"
+        }
+        return nil
+    }
+
     private func numberValue(_ value: Value) -> Double? {
         switch value {
         case .int(let i): Double(i)

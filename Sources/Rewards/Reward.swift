@@ -40,12 +40,30 @@ public protocol Reward: AnyObject {
     var requiredFields: [String] { get }
     /// One score (or nil) per input, in order.
     func score(_ batch: [RewardInput]) throws -> [Double?]
+    /// What one of `requiredFields` must hold when `value` is not that ("a number"); nil when it is.
+    /// Datasets are checked with it before training, so a wrong line is named with its number.
+    func fieldProblem(_ field: String, _ value: Value) -> String?
 }
 
-/// The dataset fields `rewards` need, each with the name of a reward that needs it.
-public func requiredFields(of rewards: [any Reward]) -> [String: String] {
-    var fields: [String: String] = [:]
-    for reward in rewards { for field in reward.requiredFields { fields[field] = reward.name } }
+extension Reward {
+    public func fieldProblem(_ field: String, _ value: Value) -> String? { nil }
+}
+
+/// A dataset field a reward needs: the reward's name, and its check of the field's value.
+public struct FieldRequirement {
+    public let reward: String
+    /// What the field must hold, when the value is not that.
+    public let problem: (Value) -> String?
+}
+
+/// The dataset fields `rewards` need, each with a reward that needs it and that reward's check.
+public func requiredFields(of rewards: [any Reward]) -> [String: FieldRequirement] {
+    var fields: [String: FieldRequirement] = [:]
+    for reward in rewards {
+        for field in reward.requiredFields {
+            fields[field] = FieldRequirement(reward: reward.name) { reward.fieldProblem(field, $0) }
+        }
+    }
     return fields
 }
 

@@ -9,7 +9,7 @@ public struct AddedToken: Sendable, Equatable {
     public let normalized: Bool
 
     init(_ node: JSONNode) throws {
-        id = Int32(try node["id"].int())
+        id = try node["id"].tokenID()
         content = try node["content"].string()
         special = try node["special"].bool(default: false)
         singleWord = try node["single_word"].bool(default: false)

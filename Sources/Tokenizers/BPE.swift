@@ -6,8 +6,11 @@ import Foundation
 /// `<0xXX>` ids of its UTF-8 bytes when the scalar is not in the vocabulary; else `unk`), then the
 /// adjacent pair with the lowest merge rank is merged, leftmost first, until no pair has a merge.
 final class BPE {
-    let vocab: [String: Int32]
+    /// Token -> id, keyed by exact scalars (see `ExactString`).
+    let vocab: [ExactString: Int32]
     let idToToken: [Int32: String]
+    /// Ids of the one-scalar tokens, the symbols a piece starts from.
+    private let scalarIDs: [UInt32: Int32]
     /// Merges keyed by (left id, right id), giving (rank, merged id).
     private let merges: [UInt64: (rank: Int32, id: Int32)]
     let unkID: Int32?
@@ -15,56 +18,70 @@ final class BPE {
     let byteFallback: Bool
     let ignoreMerges: Bool
     private let byteIDs: [Int32?]
-    private var cache: [String: [Int32]] = [:]
+    private var cache: [ExactString: [Int32]] = [:]
     private let cacheLock = NSLock()
 
     init(_ node: JSONNode) throws {
-        guard try node.type() == "BPE" else {
+        let type = node["type"].isNull ? "BPE" : try node.type()
+        guard type == "BPE" else {
             throw TokenizerError.unsupported(
-                path: node.file, at: node.path + ".type", type: try node.type(), supported: ["BPE"])
+                path: node.file, at: node.path + ".type", type: type, supported: ["BPE"])
         }
         for key in ["continuing_subword_prefix", "end_of_word_suffix"] where !node[key].isNull {
-            if let value = node[key].value as? String, value.isEmpty { continue }
+            if let value = node[key].stringValue, value.isEmpty { continue }
             throw node[key].error("null (subword prefixes and suffixes are not supported)")
         }
-        guard let vocabObject = node["vocab"].value as? [String: Any] else {
+        guard case .object(let vocabObject) = node["vocab"].value else {
             throw node["vocab"].error("an object of token -> id")
         }
-        var vocab: [String: Int32] = [:]
+        var vocab: [ExactString: Int32] = [:]
+        var idToToken: [Int32: String] = [:]
+        var scalarIDs: [UInt32: Int32] = [:]
         vocab.reserveCapacity(vocabObject.count)
-        for (token, value) in vocabObject {
-            guard let number = value as? NSNumber else { throw node["vocab"][token].error("an integer id") }
-            vocab[token] = Int32(truncating: number)
+        idToToken.reserveCapacity(vocabObject.count)
+        for (token, _) in vocabObject.pairs {
+            let id = try node["vocab"][token].tokenID()
+            vocab[ExactString(token)] = id
+            if idToToken[id] == nil { idToToken[id] = token }
+            var scalars = token.unicodeScalars.makeIterator()
+            if let first = scalars.next(), scalars.next() == nil { scalarIDs[first.value] = id }
         }
         self.vocab = vocab
-        idToToken = Dictionary(vocab.map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        self.idToToken = idToToken
+        self.scalarIDs = scalarIDs
         var merges: [UInt64: (Int32, Int32)] = [:]
         for (rank, entry) in try node["merges"].array().enumerated() {
             let pair: [String]
-            if let text = entry.value as? String {
-                pair = text.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false).map(
-                    String.init)
-            } else if let list = entry.value as? [String] {
-                pair = list
+            if let text = entry.stringValue {
+                // Split on space scalars: a space can begin a grapheme cluster with what follows it
+                // ("\u{200D} \u{200D}"), so splitting on characters would miss it.
+                let parts = text.unicodeScalars.split(separator: " ", omittingEmptySubsequences: false)
+                guard parts.count == 2 else {
+                    throw entry.error("two tokens separated by one space, got \(text.debugDescription)")
+                }
+                pair = parts.map { String(String.UnicodeScalarView($0)) }
+            } else if case .array(let items) = entry.value, items.count == 2,
+                case .string(let left) = items[0], case .string(let right) = items[1]
+            {
+                pair = [left, right]
             } else {
                 throw entry.error("\"left right\" or [\"left\", \"right\"]")
             }
-            guard pair.count == 2 else { throw entry.error("two tokens, got \(pair.count)") }
-            guard let left = vocab[pair[0]], let right = vocab[pair[1]] else {
+            guard let left = vocab[ExactString(pair[0])], let right = vocab[ExactString(pair[1])] else {
                 throw entry.error("tokens that are in the vocabulary, got \(pair)")
             }
-            guard let merged = vocab[pair[0] + pair[1]] else {
+            guard let merged = vocab[ExactString(pair[0] + pair[1])] else {
                 throw entry.error("a merge whose result '\(pair[0] + pair[1])' is in the vocabulary")
             }
-            merges[Self.key(left, right)] = (Int32(rank), merged)
+            merges[Self.key(left, right)] = (Int32(rank), merged)  // a repeated merge: the last wins
         }
         self.merges = merges
         let unk = try node["unk_token"].optionalString()
-        unkID = unk.flatMap { vocab[$0] }
+        unkID = unk.flatMap { vocab[ExactString($0)] }
         fuseUnk = try node["fuse_unk"].bool(default: false)
         byteFallback = try node["byte_fallback"].bool(default: false)
         ignoreMerges = try node["ignore_merges"].bool(default: false)
-        byteIDs = (0..<256).map { vocab[String(format: "<0x%02X>", $0)] }
+        byteIDs = (0..<256).map { vocab[ExactString(String(format: "<0x%02X>", $0))] }
     }
 
     @inline(__always)
@@ -74,9 +91,10 @@ final class BPE {
 
     /// The ids of one pre-tokenized piece.
     func encode(_ piece: String) -> [Int32] {
-        if ignoreMerges, let id = vocab[piece] { return [id] }
+        let key = ExactString(piece)
+        if ignoreMerges, let id = vocab[key] { return [id] }
         cacheLock.lock()
-        let cached = cache[piece]
+        let cached = cache[key]
         cacheLock.unlock()
         if let cached { return cached }
         var symbols = initialSymbols(piece)
@@ -84,7 +102,7 @@ final class BPE {
         if piece.utf8.count < 256 {
             cacheLock.lock()
             if cache.count > 200_000 { cache.removeAll(keepingCapacity: true) }
-            cache[piece] = symbols
+            cache[key] = symbols
             cacheLock.unlock()
         }
         return symbols
@@ -95,7 +113,7 @@ final class BPE {
         symbols.reserveCapacity(piece.unicodeScalars.count)
         var lastWasUnk = false
         for scalar in piece.unicodeScalars {
-            if let id = vocab[String(scalar)] {
+            if let id = scalarIDs[scalar.value] {
                 symbols.append(id)
                 lastWasUnk = false
                 continue

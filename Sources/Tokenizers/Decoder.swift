@@ -6,7 +6,7 @@ enum Decoder {
     case metaspace(replacement: String, prependScheme: String)
     case byteFallback
     case fuse
-    case strip(content: Character, start: Int, stop: Int)
+    case strip(content: Unicode.Scalar, start: Int, stop: Int)
     case replace(TextPattern, with: String)
     case sequence([Decoder])
 
@@ -25,9 +25,10 @@ enum Decoder {
         case "Fuse": self = .fuse
         case "Strip":
             let content = try node["content"].string()
-            guard content.count == 1 else { throw node["content"].error("one character") }
+            guard content.unicodeScalars.count == 1 else { throw node["content"].error("one character") }
             self = .strip(
-                content: content.first!, start: try node["start"].int(), stop: try node["stop"].int())
+                content: content.unicodeScalars.first!, start: try node["start"].int(),
+                stop: try node["stop"].int())
         case "Replace": self = .replace(try TextPattern(node["pattern"]), with: try node["content"].string())
         case "Sequence": self = .sequence(try node["decoders"].array().map(Decoder.init))
         case let other:
@@ -46,7 +47,7 @@ enum Decoder {
         case .metaspace(let replacement, let scheme):
             // In the first token every marker is dropped (not only a leading one), as tokenizers does.
             return tokens.enumerated().map { i, token in
-                token.replacingOccurrences(of: replacement, with: i == 0 && scheme != "never" ? "" : " ")
+                token.replacingScalars(replacement, with: i == 0 && scheme != "never" ? "" : " ")
             }
         case .byteFallback:
             var out: [String] = []
@@ -74,18 +75,18 @@ enum Decoder {
             return [tokens.joined()]
         case .strip(let content, let start, let stop):
             return tokens.map { token in
-                var characters = Substring(token)
+                var scalars = Substring(token).unicodeScalars
                 var removed = 0
-                while removed < start, characters.first == content {
-                    characters.removeFirst()
+                while removed < start, scalars.first == content {
+                    scalars.removeFirst()
                     removed += 1
                 }
                 removed = 0
-                while removed < stop, characters.last == content {
-                    characters.removeLast()
+                while removed < stop, scalars.last == content {
+                    scalars.removeLast()
                     removed += 1
                 }
-                return String(characters)
+                return String(scalars)
             }
         case .replace(let pattern, let content):
             return tokens.map { pattern.replacingMatches(in: $0, with: content) }
@@ -97,7 +98,7 @@ enum Decoder {
     /// The byte of a `<0xXX>` token.
     static func fallbackByte(_ token: String) -> UInt8? {
         let utf8 = Array(token.utf8)
-        guard utf8.count == 6, token.hasPrefix("<0x"), token.hasSuffix(">") else { return nil }
+        guard utf8.count == 6, utf8.starts(with: "<0x".utf8), utf8[5] == UInt8(ascii: ">") else { return nil }
         return UInt8(String(decoding: utf8[3..<5], as: UTF8.self), radix: 16)
     }
 }

@@ -39,7 +39,7 @@ enum Normalizer {
         case .nfkc: return text.precomposedStringWithCompatibilityMapping
         case .nfkd: return text.decomposedStringWithCompatibilityMapping
         case .lowercase: return text.lowercased()
-        case .prepend(let prefix): return text.isEmpty ? text : prefix + text
+        case .prepend(let prefix): return text.unicodeScalars.isEmpty ? text : prefix + text
         case .replace(let pattern, let content): return pattern.replacingMatches(in: text, with: content)
         case .strip(let left, let right):
             var scalars = Substring(text).unicodeScalars[...]
@@ -61,11 +61,11 @@ struct TextPattern {
     let source: String
 
     init(_ node: JSONNode) throws {
-        if let literal = node["String"].value as? String {
+        if let literal = node["String"].stringValue {
             self.literal = literal
             regex = nil
             source = literal
-        } else if let pattern = node["Regex"].value as? String {
+        } else if let pattern = node["Regex"].stringValue {
             literal = nil
             source = pattern
             do {
@@ -81,14 +81,7 @@ struct TextPattern {
     /// Scalar-offset ranges of the non-overlapping matches in `text`, left to right.
     func matches(in text: String) -> [Range<String.Index>] {
         if let literal {
-            guard !literal.isEmpty else { return [] }
-            var ranges: [Range<String.Index>] = []
-            var searchStart = text.startIndex
-            while let found = text.range(of: literal, options: .literal, range: searchStart..<text.endIndex) {
-                ranges.append(found)
-                searchStart = found.upperBound
-            }
-            return ranges
+            return text.scalarRanges(of: literal)
         }
         let ns = text as NSString
         return regex!.matches(in: text, range: NSRange(location: 0, length: ns.length)).compactMap {
@@ -97,14 +90,15 @@ struct TextPattern {
     }
 
     func replacingMatches(in text: String, with content: String) -> String {
-        var result = ""
+        // Scalar-aligned ranges: appended as scalars, since a range can start inside a character.
+        var result = String.UnicodeScalarView()
         var last = text.startIndex
         for range in matches(in: text) {
-            result += text[last..<range.lowerBound]
-            result += content
+            result.append(contentsOf: text.unicodeScalars[last..<range.lowerBound])
+            result.append(contentsOf: content.unicodeScalars)
             last = range.upperBound
         }
-        result += text[last...]
-        return result
+        result.append(contentsOf: text.unicodeScalars[last...])
+        return String(result)
     }
 }

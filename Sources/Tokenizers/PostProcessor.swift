@@ -21,10 +21,10 @@ enum PostProcessor {
                 try node["single"].array().map { item in
                     if !item["Sequence"].isNull { return .sequence }
                     let name = try item["SpecialToken"]["id"].string()
-                    guard specials[name]["ids"].value is [Any] else {
+                    guard specials[name]["ids"].isArray else {
                         throw specials[name].error("an entry for '\(name)' with \"ids\"")
                     }
-                    return .special(try specials[name]["ids"].array().map { Int32(try $0.int()) })
+                    return .special(try specials[name]["ids"].array().map { try $0.tokenID() })
                 })
         case "ByteLevel": self = .byteLevel
         case "Sequence": self = .sequence(try node["processors"].array().map(PostProcessor.init))

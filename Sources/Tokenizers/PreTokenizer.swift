@@ -74,7 +74,7 @@ enum PreTokenizer {
         switch self {
         case .byteLevel(let addPrefixSpace, let useRegex):
             var text = piece.text
-            if addPrefixSpace && !text.hasPrefix(" ") { text = " " + text }
+            if addPrefixSpace && !text.startsWithScalars(" ") { text = " " + text }
             let parts = useRegex ? KnownSplitPattern.gpt2.split(text).map(String.init) : [text]
             return pieces(parts, from: piece).map {
                 Piece(text: ByteLevel.encode($0.text), atStart: $0.atStart)
@@ -111,20 +111,22 @@ enum PreTokenizer {
             if !current.isEmpty { parts.append(current) }
             return pieces(parts, from: piece)
         case .metaspace(let replacement, let scheme, let split):
-            var text = piece.text.replacingOccurrences(of: " ", with: replacement)
+            var text = piece.text.replacingScalars(" ", with: replacement)
             let prepend = scheme == "always" || (scheme == "first" && piece.atStart)
-            if prepend && !text.hasPrefix(replacement) { text = replacement + text }
+            if prepend && !text.startsWithScalars(replacement) { text = replacement + text }
             guard split else { return [Piece(text: text, atStart: piece.atStart)] }
+            // Split before each marker scalar (a marker can begin a character with a combining mark).
             var parts: [String] = []
-            var current = ""
-            for character in text {
-                if String(character) == replacement && !current.isEmpty {
-                    parts.append(current)
-                    current = ""
+            var current = String.UnicodeScalarView()
+            let marker = replacement.unicodeScalars.first
+            for scalar in text.unicodeScalars {
+                if scalar == marker && !current.isEmpty {
+                    parts.append(String(current))
+                    current = String.UnicodeScalarView()
                 }
-                current.append(character)
+                current.append(scalar)
             }
-            if !current.isEmpty { parts.append(current) }
+            if !current.isEmpty { parts.append(String(current)) }
             return pieces(parts, from: piece)
         case .sequence:
             preconditionFailure("handled in apply(_:)")

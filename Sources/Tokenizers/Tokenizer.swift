@@ -17,7 +17,7 @@ public final class Tokenizer: @unchecked Sendable {
     private let rawMatcher: AddedTokenMatcher
     private let normalizedMatcher: AddedTokenMatcher
     private let addedByID: [Int32: AddedToken]
-    private let addedByContent: [String: AddedToken]
+    private let addedByContent: [ExactString: AddedToken]
 
     /// Loads `tokenizer.json` (a file, or a model folder holding one).
     public init(path: String) throws {
@@ -30,16 +30,16 @@ public final class Tokenizer: @unchecked Sendable {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw TokenizerError.unreadable(path: file, reason: "no such file")
         }
-        let json: Any
-        do {
-            json = try JSONSerialization.jsonObject(with: data)
-        } catch {
-            throw TokenizerError.unreadable(path: file, reason: "not valid JSON")
-        }
-        let root = JSONNode(json, file: file)
+        let root = try JSONNode(parsing: Array(data), file: file)
         _ = try root.object()
         guard !root["model"].isNull else {
             throw root["model"].error("the tokenizer model (an object with \"type\")")
+        }
+        // Older files have no model type; tokenizers then reads the model by its fields.
+        if root["model"]["type"].isNull && root["model"]["merges"].isNull {
+            throw root["model"]["type"].error(
+                "the model's type: the model has neither \"type\" nor \"merges\", so it is not BPE "
+                    + "(supported: BPE; WordPiece, WordLevel and Unigram models are not)")
         }
         model = try BPE(root["model"])
         normalizer = root["normalizer"].isNull ? nil : try Normalizer(root["normalizer"])
@@ -48,7 +48,8 @@ public final class Tokenizer: @unchecked Sendable {
         decoder = root["decoder"].isNull ? nil : try Decoder(root["decoder"])
         addedTokens = root["added_tokens"].isNull ? [] : try root["added_tokens"].array().map(AddedToken.init)
         addedByID = Dictionary(addedTokens.map { ($0.id, $0) }, uniquingKeysWith: { _, b in b })
-        addedByContent = Dictionary(addedTokens.map { ($0.content, $0) }, uniquingKeysWith: { _, b in b })
+        addedByContent = Dictionary(
+            addedTokens.map { (ExactString($0.content), $0) }, uniquingKeysWith: { _, b in b })
         // Special tokens first, then the others, as tokenizers orders its matchers.
         let ordered = addedTokens.filter(\.special) + addedTokens.filter { !$0.special }
         let normalizer = self.normalizer
@@ -64,7 +65,10 @@ public final class Tokenizer: @unchecked Sendable {
             Int((model.idToToken.keys.max() ?? -1) + 1))
     }
 
-    public func tokenID(_ token: String) -> Int32? { addedByContent[token]?.id ?? model.vocab[token] }
+    public func tokenID(_ token: String) -> Int32? {
+        let key = ExactString(token)
+        return addedByContent[key]?.id ?? model.vocab[key]
+    }
 
     public func token(for id: Int32) -> String? { addedByID[id]?.content ?? model.idToToken[id] }
 

@@ -66,7 +66,7 @@ public struct TokenizerConfig: Sendable {
             config.addEOSToken =
                 root["add_eos_token"].isNull ? nil : try root["add_eos_token"].bool(default: false)
             let template = root["chat_template"]
-            if let text = template.value as? String {
+            if let text = template.stringValue {
                 config.chatTemplates["default"] = text
             } else if !template.isNull {
                 for entry in try template.array() {
@@ -75,7 +75,7 @@ public struct TokenizerConfig: Sendable {
             }
         }
         if let data = FileManager.default.contents(atPath: folder + "/chat_template.jinja") {
-            guard let text = String(data: data, encoding: .utf8) else {
+            guard let text = String(validating: Array(data), as: UTF8.self) else {
                 throw TokenizerError.badField(
                     path: folder + "/chat_template.jinja", at: "(file)", expected: "UTF-8 text")
             }
@@ -83,8 +83,8 @@ public struct TokenizerConfig: Sendable {
         }
         if let generation = try readJSON(folder + "/generation_config.json") {
             let eos = generation["eos_token_id"]
-            if let single = eos.value as? NSNumber, !(eos.value is [Any]) {
-                config.generationEOSTokenIDs = [single.intValue]
+            if !eos.isNull && !eos.isArray {
+                config.generationEOSTokenIDs = [try eos.int()]
             } else if !eos.isNull {
                 config.generationEOSTokenIDs = try eos.array().map { try $0.int() }
             }
@@ -95,16 +95,13 @@ public struct TokenizerConfig: Sendable {
     /// A special token given as "<s>" or as {"content": "<s>", ...}.
     private static func tokenContent(_ node: JSONNode) throws -> String? {
         if node.isNull { return nil }
-        if let text = node.value as? String { return text }
+        if let text = node.stringValue { return text }
         return try node["content"].string()
     }
 
     private static func readJSON(_ path: String) throws -> JSONNode? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        guard let json = try? JSONSerialization.jsonObject(with: data) else {
-            throw TokenizerError.unreadable(path: path, reason: "not valid JSON")
-        }
-        let node = JSONNode(json, file: path)
+        let node = try JSONNode(parsing: Array(data), file: path)
         _ = try node.object()
         return node
     }

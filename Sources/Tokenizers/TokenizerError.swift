@@ -19,30 +19,56 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// A JSON value read with JSONSerialization, remembering its path for error messages.
+/// A JSON value of a tokenizer file, remembering its path for error messages.
+///
+/// Files are parsed with `parseOrderedJSON`, which keeps every scalar of every string and key:
+/// Foundation's parser merges canonically equivalent keys and drops a leading U+FEFF.
 struct JSONNode {
-    let value: Any?
+    let value: Value
     let path: String
     let file: String
 
-    init(_ value: Any?, path: String = "", file: String) {
+    init(_ value: Value, path: String = "", file: String) {
         self.value = value
         self.path = path
         self.file = file
     }
 
-    subscript(key: String) -> JSONNode {
-        JSONNode((value as? [String: Any])?[key], path: path.isEmpty ? key : path + "." + key, file: file)
+    /// Parses `data`, the contents of `file`.
+    init(parsing data: [UInt8], file: String) throws {
+        guard let text = String(validating: data, as: UTF8.self) else {
+            throw TokenizerError.unreadable(path: file, reason: "not UTF-8 text")
+        }
+        do {
+            self.init(try parseOrderedJSON(text), file: file)
+        } catch let error as JSONSyntaxError {
+            throw TokenizerError.unreadable(path: file, reason: "not valid JSON (\(error))")
+        }
     }
 
-    var isNull: Bool { value == nil || value is NSNull }
+    subscript(key: String) -> JSONNode {
+        var child = Value.undefined
+        if case .object(let object) = value { child = object[key] ?? .undefined }
+        return JSONNode(child, path: path.isEmpty ? key : path + "." + key, file: file)
+    }
+
+    var isNull: Bool {
+        switch value {
+        case .undefined, .none: true
+        default: false
+        }
+    }
+
+    var stringValue: String? { if case .string(let s) = value { s } else { nil } }
+
+    var isArray: Bool { if case .array = value { true } else { false } }
 
     func error(_ expected: String) -> TokenizerError {
         .badField(path: file, at: path.isEmpty ? "(root)" : path, expected: expected)
     }
 
     func string() throws -> String {
-        guard let s = value as? String else { throw error("a string") }
+        guard let s = stringValue else { throw error("a string") }
         return s
     }
 
@@ -50,29 +76,41 @@ struct JSONNode {
 
     func bool(default fallback: Bool) throws -> Bool {
         if isNull { return fallback }
-        guard let number = value as? NSNumber, String(cString: number.objCType) == "c" else {
-            throw error("true or false")
-        }
-        return number.boolValue
+        guard case .bool(let flag) = value else { throw error("true or false") }
+        return flag
     }
 
     func int() throws -> Int {
-        guard let number = value as? NSNumber, String(cString: number.objCType) != "c",
-            number.doubleValue == number.doubleValue.rounded()
-        else { throw error("an integer") }
-        return number.intValue
+        switch value {
+        case .int(let number): return number
+        case .double(let number) where number == number.rounded() && abs(number) < 1e18: return Int(number)
+        default: throw error("an integer")
+        }
+    }
+
+    /// A token id: an integer in 0..<2^31.
+    func tokenID() throws -> Int32 {
+        guard let id = try? int(), id >= 0, id <= Int(Int32.max) else {
+            throw error("a token id (an integer from 0 to \(Int32.max))")
+        }
+        return Int32(id)
     }
 
     func array() throws -> [JSONNode] {
-        guard let items = value as? [Any] else { throw error("a list") }
+        guard case .array(let items) = value else { throw error("a list") }
         return items.enumerated().map { JSONNode($1, path: "\(path)[\($0)]", file: file) }
     }
 
-    func object() throws -> [String: Any] {
-        guard let dict = value as? [String: Any] else { throw error("an object") }
-        return dict
+    func object() throws -> Object {
+        guard case .object(let object) = value else { throw error("an object") }
+        return object
     }
 
     /// The "type" field of a component.
-    func type() throws -> String { try self["type"].string() }
+    func type() throws -> String {
+        guard !self["type"].isNull else {
+            throw self["type"].error("a component type (the field is missing)")
+        }
+        return try self["type"].string()
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Rewards
 import Tensors
 import Tokenizers
 
@@ -66,7 +67,7 @@ public func readJSONLObjects(_ path: String) throws -> [(line: Int, object: Obje
 /// A prompt longer than `maxPromptLength` keeps its last tokens (TRL truncates on the left).
 public func loadPromptDataset(
     path: String, tokenizer: Tokenizer, config: TokenizerConfig, maxPromptLength: Int?,
-    requiredFields: [String: String] = [:]
+    requiredFields: [String: FieldRequirement] = [:]
 ) throws -> [Example] {
     try promptExamples(
         try readJSONLObjects(path), path: path, tokenizer: tokenizer, config: config,
@@ -76,7 +77,7 @@ public func loadPromptDataset(
 /// `loadPromptDataset` over lines already read from `path` (named in errors).
 public func promptExamples(
     _ lines: [(line: Int, object: Object)], path: String, tokenizer: Tokenizer, config: TokenizerConfig,
-    maxPromptLength: Int?, requiredFields: [String: String] = [:]
+    maxPromptLength: Int?, requiredFields: [String: FieldRequirement] = [:]
 ) throws -> [Example] {
     var examples: [Example] = []
     for (line, object) in lines {
@@ -103,7 +104,8 @@ public func promptExamples(
         }
         var fields: [String: Value] = [:]
         for key in object.keys where key != "prompt" && key != "messages" { fields[key] = object[key] }
-        for (field, reward) in requiredFields.sorted(by: { $0.key < $1.key }) {
+        for (field, requirement) in requiredFields.sorted(by: { $0.key < $1.key }) {
+            let reward = requirement.reward
             switch fields[field] {
             case nil:
                 throw DatasetError(
@@ -112,7 +114,14 @@ public func promptExamples(
                 throw DatasetError(
                     path: path, line: line,
                     reason: "reward '\(reward)' needs the field \"\(field)\", got null")
-            default: break
+            case .some(let value):
+                if let expected = requirement.problem(value) {
+                    throw DatasetError(
+                        path: path, line: line,
+                        reason:
+                            "reward '\(reward)': field \"\(field)\" must be \(expected), got \(value.jsonText)"
+                    )
+                }
             }
         }
         if prompt.unicodeScalars.contains("\0") {

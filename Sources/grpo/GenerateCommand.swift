@@ -92,18 +92,18 @@ struct GenerateCommand: ParsableCommand {
         var lines: [Int] = []
         for (line, object) in try readJSONLines(input!) {
             lines.append(line)
-            if let text = object["prompt"] as? String {
+            if let text = object["prompt"]?.stringValue {
                 prompts.append(try encode(text))
-            } else if let list = object["messages"] as? [Any] {
-                let rendered = try config.renderChat(messages: Value(list), addGenerationPrompt: true)
+            } else if let messages = object["messages"], messages.listValue != nil {
+                let rendered = try config.renderChat(messages: messages, addGenerationPrompt: true)
                 prompts.append(tokenizer.encode(rendered, addSpecialTokens: false))
-            } else if let values = object["tokens"] as? [Any] {
+            } else if let values = object["tokens"]?.listValue {
                 prompts.append(
                     try values.map { value in
-                        guard let number = value as? NSNumber, let id = Int32(exactly: number.doubleValue)
-                        else {
+                        guard let id = value.tokenID(below: Int(Int32.max)) else {
                             throw InputError(
-                                path: input!, line: line, reason: "token \(value) is not an integer id")
+                                path: input!, line: line,
+                                reason: "token \(value.jsonText) is not an integer id")
                         }
                         return id
                     })

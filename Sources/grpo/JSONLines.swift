@@ -1,5 +1,7 @@
 import Foundation
 import SafeTensors
+import Tokenizers
+import Training
 
 /// A problem with an input file, naming the file and the 1-based line.
 struct InputError: Error, CustomStringConvertible {
@@ -11,39 +13,44 @@ struct InputError: Error, CustomStringConvertible {
 
 /// Reads a JSON Lines file: one JSON object per non-blank line, with the line number of each.
 ///
-/// Each line's UTF-8 is checked on its own, so invalid bytes are reported with their line number
-/// instead of being replaced.
-func readJSONLines(_ path: String) throws -> [(line: Int, object: [String: Any])] {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw InputError(path: path, line: nil, reason: "cannot read the file")
+/// Lines are read by `readJSONLObjects` (every scalar kept, key order kept, depth bounded); its
+/// errors name the file and line.
+func readJSONLines(_ path: String) throws -> [(line: Int, object: Object)] {
+    do {
+        return try readJSONLObjects(path)
+    } catch let error as DatasetError {
+        throw InputError(path: error.path, line: error.line, reason: error.reason)
     }
-    var result: [(Int, [String: Any])] = []
-    for (index, bytes) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-        .enumerated()
-    {
-        guard let line = String(validating: bytes, as: UTF8.self) else {
-            throw InputError(path: path, line: index + 1, reason: "invalid UTF-8")
+}
+
+extension Value {
+    /// The text of a JSON string.
+    var stringValue: String? { if case .string(let text) = self { text } else { nil } }
+
+    /// The items of a JSON list.
+    var listValue: [Value]? { if case .array(let items) = self { items } else { nil } }
+
+    /// A JSON number that is a whole number (3 or 3.0), not true or false.
+    var wholeNumber: Int? {
+        switch self {
+        case .int(let number): number
+        case .double(let number) where number == number.rounded() && abs(number) < 1e18: Int(number)
+        default: nil
         }
-        let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
-        if trimmed.isEmpty { continue }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [String: Any]
-        else {
-            throw InputError(path: path, line: index + 1, reason: "not a JSON object")
-        }
-        result.append((index + 1, object))
     }
-    return result
+
+    /// A token id: a whole number in 0..<limit.
+    func tokenID(below limit: Int) -> Int32? {
+        guard let id = wholeNumber, id >= 0, id < limit, id <= Int(Int32.max) else { return nil }
+        return Int32(id)
+    }
 }
 
 /// A JSON number for `value`; `null` for NaN and infinity, which JSON cannot write.
 func jsonNumber(_ value: Float) -> String { value.isFinite ? "\(value)" : "null" }
 
 /// A JSON string for `text` (quotes and escapes included), keeping non-ASCII text as it is.
-func jsonString(_ text: String) -> String {
-    let data = try! JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes])
-    let array = String(decoding: data, as: UTF8.self)
-    return String(array.dropFirst().dropLast())
-}
+func jsonString(_ text: String) -> String { Value.string(text).jsonText }
 
 /// Writes lines to `path` atomically, or to standard output when `path` is nil.
 func writeLines(_ lines: [String], to path: String?) throws {

@@ -41,26 +41,25 @@ struct ScoreCommand: ParsableCommand {
             let fail = { (reason: String) in InputError(path: input, line: line, reason: reason) }
             var tokens: [Int32]
             var first = 1
-            if let values = object["tokens"] as? [Any] {
+            if let values = object["tokens"]?.listValue {
                 tokens = try values.map { value in
-                    guard let number = value as? NSNumber, String(cString: number.objCType) != "c",
-                        number.doubleValue == number.doubleValue.rounded(),
-                        let id = Int32(exactly: number.doubleValue),
-                        id >= 0, Int(id) < transformer.config.vocabSize
-                    else { throw fail("token \(value) is not an id in 0..<\(transformer.config.vocabSize)") }
+                    guard let id = value.tokenID(below: transformer.config.vocabSize) else {
+                        throw fail(
+                            "token \(value.jsonText) is not an id in 0..<\(transformer.config.vocabSize)")
+                    }
                     return id
                 }
-            } else if let text = object["text"] as? String {
+            } else if let text = object["text"]?.stringValue {
                 tokens = try textTokenizer().encode(text)
-            } else if let completion = object["completion"] as? String {
+            } else if let completion = object["completion"]?.stringValue {
                 let tokenizer = try textTokenizer()
                 let promptTokens: [Int32]
                 if chat {
                     if config == nil { config = try TokenizerConfig.load(folder: model.model) }
                     let messages: Value
-                    if let list = object["messages"] as? [Any] {
-                        messages = Value(list)
-                    } else if let prompt = object["prompt"] as? String {
+                    if let list = object["messages"], list.listValue != nil {
+                        messages = list
+                    } else if let prompt = object["prompt"]?.stringValue {
                         messages = .array([
                             .object(Object([("role", .string("user")), ("content", .string(prompt))]))
                         ])
@@ -71,7 +70,7 @@ struct ScoreCommand: ParsableCommand {
                     // The template writes any BOS itself, so none is added again (as apply_chat_template).
                     promptTokens = tokenizer.encode(rendered, addSpecialTokens: false)
                 } else {
-                    guard let prompt = object["prompt"] as? String else {
+                    guard let prompt = object["prompt"]?.stringValue else {
                         throw fail("expected a \"prompt\" string")
                     }
                     promptTokens = tokenizer.encode(prompt)

@@ -25,22 +25,22 @@ struct TokenizeCommand: ParsableCommand {
         var lines: [String] = []
         for (line, object) in try readJSONLines(input) {
             if decode {
-                guard let values = object["ids"] as? [Any] else {
+                guard let values = object["ids"]?.listValue else {
                     throw InputError(path: input, line: line, reason: "expected an \"ids\" array of integers")
                 }
                 let ids = try values.map { value -> Int32 in
-                    guard let number = value as? NSNumber, String(cString: number.objCType) != "c",
-                        let id = Int32(exactly: number.doubleValue), id >= 0, tokenizer.token(for: id) != nil
+                    guard let id = value.tokenID(below: Int(Int32.max)), tokenizer.token(for: id) != nil
                     else {
                         throw InputError(
-                            path: input, line: line, reason: "\(value) is not a token id of this tokenizer")
+                            path: input, line: line,
+                            reason: "\(value.jsonText) is not a token id of this tokenizer")
                     }
                     return id
                 }
                 lines.append(
                     "{\"text\": \(jsonString(tokenizer.decode(ids, skipSpecialTokens: skipSpecialTokens)))}")
             } else {
-                guard let text = object["text"] as? String else {
+                guard let text = object["text"]?.stringValue else {
                     throw InputError(path: input, line: line, reason: "expected a \"text\" string")
                 }
                 let ids = tokenizer.encode(text, addSpecialTokens: !noSpecialTokens)

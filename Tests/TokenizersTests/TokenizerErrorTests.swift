@@ -51,7 +51,7 @@ private let model = #""model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2
     ),
     (
         "{\(model), \"added_tokens\": [{\"id\": \"x\", \"content\": \"<s>\"}]}",
-        "at added_tokens[0].id: expected an integer"
+        "at added_tokens[0].id: expected a token id"
     ),
     ("[1, 2]", "at (root): expected an object"),
     ("{not json", "not valid JSON"),

@@ -87,7 +87,7 @@ func temporaryFile(_ contents: String) -> String {
 
 @Test(arguments: [
     ("{\"tokens\": [1, 2]}\n{\"tokens\": [1, 500]}\n", ":2: token 500 is not an id in 0..<96"),
-    ("{\"tokens\": [1, 2]}\nnot json\n", ":2: not a JSON object"),
+    ("{\"tokens\": [1, 2]}\nnot json\n", ":2: column 1: not JSON here"),
     ("{\"text\": \"hi\"}\n", "/tokenizer.json: cannot read"),
     ("{\"words\": \"hi\"}\n", ":1: expected \"tokens\", \"text\", or \"prompt\" and \"completion\""),
     ("{\"tokens\": [1, 2.5]}\n", ":1: token 2.5 is not an id"),

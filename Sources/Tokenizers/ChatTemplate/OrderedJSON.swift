@@ -49,6 +49,13 @@ private struct OrderedJSONParser {
         index += chars.count
     }
 
+    static let notAValue = "not JSON here (expected an object, list, string, number, true, false or null)"
+
+    /// A literal value: a word that is not one is "not JSON", not "expected null".
+    mutating func expectValue(_ literal: String) throws {
+        do { try expect(literal) } catch { throw self.error(Self.notAValue) }
+    }
+
     mutating func parseValue() throws -> Value {
         guard index < bytes.count else { throw error("unexpected end of JSON") }
         let opens = bytes[index] == UInt8(ascii: "{") || bytes[index] == UInt8(ascii: "[")
@@ -108,13 +115,13 @@ private struct OrderedJSONParser {
         case UInt8(ascii: "\""):
             return .string(try parseString())
         case UInt8(ascii: "t"):
-            try expect("true")
+            try expectValue("true")
             return .bool(true)
         case UInt8(ascii: "f"):
-            try expect("false")
+            try expectValue("false")
             return .bool(false)
         case UInt8(ascii: "n"):
-            try expect("null")
+            try expectValue("null")
             return .none
         default:
             let start = index
@@ -123,7 +130,7 @@ private struct OrderedJSONParser {
             if let int = Int(literal) { return .int(int) }
             if let double = Double(literal), !literal.isEmpty { return .double(double) }
             index = start
-            throw error("unexpected character")
+            throw error(Self.notAValue)
         }
     }
 

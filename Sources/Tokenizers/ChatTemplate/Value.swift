@@ -75,7 +75,7 @@ public indirect enum Value: Sendable {
         case .string(let s): pythonStringRepr(s)
         case .array(let a): "[" + a.map(\.repr).joined(separator: ", ") + "]"
         case .object(let o):
-            "{" + o.keys.map { pythonStringRepr($0) + ": " + o.values[$0]!.repr }.joined(separator: ", ")
+            "{" + o.pairs.map { pythonStringRepr($0.key) + ": " + $0.value.repr }.joined(separator: ", ")
                 + "}"
         case .namespace: "<Namespace>"
         case .macro(let m): "<Macro '\(m.name)'>"
@@ -84,23 +84,30 @@ public indirect enum Value: Sendable {
     }
 }
 
-/// A dictionary that keeps insertion order, as Python's dict does.
+/// A dictionary that keeps insertion order, as Python's dict does, with keys compared by their
+/// scalars as Python compares them (not by canonical equivalence, as Swift's `String` does).
 public struct Object: Sendable {
     public private(set) var keys: [String] = []
-    public private(set) var values: [String: Value] = [:]
+    private var storage: [ExactString: Value] = [:]
 
     public init(_ pairs: [(String, Value)] = []) {
         for (key, value) in pairs { self[key] = value }
     }
 
+    public var count: Int { keys.count }
+
     public subscript(key: String) -> Value? {
-        get { values[key] }
+        get { storage[ExactString(key)] }
         set {
-            if values[key] == nil, newValue != nil { keys.append(key) }
-            if newValue == nil { keys.removeAll { $0 == key } }
-            values[key] = newValue
+            let exact = ExactString(key)
+            if storage[exact] == nil, newValue != nil { keys.append(key) }
+            if newValue == nil { keys.removeAll { ExactString($0) == exact } }
+            storage[exact] = newValue
         }
     }
+
+    /// The (key, value) pairs in insertion order.
+    public var pairs: [(key: String, value: Value)] { keys.map { ($0, storage[ExactString($0)]!) } }
 }
 
 /// jinja2's `namespace()`: a mutable object, so loops can carry state out (`ns.found = true`).
@@ -180,10 +187,13 @@ func pythonJSON(_ value: Value, indent: Int?, sortKeys: Bool = false, level: Int
         return "[" + body.joined(separator: itemSeparator) + newline(level) + "]"
     case .object(let object):
         if object.keys.isEmpty { return "{}" }
-        let keys = sortKeys ? object.keys.sorted() : object.keys
+        let keys =
+            sortKeys
+            ? object.keys.sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }
+            : object.keys
         let body = keys.map {
             newline(level + 1) + jsonEscaped($0) + ": "
-                + pythonJSON(object.values[$0]!, indent: indent, sortKeys: sortKeys, level: level + 1)
+                + pythonJSON(object[$0]!, indent: indent, sortKeys: sortKeys, level: level + 1)
         }
         return "{" + body.joined(separator: itemSeparator) + newline(level) + "}"
     case .namespace(let ns):
