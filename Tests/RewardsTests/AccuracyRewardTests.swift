@@ -46,6 +46,19 @@ struct AccuracyRewardTests {
         #expect(try reward.score(inputs) == [1, 0, 0, 1])
     }
 
+    @Test func aListOfReferencesAcceptsAnyOfThem() throws {
+        let reward = AccuracyReward()
+        let answers = Value.array([.string("\\frac{1}{2}"), .double(0.5), .string("one half")])
+        let inputs = ["\\boxed{1/2}", "\\boxed{0.5}", "\\boxed{one half}", "\\boxed{2}"].map {
+            RewardInput(prompt: "p", completion: $0, fields: ["answer": answers])
+        }
+        #expect(try reward.score(inputs) == [1, 1, 1, 0])
+        #expect(reward.fieldProblem("answer", answers) == nil)
+        #expect(reward.fieldProblem("answer", .array([])) != nil)
+        #expect(reward.fieldProblem("answer", .array([.string("1"), .array([])])) != nil)
+        #expect(reward.fieldProblem("answer", .object(Object())) != nil)
+    }
+
     @Test func missingReferenceIsAnError() {
         #expect(throws: RewardError.missingField(reward: "accuracy", field: "answer", line: nil)) {
             try AccuracyReward().score([RewardInput(prompt: "p", completion: "1")])

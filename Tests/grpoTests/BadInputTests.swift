@@ -79,6 +79,22 @@ let badInputCases: [BadInputCase] = [
         input: [#"{"prompt": "1+2=", "answer": null}"#],
         expected: "INPUT:1: reward 'accuracy' needs the field \"answer\", got null"),
     BadInputCase(
+        name: "an answer that is an object",
+        arguments: ["train", "--model", "MODEL", "--dataset", "INPUT", "--output_dir", "OUT"],
+        input: [#"{"prompt": "1+2=", "answer": "3"}"#, #"{"prompt": "1+2=", "answer": {"value": 3}}"#],
+        expected:
+            #"INPUT:2: reward 'accuracy': field "answer" must be text, a number, or a non-empty list of them (any one is right), got {"value": 3}"#
+    ),
+    BadInputCase(
+        name: "countdown numbers that are text",
+        arguments: [
+            "train", "--model", "MODEL", "--dataset", "INPUT", "--output_dir", "OUT", "--rewards",
+            "countdown",
+        ],
+        input: [#"{"prompt": "1+2=", "target": 3, "nums": "1 2"}"#],
+        expected: #"INPUT:1: reward 'countdown': field "nums" must be a non-empty list of numbers, got "1 2""#
+    ),
+    BadInputCase(
         name: "a NUL character in a prompt",
         arguments: ["train", "--model", "MODEL", "--dataset", "INPUT", "--output_dir", "OUT"],
         input: [#"{"prompt": "1+2=", "answer": "3"}"#, #"{"prompt": "1\u0000+2=", "answer": "3"}"#],
