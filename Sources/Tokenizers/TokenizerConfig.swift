@@ -15,8 +15,17 @@ public struct TokenizerConfig: Sendable {
 
     public var chatTemplate: String? { chatTemplates["default"] }
 
+    public init(chatTemplates: [String: String] = [:], generationEOSTokenIDs: [Int] = []) {
+        self.chatTemplates = chatTemplates
+        self.generationEOSTokenIDs = generationEOSTokenIDs
+    }
+
     /// The folder the config was read from, named in errors.
     public var folder = ""
+
+    /// Variables every rendering passes to the template (TRL's `chat_template_kwargs`, for example
+    /// `enable_thinking`); a call's `extra` ones win.
+    public var templateKwargs: [String: Value] = [:]
 
     /// Renders a conversation as transformers' `apply_chat_template(..., tokenize=False)` does.
     ///
@@ -39,15 +48,36 @@ public struct TokenizerConfig: Sendable {
                     ? "a chat template (none found, nor chat_template.jinja)" : "a template named '\(name)'")
         }
         var variables: [String: Value] = [
-            "messages": messages, "tools": tools, "documents": .none,
+            "messages": Self.preparedMessages(messages), "tools": tools, "documents": .none,
             "add_generation_prompt": .bool(addGenerationPrompt),
             "bos_token": bosToken.map(Value.string) ?? .undefined,
             "eos_token": eosToken.map(Value.string) ?? .undefined,
             "pad_token": padToken.map(Value.string) ?? .undefined,
             "unk_token": unkToken.map(Value.string) ?? .undefined,
         ]
+        for (key, value) in templateKwargs { variables[key] = value }
         for (key, value) in extra { variables[key] = value }
         return try ChatTemplate(source).render(variables)
+    }
+
+    /// The messages as transformers 5 hands them to the template: keys whose value is null are
+    /// dropped, and a message's reasoning, under any of `reasoning_content`, `thinking` and
+    /// `reasoning`, is also given as `reasoning_content` and (first, unless present) `thinking`.
+    static func preparedMessages(_ messages: Value) -> Value {
+        guard case .array(let list) = messages else { return messages }
+        return .array(
+            list.map { item in
+                guard case .object(let message) = item else { return item }
+                var kept = Object(message.pairs.filter { !$0.value.isNone }.map { ($0.key, $0.value) })
+                let reasoning = ["reasoning_content", "thinking", "reasoning"].lazy.compactMap { kept[$0] }
+                    .first
+                guard let reasoning else { return .object(kept) }
+                var aliased = Object([("thinking", reasoning)])
+                for (key, value) in kept.pairs { aliased[key] = value }
+                kept = aliased
+                kept["reasoning_content"] = reasoning
+                return .object(kept)
+            })
     }
 
     /// Reads `folder`'s tokenizer_config.json, chat_template.jinja and generation_config.json; each
@@ -90,6 +120,31 @@ public struct TokenizerConfig: Sendable {
             }
         }
         return config
+    }
+
+    /// Template variables from JSON text (`{"enable_thinking": false}`); `source` names the option or
+    /// key in errors.
+    public static func templateKwargs(json text: String, source: String) throws -> [String: Value] {
+        let value: Value
+        do {
+            value = try parseOrderedJSON(text)
+        } catch let error as JSONSyntaxError {
+            throw TokenizerError.badField(
+                path: source, at: "column \(error.column)", expected: "a JSON object (\(error.message))")
+        }
+        return try templateKwargs(value, source: source)
+    }
+
+    /// Template variables from a JSON object value.
+    public static func templateKwargs(_ value: Value, source: String) throws -> [String: Value] {
+        guard case .object(let object) = value else {
+            throw TokenizerError.badField(
+                path: source, at: "(value)",
+                expected: "a JSON object of template variables, got \(value.jsonText)")
+        }
+        var kwargs: [String: Value] = [:]
+        for (key, item) in object.pairs { kwargs[key] = item }
+        return kwargs
     }
 
     /// A special token given as "<s>" or as {"content": "<s>", ...}.

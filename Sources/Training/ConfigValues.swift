@@ -1,5 +1,6 @@
 import Foundation
 import Rewards
+import Tokenizers
 
 /// A problem with a configuration key, naming where the value came from.
 public struct ConfigError: Error, CustomStringConvertible, Equatable {
@@ -126,6 +127,25 @@ public final class ConfigValues {
             return text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
         }
         return [value]
+    }
+
+    /// Chat-template variables (TRL's `chat_template_kwargs`): a YAML mapping, or JSON object text
+    /// from a flag.
+    public func templateKwargs(_ key: String) throws -> [String: Value] {
+        read.insert(key)
+        guard let (value, _) = values[key] else { return [:] }
+        if value is BareFlag { throw needsValue(key) }
+        do {
+            if let text = value as? String {
+                return try TokenizerConfig.templateKwargs(json: text, source: key)
+            }
+            guard let mapping = value as? [String: Any] else {
+                throw error(key, "expected a mapping of template variables (or JSON object text)")
+            }
+            return try TokenizerConfig.templateKwargs(Value(mapping), source: key)
+        } catch let problem as TokenizerError {
+            throw error(key, "expected a JSON object of template variables (\(problem))")
+        }
     }
 
     /// Refuses keys that no reader asked for.

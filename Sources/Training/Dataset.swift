@@ -60,6 +60,21 @@ public func readJSONLObjects(_ path: String) throws -> [(line: Int, object: Obje
     return result
 }
 
+/// `config` with a line's own `chat_template_kwargs` (a column TRL reads) over the run's.
+func lineTemplateConfig(_ config: TokenizerConfig, _ object: Object, path: String, line: Int) throws
+    -> TokenizerConfig
+{
+    guard let value = object["chat_template_kwargs"] else { return config }
+    guard case .object(let kwargs) = value else {
+        throw DatasetError(
+            path: path, line: line,
+            reason: "\"chat_template_kwargs\" must be an object of template variables, got \(value.jsonText)")
+    }
+    var lineConfig = config
+    for (key, item) in kwargs.pairs { lineConfig.templateKwargs[key] = item }
+    return lineConfig
+}
+
 /// Loads prompts: each line has `prompt` (text, used as it is) or `messages` (a chat, rendered with
 /// the model's chat template and its generation prompt), plus any other fields.
 ///
@@ -82,6 +97,7 @@ public func promptExamples(
     var examples: [Example] = []
     for (line, object) in lines {
         let prompt: String
+        let config = try lineTemplateConfig(config, object, path: path, line: line)
         switch (object["prompt"], object["messages"]) {
         case (.string(let text)?, nil):
             prompt = text
@@ -103,7 +119,9 @@ public func promptExamples(
             throw DatasetError(path: path, line: line, reason: "expected a \"prompt\" or \"messages\" field")
         }
         var fields: [String: Value] = [:]
-        for key in object.keys where key != "prompt" && key != "messages" { fields[key] = object[key] }
+        for key in object.keys where !["prompt", "messages", "chat_template_kwargs"].contains(key) {
+            fields[key] = object[key]
+        }
         for (field, requirement) in requiredFields.sorted(by: { $0.key < $1.key }) {
             let reward = requirement.reward
             switch fields[field] {

@@ -1,5 +1,6 @@
 import Foundation
 import Rewards
+import Tokenizers
 
 /// Every knob of a GRPO run, under TRL's names (camelCased here, snake_case in YAML and flags).
 ///
@@ -58,10 +59,15 @@ public struct GRPOConfig: Sendable {
 
     public init() {}
 
+    /// Variables for the chat template (TRL's `chat_template_kwargs`; `enable_thinking` and the like).
+    public var chatTemplateKwargs: [String: Value] = [:]
+
     /// Reads and checks every key; unknown keys and invalid combinations are errors naming the key.
     public init(_ v: ConfigValues) throws {
         (model, dataset, outputDir, seed) = try v.runBasics(defaultOutputDir: outputDir)
         maxPromptLength = try v.int("max_prompt_length")
+        chatTemplateKwargs = try v.templateKwargs("chat_template_kwargs")
+
         shuffleDataset = try v.bool("shuffle_dataset", default: shuffleDataset)
 
         numGenerations = try v.int("num_generations", default: numGenerations)
@@ -198,6 +204,9 @@ public struct GRPOConfig: Sendable {
     /// The YAML keys and values this config resolves to, for checkpoints and logs.
     public var summary: [String: Any] {
         optimizer.summary.merging([
+            "chat_template_kwargs": Value.object(
+                Object(chatTemplateKwargs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+            ).jsonText,
             "model": model, "dataset": dataset, "output_dir": outputDir, "seed": seed,
             "num_generations": numGenerations, "per_step_prompts": perStepPrompts,
             "max_completion_length": maxCompletionLength, "temperature": temperature, "top_p": topP,

@@ -66,9 +66,10 @@ public final class GRPOTrainer {
     {
         self.config = config
         self.onEvent = onEvent
-        let tokenizerConfig: TokenizerConfig
+        var tokenizerConfig: TokenizerConfig
         (policy, tokenizer, tokenizerConfig) = try loadForTraining(
             folder: config.model, resumeFrom: resumeFrom, gradientCheckpointing: config.gradientCheckpointing)
+        tokenizerConfig.templateKwargs = config.chatTemplateKwargs
         reference = config.beta > 0 ? try ModelLoader.load(folder: config.model) : nil
         stopTokenIDs = Training.stopTokenIDs(model: policy, tokenizer: tokenizer, config: tokenizerConfig)
         rewards = try config.rewards.map {

@@ -1,4 +1,5 @@
 import Foundation
+import Tokenizers
 
 /// Every knob of a supervised fine-tuning run, under TRL's SFTConfig names.
 public struct SFTConfig: Sendable {
@@ -24,6 +25,9 @@ public struct SFTConfig: Sendable {
 
     public init() {}
 
+    /// Variables for the chat template (TRL's `chat_template_kwargs`; `enable_thinking` and the like).
+    public var chatTemplateKwargs: [String: Value] = [:]
+
     /// Reads and checks every key; unknown keys and invalid values are errors naming the key.
     public init(_ v: ConfigValues) throws {
         (model, dataset, outputDir, seed) = try v.runBasics(defaultOutputDir: outputDir)
@@ -42,6 +46,7 @@ public struct SFTConfig: Sendable {
         forwardBatchTokens = try v.int("forward_batch_tokens", default: forwardBatchTokens)
         saveSteps = try v.int("save_steps", default: saveSteps)
         maxNonfiniteSteps = try v.int("max_nonfinite_steps", default: maxNonfiniteSteps)
+        chatTemplateKwargs = try v.templateKwargs("chat_template_kwargs")
 
         func require(_ ok: Bool, _ key: String, _ message: String) throws {
             if !ok { throw v.error(key, message) }
@@ -66,6 +71,9 @@ public struct SFTConfig: Sendable {
     /// The YAML keys and values this config resolves to, for checkpoints and logs.
     public var summary: [String: Any] {
         optimizer.summary.merging([
+            "chat_template_kwargs": Value.object(
+                Object(chatTemplateKwargs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+            ).jsonText,
             "model": model, "dataset": dataset, "output_dir": outputDir, "seed": seed,
             "per_device_train_batch_size": perDeviceTrainBatchSize, "num_train_epochs": numTrainEpochs,
             "max_steps": maxSteps ?? -1, "max_length": maxLength ?? -1,

@@ -29,6 +29,7 @@ public func loadSFTDataset(
     var examples: [SFTExample] = []
     for (line, object) in try readJSONLObjects(path) {
         func fail(_ reason: String) -> DatasetError { DatasetError(path: path, line: line, reason: reason) }
+        let config = try lineTemplateConfig(config, object, path: path, line: line)
         var pieces: [(text: String, trained: Bool)]
         var appendEOS = false
         switch (object["prompt"], object["completion"], object["messages"], object["text"]) {

@@ -27,8 +27,9 @@ public final class SFTTrainer {
     ) throws {
         self.config = config
         self.onEvent = onEvent
-        let (model, tokenizer, tokenizerConfig) = try loadForTraining(
+        var (model, tokenizer, tokenizerConfig) = try loadForTraining(
             folder: config.model, resumeFrom: resumeFrom, gradientCheckpointing: config.gradientCheckpointing)
+        tokenizerConfig.templateKwargs = config.chatTemplateKwargs
         self.model = model
         let eos =
             tokenizerConfig.eosToken.flatMap { tokenizer.tokenID($0) }

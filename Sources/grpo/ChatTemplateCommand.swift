@@ -13,9 +13,10 @@ struct ChatTemplateCommand: ParsableCommand {
     var messages: String
     @Flag(help: "End with the prompt for the assistant's reply.") var addGenerationPrompt = false
     @Option(help: "A named template from the config (for example tool_use).") var template: String?
+    @OptionGroup var variables: TemplateOptions
 
     func run() throws {
-        let config = try TokenizerConfig.load(folder: model)
+        let config = try variables.applied(to: try TokenizerConfig.load(folder: model))
         guard let data = FileManager.default.contents(atPath: messages) else {
             throw InputError(path: messages, line: nil, reason: "cannot read the file")
         }

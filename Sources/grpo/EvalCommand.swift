@@ -17,6 +17,7 @@ struct EvalCommand: ParsableCommand {
             """)
 
     @OptionGroup var model: ModelOptions
+    @OptionGroup var template: TemplateOptions
     @Option(help: "JSONL with \"prompt\" or \"messages\" and the fields the rewards need.") var dataset:
         String
     @Option(parsing: .singleValue, help: "A reward name (repeatable); the first one decides accuracy.")
@@ -29,7 +30,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Write every completion and score as JSONL here.") var output: String?
 
     func run() throws {
-        let (transformer, tokenizer, tokenizerConfig) = try model.loadWithTokenizer()
+        let (transformer, tokenizer, loadedConfig) = try model.loadWithTokenizer()
+        let tokenizerConfig = try template.applied(to: loadedConfig)
         let rewards = try reward.map {
             try RewardRegistry.make(RewardSpec(name: $0), maxCompletionLength: maxCompletionLength)
         }

@@ -16,6 +16,7 @@ struct GenerateCommand: ParsableCommand {
             """)
 
     @OptionGroup var model: ModelOptions
+    @OptionGroup var template: TemplateOptions
     @Option(help: "One prompt (streams its completion).") var prompt: String?
     @Option(help: "JSONL prompts.") var input: String?
     @Option(help: "Write JSONL here instead of standard output.") var output: String?
@@ -52,7 +53,7 @@ struct GenerateCommand: ParsableCommand {
         try parameters.validate()
         let transformer = try model.load()
         let tokenizer = try Tokenizer(path: model.model)
-        let config = try TokenizerConfig.load(folder: model.model)
+        let config = try template.applied(to: try TokenizerConfig.load(folder: model.model))
         parameters.stopTokenIDs = stopTokenIDs(model: transformer, tokenizer: tokenizer, config: config)
         let generator = Generator(model: transformer, tokenizer: tokenizer)
         generator.maxCacheBytes = maxCacheMiB << 20

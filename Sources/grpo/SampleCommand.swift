@@ -21,6 +21,7 @@ struct SampleCommand: ParsableCommand {
             """)
 
     @OptionGroup var model: ModelOptions
+    @OptionGroup var template: TemplateOptions
     @Option(help: "JSONL with \"prompt\" or \"messages\" and the fields the rewards need.") var dataset:
         String
     @Option(parsing: .singleValue, help: "A reward name (repeatable).") var reward: [String] = ["accuracy"]
@@ -45,7 +46,8 @@ struct SampleCommand: ParsableCommand {
                 "--reward-weight: \(rewardWeight.count) weights for \(reward.count) rewards")
         }
         guard numGenerations >= 1 else { throw ValidationError("--num-generations must be at least 1") }
-        let (transformer, tokenizer, tokenizerConfig) = try model.loadWithTokenizer()
+        let (transformer, tokenizer, loadedConfig) = try model.loadWithTokenizer()
+        let tokenizerConfig = try template.applied(to: loadedConfig)
         let rewards = try reward.map {
             try RewardRegistry.make(RewardSpec(name: $0), maxCompletionLength: maxCompletionLength)
         }

@@ -12,6 +12,7 @@ struct ScoreCommand: ParsableCommand {
             """)
 
     @OptionGroup var model: ModelOptions
+    @OptionGroup var template: TemplateOptions
     @Option(help: "JSONL input.") var input: String
     @Option(help: "Write here instead of standard output.") var output: String?
     @Option(help: "Divide logits by this before the softmax.") var temperature: Float = 1
@@ -55,7 +56,9 @@ struct ScoreCommand: ParsableCommand {
                 let tokenizer = try textTokenizer()
                 let promptTokens: [Int32]
                 if chat {
-                    if config == nil { config = try TokenizerConfig.load(folder: model.model) }
+                    if config == nil {
+                        config = try template.applied(to: try TokenizerConfig.load(folder: model.model))
+                    }
                     let messages: Value
                     if let list = object["messages"], list.listValue != nil {
                         messages = list

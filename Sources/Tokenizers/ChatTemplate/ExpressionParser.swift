@@ -4,6 +4,7 @@
 struct ExpressionParser {
     private var tokens: [(ExpressionToken, Int)]
     private var position = 0
+    private var depth = 0
     let line: Int
     let column: Int
 
@@ -43,7 +44,17 @@ struct ExpressionParser {
         return expression
     }
 
+    /// Counts one level of nesting; past the limit, an error (a recursive parser must not overflow).
+    private mutating func enter() throws {
+        depth += 1
+        if depth > TemplateLimits.nesting {
+            throw error("expression nested more than \(TemplateLimits.nesting) deep")
+        }
+    }
+
     mutating func parseExpression(allowConditional: Bool = true) throws -> Expression {
+        try enter()
+        defer { depth -= 1 }
         let value = try parseOr()
         guard allowConditional, peek == .name("if") else { return value }
         advance()
@@ -94,6 +105,8 @@ struct ExpressionParser {
     private mutating func parseNot() throws -> Expression {
         if peek == .name("not") {
             advance()
+            try enter()
+            defer { depth -= 1 }
             return .unary("not", try parseNot())
         }
         return try parseComparison()
@@ -144,6 +157,8 @@ struct ExpressionParser {
         if peek == .symbol("-") || peek == .symbol("+") {
             let op = peek == .symbol("-") ? "-" : "+"
             advance()
+            try enter()
+            defer { depth -= 1 }
             return try parsePostfix(.unary(op, try parseUnary()))
         }
         return try parsePostfix(try parsePrimary())
@@ -284,7 +299,14 @@ struct ExpressionParser {
         var args: [Expression] = []
         var kwargs: [(String, Expression)] = []
         while peek != .symbol(")") {
-            if case .name(let key) = peek, position + 1 < tokens.count, tokens[position + 1].0 == .symbol("=")
+            if peek == .symbol("*") {
+                advance()
+                args.append(.splat(try parseExpression()))
+            } else if peek == .symbol("**") {
+                advance()
+                kwargs.append(("**", try parseExpression()))
+            } else if case .name(let key) = peek, position + 1 < tokens.count,
+                tokens[position + 1].0 == .symbol("=")
             {
                 advance()
                 advance()

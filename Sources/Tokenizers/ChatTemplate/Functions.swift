@@ -9,6 +9,7 @@ extension Interpreter {
     mutating func call(_ function: Value, _ args: [Value], _ kwargs: [(String, Value)]) throws -> Value {
         switch function {
         case .macro(let macro):
+            try step()
             var scope: [String: Value] = [:]
             for (k, parameter) in macro.parameters.enumerated() {
                 if k < args.count {
@@ -44,6 +45,14 @@ extension Interpreter {
             let (start, stop, step) =
                 ints.count == 1 ? (0, ints[0], 1) : (ints[0], ints[1], ints.count == 3 ? ints[2] : 1)
             guard step != 0 else { throw fail("range() step cannot be zero") }
+            // Python's len(range(...)), computed without making the items (in Double: no overflow).
+            let span = step > 0 ? Double(stop) - Double(start) : Double(start) - Double(stop)
+            let count = span <= 0 ? 0 : (span / Double(step.magnitude)).rounded(.up)
+            guard count <= Double(TemplateLimits.rangeItems) else {
+                throw fail(
+                    "range too big: the sandbox allows at most \(TemplateLimits.rangeItems) items (as jinja2's)"
+                )
+            }
             return .array(Swift.stride(from: start, to: stop, by: step).map { .int($0) })
         case "namespace":
             var object = Object()
@@ -89,6 +98,15 @@ extension Interpreter {
         throw fail("\(receiver.repr.prefix(40)) has no method '\(name)'")
     }
 
+    /// The str methods templates can call (others are undefined attributes, as in jinja2).
+    static let stringMethods: Set<String> = [
+        "strip", "lstrip", "rstrip", "upper", "lower", "title", "capitalize", "startswith", "endswith",
+        "split",
+        "replace", "find", "count", "join", "isdigit", "isspace", "splitlines", "isalpha", "isalnum",
+        "islower",
+        "isupper",
+    ]
+
     func stringMethod(_ name: String, _ s: String, _ args: [Value]) throws -> Value {
         let characters: Set<Character>? = args.first.flatMap {
             if case .string(let c) = $0 { Set(c) } else { nil }
@@ -133,6 +151,15 @@ extension Interpreter {
             return .string(items.map(\.text).joined(separator: s))
         case "isdigit": return .bool(!s.isEmpty && s.allSatisfy(\.isNumber))
         case "isspace": return .bool(!s.isEmpty && s.allSatisfy(\.isWhitespace))
+        case "isalpha": return .bool(!s.isEmpty && s.allSatisfy(\.isLetter))
+        case "isalnum": return .bool(!s.isEmpty && s.allSatisfy { $0.isLetter || $0.isNumber })
+        case "islower": return .bool(s.contains(where: \.isCased) && s == s.lowercased())
+        case "isupper": return .bool(s.contains(where: \.isCased) && s == s.uppercased())
+        case "splitlines":
+            var lines = s.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map(
+                String.init)
+            if lines.last == "" { lines.removeLast() }
+            return .array(lines.map { .string($0) })
         default: throw fail("strings have no method '\(name)'")
         }
     }
@@ -148,8 +175,8 @@ extension Interpreter {
             case .string(let s): return .int(s.count)
             case .array(let a): return .int(a.count)
             case .object(let o): return .int(o.keys.count)
-            case .undefined, .none: return .int(0)
-            default: throw fail("object of type \(value.repr) has no length")
+            case .undefined: return .int(0)
+            default: throw fail("object of type \(value.typeName) has no len()")
             }
         case "lower": return .string(value.text.lowercased())
         case "upper": return .string(value.text.uppercased())
@@ -159,7 +186,11 @@ extension Interpreter {
         case "int":
             switch value {
             case .int: return value
-            case .double(let d): return .int(Int(d))
+            case .double(let d):
+                guard let whole = Int(exactly: d.rounded(.towardZero)) else {
+                    throw fail("cannot convert float \(pythonFloat(d)) to integer")
+                }
+                return .int(whole)
             case .string(let s): return .int(Int(s.trimmingCharacters(in: .whitespaces)) ?? 0)
             case .bool(let b): return .int(b ? 1 : 0)
             default: return .int(0)
@@ -176,10 +207,32 @@ extension Interpreter {
             if case .double(let d) = value { return .double(abs(d)) }
             throw fail("abs needs a number")
         case "tojson":
-            var indent: Int?
-            if case .int(let i)? = kwargs["indent"] ?? args.first { indent = i }
+            // transformers' tojson: json.dumps(x, ensure_ascii=False, indent=None, separators=None,
+            // sort_keys=False), arguments by position or name.
+            func argument(_ k: Int, _ name: String) -> Value? {
+                kwargs[name] ?? (k < args.count ? args[k] : nil)
+            }
+            var indent: String?
+            switch argument(1, "indent") {
+            case .int(let i)?:
+                guard i <= 1000 else { throw fail("tojson indent \(i) is past 1000") }
+                indent = String(repeating: " ", count: max(i, 0))
+            case .string(let s)?: indent = s
+            case nil, .none?: indent = nil
+            case let other?: throw fail("tojson indent must be an integer or a string, got \(other.repr)")
+            }
+            var separators: (item: String, key: String)?
+            if let given = argument(2, "separators"), !given.isNone {
+                guard case .array(let pair) = given, pair.count == 2, case .string(let item) = pair[0],
+                    case .string(let key) = pair[1]
+                else { throw fail("tojson separators must be two strings (item, key)") }
+                separators = (item, key)
+            }
             return .string(
-                pythonJSON(value, indent: indent, sortKeys: kwargs["sort_keys"]?.isTruthy ?? false))
+                pythonJSON(
+                    value, indent: indent, separators: separators,
+                    sortKeys: argument(3, "sort_keys")?.isTruthy ?? false,
+                    ensureASCII: argument(0, "ensure_ascii")?.isTruthy ?? false))
         case "default", "d":
             let fallback = args.first ?? .string("")
             let useOnFalsy = (args.count > 1 ? args[1] : kwargs["boolean"] ?? .bool(false)).isTruthy
@@ -262,7 +315,8 @@ extension Interpreter {
                 if case .int(let i)? = args.first ?? kwargs["width"] { return i } else { return 4 }
             }()
             let first = (args.count > 1 ? args[1] : kwargs["first"] ?? .bool(false)).isTruthy
-            let pad = String(repeating: " ", count: width)
+            guard width <= 10_000 else { throw fail("indent width \(width) is past 10000") }
+            let pad = String(repeating: " ", count: max(width, 0))
             let lines = value.text.components(separatedBy: "\n")
             return .string(
                 lines.enumerated().map { k, line in

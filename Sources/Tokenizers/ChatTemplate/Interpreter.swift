@@ -19,6 +19,7 @@ public struct ChatTemplate: @unchecked Sendable {
         var interpreter = Interpreter(globals: variables)
         var output = ""
         _ = try interpreter.run(nodes, into: &output)
+        try interpreter.checkSize(output)
         return output
     }
 }
@@ -27,6 +28,10 @@ enum Flow { case normal, breakLoop, continueLoop }
 
 struct Interpreter {
     var scopes: [[String: Value]]
+    /// Blocks and macro calls open now (bounded by `TemplateLimits.callDepth`).
+    var depth = 0
+    /// Loop iterations and macro calls so far (bounded by `TemplateLimits.steps`).
+    var steps = 0
 
     init(globals: [String: Value]) { scopes = [globals] }
 
@@ -42,13 +47,60 @@ struct Interpreter {
 
     mutating func assign(_ name: String, _ value: Value) { scopes[scopes.count - 1][name] = value }
 
+    /// Counts one more nested block or macro call; past the limit, an error instead of a stack
+    /// overflow.
+    mutating func enter() throws {
+        depth += 1
+        if depth > TemplateLimits.callDepth {
+            throw TemplateError(
+                line: 0, column: 0,
+                message:
+                    "blocks and macro calls nested more than \(TemplateLimits.callDepth) deep (recursion?)")
+        }
+    }
+
+    /// Counts one loop iteration or macro call.
+    mutating func step() throws {
+        steps += 1
+        if steps > TemplateLimits.steps {
+            throw TemplateError(
+                line: 0, column: 0,
+                message: "the template ran more than \(TemplateLimits.steps) loop iterations and macro calls")
+        }
+    }
+
+    /// Refuses text past `TemplateLimits.outputBytes`.
+    func checkSize(_ text: String) throws {
+        if text.utf8.count > TemplateLimits.outputBytes {
+            throw TemplateError(
+                line: 0, column: 0,
+                message: "the template's output grew past \(TemplateLimits.outputBytes >> 20) MiB")
+        }
+    }
+
+    /// Refuses strings and lists past the limits, as they are made.
+    func checkValue(_ value: Value) throws -> Value {
+        switch value {
+        case .string(let s): try checkSize(s)
+        case .array(let items) where items.count > TemplateLimits.listItems:
+            throw TemplateError(
+                line: 0, column: 0, message: "a list grew past \(TemplateLimits.listItems) items")
+        default: break
+        }
+        return value
+    }
+
     mutating func run(_ nodes: [Node], into output: inout String) throws -> Flow {
+        try enter()
+        defer { depth -= 1 }
         for node in nodes {
             switch node {
             case .text(let text):
                 output += text
+                try checkSize(output)
             case .output(let expression):
                 output += try evaluate(expression).text
+                try checkSize(output)
             case .ifBlock(let branches, let otherwise):
                 var taken = false
                 for (condition, body) in branches where try evaluate(condition).isTruthy {
@@ -90,6 +142,7 @@ struct Interpreter {
                 scopes.append(["caller": .macro(Macro(name: "caller", parameters: [], body: body))])
                 output += try evaluate(call).text
                 scopes.removeLast()
+                try checkSize(output)
             case .breakLoop:
                 return .breakLoop
             case .continueLoop:
@@ -118,6 +171,7 @@ struct Interpreter {
             return
         }
         for (index, item) in items.enumerated() {
+            try step()
             let loop = Object([
                 ("index", .int(index + 1)), ("index0", .int(index)), ("first", .bool(index == 0)),
                 ("last", .bool(index == items.count - 1)), ("length", .int(items.count)),
@@ -147,7 +201,8 @@ struct Interpreter {
         case .array(let items): return items
         case .object(let object): return object.keys.map { .string($0) }
         case .string(let s): return s.map { .string(String($0)) }
-        case .undefined, .none: return []
+        case .undefined: return []
+        case .none: throw TemplateError(line: 0, column: 0, message: "'NoneType' object is not iterable")
         default: throw TemplateError(line: 0, column: 0, message: "\(value.repr) is not iterable")
         }
     }
@@ -159,6 +214,7 @@ struct Interpreter {
         case .literal(let value): return value
         case .name(let name): return lookup(name)
         case .list(let items): return .array(try items.map { try evaluate($0) })
+        case .splat: throw TemplateError(line: 0, column: 0, message: "*items is only allowed in a call")
         case .dict(let pairs):
             var object = Object()
             for (key, value) in pairs { object[try evaluate(key).text] = try evaluate(value) }
@@ -172,21 +228,19 @@ struct Interpreter {
                 try evaluate(base), try start.map { try evaluate($0) }, try stop.map { try evaluate($0) },
                 try step.map { try evaluate($0) })
         case .call(let callee, let args, let kwargs, let at):
-            let function = try evaluate(callee)
-            let values = try args.map { try evaluate($0) }
-            let named = try kwargs.map { ($0.0, try evaluate($0.1)) }
             do {
-                return try call(function, values, named)
+                let function = try evaluate(callee)
+                let (values, named) = try evaluateArguments(args, kwargs)
+                return try checkValue(try call(function, values, named))
             } catch let error as TemplateError where error.line == 0 {
                 throw TemplateError(line: at.0, column: at.1, message: error.message)
             }
         case .filter(let base, let name, let args, let kwargs, let at):
             let value = try evaluate(base)
-            let values = try args.map { try evaluate($0) }
-            let named = try kwargs.map { ($0.0, try evaluate($0.1)) }
             do {
-                return try applyFilter(
-                    name, value, values, Dictionary(named, uniquingKeysWith: { _, b in b }))
+                let (values, named) = try evaluateArguments(args, kwargs)
+                return try checkValue(
+                    try applyFilter(name, value, values, Dictionary(named, uniquingKeysWith: { _, b in b })))
             } catch let error as TemplateError where error.line == 0 {
                 throw TemplateError(line: at.0, column: at.1, message: error.message)
             }
@@ -218,7 +272,7 @@ struct Interpreter {
                 return left.isTruthy ? left : try evaluate(rhs)
             }
             do {
-                return try binary(op, try evaluate(lhs), try evaluate(rhs))
+                return try checkValue(try binary(op, try evaluate(lhs), try evaluate(rhs)))
             } catch let error as TemplateError where error.line == 0 {
                 throw TemplateError(line: at.0, column: at.1, message: error.message)
             }
@@ -226,6 +280,33 @@ struct Interpreter {
             if try evaluate(condition).isTruthy { return try evaluate(value) }
             return try otherwise.map { try evaluate($0) } ?? .undefined
         }
+    }
+
+    /// A call's arguments, with `*items` spread into positional ones and `**mapping` into named ones.
+    mutating func evaluateArguments(_ args: [Expression], _ kwargs: [(String, Expression)]) throws -> (
+        [Value], [(String, Value)]
+    ) {
+        var values: [Value] = []
+        for arg in args {
+            if case .splat(let inner) = arg {
+                values += try iterate(try evaluate(inner))
+            } else {
+                values.append(try evaluate(arg))
+            }
+        }
+        var named: [(String, Value)] = []
+        for (key, expression) in kwargs {
+            let value = try evaluate(expression)
+            guard key == "**" else {
+                named.append((key, value))
+                continue
+            }
+            guard case .object(let object) = value else {
+                throw TemplateError(line: 0, column: 0, message: "**\(value.repr) is not a mapping")
+            }
+            named += object.pairs.map { ($0.key, $0.value) }
+        }
+        return (values, named)
     }
 
     func attribute(_ base: Value, _ name: String) -> Value {
@@ -237,9 +318,8 @@ struct Interpreter {
             return object[name] ?? .undefined
         case .namespace(let ns): return ns.values[name] ?? .undefined
         case .string:
-            return .function(name: name, receiver: base)
-        case .array:
-            return .function(name: name, receiver: base)
+            // jinja2: an attribute a str does not have is undefined, not a callable.
+            return Self.stringMethods.contains(name) ? .function(name: name, receiver: base) : .undefined
         default:
             return .undefined
         }
@@ -287,7 +367,9 @@ struct Interpreter {
         let end = clamp(int(stop), by > 0 ? n : -1)
         while by > 0 ? k < end : k > end {
             picked.append(elements[k])
-            k += by
+            let (next, overflow) = k.addingReportingOverflow(by)
+            if overflow { break }
+            k = next
         }
         if case .string = base { return .string(picked.map(\.text).joined()) }
         return .array(picked)
@@ -311,8 +393,10 @@ struct Interpreter {
             case .string(let s): found = s.contains(a.text) || a.text.isEmpty
             case .array(let items): found = items.contains { equal($0, a) }
             case .object(let object): found = object[a.text] != nil
-            case .undefined, .none: found = false
-            default: throw TemplateError(line: 0, column: 0, message: "'in' needs a string, list or mapping")
+            case .undefined: found = false
+            default:
+                throw TemplateError(
+                    line: 0, column: 0, message: "argument of type \(b.typeName) is not iterable ('in')")
             }
             return .bool(op == "in" ? found : !found)
         case "~": return .string(a.text + b.text)
@@ -324,6 +408,12 @@ struct Interpreter {
             }
         case "*":
             if case .string(let s) = a, case .int(let n) = b {
+                guard n <= 0 || s.utf8.count <= TemplateLimits.outputBytes / n else {
+                    throw TemplateError(
+                        line: 0, column: 0,
+                        message:
+                            "a string repeated \(n) times would pass \(TemplateLimits.outputBytes >> 20) MiB")
+                }
                 return .string(String(repeating: s, count: max(n, 0)))
             }
             return try arithmetic(op, a, b)
@@ -345,22 +435,68 @@ struct Interpreter {
             throw TemplateError(
                 line: 0, column: 0, message: "unsupported operands for \(op): \(a.repr) and \(b.repr)")
         }
-        let bothInt: Bool = { if case .int = a, case .int = b { return true } else { return false } }()
+        if case .int(let i) = a, case .int(let j) = b, op != "/" { return try integerArithmetic(op, i, j) }
         switch op {
-        case "+": return bothInt ? .int(Int(x) + Int(y)) : .double(x + y)
-        case "-": return bothInt ? .int(Int(x) - Int(y)) : .double(x - y)
-        case "*": return bothInt ? .int(Int(x) * Int(y)) : .double(x * y)
+        case "+": return .double(x + y)
+        case "-": return .double(x - y)
+        case "*": return .double(x * y)
         case "/":
             guard y != 0 else { throw TemplateError(line: 0, column: 0, message: "division by zero") }
             return .double(x / y)
         case "//":
             guard y != 0 else { throw TemplateError(line: 0, column: 0, message: "division by zero") }
-            return bothInt ? .int(Int((x / y).rounded(.down))) : .double((x / y).rounded(.down))
+            return .double((x / y).rounded(.down))
         case "%":
             guard y != 0 else { throw TemplateError(line: 0, column: 0, message: "modulo by zero") }
-            let r = x - y * (x / y).rounded(.down)
-            return bothInt ? .int(Int(r)) : .double(r)
-        case "**": return bothInt && y >= 0 ? .int(Int(pow(x, y))) : .double(pow(x, y))
+            return .double(x - y * (x / y).rounded(.down))
+        case "**": return .double(pow(x, y))
+        default: throw TemplateError(line: 0, column: 0, message: "unknown operator \(op)")
+        }
+    }
+
+    /// Python's integer operators; a result past 64 bits is an error (Python's integers are unbounded).
+    func integerArithmetic(_ op: String, _ x: Int, _ y: Int) throws -> Value {
+        let tooLarge = TemplateError(
+            line: 0, column: 0, message: "integer result of \(x) \(op) \(y) does not fit in 64 bits")
+        func checked(_ result: (partialValue: Int, overflow: Bool)) throws -> Value {
+            if result.overflow { throw tooLarge }
+            return .int(result.partialValue)
+        }
+        switch op {
+        case "+": return try checked(x.addingReportingOverflow(y))
+        case "-": return try checked(x.subtractingReportingOverflow(y))
+        case "*": return try checked(x.multipliedReportingOverflow(by: y))
+        case "//", "%":
+            guard y != 0 else {
+                throw TemplateError(
+                    line: 0, column: 0, message: op == "%" ? "modulo by zero" : "division by zero")
+            }
+            if x == .min && y == -1 { throw tooLarge }
+            var (quotient, remainder) = x.quotientAndRemainder(dividingBy: y)
+            if remainder != 0 && (remainder < 0) != (y < 0) {  // floor, as Python
+                quotient -= 1
+                remainder += y
+            }
+            return .int(op == "//" ? quotient : remainder)
+        case "**":
+            if y < 0 { return .double(pow(Double(x), Double(y))) }
+            var result = 1
+            var base = x
+            var exponent = y
+            while exponent > 0 {
+                if exponent & 1 == 1 {
+                    let (r, o) = result.multipliedReportingOverflow(by: base)
+                    if o { throw tooLarge }
+                    result = r
+                }
+                exponent >>= 1
+                if exponent > 0 {
+                    let (b, o) = base.multipliedReportingOverflow(by: base)
+                    if o { throw tooLarge }
+                    base = b
+                }
+            }
+            return .int(result)
         default: throw TemplateError(line: 0, column: 0, message: "unknown operator \(op)")
         }
     }

@@ -182,8 +182,25 @@ func tokenizeExpression(_ source: String, line: Int, column: Int) throws -> [(Ex
                 i += 1
                 while i < s.count && s[i].value >= 48 && s[i].value <= 57 { i += 1 }
             }
+            // An exponent (1e308, 2.5E-3), as jinja2's float literals.
+            if i < s.count, s[i] == "e" || s[i] == "E" {
+                var j = i + 1
+                if j < s.count, s[j] == "+" || s[j] == "-" { j += 1 }
+                if j < s.count, s[j].value >= 48 && s[j].value <= 57 {
+                    while j < s.count && s[j].value >= 48 && s[j].value <= 57 { j += 1 }
+                    isDouble = true
+                    i = j
+                }
+            }
             let literal = String(String.UnicodeScalarView(s[start..<i]))
-            tokens.append((isDouble ? .double(Double(literal)!) : .int(Int(literal)!), start))
+            if isDouble {
+                tokens.append((.double(Double(literal)!), start))
+            } else if let value = Int(literal) {
+                tokens.append((.int(value), start))
+            } else {
+                throw TemplateError(
+                    line: line, column: column + start, message: "integer literal \(literal) is too large")
+            }
         } else if c == "'" || c == "\"" {
             i += 1
             var value = String.UnicodeScalarView()

@@ -27,12 +27,35 @@ indirect enum Expression {
     case unary(String, Expression)
     case binary(String, Expression, Expression, at: (Int, Int))
     case conditional(Expression, condition: Expression, otherwise: Expression?)
+    /// `*items` among a call's arguments: the items become positional arguments.
+    case splat(Expression)
+}
+
+/// How deep blocks, expressions and macro calls may nest, and how much a rendering may do.
+///
+/// Chat templates arrive inside downloaded model folders, so they are untrusted code. jinja2's sandbox,
+/// which transformers uses, bounds `range()` at 100,000 items and Python bounds recursion; these
+/// bound the rest, with an error naming the limit.
+public enum TemplateLimits {
+    /// Nested blocks (`if`, `for`, `macro`, ...) in the source, and nested brackets in an expression.
+    public static let nesting = 100
+    /// Nested macro calls and blocks while rendering (recursion).
+    public static let callDepth = 200
+    /// Items of one `range()`, as jinja2's sandbox (MAX_RANGE).
+    public static let rangeItems = 100_000
+    /// Loop iterations and macro calls in one rendering.
+    public static let steps = 1_000_000
+    /// UTF-8 bytes of the output, or of any string or list a template builds.
+    public static let outputBytes = 16 << 20
+    /// Items of any list a template builds.
+    public static let listItems = 1_000_000
 }
 
 /// Parses lexed segments into statements.
 struct TemplateParser {
     private let segments: [Segment]
     private var index = 0
+    private var depth = 0
 
     init(_ segments: [Segment]) { self.segments = segments }
 
@@ -47,6 +70,15 @@ struct TemplateParser {
 
     /// Parses until a statement starting with one of `keywords`; returns it (its keyword and tokens).
     private mutating func parseBlock(until keywords: Set<String>) throws -> ([Node], (String, Int, Int)?) {
+        depth += 1
+        defer { depth -= 1 }
+        if depth > TemplateLimits.nesting,
+            case .statement(_, let line, let column)? = segments.dropFirst(index).first
+        {
+            throw TemplateError(
+                line: line, column: column,
+                message: "blocks nested more than \(TemplateLimits.nesting) deep")
+        }
         var nodes: [Node] = []
         while index < segments.count {
             let segment = segments[index]

@@ -163,14 +163,42 @@ func pythonStringRepr(_ s: String) -> String {
 extension Value {
     /// Compact JSON text (Python's `json.dumps(value, ensure_ascii=False)`).
     public var jsonText: String { pythonJSON(self, indent: nil) }
+
+    /// Python's type name, for error messages ("NoneType", "int", ...).
+    var typeName: String {
+        switch self {
+        case .undefined: "Undefined"
+        case .none: "NoneType"
+        case .bool: "bool"
+        case .int: "int"
+        case .double: "float"
+        case .string: "str"
+        case .array: "list"
+        case .object: "dict"
+        case .namespace: "Namespace"
+        case .macro: "Macro"
+        case .function: "function"
+        }
+    }
+
+    var isNone: Bool { if case .none = self { true } else { false } }
 }
 
-/// Python's `json.dumps(value, ensure_ascii=False, indent=indent, sort_keys=sortKeys)`, the
-/// `tojson` filter transformers installs in its chat-template environment.
-func pythonJSON(_ value: Value, indent: Int?, sortKeys: Bool = false, level: Int = 0) -> String {
-    let itemSeparator = indent == nil ? ", " : ","
+/// Python's `json.dumps(value, ensure_ascii=, indent=, separators=, sort_keys=)`, the `tojson`
+/// filter transformers installs in its chat-template environment (`indent` is the text of one level).
+func pythonJSON(
+    _ value: Value, indent: String?, separators: (item: String, key: String)? = nil, sortKeys: Bool = false,
+    ensureASCII: Bool = false, level: Int = 0
+) -> String {
+    let itemSeparator = separators?.item ?? (indent == nil ? ", " : ",")
+    let keySeparator = separators?.key ?? ": "
     func newline(_ depth: Int) -> String {
-        indent.map { "\n" + String(repeating: " ", count: $0 * depth) } ?? ""
+        indent.map { "\n" + String(repeating: $0, count: depth) } ?? ""
+    }
+    func nested(_ item: Value) -> String {
+        pythonJSON(
+            item, indent: indent, separators: separators, sortKeys: sortKeys, ensureASCII: ensureASCII,
+            level: level + 1)
     }
     switch value {
     case .undefined, .none: return "null"
@@ -178,12 +206,10 @@ func pythonJSON(_ value: Value, indent: Int?, sortKeys: Bool = false, level: Int
     case .int(let i): return String(i)
     case .double(let d):
         return d.isNaN ? "NaN" : d.isInfinite ? (d > 0 ? "Infinity" : "-Infinity") : pythonFloat(d)
-    case .string(let s): return jsonEscaped(s)
+    case .string(let s): return jsonEscaped(s, ensureASCII: ensureASCII)
     case .array(let items):
         if items.isEmpty { return "[]" }
-        let body = items.map {
-            newline(level + 1) + pythonJSON($0, indent: indent, sortKeys: sortKeys, level: level + 1)
-        }
+        let body = items.map { newline(level + 1) + nested($0) }
         return "[" + body.joined(separator: itemSeparator) + newline(level) + "]"
     case .object(let object):
         if object.keys.isEmpty { return "{}" }
@@ -192,17 +218,19 @@ func pythonJSON(_ value: Value, indent: Int?, sortKeys: Bool = false, level: Int
             ? object.keys.sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }
             : object.keys
         let body = keys.map {
-            newline(level + 1) + jsonEscaped($0) + ": "
-                + pythonJSON(object[$0]!, indent: indent, sortKeys: sortKeys, level: level + 1)
+            newline(level + 1) + jsonEscaped($0, ensureASCII: ensureASCII) + keySeparator
+                + nested(object[$0]!)
         }
         return "{" + body.joined(separator: itemSeparator) + newline(level) + "}"
     case .namespace(let ns):
-        return pythonJSON(.object(ns.values), indent: indent, sortKeys: sortKeys, level: level)
-    default: return jsonEscaped(value.repr)
+        return pythonJSON(
+            .object(ns.values), indent: indent, separators: separators, sortKeys: sortKeys,
+            ensureASCII: ensureASCII, level: level)
+    default: return jsonEscaped(value.repr, ensureASCII: ensureASCII)
     }
 }
 
-private func jsonEscaped(_ s: String) -> String {
+private func jsonEscaped(_ s: String, ensureASCII: Bool = false) -> String {
     var out = "\""
     for scalar in s.unicodeScalars {
         switch scalar {
@@ -214,8 +242,10 @@ private func jsonEscaped(_ s: String) -> String {
         case "\u{08}": out += "\\b"
         case "\u{0C}": out += "\\f"
         default:
-            if scalar.value < 0x20 {
+            if scalar.value < 0x20 || (ensureASCII && scalar.value == 0x7F) {
                 out += String(format: "\\u%04x", scalar.value)
+            } else if ensureASCII && scalar.value > 0x7F {
+                for unit in String(scalar).utf16 { out += String(format: "\\u%04x", unit) }
             } else {
                 out.unicodeScalars.append(scalar)
             }
