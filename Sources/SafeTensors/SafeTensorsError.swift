@@ -1,3 +1,5 @@
+import Foundation
+
 /// What can be wrong with a `.safetensors` file or a shard index; every case names the file.
 public enum SafeTensorsError: Error, CustomStringConvertible, Equatable {
     case unreadable(path: String, reason: String)
@@ -23,4 +25,32 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable {
         case .writeFailed(let path, let reason): "\(path): write failed: \(reason)"
         }
     }
+}
+
+/// A filesystem error as a sentence ("no space left on device", "permission denied"), not the
+/// NSError dump Foundation prints for it.
+public func describeFileError(_ error: Error) -> String {
+    if let problem = error as? SafeTensorsError { return "\(problem)" }
+    let ns = error as NSError
+    var reason: String?
+    if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain
+    {
+        reason = String(cString: strerror(Int32(underlying.code)))
+    } else if ns.domain == NSPOSIXErrorDomain {
+        reason = String(cString: strerror(Int32(ns.code)))
+    } else if ns.domain == NSCocoaErrorDomain {
+        switch CocoaError.Code(rawValue: ns.code) {
+        case .fileWriteOutOfSpace: reason = "no space left on device"
+        case .fileWriteNoPermission, .fileReadNoPermission: reason = "permission denied"
+        case .fileNoSuchFile, .fileReadNoSuchFile: reason = "no such file or directory"
+        case .fileWriteFileExists: reason = "a file of that name already exists"
+        case .fileWriteVolumeReadOnly: reason = "read-only file system"
+        case .fileReadTooLarge: reason = "the file is too large"
+        case .fileReadCorruptFile: reason = "the file is corrupt"
+        default: reason = nil
+        }
+    }
+    let path = (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
+    let text = reason ?? ns.localizedDescription
+    return path.map { "\($0): \(text)" } ?? text
 }

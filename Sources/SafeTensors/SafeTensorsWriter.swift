@@ -90,7 +90,7 @@ public func atomicWrite(to path: String, _ body: (FileHandle) throws -> Void) th
         try handle.synchronize()
     } catch {
         try? FileManager.default.removeItem(atPath: temporary)
-        throw SafeTensorsError.writeFailed(path: path, reason: "\(error)")
+        throw SafeTensorsError.writeFailed(path: path, reason: describeFileError(error))
     }
     guard rename(temporary, path) == 0 else {
         let reason = String(cString: strerror(errno))

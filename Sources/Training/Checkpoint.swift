@@ -45,6 +45,18 @@ public struct TrainerState: Codable, Sendable, Equatable {
     }
 }
 
+/// A checkpoint that could not be written, in a sentence.
+public enum CheckpointError: Error, CustomStringConvertible, Equatable {
+    case saveFailed(folder: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .saveFailed(let folder, let reason):
+            "could not save \(folder): \(reason); the earlier checkpoints are intact"
+        }
+    }
+}
+
 /// Checkpoint folders: `OUTPUT/checkpoint-N/` is a Hugging Face model folder (config.json,
 /// model.safetensors in float32, tokenizer files) plus `optimizer.safetensors` (AdamW's moments)
 /// and `trainer_state.json`.
@@ -55,14 +67,32 @@ public enum Checkpoint {
     public static func folder(_ outputDir: String, step: Int) -> String { "\(outputDir)/checkpoint-\(step)" }
 
     /// Writes a checkpoint for `state.step` and returns its folder.
+    ///
+    /// On any failure (a full disk, say) the half-written folder is removed and the error says what
+    /// failed where, in a sentence; earlier checkpoints are untouched.
     @discardableResult
     public static func save(
         model: Transformer, optimizer: AdamW, state: TrainerState, config: [String: Any], outputDir: String
     ) throws -> String {
+        let temporary = "\(outputDir)/.checkpoint-\(state.step).partial"
+        do {
+            return try write(
+                model: model, optimizer: optimizer, state: state, config: config, outputDir: outputDir,
+                temporary: temporary)
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw CheckpointError.saveFailed(
+                folder: folder(outputDir, step: state.step), reason: describeFileError(error))
+        }
+    }
+
+    private static func write(
+        model: Transformer, optimizer: AdamW, state: TrainerState, config: [String: Any], outputDir: String,
+        temporary: String
+    ) throws -> String {
         let manager = FileManager.default
         try manager.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
         let final = folder(outputDir, step: state.step)
-        let temporary = "\(outputDir)/.checkpoint-\(state.step).partial"
         try? manager.removeItem(atPath: temporary)
         try manager.createDirectory(atPath: temporary, withIntermediateDirectories: true)
         try ModelLoader.save(model, to: temporary, dtype: .f32)

@@ -185,7 +185,9 @@ public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> 
     let sftValues = ConfigValues()
     sftValues.merge(
         [
+            // The demo owns its folders: a second run replaces the first.
             "model": base, "dataset": files.sft, "output_dir": root + "/sft", "seed": Int(settings.seed),
+            "overwrite_output_dir": true,
             "num_train_epochs": settings.sftEpochs, "learning_rate": settings.sftLearningRate,
             "per_device_train_batch_size": settings.sftBatchSize, "lr_scheduler_type": "cosine",
             "warmup_ratio": 0.05, "save_steps": 1_000_000, "weight_decay": 0.01,
@@ -204,7 +206,7 @@ public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> 
     grpoValues.merge(
         [
             "model": root + "/sft", "dataset": files.rl, "output_dir": root + "/grpo",
-            "seed": Int(settings.seed),
+            "seed": Int(settings.seed), "overwrite_output_dir": true,
             "num_generations": settings.numGenerations, "per_step_prompts": settings.perStepPrompts,
             "max_completion_length": settings.maxCompletionLength,
             "temperature": Double(settings.temperature),

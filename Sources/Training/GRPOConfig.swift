@@ -59,6 +59,9 @@ public struct GRPOConfig: Sendable {
 
     public init() {}
 
+    /// Delete an existing run's checkpoints in output_dir and start over (TRL's key); without it a
+    /// fresh run into such a folder is refused.
+    public var overwriteOutputDir = false
     /// Variables for the chat template (TRL's `chat_template_kwargs`; `enable_thinking` and the like).
     public var chatTemplateKwargs: [String: Value] = [:]
 
@@ -67,6 +70,7 @@ public struct GRPOConfig: Sendable {
         (model, dataset, outputDir, seed) = try v.runBasics(defaultOutputDir: outputDir)
         maxPromptLength = try v.int("max_prompt_length")
         chatTemplateKwargs = try v.templateKwargs("chat_template_kwargs")
+        overwriteOutputDir = try v.bool("overwrite_output_dir", default: false)
 
         shuffleDataset = try v.bool("shuffle_dataset", default: shuffleDataset)
 
@@ -207,7 +211,7 @@ public struct GRPOConfig: Sendable {
             "chat_template_kwargs": Value.object(
                 Object(chatTemplateKwargs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
             ).jsonText,
-            "model": model, "dataset": dataset, "output_dir": outputDir, "seed": seed,
+            "trainer": "grpo", "model": model, "dataset": dataset, "output_dir": outputDir, "seed": seed,
             "num_generations": numGenerations, "per_step_prompts": perStepPrompts,
             "max_completion_length": maxCompletionLength, "temperature": temperature, "top_p": topP,
             "top_k": topK, "min_p": minP, "beta": beta, "epsilon": epsilon, "epsilon_high": epsilonHigh,

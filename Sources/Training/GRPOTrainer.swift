@@ -54,6 +54,8 @@ public final class GRPOTrainer {
     let generator: Generator
     let stopTokenIDs: [Int32]
     let onEvent: (TrainerEvent) -> Void
+    /// Held from init until `train` returns: no other run writes the output_dir meanwhile.
+    private var lock: OutputLock?
     private var stream: PromptStream
     private var alarms = (clipped: 0, zeroStd: 0)
 
@@ -67,8 +69,9 @@ public final class GRPOTrainer {
         self.config = config
         self.onEvent = onEvent
         var tokenizerConfig: TokenizerConfig
-        (policy, tokenizer, tokenizerConfig) = try loadForTraining(
-            folder: config.model, resumeFrom: resumeFrom, gradientCheckpointing: config.gradientCheckpointing)
+        (policy, tokenizer, tokenizerConfig, lock) = try loadForTraining(
+            folder: config.model, resumeFrom: resumeFrom, gradientCheckpointing: config.gradientCheckpointing,
+            outputDir: config.outputDir, overwrite: config.overwriteOutputDir, summary: config.summary)
         tokenizerConfig.templateKwargs = config.chatTemplateKwargs
         reference = config.beta > 0 ? try ModelLoader.load(folder: config.model) : nil
         stopTokenIDs = Training.stopTokenIDs(model: policy, tokenizer: tokenizer, config: tokenizerConfig)
@@ -99,7 +102,11 @@ public final class GRPOTrainer {
     /// last checkpoint folder.
     @discardableResult
     public func train() throws -> String? {
-        try runTrainingLoop(
+        if lock == nil {
+            lock = try OutputLock(outputDir: config.outputDir, resuming: true, overwrite: false)
+        }
+        defer { lock = nil }
+        return try runTrainingLoop(
             model: policy, optimizer: optimizer, state: { self.state }, maxSteps: config.maxSteps,
             saveSteps: config.saveSteps, outputDir: config.outputDir, summary: config.summary,
             examples: examples.count, onEvent: onEvent, shouldStop: shouldStop

@@ -25,6 +25,9 @@ public struct SFTConfig: Sendable {
 
     public init() {}
 
+    /// Delete an existing run's checkpoints in output_dir and start over (TRL's key); without it a
+    /// fresh run into such a folder is refused.
+    public var overwriteOutputDir = false
     /// Variables for the chat template (TRL's `chat_template_kwargs`; `enable_thinking` and the like).
     public var chatTemplateKwargs: [String: Value] = [:]
 
@@ -47,6 +50,7 @@ public struct SFTConfig: Sendable {
         saveSteps = try v.int("save_steps", default: saveSteps)
         maxNonfiniteSteps = try v.int("max_nonfinite_steps", default: maxNonfiniteSteps)
         chatTemplateKwargs = try v.templateKwargs("chat_template_kwargs")
+        overwriteOutputDir = try v.bool("overwrite_output_dir", default: false)
 
         func require(_ ok: Bool, _ key: String, _ message: String) throws {
             if !ok { throw v.error(key, message) }
@@ -74,7 +78,7 @@ public struct SFTConfig: Sendable {
             "chat_template_kwargs": Value.object(
                 Object(chatTemplateKwargs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
             ).jsonText,
-            "model": model, "dataset": dataset, "output_dir": outputDir, "seed": seed,
+            "trainer": "sft", "model": model, "dataset": dataset, "output_dir": outputDir, "seed": seed,
             "per_device_train_batch_size": perDeviceTrainBatchSize, "num_train_epochs": numTrainEpochs,
             "max_steps": maxSteps ?? -1, "max_length": maxLength ?? -1,
             "completion_only_loss": completionOnlyLoss,

@@ -11,6 +11,8 @@ import Tokenizers
 public final class SFTTrainer {
     public let config: SFTConfig
     public let model: Transformer
+    /// Held from init until `train` returns: no other run writes the output_dir meanwhile.
+    private var lock: OutputLock?
     public let examples: [SFTExample]
     public let totalSteps: Int
     public private(set) var state = TrainerState()
@@ -27,8 +29,11 @@ public final class SFTTrainer {
     ) throws {
         self.config = config
         self.onEvent = onEvent
-        var (model, tokenizer, tokenizerConfig) = try loadForTraining(
-            folder: config.model, resumeFrom: resumeFrom, gradientCheckpointing: config.gradientCheckpointing)
+        let (model, tokenizer, loadedConfig, lock) = try loadForTraining(
+            folder: config.model, resumeFrom: resumeFrom, gradientCheckpointing: config.gradientCheckpointing,
+            outputDir: config.outputDir, overwrite: config.overwriteOutputDir, summary: config.summary)
+        self.lock = lock
+        var tokenizerConfig = loadedConfig
         tokenizerConfig.templateKwargs = config.chatTemplateKwargs
         self.model = model
         let eos =
@@ -50,7 +55,11 @@ public final class SFTTrainer {
     /// returns the last checkpoint folder.
     @discardableResult
     public func train() throws -> String? {
-        try runTrainingLoop(
+        if lock == nil {
+            lock = try OutputLock(outputDir: config.outputDir, resuming: true, overwrite: false)
+        }
+        defer { lock = nil }
+        return try runTrainingLoop(
             model: model, optimizer: optimizer, state: { self.state }, maxSteps: totalSteps,
             saveSteps: config.saveSteps, outputDir: config.outputDir, summary: config.summary,
             examples: examples.count, onEvent: onEvent, shouldStop: shouldStop

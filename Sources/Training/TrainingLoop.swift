@@ -1,18 +1,23 @@
 import Foundation
 import Models
+import SafeTensors
 import Tokenizers
 
-/// What every trainer loads first: the model to train (from `resumeFrom`, a checkpoint, when given)
-/// and the tokenizer of `folder`, which must have one.
-func loadForTraining(folder: String, resumeFrom: String?, gradientCheckpointing: Bool) throws -> (
-    model: Transformer, tokenizer: Tokenizer, config: TokenizerConfig
-) {
+/// What every trainer does first: claims `outputDir` (see `OutputLock`), checks that `resumeFrom`,
+/// when given, is a checkpoint of this model and run, and loads the model to train (from
+/// `resumeFrom`, when given) and the tokenizer of `folder`, which must have one.
+func loadForTraining(
+    folder: String, resumeFrom: String?, gradientCheckpointing: Bool, outputDir: String, overwrite: Bool,
+    summary: [String: Any]
+) throws -> (model: Transformer, tokenizer: Tokenizer, config: TokenizerConfig, lock: OutputLock) {
     guard FileManager.default.fileExists(atPath: folder + "/tokenizer.json") else {
         throw TrainingError.missingTokenizer(folder: folder)
     }
+    if let resumeFrom { try Checkpoint.checkBelongs(resumeFrom, model: folder, run: summary) }
+    let lock = try OutputLock(outputDir: outputDir, resuming: resumeFrom != nil, overwrite: overwrite)
     let model = try ModelLoader.load(folder: resumeFrom ?? folder)
     model.gradientCheckpointing = gradientCheckpointing
-    return (model, try Tokenizer(path: folder), try TokenizerConfig.load(folder: folder))
+    return (model, try Tokenizer(path: folder), try TokenizerConfig.load(folder: folder), lock)
 }
 
 /// What one training step hands back to the loop.
@@ -57,7 +62,11 @@ func runTrainingLoop(
         if stopping { return lastSaved }
     }
     // The trained model itself, as TRL's save_model: output_dir is a Hugging Face model folder.
-    try ModelLoader.save(model, to: outputDir)
+    do {
+        try ModelLoader.save(model, to: outputDir)
+    } catch {
+        throw CheckpointError.saveFailed(folder: outputDir, reason: describeFileError(error))
+    }
     onEvent(.saved(outputDir))
     return lastSaved
 }

@@ -138,3 +138,94 @@ func aSignalSavesACheckpointAndExits(signal: Int32, status: Int32) throws {
         Checkpoint.latest(in: root + "/out"), "no checkpoint after signal \(signal): \(stderr)")
     #expect(FileManager.default.fileExists(atPath: latest + "/model.safetensors"))
 }
+
+/// output_dir belongs to one run: a fresh run into a folder of checkpoints is refused unless
+/// overwrite_output_dir, a second run on a locked folder is refused, and a resumed checkpoint must
+/// be of this model and run.
+@Test func outputFoldersAndCheckpointsBelongToTheirRun() throws {
+    let root = try toyWorkspace()
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let out = root + "/out"
+    let train = ["train", "--config", root + "/grpo.yaml", "--max_steps", "2"]
+    let first = try runGRPO(train)
+    #expect(first.status == 0, "\(first.stderr)")
+
+    let again = try runGRPO(train)
+    #expect(again.status == 1)
+    #expect(
+        again.stderr.contains(
+            "output_dir \(out) holds another run's checkpoints (newest: \(out)/checkpoint-2)"))
+    #expect(again.stderr.contains("--resume"), "\(again.stderr)")
+
+    let fresh = try runGRPO(train + ["--overwrite_output_dir", "--max_steps", "1", "--save_steps", "1"])
+    #expect(fresh.status == 0, "\(fresh.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: out + "/checkpoint-2"))
+    #expect(FileManager.default.fileExists(atPath: out + "/checkpoint-1/trainer_state.json"))
+    let metrics = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)
+    #expect(metrics.split(separator: "\n").count == 1)
+    #expect(!FileManager.default.fileExists(atPath: out + "/.grpo-run.lock"))
+
+    let otherSeed = try runGRPO(train + ["--resume-from", out + "/checkpoint-1", "--seed", "9"])
+    #expect(otherSeed.stderr.contains("checkpoint-1 belongs to another run: its seed is 42, this run's is 9"))
+    let notACheckpoint = try runGRPO(train + ["--resume-from", root + "/model"])
+    #expect(notACheckpoint.stderr.contains("\(root)/model is not a checkpoint"), "\(notACheckpoint.stderr)")
+    try ToyModel.write(to: root + "/wide", layers: 1, hiddenSize: 48, heads: 2, keyValueHeads: 1, seed: 5)
+    let otherModel = try runGRPO(
+        train + [
+            "--model", root + "/wide", "--resume-from", out + "/checkpoint-1", "--output_dir", root + "/o2",
+        ])
+    #expect(
+        otherModel.stderr.contains("was trained from another model: hidden_size is 32 there and 48 in"),
+        "\(otherModel.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: root + "/o2"))
+
+    let held = try OutputLock(outputDir: out, resuming: true, overwrite: false)
+    let busy = try runGRPO(train + ["--resume", "--max_steps", "3"])
+    #expect(busy.status == 1)
+    #expect(
+        busy.stderr.contains("output_dir \(out) is in use by another run (process \(getpid())"),
+        "\(busy.stderr)")
+    _ = held
+}
+
+/// A tmpfs this test mounts (needs root), or nil where mounting is not allowed.
+private func mountTinyFilesystem(bytes: Int) -> String? {
+    let path = NSTemporaryDirectory() + "grpo-full-\(UUID().uuidString)"
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    let mount = Process()
+    mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+    mount.arguments = ["-t", "tmpfs", "-o", "size=\(bytes)", "tmpfs", path]
+    mount.standardError = FileHandle.nullDevice
+    guard (try? mount.run()) != nil else { return nil }
+    mount.waitUntilExit()
+    return mount.terminationStatus == 0 ? path : nil
+}
+
+/// A full disk during a checkpoint save: a sentence naming the folder and the cause, no
+/// half-written folder left, no Foundation error dump.
+@Test func aFullDiskIsAClearErrorAndLeavesNothingHalfWritten() throws {
+    let root = try toyWorkspace()
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    guard let disk = mountTinyFilesystem(bytes: 320 << 10) else {
+        print("aFullDiskIsAClearError: tmpfs cannot be mounted here (not root?); checked nothing")
+        return
+    }
+    defer {
+        let umount = Process()
+        umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+        umount.arguments = [disk]
+        try? umount.run()
+        umount.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: disk)
+    }
+    let result = try runGRPO([
+        "train", "--config", root + "/grpo.yaml", "--output_dir", disk + "/out", "--max_steps", "2",
+        "--save_steps", "1",
+    ])
+    #expect(result.status == 1, "\(result.stderr)")
+    #expect(result.stderr.contains("could not save \(disk)/out/checkpoint-"), "\(result.stderr)")
+    #expect(result.stderr.contains("No space left on device"), "\(result.stderr)")
+    #expect(!result.stderr.contains("NSCocoaErrorDomain"), "\(result.stderr)")
+    let left = (try? FileManager.default.contentsOfDirectory(atPath: disk + "/out")) ?? []
+    #expect(!left.contains { $0.hasSuffix(".partial") || $0.contains(".tmp-") }, "\(left)")
+}
