@@ -15,6 +15,9 @@ public struct TokenizerConfig: Sendable {
 
     public var chatTemplate: String? { chatTemplates["default"] }
 
+    /// The file each template was read from, named in its errors.
+    public var chatTemplateFiles: [String: String] = [:]
+
     public init(chatTemplates: [String: String] = [:], generationEOSTokenIDs: [Int] = []) {
         self.chatTemplates = chatTemplates
         self.generationEOSTokenIDs = generationEOSTokenIDs
@@ -57,7 +60,12 @@ public struct TokenizerConfig: Sendable {
         ]
         for (key, value) in templateKwargs { variables[key] = value }
         for (key, value) in extra { variables[key] = value }
-        return try ChatTemplate(source).render(variables)
+        do {
+            return try ChatTemplate(source).render(variables)
+        } catch var error as TemplateError {
+            error.file = chatTemplateFiles[name] ?? (folder.isEmpty ? nil : folder + "/tokenizer_config.json")
+            throw error
+        }
     }
 
     /// The messages as transformers 5 hands them to the template: keys whose value is null are
@@ -98,9 +106,12 @@ public struct TokenizerConfig: Sendable {
             let template = root["chat_template"]
             if let text = template.stringValue {
                 config.chatTemplates["default"] = text
+                config.chatTemplateFiles["default"] = path
             } else if !template.isNull {
                 for entry in try template.array() {
-                    config.chatTemplates[try entry["name"].string()] = try entry["template"].string()
+                    let name = try entry["name"].string()
+                    config.chatTemplates[name] = try entry["template"].string()
+                    config.chatTemplateFiles[name] = path
                 }
             }
         }
@@ -110,6 +121,7 @@ public struct TokenizerConfig: Sendable {
                     path: folder + "/chat_template.jinja", at: "(file)", expected: "UTF-8 text")
             }
             config.chatTemplates["default"] = text
+            config.chatTemplateFiles["default"] = folder + "/chat_template.jinja"
         }
         if let generation = try readJSON(folder + "/generation_config.json") {
             let eos = generation["eos_token_id"]

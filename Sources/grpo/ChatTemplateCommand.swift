@@ -40,14 +40,11 @@ struct ChatTemplateCommand: ParsableCommand {
             throw InputError(
                 path: messages, line: nil, reason: "expected a list of messages or {\"messages\": [...]}")
         }
-        do {
-            print(
-                try config.renderChat(
-                    messages: conversation, tools: tools, addGenerationPrompt: addGenerationPrompt,
-                    templateName: template),
-                terminator: "")
-        } catch let error as TemplateError {
-            throw InputError(path: model + "/tokenizer_config.json", line: nil, reason: "\(error)")
-        }
+        // Errors name the template's file, line and column.
+        print(
+            try config.renderChat(
+                messages: conversation, tools: tools, addGenerationPrompt: addGenerationPrompt,
+                templateName: template),
+            terminator: "")
     }
 }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import SafeTensors
 
 @main
 struct GRPOCommand: ParsableCommand {
@@ -10,4 +12,20 @@ struct GRPOCommand: ParsableCommand {
             ChatTemplateCommand.self, GenerateCommand.self, TrainCommand.self, SFTCommand.self,
             EvalCommand.self, SampleCommand.self, DemoCommand.self,
         ])
+
+    /// Runs the command; a filesystem error that reached this far is said in a sentence (what
+    /// failed, on which path) instead of Foundation's NSError dump.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let domain = (error as NSError).domain
+            if domain == NSCocoaErrorDomain || domain == NSPOSIXErrorDomain {
+                FileHandle.standardError.write(Data("Error: \(describeFileError(error))\n".utf8))
+                Foundation.exit(1)
+            }
+            exit(withError: error)
+        }
+    }
 }

@@ -16,6 +16,8 @@ struct BadInputCase: Sendable, CustomStringConvertible {
     var arguments: [String]
     /// Lines of INPUT.
     var input: [String] = [#"{"prompt": "1+2="}"#]
+    /// A chat_template.jinja for the model folder (templates arrive with downloaded models).
+    var chatTemplate: String?
     var expected: String
 
     var description: String { name }
@@ -100,6 +102,65 @@ let badInputCases: [BadInputCase] = [
         input: [#"{"prompt": "1+2=", "answer": "3"}"#, #"{"prompt": "1\u0000+2=", "answer": "3"}"#],
         expected: "INPUT:2: the prompt holds a NUL character"),
     BadInputCase(
+        name: "a chat template with a huge range",
+        arguments: ["chat-template", "--model", "MODEL", "--messages", "INPUT"],
+        input: [#"[{"role": "user", "content": "hi"}]"#],
+        chatTemplate: "{% for i in range(10**12) %}{{ i }}{% endfor %}",
+        expected:
+            "model/chat_template.jinja: template line 1, column 19: range too big: the sandbox allows at most 100000 items"
+    ),
+    BadInputCase(
+        name: "a chat template that recurses",
+        arguments: [
+            "train", "--model", "MODEL", "--dataset", "INPUT", "--output_dir", "OUT", "--rewards", "format",
+        ],
+        input: [#"{"messages": [{"role": "user", "content": "hi"}]}"#],
+        chatTemplate: "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
+        expected:
+            "INPUT:1: chat template: MODEL/chat_template.jinja: template line 1, column 21: blocks and macro calls nested more than 200"
+    ),
+    BadInputCase(
+        name: "template kwargs that are not an object",
+        arguments: ["chat-template", "--model", "MODEL", "--messages", "INPUT", "--template-kwargs", "true"],
+        input: [#"[{"role": "user", "content": "hi"}]"#],
+        expected: "--chat-template-kwargs: at (value): expected a JSON object of template variables, got true"
+    ),
+    BadInputCase(
+        name: "a dataset line's template kwargs that are not an object",
+        arguments: ["sft", "--model", "MODEL", "--dataset", "INPUT", "--output_dir", "OUT"],
+        input: [#"{"prompt": "1+2=", "completion": "3", "chat_template_kwargs": [1]}"#],
+        expected: "INPUT:1: \"chat_template_kwargs\" must be an object of template variables, got [1]"),
+    BadInputCase(
+        name: "tokenize a line that is not JSON",
+        arguments: ["tokenize", "--model", "MODEL", "--input", "INPUT"],
+        input: [#"{"text": "fine"}"#, "nope"],
+        expected: "INPUT:2: column 1: not JSON here"),
+    BadInputCase(
+        name: "eval with an unknown reward",
+        arguments: ["eval", "--model", "MODEL", "--dataset", "INPUT", "--reward", "acuracy"],
+        expected: "unknown reward 'acuracy'"),
+    BadInputCase(
+        name: "sample keeping an unknown rule",
+        arguments: ["sample", "--model", "MODEL", "--dataset", "INPUT", "--keep", "most", "--output", "OUT"],
+        expected: "--keep: expected best or all, got 'most'"),
+    BadInputCase(
+        name: "convert into a folder that cannot be made",
+        arguments: ["convert", "--model", "MODEL", "--output", "/proc/grpo-cannot-write"],
+        expected: "/proc/grpo-cannot-write"),
+    BadInputCase(
+        name: "train into an output_dir that cannot be made",
+        arguments: [
+            "train", "--model", "MODEL", "--dataset", "INPUT", "--output_dir", "/proc/grpo-out", "--rewards",
+            "format",
+        ],
+        expected: "cannot use /proc/grpo-out: "),
+    BadInputCase(
+        name: "generate output into a missing folder",
+        arguments: [
+            "generate", "--model", "MODEL", "--input", "INPUT", "--output", "/nonexistent/dir/out.jsonl",
+        ],
+        expected: "/nonexistent/dir/out.jsonl"),
+    BadInputCase(
         name: "demo with no width", arguments: ["demo", "--hidden-size", "0", "--output-dir", "OUT"],
         expected: "--hidden-size must be a multiple of 8"),
     BadInputCase(
@@ -133,14 +194,19 @@ func badInputIsAClearErrorNeverACrash(_ bad: BadInputCase) throws {
         try text.write(toFile: model + "/config.json", atomically: true, encoding: .utf8)
     }
     if let tensor = bad.nanTensor { try poison(tensor, in: model + "/model.safetensors") }
+    if let template = bad.chatTemplate {
+        try template.write(toFile: model + "/chat_template.jinja", atomically: true, encoding: .utf8)
+    }
     let input = root + "/input.jsonl"
     try (bad.input.joined(separator: "\n") + "\n").write(toFile: input, atomically: true, encoding: .utf8)
     let out = root + "/out"
     let arguments = bad.arguments.map { ["MODEL": model, "INPUT": input, "OUT": out][$0] ?? $0 }
     let result = try runGRPO(arguments)
     #expect(result.status != 0 && result.status < 128, "\(bad.name): status \(result.status)")
-    let expected = bad.expected.replacingOccurrences(of: "INPUT", with: input)
+    let expected = bad.expected.replacingOccurrences(of: "INPUT", with: input).replacingOccurrences(
+        of: "MODEL", with: model)
     #expect(result.stderr.contains(expected), "\(bad.name): \(result.stderr)")
+    #expect(!result.stderr.contains("Domain="), "\(bad.name): an NSError dump: \(result.stderr)")
     #expect(result.stdout.isEmpty, "\(bad.name) printed: \(result.stdout)")
     #expect(!FileManager.default.fileExists(atPath: out), "\(bad.name) left \(out) behind")
 }

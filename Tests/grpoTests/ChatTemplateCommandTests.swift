@@ -39,7 +39,7 @@ import Testing
     try #"[{"role": "user", "content": "x"}]"#.write(toFile: messagesPath, atomically: true, encoding: .utf8)
     let result = try runGRPO(["chat-template", "--model", folder, "--messages", messagesPath])
     #expect(result.status != 0)
-    #expect(result.stderr.contains("tokenizer_config.json: chat template line 1, column"), "\(result.stderr)")
+    #expect(result.stderr.contains("tokenizer_config.json: template line 1, column 35"), "\(result.stderr)")
     #expect(result.stderr.contains("unknown filter 'nosuch'"))
     let none = try runGRPO(["chat-template", "--model", NSTemporaryDirectory(), "--messages", messagesPath])
     #expect(none.status != 0 && none.stderr.contains("chat_template"), "\(none.stderr)")

@@ -3,7 +3,12 @@ public struct TemplateError: Error, CustomStringConvertible, Equatable {
     public let line: Int
     public let column: Int
     public let message: String
-    public var description: String { "chat template line \(line), column \(column): \(message)" }
+    /// The file the template came from, once known (tokenizer_config.json or chat_template.jinja).
+    public var file: String? = nil
+    public var description: String {
+        file.map { "\($0): template line \(line), column \(column): \(message)" }
+            ?? "chat template line \(line), column \(column): \(message)"
+    }
 }
 
 /// The template split into literal text and tags, whitespace control already applied.
