@@ -1,3 +1,5 @@
+import Foundation
+
 /// A string compared and hashed by its UTF-8 bytes, that is by its exact Unicode scalars.
 ///
 /// Swift's `String ==` is canonical equivalence, so as dictionary keys U+03AC (ά) and U+1F71 (ά)
@@ -12,7 +14,13 @@ public struct ExactString: Hashable, Sendable, CustomStringConvertible {
     public var description: String { string }
 
     public static func == (a: ExactString, b: ExactString) -> Bool {
-        a.string.utf8.count == b.string.utf8.count && a.string.utf8.elementsEqual(b.string.utf8)
+        let (x, y) = (a.string.utf8, b.string.utf8)
+        guard x.count == y.count else { return false }
+        if x.isEmpty { return true }
+        let compared: Bool? = x.withContiguousStorageIfAvailable { p in
+            y.withContiguousStorageIfAvailable { q in memcmp(p.baseAddress!, q.baseAddress!, p.count) == 0 }
+        } ?? nil
+        return compared ?? x.elementsEqual(y)
     }
 
     public func hash(into hasher: inout Hasher) {
