@@ -17,9 +17,11 @@ public struct ExactString: Hashable, Sendable, CustomStringConvertible {
         let (x, y) = (a.string.utf8, b.string.utf8)
         guard x.count == y.count else { return false }
         if x.isEmpty { return true }
-        let compared: Bool? = x.withContiguousStorageIfAvailable { p in
-            y.withContiguousStorageIfAvailable { q in memcmp(p.baseAddress!, q.baseAddress!, p.count) == 0 }
-        } ?? nil
+        let compared: Bool? =
+            x.withContiguousStorageIfAvailable { p in
+                y.withContiguousStorageIfAvailable { q in memcmp(p.baseAddress!, q.baseAddress!, p.count) == 0
+                }
+            } ?? nil
         return compared ?? x.elementsEqual(y)
     }
 

@@ -107,6 +107,13 @@ private func renderingError(_ source: String, _ variables: [String: Value] = [:]
     ("{{ (1e308 * 10) | int }}", "cannot convert float inf to integer"),
     ("{{ 'abc' | indent(10**9) }}", "indent width"),
     ("{{ [1, 2, 3][::9223372036854775807] }}", "rendered"),
+    (
+        "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x|tojson }}",
+        "a value nested more than 100 deep"
+    ),
+    ("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns|tojson }}", "(or holding itself)"),
+    ("{{ -(-9223372036854775807 - 1) }}", "does not fit in 64 bits"),
+    ("{{ (-9223372036854775807 - 1)|abs }}", "does not fit in 64 bits"),
 ])
 func hostileTemplatesAreBounded(source: String, message: String) {
     let error = renderingError(source)

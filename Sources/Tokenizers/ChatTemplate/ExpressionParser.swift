@@ -166,6 +166,7 @@ struct ExpressionParser {
 
     private mutating func parsePrimary() throws -> Expression {
         let token = peek
+        let start = position
         advance()
         switch token {
         case .string(var text):
@@ -216,7 +217,7 @@ struct ExpressionParser {
             try expectSymbol("}")
             return .dict(pairs)
         default:
-            position -= 1
+            position = start
             throw error("unexpected \(describe(token))")
         }
     }

@@ -58,7 +58,7 @@ extension Interpreter {
             var object = Object()
             if case .object(let initial)? = args.first { object = initial }
             for (key, value) in kwargs { object[key] = value }
-            return .namespace(Namespace(object))
+            return try checkDepth(.namespace(Namespace(object)))
         case "dict":
             return .object(Object(kwargs))
         case "raise_exception":
@@ -203,7 +203,10 @@ extension Interpreter {
             default: return .double(0)
             }
         case "abs":
-            if case .int(let i) = value { return .int(abs(i)) }
+            if case .int(let i) = value {
+                guard i != .min else { throw fail("abs(\(i)) does not fit in 64 bits") }
+                return .int(abs(i))
+            }
             if case .double(let d) = value { return .double(abs(d)) }
             throw fail("abs needs a number")
         case "tojson":

@@ -78,6 +78,17 @@ struct Interpreter {
         }
     }
 
+    /// Refuses values nested past `TemplateLimits.nesting` (lists in lists, a namespace holding
+    /// itself), which printing, comparing or freeing them would recurse through.
+    func checkDepth(_ value: Value) throws -> Value {
+        if nestingDepth(value, limit: TemplateLimits.nesting) > TemplateLimits.nesting {
+            throw TemplateError(
+                line: 0, column: 0,
+                message: "a value nested more than \(TemplateLimits.nesting) deep (or holding itself)")
+        }
+        return value
+    }
+
     /// Refuses strings and lists past the limits, as they are made.
     func checkValue(_ value: Value) throws -> Value {
         switch value {
@@ -85,6 +96,7 @@ struct Interpreter {
         case .array(let items) where items.count > TemplateLimits.listItems:
             throw TemplateError(
                 line: 0, column: 0, message: "a list grew past \(TemplateLimits.listItems) items")
+        case .array: return try checkDepth(value)
         default: break
         }
         return value
@@ -126,6 +138,7 @@ struct Interpreter {
                         )
                     }
                     ns.values[attribute] = result
+                    _ = try checkDepth(.namespace(ns))  // also catches a namespace that holds itself
                 } else if target.count == 1 {
                     assign(target[0], result)
                 } else {
@@ -213,12 +226,12 @@ struct Interpreter {
         switch expression {
         case .literal(let value): return value
         case .name(let name): return lookup(name)
-        case .list(let items): return .array(try items.map { try evaluate($0) })
+        case .list(let items): return try checkDepth(.array(try items.map { try evaluate($0) }))
         case .splat: throw TemplateError(line: 0, column: 0, message: "*items is only allowed in a call")
         case .dict(let pairs):
             var object = Object()
             for (key, value) in pairs { object[try evaluate(key).text] = try evaluate(value) }
-            return .object(object)
+            return try checkDepth(.object(object))
         case .attribute(let base, let name):
             return attribute(try evaluate(base), name)
         case .item(let base, let index):
@@ -257,7 +270,12 @@ struct Interpreter {
             switch op {
             case "not": return .bool(!value.isTruthy)
             case "-":
-                if case .int(let i) = value { return .int(-i) }
+                if case .int(let i) = value {
+                    guard i != .min else {
+                        throw TemplateError(line: 0, column: 0, message: "-(\(i)) does not fit in 64 bits")
+                    }
+                    return .int(-i)
+                }
                 if case .double(let d) = value { return .double(-d) }
                 throw TemplateError(line: 0, column: 0, message: "cannot negate \(value.repr)")
             default: return value
@@ -537,3 +555,26 @@ func equal(_ a: Value, _ b: Value) -> Bool {
 }
 
 extension Flow: Equatable {}
+
+/// How deep lists, mappings and namespaces nest in `value`, counted up to `limit + 1` (the walk stops
+/// there, so a namespace that holds itself ends too).
+func nestingDepth(_ value: Value, limit: Int) -> Int {
+    guard limit >= 0 else { return 1 }
+    let children: [Value]
+    switch value {
+    case .array(let items): children = items
+    case .object(let object): children = object.pairs.map(\.value)
+    case .namespace(let ns): children = ns.values.pairs.map(\.value)
+    default: return 0
+    }
+    var deepest = 0
+    for child in children {
+        switch child {
+        case .array, .object, .namespace:
+            deepest = max(deepest, nestingDepth(child, limit: limit - 1))
+            if deepest > limit { return deepest + 1 }
+        default: continue
+        }
+    }
+    return deepest + 1
+}
