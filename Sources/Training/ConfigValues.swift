@@ -165,6 +165,8 @@ public final class ConfigValues {
         }
         let seed = try int("seed", default: 42)
         guard seed >= 0 else { throw error("seed", "must not be negative") }
-        return (model, dataset, try string("output_dir", default: defaultOutputDir), UInt64(seed))
+        let outputDir = try string("output_dir", default: defaultOutputDir)
+        guard !outputDir.isEmpty else { throw error("output_dir", "must not be empty (a folder to write)") }
+        return (model, dataset, outputDir, UInt64(seed))
     }
 }

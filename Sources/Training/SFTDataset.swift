@@ -74,9 +74,12 @@ public func loadSFTDataset(
         if !trained.isEmpty { trained[0] = false }
         let example = SFTExample(line: line, tokens: tokens, trained: trained)
         guard example.trainedCount > 0 else {
+            guard pieces.contains(where: { $0.trained && !$0.text.isEmpty }) else {
+                throw fail("nothing to learn: no assistant turn and no completion text (SFT learns those)")
+            }
             throw fail(
-                maxLength.map { "nothing to learn within max_length \($0) tokens" }
-                    ?? "nothing to learn (an empty completion and no assistant turn)")
+                maxLength.map { "nothing to learn within max_length \($0) tokens (the prompt fills them)" }
+                    ?? "nothing to learn")
         }
         examples.append(example)
     }

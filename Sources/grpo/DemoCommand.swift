@@ -21,34 +21,39 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Folder for everything the demo writes.") var outputDir = "grpo-demo"
     @Flag(help: "Only write the untrained model and the datasets (for running the stages yourself).")
     var dataOnly = false
-    @Option(help: "Random seed (model, data, sampling). (default: 1)") var seed: UInt64?
+    @Option(parsing: .unconditional, help: "Random seed (model, data, sampling). (default: 1)") var seed:
+        UInt64?
     @Option(
         help: ArgumentHelp(
             "Run the demo once per seed and compare the gains: seeds and ranges such as 1-5 or 1,3,8.",
             discussion: "Each run writes OUTPUT_DIR/seed-N."))
     var seeds: String?
-    @Option(help: "Examples for the cold-start SFT.") var sftExamples: Int?
-    @Option(help: "Fraction of cold-start examples answered directly, without working.")
+    @Option(parsing: .unconditional, help: "Examples for the cold-start SFT.") var sftExamples: Int?
+    @Option(
+        parsing: .unconditional, help: "Fraction of cold-start examples answered directly, without working.")
     var directFraction: Double?
-    @Option(help: "SFT epochs.") var sftEpochs: Double?
-    @Option(help: "SFT learning rate.") var sftLearningRate: Double?
-    @Option(help: "SFT examples per optimizer step.") var sftBatchSize: Int?
-    @Option(help: "GRPO steps.") var grpoSteps: Int?
-    @Option(help: "GRPO learning rate.") var grpoLearningRate: Double?
-    @Option(help: "Completions per prompt in GRPO.") var numGenerations: Int?
-    @Option(help: "Prompts per GRPO step.") var perStepPrompts: Int?
-    @Option(help: "Held-out problems.") var heldOut: Int?
-    @Option(help: "Measure held-out accuracy every N GRPO steps.") var evalSteps: Int?
-    @Option(help: "Completions sampled per held-out problem for the sampled accuracy.") var evalSamples: Int?
-    @Option(help: "Sampling temperature in GRPO.") var temperature: Float?
-    @Option(help: "Largest running total a problem reaches.") var maxTotal: Int?
-    @Option(help: "Fewest numbers a problem chains.") var minOperands: Int?
-    @Option(help: "Most numbers a problem chains.") var maxOperands: Int?
-    @Option(help: "Largest number in a problem.") var maxNumber: Int?
-    @Option(help: "KL penalty towards the SFT model in GRPO.") var beta: Double?
-    @Option(help: "GRPO warmup steps.") var warmupSteps: Int?
-    @Option(help: "Transformer layers.") var layers: Int?
-    @Option(help: "Hidden size.") var hiddenSize: Int?
+    @Option(parsing: .unconditional, help: "SFT epochs.") var sftEpochs: Double?
+    @Option(parsing: .unconditional, help: "SFT learning rate.") var sftLearningRate: Double?
+    @Option(parsing: .unconditional, help: "SFT examples per optimizer step.") var sftBatchSize: Int?
+    @Option(parsing: .unconditional, help: "GRPO steps.") var grpoSteps: Int?
+    @Option(parsing: .unconditional, help: "GRPO learning rate.") var grpoLearningRate: Double?
+    @Option(parsing: .unconditional, help: "Completions per prompt in GRPO.") var numGenerations: Int?
+    @Option(parsing: .unconditional, help: "Prompts per GRPO step.") var perStepPrompts: Int?
+    @Option(parsing: .unconditional, help: "Held-out problems.") var heldOut: Int?
+    @Option(parsing: .unconditional, help: "Measure held-out accuracy every N GRPO steps.") var evalSteps:
+        Int?
+    @Option(
+        parsing: .unconditional, help: "Completions sampled per held-out problem for the sampled accuracy.")
+    var evalSamples: Int?
+    @Option(parsing: .unconditional, help: "Sampling temperature in GRPO.") var temperature: Float?
+    @Option(parsing: .unconditional, help: "Largest running total a problem reaches.") var maxTotal: Int?
+    @Option(parsing: .unconditional, help: "Fewest numbers a problem chains.") var minOperands: Int?
+    @Option(parsing: .unconditional, help: "Most numbers a problem chains.") var maxOperands: Int?
+    @Option(parsing: .unconditional, help: "Largest number in a problem.") var maxNumber: Int?
+    @Option(parsing: .unconditional, help: "KL penalty towards the SFT model in GRPO.") var beta: Double?
+    @Option(parsing: .unconditional, help: "GRPO warmup steps.") var warmupSteps: Int?
+    @Option(parsing: .unconditional, help: "Transformer layers.") var layers: Int?
+    @Option(parsing: .unconditional, help: "Hidden size.") var hiddenSize: Int?
 
     func run() throws {
         var settings = DemoSettings()

@@ -22,11 +22,12 @@ struct EvalCommand: ParsableCommand {
         String
     @Option(parsing: .singleValue, help: "A reward name (repeatable); the first one decides accuracy.")
     var reward: [String] = ["accuracy"]
-    @Option(help: "Completions per prompt (k).") var numGenerations = 1
-    @Option(help: "Tokens per completion at most.") var maxCompletionLength = 256
-    @Option(help: "Sampling temperature (default 0 for k = 1, else 1).") var temperature: Float?
-    @Option(help: "Nucleus sampling threshold.") var topP: Float = 1
-    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Completions per prompt (k).") var numGenerations = 1
+    @Option(parsing: .unconditional, help: "Tokens per completion at most.") var maxCompletionLength = 256
+    @Option(parsing: .unconditional, help: "Sampling temperature (default 0 for k = 1, else 1).")
+    var temperature: Float?
+    @Option(parsing: .unconditional, help: "Nucleus sampling threshold.") var topP: Float = 1
+    @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Write every completion and score as JSONL here.") var output: String?
 
     func run() throws {

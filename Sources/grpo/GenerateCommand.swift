@@ -21,17 +21,21 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "JSONL prompts.") var input: String?
     @Option(help: "Write JSONL here instead of standard output.") var output: String?
     @Flag(help: "Render prompts with the chat template and its generation prompt.") var chat = false
-    @Option(help: "Completions per prompt.") var numGenerations = 1
-    @Option(help: "Tokens to generate at most.") var maxNewTokens = 128
-    @Option(help: "0 for greedy decoding.") var temperature: Float = 1
-    @Option(help: "Nucleus sampling threshold.") var topP: Float = 1
-    @Option(help: "Keep the k most likely tokens (0: all).") var topK = 0
-    @Option(help: "Keep tokens at least this fraction as likely as the most likely one.") var minP: Float = 0
-    @Option(help: "Hugging Face's repetition penalty (1: none).") var repetitionPenalty: Float = 1
+    @Option(parsing: .unconditional, help: "Completions per prompt.") var numGenerations = 1
+    @Option(parsing: .unconditional, help: "Tokens to generate at most.") var maxNewTokens = 128
+    @Option(parsing: .unconditional, help: "0 for greedy decoding.") var temperature: Float = 1
+    @Option(parsing: .unconditional, help: "Nucleus sampling threshold.") var topP: Float = 1
+    @Option(parsing: .unconditional, help: "Keep the k most likely tokens (0: all).") var topK = 0
+    @Option(
+        parsing: .unconditional, help: "Keep tokens at least this fraction as likely as the most likely one.")
+    var minP: Float = 0
+    @Option(parsing: .unconditional, help: "Hugging Face's repetition penalty (1: none).")
+    var repetitionPenalty: Float = 1
     @Option(parsing: .singleValue, help: "A text that ends a completion (repeatable).") var stop: [String] =
         []
-    @Option(help: "Random seed.") var seed: UInt64 = 0
-    @Option(help: "KV-cache budget in MiB.") var maxCacheMiB = 4096
+    @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 0
+    @Option(name: .customLong("max-cache-mib"), parsing: .unconditional, help: "KV-cache budget in MiB.")
+    var maxCacheMiB = 4096
 
     func validate() throws {
         guard (prompt == nil) != (input == nil) else {
@@ -56,6 +60,9 @@ struct GenerateCommand: ParsableCommand {
         let config = try template.applied(to: try TokenizerConfig.load(folder: model.model))
         parameters.stopTokenIDs = stopTokenIDs(model: transformer, tokenizer: tokenizer, config: config)
         let generator = Generator(model: transformer, tokenizer: tokenizer)
+        guard (1...(1 << 30)).contains(maxCacheMiB) else {
+            throw ValidationError("--max-cache-mib must be between 1 and \(1 << 30), got \(maxCacheMiB)")
+        }
         generator.maxCacheBytes = maxCacheMiB << 20
 
         func encode(_ text: String) throws -> [Int32] {

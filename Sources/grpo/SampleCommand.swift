@@ -25,16 +25,17 @@ struct SampleCommand: ParsableCommand {
     @Option(help: "JSONL with \"prompt\" or \"messages\" and the fields the rewards need.") var dataset:
         String
     @Option(parsing: .singleValue, help: "A reward name (repeatable).") var reward: [String] = ["accuracy"]
-    @Option(parsing: .singleValue, help: "Weight of each --reward, in order (default 1 each).")
+    @Option(parsing: .unconditionalSingleValue, help: "Weight of each --reward, in order (default 1 each).")
     var rewardWeight: [Double] = []
-    @Option(help: "Completions per prompt (k).") var numGenerations = 8
-    @Option(help: "Keep completions whose combined reward is at least this.") var threshold = 1.0
+    @Option(parsing: .unconditional, help: "Completions per prompt (k).") var numGenerations = 8
+    @Option(parsing: .unconditional, help: "Keep completions whose combined reward is at least this.")
+    var threshold = 1.0
     @Option(help: "best (one per prompt) or all (every distinct passing one).") var keep = "best"
-    @Option(help: "Tokens per completion at most.") var maxCompletionLength = 256
-    @Option(help: "Sampling temperature.") var temperature: Float = 1
-    @Option(help: "Nucleus sampling threshold.") var topP: Float = 1
-    @Option(help: "Min-p sampling threshold.") var minP: Float = 0
-    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Tokens per completion at most.") var maxCompletionLength = 256
+    @Option(parsing: .unconditional, help: "Sampling temperature.") var temperature: Float = 1
+    @Option(parsing: .unconditional, help: "Nucleus sampling threshold.") var topP: Float = 1
+    @Option(parsing: .unconditional, help: "Min-p sampling threshold.") var minP: Float = 0
+    @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Where to write the kept completions (JSONL).") var output: String
 
     func run() throws {
@@ -46,6 +47,9 @@ struct SampleCommand: ParsableCommand {
                 "--reward-weight: \(rewardWeight.count) weights for \(reward.count) rewards")
         }
         guard numGenerations >= 1 else { throw ValidationError("--num-generations must be at least 1") }
+        guard threshold.isFinite else {
+            throw ValidationError("--threshold must be a finite number, got \(threshold)")
+        }
         let (transformer, tokenizer, loadedConfig) = try model.loadWithTokenizer()
         let tokenizerConfig = try template.applied(to: loadedConfig)
         let rewards = try reward.map {

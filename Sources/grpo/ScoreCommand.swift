@@ -15,8 +15,9 @@ struct ScoreCommand: ParsableCommand {
     @OptionGroup var template: TemplateOptions
     @Option(help: "JSONL input.") var input: String
     @Option(help: "Write here instead of standard output.") var output: String?
-    @Option(help: "Divide logits by this before the softmax.") var temperature: Float = 1
-    @Option(help: "Tokens per forward pass.") var batchTokens: Int = 4096
+    @Option(parsing: .unconditional, help: "Divide logits by this before the softmax.") var temperature:
+        Float = 1
+    @Option(parsing: .unconditional, help: "Tokens per forward pass.") var batchTokens: Int = 4096
     @Flag(help: "Render prompts (or \"messages\") with the model's chat template.") var chat = false
 
     func validate() throws {

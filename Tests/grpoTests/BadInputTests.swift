@@ -161,6 +161,29 @@ let badInputCases: [BadInputCase] = [
         ],
         expected: "/nonexistent/dir/out.jsonl"),
     BadInputCase(
+        name: "a negative temperature, given as the next word",
+        arguments: ["generate", "--model", "MODEL", "--input", "INPUT", "--temperature", "-1"],
+        expected: "temperature must be 0 (greedy) or positive, got -1.0"),
+    BadInputCase(
+        name: "no KV-cache budget",
+        arguments: ["generate", "--model", "MODEL", "--input", "INPUT", "--max-cache-mib", "0"],
+        expected: "--max-cache-mib must be between 1 and"),
+    BadInputCase(
+        name: "sample with a threshold of NaN",
+        arguments: [
+            "sample", "--model", "MODEL", "--dataset", "INPUT", "--threshold", "nan", "--output", "OUT",
+        ],
+        expected: "--threshold must be a finite number, got nan"),
+    BadInputCase(
+        name: "SFT on prompts alone",
+        arguments: ["sft", "--model", "MODEL", "--dataset", "INPUT", "--output_dir", "OUT"],
+        input: [#"{"messages": [{"role": "user", "content": "1+2="}], "answer": "3"}"#],
+        expected: "INPUT:1: nothing to learn: no assistant turn and no completion text"),
+    BadInputCase(
+        name: "an empty output_dir",
+        arguments: ["train", "--model", "MODEL", "--dataset", "INPUT", "--output_dir", ""],
+        expected: "output_dir: must not be empty"),
+    BadInputCase(
         name: "demo with no width", arguments: ["demo", "--hidden-size", "0", "--output-dir", "OUT"],
         expected: "--hidden-size must be a multiple of 8"),
     BadInputCase(
