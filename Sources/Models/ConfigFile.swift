@@ -104,9 +104,8 @@ public struct ConfigFile: Codable, Sendable {
             let at = (context.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".")
             throw ConfigError.missingField(path: path, field: at)
         } catch let DecodingError.typeMismatch(type, context) {
-            throw ConfigError.badField(
-                path: path, field: context.codingPath.map(\.stringValue).joined(separator: "."),
-                expected: "\(type)")
+            let field = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw ConfigError.badField(path: path, field: field, expected: expectation(type, field: field))
         } catch let DecodingError.valueNotFound(type, context) {
             throw ConfigError.badField(
                 path: path, field: context.codingPath.map(\.stringValue).joined(separator: "."),
@@ -121,8 +120,17 @@ public struct ConfigFile: Codable, Sendable {
                 CodingKeys.vocabSize, .hiddenSize, .intermediateSize, .numHiddenLayers, .numAttentionHeads,
                 .numKeyValueHeads, .headDim, .maxPositionEmbeddings, .slidingWindow,
             ].map(\.rawValue)
-            for key in integers {
-                guard let number = object[key] as? NSNumber, !(object[key] is Bool) else { continue }
+            // Token ids too: `eos_token_id` may be a list.
+            var candidates: [(String, Any)] = integers.compactMap { key in object[key].map { (key, $0) } }
+            for key in ["bos_token_id", "eos_token_id", "pad_token_id"] {
+                if let list = object[key] as? [Any] {
+                    candidates += list.map { (key, $0) }
+                } else if let value = object[key] {
+                    candidates.append((key, value))
+                }
+            }
+            for (key, item) in candidates {
+                guard let number = item as? NSNumber, !(item is Bool) else { continue }
                 let value = number.doubleValue
                 if abs(value) >= 9.2e18 {
                     throw ConfigError.badField(
@@ -133,7 +141,9 @@ public struct ConfigFile: Codable, Sendable {
                         path: path, field: key, expected: "a whole number, got \(number)")
                 }
             }
-            throw ConfigError.malformed(path: path, reason: "a value does not fit its field (\(error))")
+            throw ConfigError.malformed(
+                path: path,
+                reason: "a value does not fit its field (a number too large, or of the wrong kind)")
         }
     }
 }
@@ -157,5 +167,17 @@ public enum ConfigError: Error, CustomStringConvertible, Equatable {
             "\(path): unsupported architecture '\(name)' (supported: \(Architecture.allCases.map(\.className).joined(separator: ", ")))"
         case .unsupported(let path, let setting): "\(path): unsupported setting: \(setting)"
         }
+    }
+}
+
+/// What a field of Swift type `type` holds, in JSON's words.
+private func expectation(_ type: Any.Type, field: String) -> String {
+    if field.hasSuffix("token_id") { return "a token id (an integer) or a list of them" }
+    switch type {
+    case is Bool.Type: return "true or false"
+    case is Int.Type: return "an integer"
+    case is Double.Type, is Float.Type: return "a number"
+    case is String.Type: return "a string"
+    default: return "\(type)".hasPrefix("Array") ? "a list" : "\(type)"
     }
 }

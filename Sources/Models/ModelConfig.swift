@@ -97,6 +97,20 @@ public struct ModelConfig: Equatable, Sendable {
                 path: path, field: "num_key_value_heads",
                 expected: "a divisor of num_attention_heads (\(file.numAttentionHeads)), got \(kvHeads)")
         }
+        if let positions = file.maxPositionEmbeddings, positions <= 0 {
+            throw ConfigError.badField(
+                path: path, field: "max_position_embeddings", expected: "a positive integer, got \(positions)"
+            )
+        }
+        let theta = file.ropeParameters?.ropeTheta ?? file.ropeTheta ?? 10_000
+        guard theta.isFinite, theta > 0 else {
+            throw ConfigError.badField(
+                path: path, field: "rope_theta", expected: "a positive number, got \(theta)")
+        }
+        if let eps = file.rmsNormEps, !(eps.isFinite && eps >= 0) {
+            throw ConfigError.badField(
+                path: path, field: "rms_norm_eps", expected: "a number at least 0, got \(eps)")
+        }
         let headDim = file.headDim ?? file.hiddenSize / file.numAttentionHeads
         guard headDim > 0, headDim % 2 == 0 else {
             throw ConfigError.badField(
@@ -107,7 +121,7 @@ public struct ModelConfig: Equatable, Sendable {
             intermediateSize: file.intermediateSize, numHiddenLayers: file.numHiddenLayers,
             numAttentionHeads: file.numAttentionHeads, numKeyValueHeads: kvHeads, headDim: headDim,
             rmsNormEps: Float(file.rmsNormEps ?? 1e-6),
-            ropeTheta: file.ropeParameters?.ropeTheta ?? file.ropeTheta ?? 10_000,
+            ropeTheta: theta,
             ropeScaling: try Self.scaling(file.ropeParameters ?? file.ropeScaling, path: path),
             tieWordEmbeddings: file.tieWordEmbeddings ?? false,
             maxPositionEmbeddings: file.maxPositionEmbeddings ?? 2048)
@@ -134,6 +148,10 @@ public struct ModelConfig: Equatable, Sendable {
             guard let factor = parameters.factor else {
                 throw ConfigError.missingField(path: path, field: "rope_scaling.factor")
             }
+            guard factor.isFinite, factor > 0 else {
+                throw ConfigError.badField(
+                    path: path, field: "rope_scaling.factor", expected: "a positive number, got \(factor)")
+            }
             return .linear(factor: factor)
         case "llama3":
             guard let factor = parameters.factor, let low = parameters.lowFreqFactor,
@@ -144,6 +162,14 @@ public struct ModelConfig: Equatable, Sendable {
                     field:
                         "rope_scaling.{factor, low_freq_factor, high_freq_factor, original_max_position_embeddings}"
                 )
+            }
+            guard factor.isFinite, factor > 0, original > 0, low.isFinite, high.isFinite, high > low, low > 0
+            else {
+                throw ConfigError.badField(
+                    path: path, field: "rope_scaling",
+                    expected:
+                        "factor > 0, 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0, "
+                        + "got factor \(factor), low \(low), high \(high), original \(original)")
             }
             return .llama3(
                 factor: factor, lowFreqFactor: low, highFreqFactor: high, originalMaxPositions: original)

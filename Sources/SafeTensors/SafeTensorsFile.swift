@@ -102,11 +102,13 @@ public struct SafeTensorsFile: @unchecked Sendable {
                 let (p, o) = acc.0.multipliedReportingOverflow(by: d)
                 return (p, acc.1 || o)
             }
-            guard !overflow, count * dtype.byteSize == offsets[1] - offsets[0] else {
+            let (bytes, bytesOverflow) = count.multipliedReportingOverflow(by: dtype.byteSize)
+            guard !overflow, !bytesOverflow, bytes == offsets[1] - offsets[0] else {
+                let needed = overflow || bytesOverflow ? "more than 2^63" : "\(bytes)"
                 throw SafeTensorsError.badOffsets(
                     path: path, tensor: name,
                     reason:
-                        "shape \(shape) of \(dtype.rawValue) needs \(count * dtype.byteSize) bytes, data_offsets give \(offsets[1] - offsets[0])"
+                        "shape \(shape) of \(dtype.rawValue) needs \(needed) bytes, data_offsets give \(offsets[1] - offsets[0])"
                 )
             }
             tensors[name] = TensorInfo(dtype: dtype, shape: shape, dataRange: offsets[0]..<offsets[1])

@@ -108,6 +108,19 @@ func writeThenReadRoundTrips(dtype: DType) throws {
             }
         ),
         (
+            // 2^31 x 2^31 elements fit in Int; their bytes do not (the check must not trap).
+            rawFile(
+                header: #"{"w":{"dtype":"F32","shape":[2147483648,2147483648],"data_offsets":[0,8]}}"#,
+                data: [UInt8](repeating: 0, count: 8)),
+            {
+                if case .badOffsets(_, "w", let reason) = $0 {
+                    return reason.contains("needs more than 2^63 bytes")
+                } else {
+                    return false
+                }
+            }
+        ),
+        (
             rawFile(header: #"{"w":{"dtype":"F32","shape":[2]}}"#, data: []),
             {
                 if case .malformedHeader = $0 { return true } else { return false }

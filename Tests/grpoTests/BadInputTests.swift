@@ -51,6 +51,28 @@ let badInputCases: [BadInputCase] = [
         name: "negative head count", config: ["num_attention_heads": "-2"],
         arguments: ["info", "--model", "MODEL"], expected: "field 'num_attention_heads' should be a positive"),
     BadInputCase(
+        name: "a negative RoPE base", config: ["rope_theta": "-1"], arguments: ["info", "--model", "MODEL"],
+        expected: "field 'rope_theta' should be a positive number, got -1.0"),
+    BadInputCase(
+        name: "no context", config: ["max_position_embeddings": "0"],
+        arguments: ["generate", "--model", "MODEL", "--input", "INPUT"],
+        expected: "field 'max_position_embeddings' should be a positive integer, got 0"),
+    BadInputCase(
+        name: "llama3 RoPE with equal frequency factors",
+        config: [
+            "rope_theta":
+                #"10000, "rope_scaling": {"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 1, "original_max_position_embeddings": 64}"#
+        ],
+        arguments: ["info", "--model", "MODEL"], expected: "0 < low_freq_factor < high_freq_factor"),
+    BadInputCase(
+        name: "a BOS id past any integer", config: ["tie_word_embeddings": #"true, "bos_token_id": [1e30]"#],
+        arguments: ["info", "--model", "MODEL"], expected: "field 'bos_token_id' should be a number that fits"
+    ),
+    BadInputCase(
+        name: "a fractional BOS id", config: ["tie_word_embeddings": #"true, "bos_token_id": 1.5"#],
+        arguments: ["info", "--model", "MODEL"],
+        expected: "field 'bos_token_id' should be a token id (an integer) or a list of them"),
+    BadInputCase(
         name: "NaN weights, sampling with top-p", nanTensor: "model.norm.weight",
         arguments: ["generate", "--model", "MODEL", "--input", "INPUT", "--top-p", "0.9"],
         expected: "tensor 'model.norm.weight' holds 1 NaN or infinite values"),
