@@ -92,8 +92,20 @@ func loadYAMLConfig(_ path: String) throws -> [String: Any] {
         throw ValidationError("\(path): cannot read the file")
     }
     let loaded: Any?
+    let text = String(decoding: data, as: UTF8.self)
     do {
-        loaded = try Yams.load(yaml: String(decoding: data, as: UTF8.self))
+        // Aliases are shared in the composed tree but copied when values are built: count first, so
+        // a "billion laughs" file is an error instead of gigabytes.
+        if let node = try Yams.compose(yaml: text),
+            yamlValueCount(node, budget: maxYAMLValues) > maxYAMLValues
+        {
+            throw ValidationError(
+                "\(path): the YAML expands to more than \(maxYAMLValues) values (aliases repeating aliases?); "
+                    + "a run's config is a few dozen keys")
+        }
+        loaded = try Yams.load(yaml: text)
+    } catch let error as ValidationError {
+        throw error
     } catch {
         throw ValidationError("\(path): invalid YAML: \(error)")
     }
@@ -101,6 +113,29 @@ func loadYAMLConfig(_ path: String) throws -> [String: Any] {
         throw ValidationError("\(path): expected a mapping of keys to values")
     }
     return mapping
+}
+
+/// The most values a YAML config may expand to.
+private let maxYAMLValues = 100_000
+
+/// The values in `node` with aliases expanded, counted up to just past `budget`.
+private func yamlValueCount(_ node: Node, budget: Int) -> Int {
+    var count = 0
+    func visit(_ node: Node) {
+        guard count <= budget else { return }
+        count += 1
+        switch node {
+        case .mapping(let mapping):
+            for (key, value) in mapping {
+                visit(key)
+                visit(value)
+            }
+        case .sequence(let sequence): for item in sequence { visit(item) }
+        default: break
+        }
+    }
+    visit(node)
+    return count
 }
 
 /// Converts Yams' values to JSON-like ones (string keys).

@@ -206,6 +206,19 @@ let badInputCases: [BadInputCase] = [
         arguments: ["train", "--model", "MODEL", "--dataset", "INPUT", "--output_dir", ""],
         expected: "output_dir: must not be empty"),
     BadInputCase(
+        name: "a YAML config of aliases of aliases (billion laughs)",
+        arguments: ["train", "--config", "INPUT"],
+        input: [#"a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]"#]
+            + (1...8).map { k in
+                let (name, previous) = (String(UnicodeScalar(97 + k)!), String(UnicodeScalar(96 + k)!))
+                return "\(name): &\(name) ["
+                    + Array(repeating: "*\(previous)", count: 10).joined(separator: ", ") + "]"
+            } + ["model: MODEL"],
+        expected: "INPUT: the YAML expands to more than 100000 values"),
+    BadInputCase(
+        name: "a YAML config nested thousands deep", arguments: ["train", "--config", "INPUT"],
+        input: ["model: " + String(repeating: "[", count: 5000)], expected: "INPUT: invalid YAML"),
+    BadInputCase(
         name: "demo with no width", arguments: ["demo", "--hidden-size", "0", "--output-dir", "OUT"],
         expected: "--hidden-size must be a multiple of 8"),
     BadInputCase(
