@@ -49,9 +49,10 @@ public final class ExternalReward: Reward {
                 reward: name, option: "command",
                 expected: shell ? "one shell command" : "a program to run, then its arguments")
         }
-        guard timeout > 0 else {
+        guard timeout > 0, timeout <= 86_400 else {
             throw RewardError.badOption(
-                reward: name, option: "timeout", expected: "a positive number of seconds")
+                reward: name, option: "timeout",
+                expected: "a positive number of seconds, at most 86400 (a day)")
         }
         self.name = name
         self.command = command

@@ -219,6 +219,13 @@ let badInputCases: [BadInputCase] = [
         name: "a YAML config nested thousands deep", arguments: ["train", "--config", "INPUT"],
         input: ["model: " + String(repeating: "[", count: 5000)], expected: "INPUT: invalid YAML"),
     BadInputCase(
+        name: "an external reward that waits forever", arguments: ["train", "--config", "INPUT"],
+        input: [
+            "model: MODEL", "dataset: MODEL/missing.jsonl", "rewards:",
+            "  - {name: external, command: [cat], timeout: 1e308}",
+        ],
+        expected: "option 'timeout' must be a positive number of seconds, at most 86400"),
+    BadInputCase(
         name: "demo with no width", arguments: ["demo", "--hidden-size", "0", "--output-dir", "OUT"],
         expected: "--hidden-size must be a multiple of 8"),
     BadInputCase(
@@ -259,6 +266,11 @@ func badInputIsAClearErrorNeverACrash(_ bad: BadInputCase) throws {
     try (bad.input.joined(separator: "\n") + "\n").write(toFile: input, atomically: true, encoding: .utf8)
     let out = root + "/out"
     let arguments = bad.arguments.map { ["MODEL": model, "INPUT": input, "OUT": out][$0] ?? $0 }
+    if bad.input.contains(where: { $0.contains("MODEL") }) {  // a YAML config naming the model folder
+        let text = try String(contentsOfFile: input, encoding: .utf8)
+        try text.replacingOccurrences(of: "MODEL", with: model).write(
+            toFile: input, atomically: true, encoding: .utf8)
+    }
     let result = try runGRPO(arguments)
     #expect(result.status != 0 && result.status < 128, "\(bad.name): status \(result.status)")
     let expected = bad.expected.replacingOccurrences(of: "INPUT", with: input).replacingOccurrences(
