@@ -123,6 +123,30 @@ struct DemoCommand: ParsableCommand {
                 "--sft-examples (at most 1,000,000), --held-out (100,000), --eval-samples (64) or --grpo-steps (1,000,000) is too large"
             )
         }
+        // Checked here, before minutes of SFT, rather than by the stage configs later.
+        for (option, value) in [
+            ("--sft-epochs", settings.sftEpochs), ("--sft-learning-rate", settings.sftLearningRate),
+            ("--grpo-learning-rate", settings.grpoLearningRate),
+        ] where !(value.isFinite && value > 0) {
+            throw ValidationError("\(option) must be a positive number, got \(value)")
+        }
+        guard settings.sftEpochs <= 10_000 else {
+            throw ValidationError("--sft-epochs must be at most 10000")
+        }
+        guard settings.beta.isFinite, settings.beta >= 0 else {
+            throw ValidationError("--beta must be 0 or positive, got \(settings.beta)")
+        }
+        guard settings.warmupSteps >= 0 else { throw ValidationError("--warmup-steps must not be negative") }
+        guard settings.temperature.isFinite, settings.temperature >= 0.001 else {
+            throw ValidationError("--temperature must be at least 0.001, got \(settings.temperature)")
+        }
+        guard settings.numGenerations <= 256, settings.perStepPrompts <= 1024 else {
+            throw ValidationError(
+                "--num-generations (at most 256) or --per-step-prompts (1,024) is too large")
+        }
+        guard settings.task.totals.upperBound <= 10_000, settings.task.numbers.upperBound <= 10_000 else {
+            throw ValidationError("--max-total and --max-number must be at most 10000")
+        }
         if dataOnly {
             if seeds != nil { throw ValidationError("--data-only writes one seed's files; drop --seeds") }
             let files = try writeDemoFiles(settings)

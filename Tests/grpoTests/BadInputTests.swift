@@ -226,6 +226,12 @@ let badInputCases: [BadInputCase] = [
         ],
         expected: "option 'timeout' must be a positive number of seconds, at most 86400"),
     BadInputCase(
+        name: "demo with a negative KL weight", arguments: ["demo", "--beta", "-1", "--output-dir", "OUT"],
+        expected: "--beta must be 0 or positive, got -1.0"),
+    BadInputCase(
+        name: "demo with NaN epochs", arguments: ["demo", "--sft-epochs", "nan", "--output-dir", "OUT"],
+        expected: "--sft-epochs must be a positive number, got nan"),
+    BadInputCase(
         name: "demo with no width", arguments: ["demo", "--hidden-size", "0", "--output-dir", "OUT"],
         expected: "--hidden-size must be a multiple of 8"),
     BadInputCase(
