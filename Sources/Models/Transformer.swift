@@ -30,6 +30,11 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
 /// Forward is transformers' `LlamaForCausalLM` (and siblings) in float32: embed, then per layer
 /// x += o(attn(rope(norm_qk(qkv(rms(x)))))); x += down(silu(gate(rms(x))) * up(rms(x))), then the
 /// final norm and lm_head (or the tied embedding), with logits made a chunk of rows at a time.
+/// Heads other than lm_head (a value head, a classifier) use `forwardHidden` and
+/// `backward(dHidden:)`, which stop at the final norm's output.
+///
+/// One layer body (`layerForward`) serves training, prefill and decoding; each projection is a
+/// `Linear`, which carries its frozen flag, precision and adapters.
 public final class Transformer {
     public let config: ModelConfig
     public let parameters: ParameterStore
@@ -37,6 +42,13 @@ public final class Transformer {
     public var gradientCheckpointing = false
     /// The folder this model was loaded from; its tokenizer files travel with every save.
     public var sourceFolder: String?
+    /// The decoder layers, each with its projections.
+    public let layers: [DecoderLayer]
+    /// Freezes every base parameter (projections, norms, embeddings, lm_head): backward then
+    /// computes input gradients only, for adapters, and never allocates the base's gradient buffer.
+    public var frozenBase = false {
+        didSet { for linear in layers.flatMap(\.linears) { linear.frozen = frozenBase } }
+    }
 
     let rope: RotaryEmbedding
     /// cos / sin tables for positions 0..<count, grown by doubling (decoding asks every step).
@@ -50,10 +62,6 @@ public final class Transformer {
             ropeTables = (cos, sin, count)
         }
         return (ropeTables.cos, ropeTables.sin)
-    }
-    let weights: [LayerWeights]
-    private lazy var gradients: [LayerWeights] = (0..<config.numHiddenLayers).map {
-        LayerWeights(layer: $0, config: config, store: parameters, gradient: true)
     }
     private var saved: SavedForward?
     /// Buffers of `decodeStep`, reused from step to step (grown when more sequences are live).
@@ -98,7 +106,7 @@ public final class Transformer {
         let finalRows: Tensor  // (M, C) residual rows of the targets
         let finalNormed: Tensor  // (M, C)
         let finalRstd: Tensor  // (M)
-        let lse: Tensor  // (M)
+        let lse: Tensor?  // (M), when the lm_head ran
     }
 
     public init(config: ModelConfig, parameters: ParameterStore) {
@@ -106,18 +114,14 @@ public final class Transformer {
         self.config = config
         self.parameters = parameters
         rope = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling)
-        weights = (0..<config.numHiddenLayers).map {
-            LayerWeights(layer: $0, config: config, store: parameters, gradient: false)
+        layers = (0..<config.numHiddenLayers).map {
+            DecoderLayer(layer: $0, config: config, store: parameters)
         }
     }
 
     var embedding: Tensor { parameters.value("model.embed_tokens.weight") }
-    var head: Tensor {
-        parameters.value(config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight")
-    }
-    var headGradient: Tensor {
-        parameters.gradient(config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight")
-    }
+    var headName: String { config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight" }
+    var head: Tensor { parameters.value(headName) }
 
     /// Checks ids and lengths before any work starts.
     public func validate(_ batch: TokenBatch) throws {
@@ -141,24 +145,8 @@ public final class Transformer {
     /// Log-probabilities of `batch`'s target tokens under softmax(logits / temperature): (M).
     @discardableResult
     public func forward(_ batch: TokenBatch, temperature: Float = 1) -> [Float] {
-        let N = batch.tokenCount
-        let C = config.hiddenSize
-        let (cos, sin) = ropeTables(positions: batch.sequences.maxLength)
-        saved = nil
-        let residuals = residualTensors(tokens: N)
-        embeddingForward(x: residuals[0], tokens: batch.tokens, table: embedding)
-        let layers = activations(gradientCheckpointing ? 1 : config.numHiddenLayers, tokens: N)
-        for l in 0..<config.numHiddenLayers {
-            layerForward(
-                l, x: residuals[l], out: residuals[l + 1], saving: layers[gradientCheckpointing ? 0 : l],
-                batch: batch, cos: cos, sin: sin)
-        }
+        let (finalRows, finalNormed, finalRstd, residuals, layers, cos, sin) = trunkForward(batch)
         let M = batch.targetRows.count
-        let finalRows = gatherRows(residuals.last!, batch.targetRows)
-        let (finalNormed, finalRstd) = (Tensor(zeros: [M, C]), Tensor(zeros: [M]))
-        rmsNormForward(
-            y: finalNormed, rstd: finalRstd, x: finalRows, weight: parameters.value("model.norm.weight"),
-            eps: config.rmsNormEps)
         let (logp, lse) = (Tensor(zeros: [M]), Tensor(zeros: [M]))
         logSoftmaxGatherForward(
             logp: logp, lse: lse, hidden: finalNormed, weight: head, targets: batch.targetTokens,
@@ -168,6 +156,43 @@ public final class Transformer {
             checkpointed: gradientCheckpointing, finalRows: finalRows, finalNormed: finalNormed,
             finalRstd: finalRstd, lse: lse)
         return logp.toArray()
+    }
+
+    /// The final norm's output at `batch`'s target rows, (M, C): what any head reads (lm_head, a
+    /// value head, a classifier's score). `backward(dHidden:)` takes its gradient.
+    public func forwardHidden(_ batch: TokenBatch) -> Tensor {
+        let (finalRows, finalNormed, finalRstd, residuals, layers, cos, sin) = trunkForward(batch)
+        saved = SavedForward(
+            batch: batch, temperature: 1, cos: cos, sin: sin, residuals: residuals, layers: layers,
+            checkpointed: gradientCheckpointing, finalRows: finalRows, finalNormed: finalNormed,
+            finalRstd: finalRstd, lse: nil)
+        return finalNormed
+    }
+
+    /// Embedding, every layer, and the final norm at the target rows.
+    private func trunkForward(_ batch: TokenBatch) -> (
+        finalRows: Tensor, finalNormed: Tensor, finalRstd: Tensor, residuals: [Tensor],
+        layers: [LayerActivations], cos: [Float], sin: [Float]
+    ) {
+        let N = batch.tokenCount
+        let C = config.hiddenSize
+        let (cos, sin) = ropeTables(positions: batch.sequences.maxLength)
+        saved = nil
+        let residuals = residualTensors(tokens: N)
+        embeddingForward(x: residuals[0], tokens: batch.tokens, table: embedding)
+        let activations = activations(gradientCheckpointing ? 1 : config.numHiddenLayers, tokens: N)
+        for l in 0..<config.numHiddenLayers {
+            layerForward(
+                l, x: residuals[l], out: residuals[l + 1], into: activations[gradientCheckpointing ? 0 : l],
+                positions: batch.sequences.positions, cos: cos, sin: sin, attention: .packed(batch.sequences))
+        }
+        let M = batch.targetRows.count
+        let finalRows = gatherRows(residuals.last!, batch.targetRows)
+        let (finalNormed, finalRstd) = (Tensor(zeros: [M, C]), Tensor(zeros: [M]))
+        rmsNormForward(
+            y: finalNormed, rstd: finalRstd, x: finalRows, weight: parameters.value("model.norm.weight"),
+            eps: config.rmsNormEps)
+        return (finalRows, finalNormed, finalRstd, residuals, activations, cos, sin)
     }
 
     /// Log-probabilities of `batch`'s targets without keeping anything for backward: one layer's
@@ -200,59 +225,107 @@ public final class Transformer {
         return (0..<rows.count).map { Array(flat[($0 * config.vocabSize)..<(($0 + 1) * config.vocabSize)]) }
     }
 
+    /// How a layer's attention finds its keys and values.
+    enum AttentionPass {
+        /// Packed sequences attending to themselves (training, scoring, prefill); with caches,
+        /// prompt p's keys and values are also stored in `caches[p]`.
+        case packed(PackedSequences, caches: [KVCache]? = nil)
+        /// One new token per sequence, attending to its cache and stored in it (decoding).
+        case decode([KVCache])
+    }
+
+    /// The layer body every path runs: x (N, C) -> out (N, C), writing `a` (backward reads it).
     func layerForward(
-        _ l: Int, x: Tensor, out: Tensor, saving a: LayerActivations, batch: TokenBatch, cos: [Float],
-        sin: [Float]
+        _ l: Int, x: Tensor, out: Tensor, into a: LayerActivations, positions: [Int32], cos: [Float],
+        sin: [Float], attention pass: AttentionPass
     ) {
-        let w = weights[l]
+        let layer = layers[l]
         let (H, K, D) = (config.numAttentionHeads, config.numKeyValueHeads, config.headDim)
         let width = config.heads.qkvWidth
-        let N = batch.tokenCount
-        rmsNormForward(y: a.normed1, rstd: a.rstd1, x: x, weight: w.inputNorm, eps: config.rmsNormEps)
-        linearForward(y: a.qkv, x: a.normed1, weight: w.qkv, bias: w.qkvBias)
-        if let qNorm = w.qNorm, let kNorm = w.kNorm, let raw = a.qkvRaw {
-            raw.copy(from: a.qkv)
+        let N = positions.count
+        let (normed1, qkv, attention, middle, normed2) = (
+            a[.normed1], a[.qkv], a[.attention], a[.middle], a[.normed2]
+        )
+        rmsNormForward(y: normed1, rstd: a[.rstd1], x: x, weight: layer.inputNorm, eps: config.rmsNormEps)
+        layer.qkv.forward(y: qkv, x: normed1)
+        if let qNorm = layer.qNorm, let kNorm = layer.kNorm, let raw = a.optional(.qkvRaw) {
+            raw.copy(from: qkv)
             headRMSNormForward(
-                y: a.qkv, rstd: a.rstdQ!, x: raw, weight: qNorm, eps: config.rmsNormEps, rows: N,
+                y: qkv, rstd: a[.rstdQ], x: raw, weight: qNorm, eps: config.rmsNormEps, rows: N,
                 rowStride: width, column: 0, heads: H)
             headRMSNormForward(
-                y: a.qkv, rstd: a.rstdK!, x: raw, weight: kNorm, eps: config.rmsNormEps, rows: N,
+                y: qkv, rstd: a[.rstdK], x: raw, weight: kNorm, eps: config.rmsNormEps, rows: N,
                 rowStride: width, column: H * D, heads: K)
         }
         ropeForward(
-            x: a.qkv, rowStride: width, heads: H + K, headDim: D, positions: batch.sequences.positions,
-            cos: cos, sin: sin)
-        attentionForward(
-            out: a.attention, lse: a.lse, qkv: a.qkv, sequences: batch.sequences, heads: config.heads,
-            scale: 1 / Float(D).squareRoot())
-        linearForward(y: a.middle, x: a.attention, weight: w.output, bias: w.outputBias)
-        a.middle.add(x)
-        rmsNormForward(y: a.normed2, rstd: a.rstd2, x: a.middle, weight: w.postNorm, eps: config.rmsNormEps)
-        linearForward(y: a.gateUp, x: a.normed2, weight: w.gateUp)
-        swigluForward(h: a.hidden, gateUp: a.gateUp)
-        linearForward(y: out, x: a.hidden, weight: w.down)
-        out.add(a.middle)
+            x: qkv, rowStride: width, heads: H + K, headDim: D, positions: positions, cos: cos, sin: sin)
+        let scale = 1 / Float(D).squareRoot()
+        switch pass {
+        case .packed(let sequences, let caches):
+            attentionForward(
+                out: attention, lse: a[.lse], qkv: qkv, sequences: sequences, heads: config.heads,
+                scale: scale)
+            for (p, cache) in (caches ?? []).enumerated() {
+                cache.write(
+                    layer: l, at: 0, qkv: qkv, qkvRow: sequences.offsets[p], count: sequences.lengths[p],
+                    keyColumn: H * D)
+            }
+        case .decode(let caches):
+            for (b, cache) in caches.enumerated() {
+                cache.write(layer: l, at: cache.length, qkv: qkv, qkvRow: b, count: 1, keyColumn: H * D)
+            }
+            let lengths = caches.map { $0.length + 1 }
+            attentionDecode(
+                out: attention, q: qkv, keys: zip(caches, lengths).map { $0.keys(l, rows: $1) },
+                values: zip(caches, lengths).map { $0.values(l, rows: $1) }, lengths: lengths,
+                heads: config.heads, scale: scale, qRowStride: width)
+        }
+        layer.output.forward(y: middle, x: attention)
+        middle.add(x)
+        rmsNormForward(y: normed2, rstd: a[.rstd2], x: middle, weight: layer.postNorm, eps: config.rmsNormEps)
+        layer.gateUp.forward(y: a[.gateUp], x: normed2)
+        swigluForward(h: a[.hidden], gateUp: a[.gateUp])
+        layer.down.forward(y: out, x: a[.hidden])
+        out.add(middle)
     }
 
     // MARK: - Backward
 
     /// Adds d(Σ_t dLogp[t] · logp[t]) / dθ to `parameters.gradients`, for the last `forward`.
     public func backward(dLogp: [Float]) {
-        guard let s = saved else { preconditionFailure("backward without a forward") }
+        guard let s = saved, let lse = s.lse else {
+            preconditionFailure("backward(dLogp:) without a forward")
+        }
         let batch = s.batch
         precondition(
             dLogp.count == batch.targetRows.count,
             "\(dLogp.count) gradients for \(batch.targetRows.count) targets")
-        let (N, C, M) = (batch.tokenCount, config.hiddenSize, batch.targetRows.count)
-        _ = gradients
+        let (M, C) = (batch.targetRows.count, config.hiddenSize)
         let dNormed = Tensor(zeros: [M, C])
         logSoftmaxGatherBackward(
-            dHidden: dNormed, dWeight: headGradient, dLogp: dLogp, hidden: s.finalNormed,
-            weight: head, targets: batch.targetTokens, lse: s.lse, temperature: s.temperature)
+            dHidden: dNormed, dWeight: frozenBase ? nil : parameters.gradient(headName), dLogp: dLogp,
+            hidden: s.finalNormed, weight: head, targets: batch.targetTokens, lse: lse,
+            temperature: s.temperature)
+        trunkBackward(s, dNormed: dNormed)
+    }
+
+    /// Adds d(Σ dHidden ⊙ hidden) / dθ for the `hidden` the last `forwardHidden` (or `forward`)
+    /// returned or used: how a head other than lm_head trains the model under it.
+    public func backward(dHidden: Tensor) {
+        guard let s = saved else { preconditionFailure("backward(dHidden:) without a forward") }
+        precondition(
+            dHidden.shape == s.finalNormed.shape, "dHidden \(dHidden.shape) for \(s.finalNormed.shape)")
+        trunkBackward(s, dNormed: dHidden)
+    }
+
+    /// From the final norm's output gradient (M, C) down to the embedding.
+    private func trunkBackward(_ s: SavedForward, dNormed: Tensor) {
+        let batch = s.batch
+        let (N, C, M) = (batch.tokenCount, config.hiddenSize, batch.targetRows.count)
         let dRows = Tensor(zeros: [M, C])
         rmsNormBackward(
-            dX: dRows, dWeight: parameters.gradient("model.norm.weight"), dY: dNormed, x: s.finalRows,
-            weight: parameters.value("model.norm.weight"), rstd: s.finalRstd)
+            dX: dRows, dWeight: frozenBase ? nil : parameters.gradient("model.norm.weight"), dY: dNormed,
+            x: s.finalRows, weight: parameters.value("model.norm.weight"), rstd: s.finalRstd)
         let dX = Tensor(zeros: [N, C])
         for (t, row) in batch.targetRows.enumerated() {
             dX.view(offset: row * C, shape: [C]).add(dRows.view(offset: t * C, shape: [C]))
@@ -263,8 +336,9 @@ public final class Transformer {
             let activations: LayerActivations
             if let recompute {
                 layerForward(
-                    l, x: s.residuals[l], out: scratch.output, saving: recompute, batch: batch, cos: s.cos,
-                    sin: s.sin)
+                    l, x: s.residuals[l], out: scratch.output, into: recompute,
+                    positions: batch.sequences.positions,
+                    cos: s.cos, sin: s.sin, attention: .packed(batch.sequences))
                 activations = recompute
             } else {
                 activations = s.layers[l]
@@ -273,8 +347,10 @@ public final class Transformer {
                 l, dX: dX, x: s.residuals[l], saved: activations, scratch: scratch, batch: batch,
                 cos: s.cos, sin: s.sin)
         }
-        embeddingBackward(
-            dTable: parameters.gradient("model.embed_tokens.weight"), dX: dX, tokens: batch.tokens)
+        if !frozenBase {
+            embeddingBackward(
+                dTable: parameters.gradient("model.embed_tokens.weight"), dX: dX, tokens: batch.tokens)
+        }
     }
 
     /// dX holds d/d(layer output) on entry and d/d(layer input) on return.
@@ -282,41 +358,38 @@ public final class Transformer {
         _ l: Int, dX: Tensor, x: Tensor, saved a: LayerActivations, scratch: LayerScratch, batch: TokenBatch,
         cos: [Float], sin: [Float]
     ) {
-        let (w, g) = (weights[l], gradients[l])
+        let layer = layers[l]
         let (H, K, D) = (config.numAttentionHeads, config.numKeyValueHeads, config.headDim)
         let width = config.heads.qkvWidth
         let N = batch.tokenCount
-        linearBackward(dX: scratch.dHidden, dWeight: g.down, dY: dX, x: a.hidden, weight: w.down)
-        swigluBackward(dGateUp: scratch.dGateUp, dH: scratch.dHidden, gateUp: a.gateUp)
-        linearBackward(
-            dX: scratch.dNormed, dWeight: g.gateUp, dY: scratch.dGateUp, x: a.normed2, weight: w.gateUp)
+        let normGradient = { (name: String) in self.frozenBase ? nil : layer.normGradient(name) }
+        layer.down.backward(dX: scratch.dHidden, dY: dX, x: a[.hidden])
+        swigluBackward(dGateUp: scratch.dGateUp, dH: scratch.dHidden, gateUp: a[.gateUp])
+        layer.gateUp.backward(dX: scratch.dNormed, dY: scratch.dGateUp, x: a[.normed2])
         rmsNormBackward(
-            dX: dX, accumulate: true, dWeight: g.postNorm, dY: scratch.dNormed, x: a.middle,
-            weight: w.postNorm, rstd: a.rstd2)
-        linearBackward(
-            dX: scratch.dAttention, dWeight: g.output, dBias: g.outputBias, dY: dX, x: a.attention,
-            weight: w.output)
+            dX: dX, accumulate: true, dWeight: normGradient("post_attention_layernorm.weight"),
+            dY: scratch.dNormed, x: a[.middle], weight: layer.postNorm, rstd: a[.rstd2])
+        layer.output.backward(dX: scratch.dAttention, dY: dX, x: a[.attention])
         attentionBackward(
-            dQKV: scratch.dQKV, dOut: scratch.dAttention, out: a.attention, lse: a.lse, qkv: a.qkv,
+            dQKV: scratch.dQKV, dOut: scratch.dAttention, out: a[.attention], lse: a[.lse], qkv: a[.qkv],
             sequences: batch.sequences, heads: config.heads, scale: 1 / Float(D).squareRoot())
         ropeBackward(
             dX: scratch.dQKV, rowStride: width, heads: H + K, headDim: D,
             positions: batch.sequences.positions,
             cos: cos, sin: sin)
-        if let qNorm = w.qNorm, let kNorm = w.kNorm, let raw = a.qkvRaw {
+        if let qNorm = layer.qNorm, let kNorm = layer.kNorm, let raw = a.optional(.qkvRaw) {
             headRMSNormBackward(
-                dX: scratch.dQKV, dWeight: g.qNorm!, dY: scratch.dQKV, x: raw, weight: qNorm,
-                rstd: a.rstdQ!, rows: N, rowStride: width, column: 0, heads: H)
+                dX: scratch.dQKV, dWeight: normGradient("self_attn.q_norm.weight"), dY: scratch.dQKV, x: raw,
+                weight: qNorm, rstd: a[.rstdQ], rows: N, rowStride: width, column: 0, heads: H)
             headRMSNormBackward(
-                dX: scratch.dQKV, dWeight: g.kNorm!, dY: scratch.dQKV, x: raw, weight: kNorm,
-                rstd: a.rstdK!, rows: N, rowStride: width, column: H * D, heads: K)
+                dX: scratch.dQKV, dWeight: normGradient("self_attn.k_norm.weight"), dY: scratch.dQKV, x: raw,
+                weight: kNorm, rstd: a[.rstdK], rows: N, rowStride: width, column: H * D, heads: K)
         }
-        linearBackward(
-            dX: scratch.dNormed, dWeight: g.qkv, dBias: g.qkvBias, dY: scratch.dQKV, x: a.normed1,
-            weight: w.qkv)
+        layer.qkv.backward(dX: scratch.dNormed, dY: scratch.dQKV, x: a[.normed1])
         rmsNormBackward(
-            dX: dX, accumulate: true, dWeight: g.inputNorm, dY: scratch.dNormed, x: x, weight: w.inputNorm,
-            rstd: a.rstd1)
+            dX: dX, accumulate: true, dWeight: normGradient("input_layernorm.weight"), dY: scratch.dNormed,
+            x: x,
+            weight: layer.inputNorm, rstd: a[.rstd1])
     }
 
     /// Drops what the last forward kept for backward (after inference-only use).

@@ -48,9 +48,10 @@ public func logSoftmaxGatherForward(
 
 /// Backward of `logSoftmaxGatherForward`, recomputing each chunk's logits.
 ///
-/// dz_j = dlogp * (1[j = target] - softmax(z/τ)_j) / τ; dHidden = dz W (written); dWeight += dzᵀ h.
+/// dz_j = dlogp * (1[j = target] - softmax(z/τ)_j) / τ; dHidden = dz W (written); dWeight += dzᵀ h
+/// (skipped when `dWeight` is nil: a frozen head).
 public func logSoftmaxGatherBackward(
-    dHidden: Tensor, dWeight: Tensor, dLogp: [Float], hidden: Tensor, weight: Tensor, targets: [Int32],
+    dHidden: Tensor, dWeight: Tensor?, dLogp: [Float], hidden: Tensor, weight: Tensor, targets: [Int32],
     lse: Tensor, temperature: Float = 1, chunkRows: Int? = nil
 ) {
     let (V, C) = (weight.shape[0], weight.shape[1])
@@ -78,9 +79,11 @@ public func logSoftmaxGatherBackward(
         BLAS.sgemm(
             transA: false, transB: false, m: R, n: C, k: V, a: zp, lda: V, b: weight.pointer, ldb: C,
             c: dHidden.pointer + start * C, ldc: C)
-        BLAS.sgemm(
-            transA: true, transB: false, m: V, n: C, k: R, a: zp, lda: V, b: h, ldb: C, beta: 1,
-            c: dWeight.pointer, ldc: C)
+        if let dWeight {
+            BLAS.sgemm(
+                transA: true, transB: false, m: V, n: C, k: R, a: zp, lda: V, b: h, ldb: C, beta: 1,
+                c: dWeight.pointer, ldc: C)
+        }
         start += R
     }
 }

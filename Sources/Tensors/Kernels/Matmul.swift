@@ -25,23 +25,26 @@ public func linearForward(y: Tensor, x: Tensor, weight: Tensor, bias: Tensor? = 
 
 /// Backward of `linearForward`: dX (=, or += when `accumulate`) dY W; dWeight += dYᵀ x; dBias += Σ_n dY.
 ///
-/// dY: (N, O), x: (N, I), weight: (O, I). Pass `dX: nil` when the input needs no gradient.
+/// dY: (N, O), x: (N, I), weight: (O, I). Pass `dX: nil` when the input needs no gradient, and
+/// `dWeight: nil` for a frozen weight (its matmul, the larger half of the work, is skipped).
 public func linearBackward(
-    dX: Tensor?, accumulate: Bool = false, dWeight: Tensor, dBias: Tensor? = nil,
+    dX: Tensor?, accumulate: Bool = false, dWeight: Tensor?, dBias: Tensor? = nil,
     dY: Tensor, x: Tensor, weight: Tensor
 ) {
     let (N, O) = (dY.shape[0], dY.count / dY.shape[0])
     let I = weight.count / O
-    precondition(x.count == N * I && dWeight.count == O * I, "linearBackward: shapes disagree")
+    precondition(x.count == N * I && (dWeight?.count ?? O * I) == O * I, "linearBackward: shapes disagree")
     if let dX {
         precondition(dX.count == N * I, "linearBackward: dX \(dX.shape)")
         BLAS.sgemm(
             transA: false, transB: false, m: N, n: I, k: O, a: dY.pointer, lda: O, b: weight.pointer, ldb: I,
             beta: accumulate ? 1 : 0, c: dX.pointer, ldc: I)
     }
-    BLAS.sgemm(
-        transA: true, transB: false, m: O, n: I, k: N, a: dY.pointer, lda: O, b: x.pointer, ldb: I,
-        beta: 1, c: dWeight.pointer, ldc: I)
+    if let dWeight {
+        BLAS.sgemm(
+            transA: true, transB: false, m: O, n: I, k: N, a: dY.pointer, lda: O, b: x.pointer, ldb: I,
+            beta: 1, c: dWeight.pointer, ldc: I)
+    }
     if let dBias {
         let (dbp, dyp) = (dBias.pointer, dY.pointer)
         for n in 0..<N { axpy(O, 1, dyp + n * O, dbp) }

@@ -19,9 +19,10 @@ public func rmsNormForward(y: Tensor, rstd: Tensor, x: Tensor, weight: Tensor, e
 /// Backward of `rmsNormForward`.
 ///
 /// dX = rstd * (weight ⊙ dY) - x * rstd³ * mean(x ⊙ weight ⊙ dY)  (written, or added when `accumulate`);
-/// dWeight += Σ_r dY ⊙ x * rstd.
+/// dWeight += Σ_r dY ⊙ x * rstd (skipped when `dWeight` is nil: a frozen weight).
 public func rmsNormBackward(
-    dX: Tensor, accumulate: Bool = false, dWeight: Tensor, dY: Tensor, x: Tensor, weight: Tensor, rstd: Tensor
+    dX: Tensor, accumulate: Bool = false, dWeight: Tensor?, dY: Tensor, x: Tensor, weight: Tensor,
+    rstd: Tensor
 ) {
     let C = weight.count
     let R = x.count / C
@@ -54,7 +55,7 @@ public func headRMSNormForward(
 
 /// Backward of `headRMSNormForward`; `dX` and `dY` share the packed layout and may alias.
 public func headRMSNormBackward(
-    dX: Tensor, dWeight: Tensor, dY: Tensor, x: Tensor, weight: Tensor, rstd: Tensor,
+    dX: Tensor, dWeight: Tensor?, dY: Tensor, x: Tensor, weight: Tensor, rstd: Tensor,
     rows N: Int, rowStride: Int, column: Int, heads: Int
 ) {
     let D = weight.count
@@ -90,15 +91,15 @@ private func rmsNormRow(
 @inline(__always)
 private func rmsNormRowBackward(
     dX: UnsafeMutablePointer<Float>, dY: UnsafeMutablePointer<Float>, x: UnsafeMutablePointer<Float>,
-    weight: UnsafeMutablePointer<Float>, rstd s: Float, width C: Int, dWeight: UnsafeMutablePointer<Float>,
+    weight: UnsafeMutablePointer<Float>, rstd s: Float, width C: Int, dWeight: UnsafeMutablePointer<Float>?,
     accumulate: Bool
 ) {
     var dot: Float = 0
     for c in 0..<C { dot += x[c] * weight[c] * dY[c] }
     let k = dot * s * s * s / Float(C)
+    if let dWeight { for c in 0..<C { dWeight[c] += dY[c] * x[c] * s } }
     for c in 0..<C {
         let g = dY[c]
-        dWeight[c] += g * x[c] * s
         let value = s * weight[c] * g - x[c] * k
         dX[c] = accumulate ? dX[c] + value : value
     }
@@ -107,10 +108,16 @@ private func rmsNormRowBackward(
 /// Runs `row(r, dWeightPartial)` for r in 0..<count across the cores, each task adding into its own
 /// (width) slice of partial weight gradients, then sums the slices into `dWeight`.
 private func backwardRows(
-    _ count: Int, width: Int, dWeight: Tensor, minimumPerTask: Int,
-    _ row: (Int, UnsafeMutablePointer<Float>) -> Void
+    _ count: Int, width: Int, dWeight: Tensor?, minimumPerTask: Int,
+    _ row: (Int, UnsafeMutablePointer<Float>?) -> Void
 ) {
     let tasks = min(coreCount, max(1, count / minimumPerTask))
+    guard let dWeight else {
+        parallelTasks(tasks) { t in
+            for r in (count * t / tasks)..<(count * (t + 1) / tasks) { row(r, nil) }
+        }
+        return
+    }
     let partial = Tensor(zeros: [tasks, width])
     let pp = partial.pointer
     parallelTasks(tasks) { t in

@@ -1,0 +1,108 @@
+import Foundation
+import Models
+import Tensors
+import Testing
+
+/// A small Qwen3-shaped model (q/k norms, bias-free) and a Qwen2-shaped one (q/k/v bias, untied
+/// head): every kind of parameter the seam routes.
+private let seamConfigs: [ModelConfig] = [
+    ModelConfig(
+        architecture: .qwen3, vocabSize: 40, hiddenSize: 16, intermediateSize: 24, numHiddenLayers: 2,
+        numAttentionHeads: 4, numKeyValueHeads: 2, headDim: 6, tieWordEmbeddings: true,
+        maxPositionEmbeddings: 64),
+    ModelConfig(
+        architecture: .qwen2, vocabSize: 40, hiddenSize: 16, intermediateSize: 24, numHiddenLayers: 2,
+        numAttentionHeads: 4, numKeyValueHeads: 2, tieWordEmbeddings: false, maxPositionEmbeddings: 64),
+]
+
+private let seamBatch = TokenBatch(sequences: [[1, 5, 9, 2, 7], [3, 3, 8]])
+
+/// Σ g ⊙ hidden for fixed pseudo-random g, in Double.
+private func hiddenLoss(_ model: Transformer, _ g: [Float]) -> Double {
+    let hidden = model.forwardHidden(seamBatch).toArray()
+    model.releaseSavedActivations()
+    return zip(hidden, g).reduce(0) { $0 + Double($1.0) * Double($1.1) }
+}
+
+/// `forwardHidden` / `backward(dHidden:)`, the path a value head or a classifier uses, give the
+/// gradient central differences give, for a parameter of every kind.
+@Test(arguments: [0, 1])
+func hiddenStateGradientsMatchFiniteDifferences(configIndex: Int) throws {
+    let config = seamConfigs[configIndex]
+    let model = ModelLoader.randomModel(config: config, seed: 3)
+    let M = seamBatch.targetRows.count
+    let g = (0..<(M * config.hiddenSize)).map { Float(sin(Double($0) * 1.7)) }
+    _ = model.forwardHidden(seamBatch)
+    model.parameters.zeroGradients()
+    model.backward(dHidden: Tensor(g, shape: [M, config.hiddenSize]))
+    var names = [
+        "model.embed_tokens.weight", "model.layers.0.input_layernorm.weight",
+        "model.layers.1.self_attn.q_proj.weight", "model.layers.0.self_attn.v_proj.weight",
+        "model.layers.1.self_attn.o_proj.weight", "model.layers.0.mlp.up_proj.weight",
+        "model.layers.1.mlp.down_proj.weight", "model.norm.weight",
+    ]
+    names +=
+        config.qkNorm ? ["model.layers.0.self_attn.k_norm.weight"] : ["model.layers.1.self_attn.k_proj.bias"]
+    for name in names {
+        let slot = try #require(model.parameters.slot(name))
+        for k in [0, slot.count / 2, slot.count - 1] {
+            let i = slot.offset + k
+            let values = model.parameters.values.pointer
+            let original = values[i]
+            let eps: Float = 1e-2
+            values[i] = original + eps
+            let up = hiddenLoss(model, g)
+            values[i] = original - eps
+            let down = hiddenLoss(model, g)
+            values[i] = original
+            let numeric = (up - down) / (2 * Double(eps))
+            let analytic = Double(model.parameters.gradients.pointer[i])
+            #expect(
+                abs(numeric - analytic) <= 2e-2 * max(1, abs(numeric)),
+                "\(name)[\(k)]: analytic \(analytic), numeric \(numeric)")
+        }
+    }
+}
+
+/// A frozen base: backward computes input gradients only (for adapters) and leaves every base
+/// gradient as it was; unfrozen, the same step fills them.
+@Test func aFrozenBaseGetsNoGradient() throws {
+    let model = ModelLoader.randomModel(config: seamConfigs[1], seed: 4)
+    let weights = [Float](repeating: 1, count: seamBatch.targetRows.count)
+    model.frozenBase = true
+    let linears = model.layers.flatMap(\.linears)
+    #expect(linears.allSatisfy { $0.frozen })
+    model.parameters.zeroGradients()
+    model.forward(seamBatch)
+    model.backward(dLogp: weights)
+    let gradients = model.parameters.gradients
+    #expect((0..<gradients.count).allSatisfy { gradients.pointer[$0] == 0 })
+    model.frozenBase = false
+    model.forward(seamBatch)
+    model.backward(dLogp: weights)
+    for name in ["model.embed_tokens.weight", "lm_head.weight", "model.layers.0.mlp.gate_proj.weight"] {
+        let slot = try #require(model.parameters.slot(name))
+        #expect((slot.offset..<(slot.offset + slot.count)).contains { gradients.pointer[$0] != 0 }, "\(name)")
+    }
+}
+
+/// Each projection is one `Linear` holding its Hugging Face modules as row ranges of the fused
+/// matrix (what an adapter on q_proj alone works on).
+@Test func projectionsNameTheirModules() {
+    let config = seamConfigs[1]
+    let model = ModelLoader.randomModel(config: config, seed: 5)
+    let layer = model.layers[1]
+    let (H, K, D) = (config.numAttentionHeads, config.numKeyValueHeads, config.headDim)
+    let (q, k) = (H * D, K * D)
+    let expected: [Linear.Module] = [
+        Linear.Module(name: "model.layers.1.self_attn.q_proj", rows: 0..<q),
+        Linear.Module(name: "model.layers.1.self_attn.k_proj", rows: q..<(q + k)),
+        Linear.Module(name: "model.layers.1.self_attn.v_proj", rows: (q + k)..<(q + 2 * k)),
+    ]
+    #expect(layer.qkv.modules == expected)
+    #expect(layer.qkv.bias?.count == (H + 2 * K) * D)
+    #expect(
+        layer.gateUp.modules.map(\.name) == ["model.layers.1.mlp.gate_proj", "model.layers.1.mlp.up_proj"])
+    #expect(layer.down.inputs == config.intermediateSize && layer.down.outputs == config.hiddenSize)
+    #expect(layer.output.precision == .float32)
+}
