@@ -158,8 +158,10 @@ public final class Transformer {
         return logp.toArray()
     }
 
-    /// The final norm's output at `batch`'s target rows, (M, C): what any head reads (lm_head, a
-    /// value head, a classifier's score). `backward(dHidden:)` takes its gradient.
+    /// The final norm's output at `batch`'s target rows, (M, C).
+    ///
+    /// It is what any head reads (lm_head, a value head, a classifier's score);
+    /// `backward(dHidden:)` takes its gradient.
     public func forwardHidden(_ batch: TokenBatch) -> Tensor {
         let (finalRows, finalNormed, finalRstd, residuals, layers, cos, sin) = trunkForward(batch)
         saved = SavedForward(
