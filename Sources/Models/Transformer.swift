@@ -44,6 +44,10 @@ public final class Transformer {
     public var sourceFolder: String?
     /// The decoder layers, each with its projections.
     public let layers: [DecoderLayer]
+    /// The LoRA adapters on this model's projections, if any (`LoRA.init` attaches them).
+    public internal(set) var lora: LoRA?
+    /// What an optimizer updates: the adapters' parameters when there are any, else every parameter.
+    public var trainableParameters: ParameterStore { lora?.parameters ?? parameters }
     /// Freezes every base parameter (projections, norms, embeddings, lm_head): backward then
     /// computes input gradients only, for adapters, and never allocates the base's gradient buffer.
     public var frozenBase = false {

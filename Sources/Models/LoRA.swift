@@ -1,0 +1,197 @@
+import Foundation
+import Tensors
+
+/// LoRA's settings, under TRL's `ModelConfig` names (`lora_r`, `lora_alpha`, ...) and PEFT's
+/// `LoraConfig` semantics.
+public struct LoRASettings: Sendable, Equatable {
+    /// The rank r of each update B·A.
+    public var rank = 16
+    /// The update is scaled by alpha / r (alpha / √r with rsLoRA).
+    public var alpha = 32.0
+    public var dropout = 0.0
+    /// Module names (q_proj, ..., down_proj), or nil for PEFT's default for the architecture.
+    public var targetModules: [String]?
+    public var useRSLoRA = false
+
+    public init() {}
+
+    /// The seven projections of a decoder layer, PEFT's names.
+    public static let projectionNames = [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+    ]
+
+    public var scaling: Float { Float(useRSLoRA ? alpha / Double(rank).squareRoot() : alpha / Double(rank)) }
+
+    /// The module names adapted: `all-linear` is every projection (PEFT leaves lm_head out), the
+    /// default PEFT's for Llama, Qwen2/3 and Mistral (q_proj and v_proj).
+    public var resolvedTargets: [String] {
+        guard let targetModules else { return ["q_proj", "v_proj"] }
+        if targetModules.contains("all-linear") { return Self.projectionNames }
+        return Self.projectionNames.filter(targetModules.contains)
+    }
+}
+
+/// What is wrong with LoRA settings or an adapter folder; each case names the file or key.
+public enum LoRAError: Error, CustomStringConvertible, Equatable {
+    case badSetting(key: String, expected: String)
+    case unsupportedAdapter(path: String, reason: String)
+    case mismatch(path: String, tensor: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .badSetting(let key, let expected): "\(key): expected \(expected)"
+        case .unsupportedAdapter(let path, let reason): "\(path): \(reason)"
+        case .mismatch(let path, let tensor, let reason): "\(path): tensor '\(tensor)': \(reason)"
+        }
+    }
+}
+
+/// One module's low-rank update: y[:, rows] += scaling · (x Aᵀ) Bᵀ, with A (r, in) and B (out, r).
+///
+/// Nothing is saved between forward and backward: backward recomputes u = x Aᵀ, which is r/out of
+/// the base matmul's work, so gradient checkpointing's recomputed layers need no extra state.
+final class LoRAAdapter: LinearAdapter {
+    let module: String
+    let rows: Range<Int>
+    let a: Tensor  // (r, in)
+    let b: Tensor  // (out, r)
+    let store: ParameterStore
+    let scaling: Float
+    /// Off: the base model alone (the reference policy for the KL term).
+    var enabled = true
+
+    init(module: String, rows: Range<Int>, store: ParameterStore, scaling: Float) {
+        self.module = module
+        self.rows = rows
+        self.store = store
+        self.scaling = scaling
+        a = store.value(LoRA.tensorName(module, "lora_A"))
+        b = store.value(LoRA.tensorName(module, "lora_B"))
+    }
+
+    var rank: Int { a.shape[0] }
+
+    func forward(y: Tensor, x: Tensor) {
+        guard enabled else { return }
+        let (N, r, I) = (x.shape[0], rank, a.shape[1])
+        let O = y.count / N
+        let u = Tensor(zeros: [N, r])
+        BLAS.sgemm(
+            transA: false, transB: true, m: N, n: r, k: I, a: x.pointer, lda: I, b: a.pointer, ldb: I,
+            c: u.pointer, ldc: r)
+        BLAS.sgemm(
+            transA: false, transB: true, m: N, n: rows.count, k: r, alpha: scaling, a: u.pointer, lda: r,
+            b: b.pointer, ldb: r, beta: 1, c: y.pointer + rows.lowerBound, ldc: O)
+    }
+
+    func backward(dX: Tensor?, dY: Tensor, x: Tensor) {
+        guard enabled else { return }
+        let (N, r, I) = (x.shape[0], rank, a.shape[1])
+        let O = dY.count / N
+        let dYm = dY.pointer + rows.lowerBound  // (N, out) with row stride O
+        let u = Tensor(zeros: [N, r])
+        BLAS.sgemm(
+            transA: false, transB: true, m: N, n: r, k: I, a: x.pointer, lda: I, b: a.pointer, ldb: I,
+            c: u.pointer, ldc: r)
+        let dA = store.gradient(LoRA.tensorName(module, "lora_A"))
+        let dB = store.gradient(LoRA.tensorName(module, "lora_B"))
+        // dB += scaling · dY_mᵀ u
+        BLAS.sgemm(
+            transA: true, transB: false, m: rows.count, n: r, k: N, alpha: scaling, a: dYm, lda: O,
+            b: u.pointer, ldb: r, beta: 1, c: dB.pointer, ldc: r)
+        // du = scaling · dY_m B, then dA += duᵀ x and dX += du A
+        let du = Tensor(zeros: [N, r])
+        BLAS.sgemm(
+            transA: false, transB: false, m: N, n: r, k: rows.count, alpha: scaling, a: dYm, lda: O,
+            b: b.pointer, ldb: r, c: du.pointer, ldc: r)
+        BLAS.sgemm(
+            transA: true, transB: false, m: r, n: I, k: N, a: du.pointer, lda: r, b: x.pointer, ldb: I,
+            beta: 1, c: dA.pointer, ldc: I)
+        if let dX {
+            BLAS.sgemm(
+                transA: false, transB: false, m: N, n: I, k: r, a: du.pointer, lda: r, b: a.pointer, ldb: I,
+                beta: 1, c: dX.pointer, ldc: I)
+        }
+    }
+}
+
+/// The LoRA adapters of a model: their parameters in a `ParameterStore` of their own, under PEFT's
+/// tensor names, and one `LoRAAdapter` hung on each adapted module's `Linear`.
+///
+/// Only these parameters train (AdamW sees this store); the base is frozen. Switching the adapters
+/// off gives the base model back, which is the reference policy of the KL term: no second copy.
+public final class LoRA {
+    public let settings: LoRASettings
+    public let parameters: ParameterStore
+    let adapters: [LoRAAdapter]
+
+    /// PEFT's name of a module's LoRA matrix: `base_model.model.<module>.lora_A.weight`.
+    static func tensorName(_ module: String, _ matrix: String) -> String {
+        "base_model.model.\(module).\(matrix).weight"
+    }
+
+    /// Adapters on `model`'s target modules, A initialised as PEFT does (Kaiming-uniform with
+    /// a = √5, so U(-1/√in, 1/√in)) from `seed`, B zero: the adapted model starts as the base.
+    public init(model: Transformer, settings: LoRASettings, seed: UInt64) throws {
+        guard settings.rank >= 1, settings.rank <= 4096 else {
+            throw LoRAError.badSetting(key: "lora_r", expected: "a rank from 1 to 4096, got \(settings.rank)")
+        }
+        guard settings.alpha.isFinite, settings.alpha > 0 else {
+            throw LoRAError.badSetting(
+                key: "lora_alpha", expected: "a positive number, got \(settings.alpha)")
+        }
+        guard settings.dropout == 0 else {
+            throw LoRAError.badSetting(
+                key: "lora_dropout", expected: "0 (dropout on the adapters' input is not implemented yet)")
+        }
+        if let targets = settings.targetModules {
+            for name in targets where name != "all-linear" && !LoRASettings.projectionNames.contains(name) {
+                throw LoRAError.badSetting(
+                    key: "lora_target_modules",
+                    expected:
+                        "module names among \(LoRASettings.projectionNames.joined(separator: ", ")) or all-linear, got '\(name)'"
+                )
+            }
+        }
+        self.settings = settings
+        let targets = settings.resolvedTargets
+        var layout: [(name: String, shape: [Int])] = []
+        var placements: [(linear: Linear, module: Linear.Module)] = []
+        for layer in model.layers {
+            for linear in layer.linears {
+                for module in linear.modules
+                where targets.contains(where: { module.name.hasSuffix("." + $0) }) {
+                    layout.append((Self.tensorName(module.name, "lora_A"), [settings.rank, linear.inputs]))
+                    layout.append(
+                        (Self.tensorName(module.name, "lora_B"), [module.rows.count, settings.rank]))
+                    placements.append((linear, module))
+                }
+            }
+        }
+        let store = ParameterStore(layout: layout)
+        var rng = SplitMix64(seed: seed)
+        for slot in store.slots where slot.name.hasSuffix("lora_A.weight") {
+            let bound = 1 / Float(slot.shape[1]).squareRoot()
+            let values = store.values.pointer + slot.offset
+            for i in 0..<slot.count { values[i] = (rng.nextUniform() * 2 - 1) * bound }
+        }
+        let scaling = settings.scaling
+        adapters = placements.map { linear, module in
+            let adapter = LoRAAdapter(module: module.name, rows: module.rows, store: store, scaling: scaling)
+            linear.adapters.append(adapter)
+            return adapter
+        }
+        parameters = store
+        model.frozenBase = true
+        model.lora = self
+    }
+
+    /// The adapted module names, in layout order.
+    public var modules: [String] { adapters.map(\.module) }
+
+    /// Off, the model computes the base's outputs (for the reference log-probabilities).
+    public var enabled: Bool {
+        get { adapters.first?.enabled ?? false }
+        set { for adapter in adapters { adapter.enabled = newValue } }
+    }
+}
