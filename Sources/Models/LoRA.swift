@@ -132,7 +132,12 @@ public final class LoRA {
 
     /// Adapters on `model`'s target modules, A initialised as PEFT does (Kaiming-uniform with
     /// a = √5, so U(-1/√in, 1/√in)) from `seed`, B zero: the adapted model starts as the base.
-    public init(model: Transformer, settings: LoRASettings, seed: UInt64) throws {
+    ///
+    /// `modules`, when given, names exactly the modules to adapt (an adapter file's), instead of
+    /// the settings' target names.
+    public init(model: Transformer, settings: LoRASettings, modules chosen: Set<String>? = nil, seed: UInt64)
+        throws
+    {
         guard settings.rank >= 1, settings.rank <= 4096 else {
             throw LoRAError.badSetting(key: "lora_r", expected: "a rank from 1 to 4096, got \(settings.rank)")
         }
@@ -193,5 +198,28 @@ public final class LoRA {
     public var enabled: Bool {
         get { adapters.first?.enabled ?? false }
         set { for adapter in adapters { adapter.enabled = newValue } }
+    }
+}
+
+extension LoRA {
+    /// Folds every adapter into its base weight, W[rows] += scaling · B A (PEFT's
+    /// `merge_and_unload`), and takes the adapters off the model, which is then a plain model
+    /// with the adapted behaviour.
+    public func mergeIntoBase(_ model: Transformer) {
+        for layer in model.layers {
+            for linear in layer.linears {
+                for case let adapter as LoRAAdapter in linear.adapters where adapter.enabled {
+                    let (r, I) = (adapter.rank, linear.inputs)
+                    BLAS.sgemm(
+                        transA: false, transB: false, m: adapter.rows.count, n: I, k: r,
+                        alpha: adapter.scaling,
+                        a: adapter.b.pointer, lda: r, b: adapter.a.pointer, ldb: I, beta: 1,
+                        c: linear.weight.pointer + adapter.rows.lowerBound * I, ldc: I)
+                }
+                linear.adapters.removeAll { $0 is LoRAAdapter }
+            }
+        }
+        model.lora = nil
+        model.frozenBase = false
     }
 }
