@@ -81,6 +81,24 @@ public enum ModelLoader {
         return Transformer(config: config, parameters: store)
     }
 
+    /// What a training run saves: the adapter and the tokenizer files when the model has LoRA
+    /// adapters (as TRL's `save_model` with PEFT), else the whole model folder.
+    public static func saveTrained(_ model: Transformer, to folder: String) throws {
+        guard let lora = model.lora else { return try save(model, to: folder, dtype: .f32) }
+        try lora.save(to: folder, baseModel: model.sourceFolder)
+        try copyCompanionFiles(of: model, to: folder)
+    }
+
+    /// The source folder's tokenizer and generation files, copied beside a saved model or adapter.
+    static func copyCompanionFiles(of model: Transformer, to folder: String) throws {
+        guard let source = model.sourceFolder, source != folder else { return }
+        for name in companionFiles {
+            if let data = FileManager.default.contents(atPath: source + "/" + name) {
+                try atomicWrite(data, to: folder + "/" + name)
+            }
+        }
+    }
+
     /// Writes config.json, model.safetensors (in `dtype`) and the source folder's tokenizer files.
     ///
     /// Each file is written to a temporary name and renamed, so an interrupted save leaves the
@@ -108,12 +126,6 @@ public enum ModelLoader {
             try FileManager.default.removeItem(atPath: folder + "/model.safetensors.index.json")
         }
         try atomicWrite(json, to: folder + "/config.json")
-        if let source = model.sourceFolder, source != folder {
-            for name in companionFiles {
-                if let data = FileManager.default.contents(atPath: source + "/" + name) {
-                    try atomicWrite(data, to: folder + "/" + name)
-                }
-            }
-        }
+        try copyCompanionFiles(of: model, to: folder)
     }
 }

@@ -58,8 +58,9 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
 }
 
 /// Checkpoint folders: `OUTPUT/checkpoint-N/` is a Hugging Face model folder (config.json,
-/// model.safetensors in float32, tokenizer files) plus `optimizer.safetensors` (AdamW's moments)
-/// and `trainer_state.json`.
+/// model.safetensors in float32, tokenizer files), or with LoRA a PEFT adapter folder
+/// (adapter_config.json, adapter_model.safetensors), plus `optimizer.safetensors` (AdamW's moments
+/// of what trains) and `trainer_state.json`.
 ///
 /// A checkpoint is written into a hidden temporary folder and renamed into place, so a crash, kill
 /// or full disk during a save leaves every earlier checkpoint whole.
@@ -95,7 +96,7 @@ public enum Checkpoint {
         let final = folder(outputDir, step: state.step)
         try? manager.removeItem(atPath: temporary)
         try manager.createDirectory(atPath: temporary, withIntermediateDirectories: true)
-        try ModelLoader.save(model, to: temporary, dtype: .f32)
+        try ModelLoader.saveTrained(model, to: temporary)
         let P = optimizer.parameters.count
         try SafeTensorsWriter.write(
             [

@@ -1,4 +1,5 @@
 import Foundation
+import Models
 import Rewards
 import Tokenizers
 
@@ -59,6 +60,10 @@ public struct GRPOConfig: Sendable {
 
     public init() {}
 
+    /// LoRA adapters instead of full fine-tuning (TRL's `use_peft` and `lora_*` keys), or nil.
+    public var lora: LoRASettings?
+    /// An existing PEFT adapter folder to continue training (implies LoRA).
+    public var adapter: String?
     /// Delete an existing run's checkpoints in output_dir and start over (TRL's key); without it a
     /// fresh run into such a folder is refused.
     public var overwriteOutputDir = false
@@ -71,6 +76,8 @@ public struct GRPOConfig: Sendable {
         maxPromptLength = try v.int("max_prompt_length")
         chatTemplateKwargs = try v.templateKwargs("chat_template_kwargs")
         overwriteOutputDir = try v.bool("overwrite_output_dir", default: false)
+        lora = try v.loraSettings()
+        adapter = try v.string("adapter")
 
         shuffleDataset = try v.bool("shuffle_dataset", default: shuffleDataset)
 
@@ -207,19 +214,22 @@ public struct GRPOConfig: Sendable {
 
     /// The YAML keys and values this config resolves to, for checkpoints and logs.
     public var summary: [String: Any] {
-        optimizer.summary.merging([
-            "chat_template_kwargs": Value.object(
-                Object(chatTemplateKwargs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
-            ).jsonText,
-            "trainer": "grpo", "model": model, "dataset": dataset, "output_dir": outputDir, "seed": seed,
-            "num_generations": numGenerations, "per_step_prompts": perStepPrompts,
-            "max_completion_length": maxCompletionLength, "temperature": temperature, "top_p": topP,
-            "top_k": topK, "min_p": minP, "beta": beta, "epsilon": epsilon, "epsilon_high": epsilonHigh,
-            "loss_type": lossType.rawValue, "scale_rewards": scaleRewards.rawValue,
-            "num_iterations": numIterations, "mask_truncated_completions": maskTruncatedCompletions,
-            "dynamic_sampling": dynamicSampling, "rewards": rewards.map(\.name),
-            "reward_weights": rewardWeights,
-            "max_steps": maxSteps,
-        ]) { _, new in new }
+        optimizer.summary.merging(
+            [
+                "chat_template_kwargs": Value.object(
+                    Object(chatTemplateKwargs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+                ).jsonText,
+                "use_peft": lora != nil || adapter != nil, "adapter": adapter ?? NSNull(),
+                "trainer": "grpo", "model": model, "dataset": dataset, "output_dir": outputDir, "seed": seed,
+                "num_generations": numGenerations, "per_step_prompts": perStepPrompts,
+                "max_completion_length": maxCompletionLength, "temperature": temperature, "top_p": topP,
+                "top_k": topK, "min_p": minP, "beta": beta, "epsilon": epsilon, "epsilon_high": epsilonHigh,
+                "loss_type": lossType.rawValue, "scale_rewards": scaleRewards.rawValue,
+                "num_iterations": numIterations, "mask_truncated_completions": maskTruncatedCompletions,
+                "dynamic_sampling": dynamicSampling, "rewards": rewards.map(\.name),
+                "reward_weights": rewardWeights,
+                "max_steps": maxSteps,
+            ].merging(lora?.summary ?? [:]) { _, new in new }
+        ) { _, new in new }
     }
 }

@@ -71,9 +71,11 @@ public final class GRPOTrainer {
         var tokenizerConfig: TokenizerConfig
         (policy, tokenizer, tokenizerConfig, lock) = try loadForTraining(
             folder: config.model, resumeFrom: resumeFrom, gradientCheckpointing: config.gradientCheckpointing,
-            outputDir: config.outputDir, overwrite: config.overwriteOutputDir, summary: config.summary)
+            outputDir: config.outputDir, overwrite: config.overwriteOutputDir, summary: config.summary,
+            lora: config.lora, adapter: config.adapter, seed: config.seed)
         tokenizerConfig.templateKwargs = config.chatTemplateKwargs
-        reference = config.beta > 0 ? try ModelLoader.load(folder: config.model) : nil
+        // With adapters the reference is the base itself, adapters off: no second model.
+        reference = config.beta > 0 && policy.lora == nil ? try ModelLoader.load(folder: config.model) : nil
         stopTokenIDs = Training.stopTokenIDs(model: policy, tokenizer: tokenizer, config: tokenizerConfig)
         rewards = try config.rewards.map {
             try RewardRegistry.make($0, maxCompletionLength: config.maxCompletionLength) {
@@ -89,7 +91,7 @@ public final class GRPOTrainer {
                 path: config.dataset, line: long.line, tokens: long.tokens.count,
                 maxCompletionLength: config.maxCompletionLength, context: context)
         }
-        optimizer = AdamW(parameters: policy.parameters, settings: config.optimizer.adamW)
+        optimizer = AdamW(parameters: policy.trainableParameters, settings: config.optimizer.adamW)
         generator = Generator(model: policy, tokenizer: tokenizer)
         generator.maxCacheBytes = config.maxCacheMiB << 20
         generator.nonFiniteLogitsAreErrors = false
@@ -198,7 +200,13 @@ public final class GRPOTrainer {
         if config.dynamicSampling { round.metrics["dynamic_sampling/rounds"] = Double(attempts) }
         let clock = Date()
         if config.numIterations > 1 { round.oldLogp = logProbabilities(policy, round) }
-        if let reference { round.refLogp = logProbabilities(reference, round) }
+        if let reference {
+            round.refLogp = logProbabilities(reference, round)
+        } else if config.beta > 0, let lora = policy.lora {
+            lora.enabled = false
+            round.refLogp = logProbabilities(policy, round)
+            lora.enabled = true
+        }
         timings["time/reference", default: 0] += Date().timeIntervalSince(clock)
         return round
     }
@@ -229,7 +237,7 @@ public final class GRPOTrainer {
 
     private func optimizeStep(on round: Round, timings: inout [String: Double]) throws -> [String: Double] {
         var clock = Date()
-        policy.parameters.zeroGradients()
+        policy.trainableParameters.zeroGradients()
         let mask = round.mask(maskTruncated: config.maskTruncatedCompletions)
         let offsets = round.tokenOffsets()
         var settings = PolicyLossSettings()
@@ -278,7 +286,7 @@ public final class GRPOTrainer {
         metrics["clip_ratio/low_mean"] = Double(totals.low / max(totals.tokens, 1))
         metrics["clip_ratio/high_mean"] = Double(totals.high / max(totals.tokens, 1))
         metrics["clip_ratio/region_mean"] = Double(totals.region / max(totals.tokens, 1))
-        if reference != nil { metrics["kl"] = Double(totals.kl / max(totals.tokens, 1)) }
+        if config.beta > 0 { metrics["kl"] = Double(totals.kl / max(totals.tokens, 1)) }
         timings["time/optimizer", default: 0] += Date().timeIntervalSince(clock)
         return metrics
     }

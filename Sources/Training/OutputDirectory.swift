@@ -153,7 +153,14 @@ extension Checkpoint {
                 try? JSONSerialization.jsonObject(with: $0) as? [String: Any]
             }
         }
-        func text(_ value: Any?) -> String { value.map { "\($0)" } ?? "missing" }
+        func text(_ value: Any?) -> String {
+            guard let value else { return "missing" }
+            if let number = value as? NSNumber {  // Swift values and JSON's, read back, alike
+                return String(cString: number.objCType) == "c"
+                    ? (number.boolValue ? "true" : "false") : number.stringValue
+            }
+            return "\(value)"
+        }
         if let there = object(folder + "/config.json"), let here = object(model + "/config.json") {
             for key in shapeKeys where text(there[key]) != text(here[key]) {
                 throw RunFolderError.otherModel(
@@ -167,6 +174,7 @@ extension Checkpoint {
         let pairs: [(String, Any?, Any?)] = [
             ("trainer", savedTrainer, summary["trainer"]), ("dataset", saved["dataset"], summary["dataset"]),
             ("seed", saved["seed"], summary["seed"]),
+            ("use_peft", saved["use_peft"] ?? false, summary["use_peft"] ?? false),
         ]
         for (key, there, here) in pairs where text(there) != text(here) {
             if key == "dataset", let a = there as? String, let b = here as? String, sameFile(a, b) {

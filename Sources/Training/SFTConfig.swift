@@ -1,4 +1,5 @@
 import Foundation
+import Models
 import Tokenizers
 
 /// Every knob of a supervised fine-tuning run, under TRL's SFTConfig names.
@@ -25,6 +26,10 @@ public struct SFTConfig: Sendable {
 
     public init() {}
 
+    /// LoRA adapters instead of full fine-tuning (TRL's `use_peft` and `lora_*` keys), or nil.
+    public var lora: LoRASettings?
+    /// An existing PEFT adapter folder to continue training (implies LoRA).
+    public var adapter: String?
     /// Delete an existing run's checkpoints in output_dir and start over (TRL's key); without it a
     /// fresh run into such a folder is refused.
     public var overwriteOutputDir = false
@@ -51,6 +56,8 @@ public struct SFTConfig: Sendable {
         maxNonfiniteSteps = try v.int("max_nonfinite_steps", default: maxNonfiniteSteps)
         chatTemplateKwargs = try v.templateKwargs("chat_template_kwargs")
         overwriteOutputDir = try v.bool("overwrite_output_dir", default: false)
+        lora = try v.loraSettings()
+        adapter = try v.string("adapter")
 
         func require(_ ok: Bool, _ key: String, _ message: String) throws {
             if !ok { throw v.error(key, message) }
@@ -74,14 +81,17 @@ public struct SFTConfig: Sendable {
 
     /// The YAML keys and values this config resolves to, for checkpoints and logs.
     public var summary: [String: Any] {
-        optimizer.summary.merging([
-            "chat_template_kwargs": Value.object(
-                Object(chatTemplateKwargs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
-            ).jsonText,
-            "trainer": "sft", "model": model, "dataset": dataset, "output_dir": outputDir, "seed": seed,
-            "per_device_train_batch_size": perDeviceTrainBatchSize, "num_train_epochs": numTrainEpochs,
-            "max_steps": maxSteps ?? -1, "max_length": maxLength ?? -1,
-            "completion_only_loss": completionOnlyLoss,
-        ]) { _, new in new }
+        optimizer.summary.merging(
+            [
+                "chat_template_kwargs": Value.object(
+                    Object(chatTemplateKwargs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+                ).jsonText,
+                "use_peft": lora != nil || adapter != nil, "adapter": adapter ?? NSNull(),
+                "trainer": "sft", "model": model, "dataset": dataset, "output_dir": outputDir, "seed": seed,
+                "per_device_train_batch_size": perDeviceTrainBatchSize, "num_train_epochs": numTrainEpochs,
+                "max_steps": maxSteps ?? -1, "max_length": maxLength ?? -1,
+                "completion_only_loss": completionOnlyLoss,
+            ].merging(lora?.summary ?? [:]) { _, new in new }
+        ) { _, new in new }
     }
 }

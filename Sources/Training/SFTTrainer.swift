@@ -31,7 +31,8 @@ public final class SFTTrainer {
         self.onEvent = onEvent
         let (model, tokenizer, loadedConfig, lock) = try loadForTraining(
             folder: config.model, resumeFrom: resumeFrom, gradientCheckpointing: config.gradientCheckpointing,
-            outputDir: config.outputDir, overwrite: config.overwriteOutputDir, summary: config.summary)
+            outputDir: config.outputDir, overwrite: config.overwriteOutputDir, summary: config.summary,
+            lora: config.lora, adapter: config.adapter, seed: config.seed)
         self.lock = lock
         var tokenizerConfig = loadedConfig
         tokenizerConfig.templateKwargs = config.chatTemplateKwargs
@@ -45,7 +46,7 @@ public final class SFTTrainer {
             maxLength: min(config.maxLength ?? context, context),
             completionOnlyLoss: config.completionOnlyLoss)
         totalSteps = config.totalSteps(examples: examples.count)
-        optimizer = AdamW(parameters: model.parameters, settings: config.optimizer.adamW)
+        optimizer = AdamW(parameters: model.trainableParameters, settings: config.optimizer.adamW)
         stream = PromptStream(count: examples.count, seed: config.seed, shuffle: config.shuffleDataset)
         state.seed = config.seed
         if let resumeFrom { state = try Checkpoint.restore(from: resumeFrom, optimizer: optimizer) }
@@ -84,7 +85,7 @@ public final class SFTTrainer {
     /// Forward and backward over `batch` in chunks of `forward_batch_tokens`; returns the mean loss
     /// over the learned tokens and their number.
     func accumulateGradients(_ batch: [SFTExample]) -> (loss: Float, tokens: Int) {
-        model.parameters.zeroGradients()
+        model.trainableParameters.zeroGradients()
         let tokens = batch.reduce(0) { $0 + $1.trainedCount }
         let scale = 1 / Float(tokens)
         var loss: Float = 0

@@ -6,16 +6,28 @@ import Tokenizers
 /// What every trainer does first: claims `outputDir` (see `OutputLock`), checks that `resumeFrom`,
 /// when given, is a checkpoint of this model and run, and loads the model to train (from
 /// `resumeFrom`, when given) and the tokenizer of `folder`, which must have one.
+///
+/// With `lora`, the base comes from `folder` and the adapters from `resumeFrom` (a checkpoint),
+/// else from `adapter` (an existing PEFT adapter), else new ones under `seed`.
 func loadForTraining(
     folder: String, resumeFrom: String?, gradientCheckpointing: Bool, outputDir: String, overwrite: Bool,
-    summary: [String: Any]
+    summary: [String: Any], lora: LoRASettings? = nil, adapter: String? = nil, seed: UInt64 = 0
 ) throws -> (model: Transformer, tokenizer: Tokenizer, config: TokenizerConfig, lock: OutputLock) {
     guard FileManager.default.fileExists(atPath: folder + "/tokenizer.json") else {
         throw TrainingError.missingTokenizer(folder: folder)
     }
     if let resumeFrom { try Checkpoint.checkBelongs(resumeFrom, model: folder, run: summary) }
     let lock = try OutputLock(outputDir: outputDir, resuming: resumeFrom != nil, overwrite: overwrite)
-    let model = try ModelLoader.load(folder: resumeFrom ?? folder)
+    let usesAdapters = lora != nil || adapter != nil
+    let model = try ModelLoader.load(folder: usesAdapters ? folder : resumeFrom ?? folder)
+    model.sourceFolder = folder
+    if usesAdapters {
+        if let from = resumeFrom ?? adapter {
+            _ = try LoRA(model: model, adapterFolder: from)
+        } else {
+            _ = try LoRA(model: model, settings: lora!, seed: seed)
+        }
+    }
     model.gradientCheckpointing = gradientCheckpointing
     return (model, try Tokenizer(path: folder), try TokenizerConfig.load(folder: folder), lock)
 }
@@ -41,7 +53,7 @@ func runTrainingLoop(
     let log = try MetricsLog(path: outputDir + "/metrics.jsonl", keepingStepsThrough: state().step)
     onEvent(
         .started(
-            firstStep: state().step, maxSteps: maxSteps, parameters: model.parameters.count,
+            firstStep: state().step, maxSteps: maxSteps, parameters: model.trainableParameters.count,
             examples: examples))
     var lastSaved: String?
     while state().step < maxSteps {
@@ -63,7 +75,7 @@ func runTrainingLoop(
     }
     // The trained model itself, as TRL's save_model: output_dir is a Hugging Face model folder.
     do {
-        try ModelLoader.save(model, to: outputDir)
+        try ModelLoader.saveTrained(model, to: outputDir)
     } catch {
         throw CheckpointError.saveFailed(folder: outputDir, reason: describeFileError(error))
     }

@@ -16,6 +16,7 @@ struct ConvertCommand: ParsableCommand {
             throw ValidationError("--dtype must be f32, f16 or bf16, got '\(dtype)'")
         }
         let transformer = try model.load()
+        transformer.lora?.mergeIntoBase(transformer)  // with --adapter: the merged model
         try ModelLoader.save(transformer, to: output, dtype: type)
         print("wrote \(output) (\(transformer.config.parameterCount) parameters, \(type.rawValue))")
     }

@@ -232,6 +232,14 @@ let badInputCases: [BadInputCase] = [
         name: "demo with NaN epochs", arguments: ["demo", "--sft-epochs", "nan", "--output-dir", "OUT"],
         expected: "--sft-epochs must be a positive number, got nan"),
     BadInputCase(
+        name: "an adapter folder that is not one",
+        arguments: ["generate", "--model", "MODEL", "--input", "INPUT", "--adapter", "MODEL"],
+        expected: "MODEL/adapter_config.json: no such file"),
+    BadInputCase(
+        name: "LoRA dropout",
+        arguments: ["train", "--model", "MODEL", "--dataset", "INPUT", "--lora_dropout", "0.05"],
+        expected: "lora_dropout: must be 0"),
+    BadInputCase(
         name: "demo with no width", arguments: ["demo", "--hidden-size", "0", "--output-dir", "OUT"],
         expected: "--hidden-size must be a multiple of 8"),
     BadInputCase(

@@ -229,3 +229,36 @@ private func mountTinyFilesystem(bytes: Int) -> String? {
     let left = (try? FileManager.default.contentsOfDirectory(atPath: disk + "/out")) ?? []
     #expect(!left.contains { $0.hasSuffix(".partial") || $0.contains(".tmp-") }, "\(left)")
 }
+
+/// `--lora_r` turns LoRA on from the command line; the adapter in output_dir then serves
+/// `generate --adapter`, and `grpo merge` folds it into a plain model that generates the same.
+@Test func loraFromTheCommandLineThenGenerateAndMerge() throws {
+    let root = try toyWorkspace()
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let out = root + "/out"
+    let train = try runGRPO([
+        "train", "--config", root + "/grpo.yaml", "--max_steps", "2", "--lora_r", "4",
+        "--lora_target_modules", "all-linear",
+    ])
+    #expect(train.status == 0, "\(train.stderr)")
+    #expect(FileManager.default.fileExists(atPath: out + "/adapter_model.safetensors"))
+    #expect(!FileManager.default.fileExists(atPath: out + "/model.safetensors"))
+    let generate = ["generate", "--prompt", "1+1=", "--max-new-tokens", "6", "--temperature", "0"]
+    let adapted = try runGRPO(generate + ["--model", root + "/model", "--adapter", out])
+    #expect(adapted.status == 0, "\(adapted.stderr)")
+    let merge = try runGRPO([
+        "merge", "--model", root + "/model", "--adapter", out, "--output", root + "/merged",
+    ])
+    #expect(merge.status == 0, "\(merge.stderr)")
+    #expect(merge.stdout.contains("7 adapted modules merged"), "\(merge.stdout)")
+    let merged = try runGRPO(generate + ["--model", root + "/merged"])
+    #expect(merged.stdout == adapted.stdout, "merged: \(merged.stdout) adapted: \(adapted.stdout)")
+    // The toy model has one layer: 7 modules.
+    let resumed = try runGRPO([
+        "train", "--config", root + "/grpo.yaml", "--max_steps", "3", "--lora_r", "4",
+        "--lora_target_modules", "all-linear", "--resume",
+    ])
+    #expect(resumed.status == 0, "\(resumed.stderr)")
+    let full = try runGRPO(["train", "--config", root + "/grpo.yaml", "--max_steps", "4", "--resume"])
+    #expect(full.stderr.contains("its use_peft is true, this run's is false"), "\(full.stderr)")
+}

@@ -1,0 +1,50 @@
+import Foundation
+import Models
+
+extension ConfigValues {
+    /// LoRA's settings from TRL's `ModelConfig` keys: `use_peft`, `lora_r`, `lora_alpha`,
+    /// `lora_dropout`, `lora_target_modules` (names, a comma list, or `all-linear`), `use_rslora`.
+    ///
+    /// Nil when LoRA is off: `use_peft: true`, or any `lora_*` key without `use_peft: false`, turns
+    /// it on (so `--lora_r 16` alone does). Defaults are TRL's, except `lora_dropout`, which is 0
+    /// (dropout on the adapters' input is not implemented yet, and other values are refused).
+    public func loraSettings() throws -> LoRASettings? {
+        let keys = ["lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "use_rslora"]
+        let given = keys.filter { has($0) }
+        let on = has("use_peft") ? try bool("use_peft", default: false) : !given.isEmpty
+        var settings = LoRASettings()
+        settings.rank = try int("lora_r", default: settings.rank)
+        settings.alpha = try double("lora_alpha", default: settings.alpha)
+        settings.dropout = try double("lora_dropout", default: 0)
+        settings.useRSLoRA = try bool("use_rslora", default: false)
+        if let modules = list("lora_target_modules") {
+            settings.targetModules = modules.map { "\($0)".trimmingCharacters(in: .whitespaces) }
+        }
+        guard on else { return nil }
+        guard settings.rank >= 1, settings.rank <= 4096 else {
+            throw error("lora_r", "must be from 1 to 4096")
+        }
+        guard settings.alpha > 0 else { throw error("lora_alpha", "must be positive") }
+        guard settings.dropout == 0 else {
+            throw error("lora_dropout", "must be 0 (dropout on the adapters' input is not implemented yet)")
+        }
+        for name in settings.targetModules ?? []
+        where name != "all-linear" && !LoRASettings.projectionNames.contains(name) {
+            throw error(
+                "lora_target_modules",
+                "expected module names among \(LoRASettings.projectionNames.joined(separator: ", ")) or all-linear, got '\(name)'"
+            )
+        }
+        return settings
+    }
+}
+
+extension LoRASettings {
+    /// The keys and values a run's summary records.
+    var summary: [String: Any] {
+        [
+            "use_peft": true, "lora_r": rank, "lora_alpha": alpha, "lora_dropout": dropout,
+            "lora_target_modules": resolvedTargets, "use_rslora": useRSLoRA,
+        ]
+    }
+}
