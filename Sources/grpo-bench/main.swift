@@ -32,13 +32,24 @@ let benchmarkShapes: [(String, ModelConfig)] = [
     ("smollm2-135m", smolLM2Shape(layers: 30)),
 ]
 
-// `grpo-bench train-setup FOLDER [PROMPT_TOKENS]`: writes the two benchmark models with a byte-level
-// tokenizer and a 64-prompt dataset (32-byte prompts by default, so 32 tokens) for
-// scripts/bench_train.sh, which runs `grpo train` and TRL's GRPOTrainer on them.
+/// Qwen2.5-0.5B's shapes (tied embeddings), for the LoRA benchmark.
+let qwen25HalfBShape = ModelConfig(
+    architecture: .qwen2, vocabSize: 151_936, hiddenSize: 896, intermediateSize: 4864, numHiddenLayers: 24,
+    numAttentionHeads: 14, numKeyValueHeads: 2, ropeTheta: 1_000_000, tieWordEmbeddings: true,
+    maxPositionEmbeddings: 32768)
+
+// `grpo-bench train-setup FOLDER [PROMPT_TOKENS [NAME...]]`: writes the benchmark models (the two
+// shared shapes, or those named, qwen2.5-0.5b included) with a byte-level tokenizer and a 64-prompt
+// dataset (32-byte prompts by default, so 32 tokens) for scripts/bench_train.sh and
+// scripts/bench_lora.sh, which run `grpo train` and TRL's GRPOTrainer on them.
 if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "train-setup" {
     let root = CommandLine.arguments[2]
     let promptTokens = CommandLine.arguments.count >= 4 ? Int(CommandLine.arguments[3]) ?? 32 : 32
-    for (name, config) in benchmarkShapes {
+    let named = Array(CommandLine.arguments.dropFirst(4))
+    let shapes = (benchmarkShapes + [("qwen2.5-0.5b", qwen25HalfBShape)]).filter {
+        named.isEmpty ? $0.0 != "qwen2.5-0.5b" : named.contains($0.0)
+    }
+    for (name, config) in shapes {
         try ToyModel.write(to: root + "/" + name, config: config, seed: 11)
     }
     let lines = (0..<64).map { i in
@@ -50,7 +61,7 @@ if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "train-setup"
     }
     try (lines.joined(separator: "\n") + "\n").write(
         toFile: root + "/prompts.jsonl", atomically: true, encoding: .utf8)
-    print("wrote \(benchmarkShapes.map(\.0).joined(separator: ", ")) and prompts.jsonl under \(root)")
+    print("wrote \(shapes.map(\.0).joined(separator: ", ")) and prompts.jsonl under \(root)")
     exit(0)
 }
 
