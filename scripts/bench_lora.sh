@@ -17,7 +17,7 @@ rm -rf "$work" && mkdir -p "$work"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 wheel=$(ls /opt/wheels/torch-*.whl 2>/dev/null | head -1 || true)
 "$venv/bin/pip" install -q ${wheel:-torch} transformers==5.23.0 trl==1.16.0 peft safetensors datasets accelerate
-swift build -c release --product grpo --product grpo-bench >/dev/null 2>&1 || swift build -c release
+swift build -c release --product grpo >/dev/null && swift build -c release --product grpo-bench >/dev/null
 .build/release/grpo-bench train-setup "$work" 32 $models >/dev/null
 
 cat >"$work/trl_step.py" <<'PY'

@@ -15,7 +15,7 @@ models="${*:-qwen2-27m smollm2-135m}"
 rm -rf "$work" && mkdir -p "$work"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q torch transformers==5.23.0 trl==1.16.0 safetensors datasets accelerate
-swift build -c release --product grpo --product grpo-bench >/dev/null 2>&1 || swift build -c release
+swift build -c release --product grpo >/dev/null && swift build -c release --product grpo-bench >/dev/null
 .build/release/grpo-bench train-setup "$work" "${PROMPT_TOKENS:-32}"
 
 cat >"$work/trl_step.py" <<'PY'

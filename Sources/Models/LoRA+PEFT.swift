@@ -78,6 +78,10 @@ extension LoRA {
         settings.rank = rank
         settings.alpha = (config["lora_alpha"] as? NSNumber)?.doubleValue ?? Double(rank)
         settings.useRSLoRA = config["use_rslora"] as? Bool ?? false
+        settings.dropout = (config["lora_dropout"] as? NSNumber)?.doubleValue ?? 0
+        guard settings.dropout >= 0, settings.dropout < 1 else {
+            throw refuse("lora_dropout must be in [0, 1)")
+        }
         let weightsPath = folder + "/" + Self.weightsFile
         let file = try SafeTensorsFile(path: weightsPath)
         // The modules come from the tensors present: each must be a projection of the model.

@@ -8,6 +8,7 @@ public struct LoRASettings: Sendable, Equatable {
     public var rank = 16
     /// The update is scaled by alpha / r (alpha / √r with rsLoRA).
     public var alpha = 32.0
+    /// Dropout on the adapters' input during training (TRL's default 0.05; PEFT's 0).
     public var dropout = 0.0
     /// Module names (q_proj, ..., down_proj), or nil for PEFT's default for the architecture.
     public var targetModules: [String]?
@@ -52,6 +53,9 @@ public enum LoRAError: Error, CustomStringConvertible, Equatable {
 /// the base matmul's work, so gradient checkpointing's recomputed layers need no extra state.
 final class LoRAAdapter: LinearAdapter {
     let module: String
+    /// This adapter's place among the model's, which keys its dropout masks.
+    let index: Int
+    let dropout: DropoutClock
     let rows: Range<Int>
     let a: Tensor  // (r, in)
     let b: Tensor  // (out, r)
@@ -60,8 +64,13 @@ final class LoRAAdapter: LinearAdapter {
     /// Off: the base model alone (the reference policy for the KL term).
     var enabled = true
 
-    init(module: String, rows: Range<Int>, store: ParameterStore, scaling: Float) {
+    init(
+        module: String, index: Int, rows: Range<Int>, store: ParameterStore, scaling: Float,
+        dropout: DropoutClock
+    ) {
         self.module = module
+        self.index = index
+        self.dropout = dropout
         self.rows = rows
         self.store = store
         self.scaling = scaling
@@ -71,13 +80,22 @@ final class LoRAAdapter: LinearAdapter {
 
     var rank: Int { a.shape[0] }
 
+    /// x with this pass's dropout mask applied (x itself when dropout is off).
+    private func dropped(_ x: Tensor) -> Tensor {
+        guard dropout.active else { return x }
+        let result = Tensor(zeros: x.shape)
+        dropout.apply(to: x, into: result, stream: UInt64(index))
+        return result
+    }
+
     func forward(y: Tensor, x: Tensor) {
         guard enabled else { return }
         let (N, r, I) = (x.shape[0], rank, a.shape[1])
         let O = y.count / N
+        let xd = dropped(x)
         let u = Tensor(zeros: [N, r])
         BLAS.sgemm(
-            transA: false, transB: true, m: N, n: r, k: I, a: x.pointer, lda: I, b: a.pointer, ldb: I,
+            transA: false, transB: true, m: N, n: r, k: I, a: xd.pointer, lda: I, b: a.pointer, ldb: I,
             c: u.pointer, ldc: r)
         BLAS.sgemm(
             transA: false, transB: true, m: N, n: rows.count, k: r, alpha: scaling, a: u.pointer, lda: r,
@@ -89,9 +107,10 @@ final class LoRAAdapter: LinearAdapter {
         let (N, r, I) = (x.shape[0], rank, a.shape[1])
         let O = dY.count / N
         let dYm = dY.pointer + rows.lowerBound  // (N, out) with row stride O
+        let xd = dropped(x)  // the same mask as the forward's: it is a function of the pass and position
         let u = Tensor(zeros: [N, r])
         BLAS.sgemm(
-            transA: false, transB: true, m: N, n: r, k: I, a: x.pointer, lda: I, b: a.pointer, ldb: I,
+            transA: false, transB: true, m: N, n: r, k: I, a: xd.pointer, lda: I, b: a.pointer, ldb: I,
             c: u.pointer, ldc: r)
         let dA = store.gradient(LoRA.tensorName(module, "lora_A"))
         let dB = store.gradient(LoRA.tensorName(module, "lora_B"))
@@ -105,12 +124,70 @@ final class LoRAAdapter: LinearAdapter {
             transA: false, transB: false, m: N, n: r, k: rows.count, alpha: scaling, a: dYm, lda: O,
             b: b.pointer, ldb: r, c: du.pointer, ldc: r)
         BLAS.sgemm(
-            transA: true, transB: false, m: r, n: I, k: N, a: du.pointer, lda: r, b: x.pointer, ldb: I,
+            transA: true, transB: false, m: r, n: I, k: N, a: du.pointer, lda: r, b: xd.pointer, ldb: I,
             beta: 1, c: dA.pointer, ldc: I)
-        if let dX {
+        guard let dX else { return }
+        if dropout.active {
+            // dX += (du A) ⊙ mask: the product goes through the same mask x did.
+            let product = Tensor(zeros: [N, I])
+            BLAS.sgemm(
+                transA: false, transB: false, m: N, n: I, k: r, a: du.pointer, lda: r, b: a.pointer, ldb: I,
+                c: product.pointer, ldc: I)
+            let masked = Tensor(zeros: [N, I])
+            dropout.apply(to: product, into: masked, stream: UInt64(index))
+            dX.add(masked)
+        } else {
             BLAS.sgemm(
                 transA: false, transB: false, m: N, n: I, k: r, a: du.pointer, lda: r, b: a.pointer, ldb: I,
                 beta: 1, c: dX.pointer, ldc: I)
+        }
+    }
+}
+
+/// Dropout on the adapters' input (PEFT's `lora_dropout`), on in training passes only.
+///
+/// A pass's mask is a function of (seed, pass, adapter, element), so backward, and the forward
+/// that gradient checkpointing recomputes, see exactly the forward's mask without storing it.
+public final class DropoutClock {
+    public let probability: Float
+    /// The run's seed (a resumed run sets it again, whatever made the adapter).
+    public var seed: UInt64
+    /// The current training pass's key.
+    public private(set) var pass: UInt64 = 0
+    private var training = false
+
+    init(probability: Float, seed: UInt64) {
+        self.probability = probability
+        self.seed = seed
+    }
+
+    var active: Bool { training && probability > 0 }
+
+    /// Starts a forward and backward that train, with masks keyed by `pass`: trainers derive it from
+    /// their state (step, chunk), so a resumed run draws the masks the straight one did.
+    public func beginTrainingPass(_ pass: UInt64) {
+        self.pass = pass
+        training = true
+    }
+
+    /// Back to evaluation (no dropout): sampling, old and reference log-probabilities.
+    public func endTrainingPass() { training = false }
+
+    /// out = x ⊙ mask / (1 - p), element (n, i) kept when its hash falls at or above p.
+    func apply(to x: Tensor, into out: Tensor, stream: UInt64) {
+        let (p, scale) = (probability, 1 / (1 - probability))
+        let key =
+            seed &* 0x9E37_79B9_7F4A_7C15 ^ pass &* 0xC2B2_AE3D_27D4_EB4F ^ stream &* 0x1656_67B1_9E37_79F9
+        let (xp, op, count) = (x.pointer, out.pointer, x.count)
+        parallelFor(count, minimumPerTask: 4096) { range in
+            for i in range {
+                var z = key &+ UInt64(i) &* 0xD6E8_FEB8_6659_FD93
+                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                z ^= z >> 31
+                let u = Float(z >> 40) * 0x1p-24
+                op[i] = u >= p ? xp[i] * scale : 0
+            }
         }
     }
 }
@@ -124,6 +201,8 @@ public final class LoRA {
     public let settings: LoRASettings
     public let parameters: ParameterStore
     let adapters: [LoRAAdapter]
+    /// `lora_dropout`'s masks; trainers bracket each gradient pass with it.
+    public let dropout: DropoutClock
 
     /// PEFT's name of a module's LoRA matrix: `base_model.model.<module>.lora_A.weight`.
     static func tensorName(_ module: String, _ matrix: String) -> String {
@@ -145,9 +224,9 @@ public final class LoRA {
             throw LoRAError.badSetting(
                 key: "lora_alpha", expected: "a positive number, got \(settings.alpha)")
         }
-        guard settings.dropout == 0 else {
+        guard settings.dropout >= 0, settings.dropout < 1 else {
             throw LoRAError.badSetting(
-                key: "lora_dropout", expected: "0 (dropout on the adapters' input is not implemented yet)")
+                key: "lora_dropout", expected: "a probability in [0, 1), got \(settings.dropout)")
         }
         if let targets = settings.targetModules {
             for name in targets where name != "all-linear" && !LoRASettings.projectionNames.contains(name) {
@@ -181,8 +260,13 @@ public final class LoRA {
             for i in 0..<slot.count { values[i] = (rng.nextUniform() * 2 - 1) * bound }
         }
         let scaling = settings.scaling
-        adapters = placements.map { linear, module in
-            let adapter = LoRAAdapter(module: module.name, rows: module.rows, store: store, scaling: scaling)
+        let clock = DropoutClock(probability: Float(settings.dropout), seed: seed)
+        dropout = clock
+        adapters = placements.enumerated().map { index, placement in
+            let (linear, module) = placement
+            let adapter = LoRAAdapter(
+                module: module.name, index: index, rows: module.rows, store: store, scaling: scaling,
+                dropout: clock)
             linear.adapters.append(adapter)
             return adapter
         }

@@ -257,6 +257,9 @@ public final class GRPOTrainer {
                 lengths: Array(round.completionLengths[micro]), mask: Array(mask[span]), settings: settings)
             for range in chunks(round, micro) {
                 let tokens = offsets[range.lowerBound]..<offsets[range.upperBound]
+                // Dropout masks keyed by (step, first sequence): the same after a resume.
+                policy.lora?.dropout.beginTrainingPass(UInt64(state.step) << 24 | UInt64(range.lowerBound))
+                defer { policy.lora?.dropout.endTrainingPass() }
                 let logp = policy.forward(round.batch(range), temperature: config.temperature)
                 let result = policyLoss(
                     PolicyBatch(

@@ -6,8 +6,7 @@ extension ConfigValues {
     /// `lora_dropout`, `lora_target_modules` (names, a comma list, or `all-linear`), `use_rslora`.
     ///
     /// Nil when LoRA is off: `use_peft: true`, or any `lora_*` key without `use_peft: false`, turns
-    /// it on (so `--lora_r 16` alone does). Defaults are TRL's, except `lora_dropout`, which is 0
-    /// (dropout on the adapters' input is not implemented yet, and other values are refused).
+    /// it on (so `--lora_r 16` alone does). Defaults are TRL's (`lora_dropout` 0.05).
     public func loraSettings() throws -> LoRASettings? {
         let keys = ["lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "use_rslora"]
         let given = keys.filter { has($0) }
@@ -15,7 +14,7 @@ extension ConfigValues {
         var settings = LoRASettings()
         settings.rank = try int("lora_r", default: settings.rank)
         settings.alpha = try double("lora_alpha", default: settings.alpha)
-        settings.dropout = try double("lora_dropout", default: 0)
+        settings.dropout = try double("lora_dropout", default: 0.05)
         settings.useRSLoRA = try bool("use_rslora", default: false)
         if let modules = list("lora_target_modules") {
             settings.targetModules = modules.map { "\($0)".trimmingCharacters(in: .whitespaces) }
@@ -25,8 +24,8 @@ extension ConfigValues {
             throw error("lora_r", "must be from 1 to 4096")
         }
         guard settings.alpha > 0 else { throw error("lora_alpha", "must be positive") }
-        guard settings.dropout == 0 else {
-            throw error("lora_dropout", "must be 0 (dropout on the adapters' input is not implemented yet)")
+        guard settings.dropout >= 0, settings.dropout < 1 else {
+            throw error("lora_dropout", "must be a probability in [0, 1)")
         }
         for name in settings.targetModules ?? []
         where name != "all-linear" && !LoRASettings.projectionNames.contains(name) {

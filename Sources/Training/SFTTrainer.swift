@@ -93,6 +93,8 @@ public final class SFTTrainer {
             lengths: batch.map(\.tokens.count), 0..<batch.count, maxTokens: config.forwardBatchTokens)
         {
             let chunk = batch[range]
+            model.lora?.dropout.beginTrainingPass(UInt64(state.step) << 24 | UInt64(range.lowerBound))
+            defer { model.lora?.dropout.endTrainingPass() }
             let logp = model.forward(
                 TokenBatch(sequences: chunk.map(\.tokens), scored: chunk.map(\.trained)), temperature: 1)
             loss -= logp.reduce(0, +) * scale

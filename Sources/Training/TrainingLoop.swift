@@ -27,6 +27,7 @@ func loadForTraining(
         } else {
             _ = try LoRA(model: model, settings: lora!, seed: seed)
         }
+        model.lora?.dropout.seed = seed
     }
     model.gradientCheckpointing = gradientCheckpointing
     return (model, try Tokenizer(path: folder), try TokenizerConfig.load(folder: folder), lock)

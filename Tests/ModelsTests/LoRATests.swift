@@ -68,3 +68,53 @@ private func adaptedModel(seed: UInt64 = 7) throws -> (Transformer, LoRA) {
         }
     }
 }
+
+/// `lora_dropout`: in a training pass the adapters see x through a mask keyed by the pass, so the
+/// gradient is that of the dropped-out forward (finite differences agree, and so does the forward
+/// gradient checkpointing recomputes); outside training passes the adapters see x whole.
+@Test func dropoutMasksTheAdaptersInputInTrainingPassesOnly() throws {
+    let model = ModelLoader.randomModel(config: loraConfig, seed: 7)
+    var settings = LoRASettings()
+    settings.rank = 3
+    settings.targetModules = ["all-linear"]
+    settings.dropout = 0.3
+    let lora = try LoRA(model: model, settings: settings, seed: 7)
+    var rng = SplitMix64(seed: 8)
+    for slot in lora.parameters.slots where slot.name.hasSuffix("lora_B.weight") {
+        for i in 0..<slot.count { lora.parameters.values.pointer[slot.offset + i] = rng.nextNormal() * 0.1 }
+    }
+    let plain = model.logProbabilities(loraBatch)
+    lora.dropout.beginTrainingPass(5)
+    let dropped = model.logProbabilities(loraBatch)
+    #expect(dropped != plain)
+    #expect(model.logProbabilities(loraBatch) == dropped)  // the same pass, the same mask
+    lora.dropout.beginTrainingPass(6)
+    #expect(model.logProbabilities(loraBatch) != dropped)
+    lora.dropout.beginTrainingPass(5)
+    let weights = (0..<loraBatch.targetRows.count).map { Float(cos(Double($0) * 0.9)) }
+    func loss() -> Double {
+        zip(model.logProbabilities(loraBatch), weights).reduce(0) { $0 + Double($1.0) * Double($1.1) }
+    }
+    for checkpointing in [false, true] {
+        model.gradientCheckpointing = checkpointing
+        lora.parameters.zeroGradients()
+        model.forward(loraBatch)
+        model.backward(dLogp: weights)
+        let (values, gradients) = (lora.parameters.values.pointer, lora.parameters.gradients.pointer)
+        for slot in lora.parameters.slots where slot.name.contains("layers.0.") {
+            let i = slot.offset + slot.count / 2
+            let original = values[i]
+            values[i] = original + 5e-3
+            let up = loss()
+            values[i] = original - 5e-3
+            let down = loss()
+            values[i] = original
+            let numeric = (up - down) / 1e-2
+            #expect(
+                abs(numeric - Double(gradients[i])) <= 1e-2 * max(0.1, abs(numeric)),
+                "\(slot.name), checkpointing \(checkpointing): analytic \(gradients[i]), numeric \(numeric)")
+        }
+    }
+    lora.dropout.endTrainingPass()
+    #expect(model.logProbabilities(loraBatch) == plain)
+}

@@ -236,9 +236,9 @@ let badInputCases: [BadInputCase] = [
         arguments: ["generate", "--model", "MODEL", "--input", "INPUT", "--adapter", "MODEL"],
         expected: "MODEL/adapter_config.json: no such file"),
     BadInputCase(
-        name: "LoRA dropout",
-        arguments: ["train", "--model", "MODEL", "--dataset", "INPUT", "--lora_dropout", "0.05"],
-        expected: "lora_dropout: must be 0"),
+        name: "LoRA dropout of 1.5",
+        arguments: ["train", "--model", "MODEL", "--dataset", "INPUT", "--lora_dropout", "1.5"],
+        expected: "lora_dropout: must be a probability in [0, 1)"),
     BadInputCase(
         name: "demo with no width", arguments: ["demo", "--hidden-size", "0", "--output-dir", "OUT"],
         expected: "--hidden-size must be a multiple of 8"),
