@@ -308,3 +308,38 @@ print(
     "\(field("forward only", 34)) \(String(format: "%7.0f", Double(N) / tForward)) tokens/s  \(String(format: "%6.1f", gflopsForward)) GFLOP/s  \(String(format: "%4.0f", 100 * gflopsForward / peak))% of sgemm peak"
 )
 print("peak resident memory \(formatBytes(peakResidentBytes()))")
+
+// MARK: - LoRA on the same model
+
+print("\n== LoRA (r 16, all-linear) on the same model and batch ==")
+let loraModel = ModelLoader.randomModel(config: config, seed: 1)
+let fullTime = best(repeats) {
+    loraModel.parameters.zeroGradients()
+    loraModel.forward(batch)
+    loraModel.backward(dLogp: dLogp)
+}
+loraModel.frozenBase = true
+let frozenTime = best(repeats) {
+    loraModel.forward(batch)
+    loraModel.backward(dLogp: dLogp)
+}
+var loraSettings = LoRASettings()
+loraSettings.targetModules = ["all-linear"]
+loraSettings.dropout = 0.05
+let lora = try LoRA(model: loraModel, settings: loraSettings, seed: 3)
+var loraTimes: [(String, Double)] = []
+for (label, dropout) in [("LoRA, lora_dropout 0", false), ("LoRA, lora_dropout 0.05", true)] {
+    let t = best(repeats) {
+        lora.parameters.zeroGradients()
+        if dropout { lora.dropout.beginTrainingPass(1) }
+        loraModel.forward(batch)
+        loraModel.backward(dLogp: dLogp)
+        lora.dropout.endTrainingPass()
+    }
+    loraTimes.append((label, t))
+}
+for (label, t) in [("full fine-tune", fullTime), ("frozen base, no adapters", frozenTime)] + loraTimes {
+    print(
+        "\(field(label, 34)) \(String(format: "%7.0f", Double(N) / t)) tokens/s  \(String(format: "%.2f", t / fullTime))x of full fine-tuning's time"
+    )
+}
