@@ -173,20 +173,25 @@ public final class DropoutClock {
     /// Back to evaluation (no dropout): sampling, old and reference log-probabilities.
     public func endTrainingPass() { training = false }
 
-    /// out = x ⊙ mask / (1 - p), element (n, i) kept when its hash falls at or above p.
+    /// out = x ⊙ mask / (1 - p): element i is kept when its 16-bit share of the hash of (key, i / 4)
+    /// is at least p · 2¹⁶ (one 64-bit hash serves four elements).
     func apply(to x: Tensor, into out: Tensor, stream: UInt64) {
-        let (p, scale) = (probability, 1 / (1 - probability))
+        let scale = 1 / (1 - probability)
+        let threshold = UInt64((Double(probability) * 65536).rounded())
         let key =
             seed &* 0x9E37_79B9_7F4A_7C15 ^ pass &* 0xC2B2_AE3D_27D4_EB4F ^ stream &* 0x1656_67B1_9E37_79F9
         let (xp, op, count) = (x.pointer, out.pointer, x.count)
-        parallelFor(count, minimumPerTask: 4096) { range in
-            for i in range {
-                var z = key &+ UInt64(i) &* 0xD6E8_FEB8_6659_FD93
+        let groups = (count + 3) / 4
+        parallelFor(groups, minimumPerTask: 1024) { range in
+            for g in range {
+                var z = key &+ UInt64(g) &* 0xD6E8_FEB8_6659_FD93
                 z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
                 z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
                 z ^= z >> 31
-                let u = Float(z >> 40) * 0x1p-24
-                op[i] = u >= p ? xp[i] * scale : 0
+                for j in 0..<min(4, count - 4 * g) {
+                    let i = 4 * g + j
+                    op[i] = (z >> (16 * UInt64(j))) & 0xFFFF >= threshold ? xp[i] * scale : 0
+                }
             }
         }
     }
