@@ -12,7 +12,9 @@ struct SFTCommand: ParsableCommand {
             max_steps, max_length, completion_only_loss (or assistant_only_loss; default true), \
             learning_rate, adam_beta1, adam_beta2, adam_epsilon, weight_decay, lr_scheduler_type, \
             warmup_steps, warmup_ratio, max_grad_norm, gradient_checkpointing, save_steps, \
-            forward_batch_tokens (memory only), max_nonfinite_steps, shuffle_dataset, seed.
+            forward_batch_tokens (memory only), max_nonfinite_steps, shuffle_dataset, seed, \
+            overwrite_output_dir, chat_template_kwargs; LoRA: use_peft, lora_r, lora_alpha, lora_dropout, \
+            lora_target_modules (or all-linear), use_rslora, adapter.
 
             Dataset lines: {"prompt": "...", "completion": "..."} (EOS appended), {"messages": [...]} \
             (assistant turns learned), {"prompt": [...], "completion": [...]} (message lists), or \
