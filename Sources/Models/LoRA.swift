@@ -83,7 +83,7 @@ final class LoRAAdapter: LinearAdapter {
     /// x with this pass's dropout mask applied (x itself when dropout is off).
     private func dropped(_ x: Tensor) -> Tensor {
         guard dropout.active else { return x }
-        let result = Tensor(zeros: x.shape)
+        let result = dropout.scratch(0, shape: x.shape)
         dropout.apply(to: x, into: result, stream: UInt64(index))
         return result
     }
@@ -129,13 +129,11 @@ final class LoRAAdapter: LinearAdapter {
         guard let dX else { return }
         if dropout.active {
             // dX += (du A) ⊙ mask: the product goes through the same mask x did.
-            let product = Tensor(zeros: [N, I])
+            let product = dropout.scratch(1, shape: [N, I])
             BLAS.sgemm(
                 transA: false, transB: false, m: N, n: I, k: r, a: du.pointer, lda: r, b: a.pointer, ldb: I,
                 c: product.pointer, ldc: I)
-            let masked = Tensor(zeros: [N, I])
-            dropout.apply(to: product, into: masked, stream: UInt64(index))
-            dX.add(masked)
+            dropout.apply(to: product, into: dX, stream: UInt64(index), accumulate: true)
         } else {
             BLAS.sgemm(
                 transA: false, transB: false, m: N, n: I, k: r, a: du.pointer, lda: r, b: a.pointer, ldb: I,
@@ -163,6 +161,19 @@ public final class DropoutClock {
 
     var active: Bool { training && probability > 0 }
 
+    /// Two buffers the adapters take turns with (they run one after another), kept between calls:
+    /// fresh pages for every masked copy cost more than the masking.
+    private var buffers = [TensorStorage(count: 0), TensorStorage(count: 0)]
+
+    func scratch(_ slot: Int, shape: [Int]) -> Tensor {
+        let count = shape.reduce(1, *)
+        if buffers[slot].count < count {
+            buffers[slot] = TensorStorage(count: 0)
+            buffers[slot] = TensorStorage(count: count)
+        }
+        return Tensor(storage: buffers[slot], offset: 0, shape: shape)
+    }
+
     /// Starts a forward and backward that train, with masks keyed by `pass`: trainers derive it from
     /// their state (step, chunk), so a resumed run draws the masks the straight one did.
     public func beginTrainingPass(_ pass: UInt64) {
@@ -175,7 +186,7 @@ public final class DropoutClock {
 
     /// out = x ⊙ mask / (1 - p): element i is kept when its 16-bit share of the hash of (key, i / 4)
     /// is at least p · 2¹⁶ (one 64-bit hash serves four elements).
-    func apply(to x: Tensor, into out: Tensor, stream: UInt64) {
+    func apply(to x: Tensor, into out: Tensor, stream: UInt64, accumulate: Bool = false) {
         let scale = 1 / (1 - probability)
         let threshold = UInt64((Double(probability) * 65536).rounded())
         let key =
@@ -190,7 +201,8 @@ public final class DropoutClock {
                 z ^= z >> 31
                 for j in 0..<min(4, count - 4 * g) {
                     let i = 4 * g + j
-                    op[i] = (z >> (16 * UInt64(j))) & 0xFFFF >= threshold ? xp[i] * scale : 0
+                    let value = (z >> (16 * UInt64(j))) & 0xFFFF >= threshold ? xp[i] * scale : 0
+                    op[i] = accumulate ? op[i] + value : value
                 }
             }
         }
