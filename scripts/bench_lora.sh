@@ -61,19 +61,11 @@ print(json.dumps(timer.steps[1:]))
 PY
 
 cat >"$work/driver.py" <<'PY'
-import json, os, subprocess, sys
+import json, os, sys
 work, steps, grpo, models = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4].split()
 
-def run(command):
-    """Runs a command in a child and returns its stdout and its peak resident memory in bytes."""
-    wrapper = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-               "sys.stderr.write(r.stderr[-3000:] if r.returncode else ''); print(r.stdout); "
-               "print('MAXRSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)")
-    result = subprocess.run([sys.executable, "-c", wrapper] + command, capture_output=True, text=True)
-    if result.returncode:
-        sys.exit(f"failed: {' '.join(command)}\n{result.stderr}")
-    lines = result.stdout.strip().split("\n")
-    return "\n".join(lines[:-1]), int(lines[-1].split()[1]) * 1024
+sys.path.insert(0, "scripts")  # the driver runs from the repository's root
+from bench_run import run
 
 print(f"{'model':14} {'run':18} {'s/step':>8} {'peak RSS':>10}")
 for name in models:

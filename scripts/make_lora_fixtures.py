@@ -24,20 +24,12 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM
 
+from make_fixtures import logp_of  # the same log-probabilities the model fixtures record
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 FIXTURES = os.path.join(ROOT, "Tests", "ModelsTests", "Fixtures")
 NAMES = ["llama-gqa", "llama-tied", "llama3-rope", "qwen2-bias", "qwen3-qknorm", "mistral"]
 PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-def logp_of(model, sequences, temperature):
-    out = []
-    for seq in sequences:
-        ids = torch.tensor([seq])
-        logits = model(input_ids=ids).logits[0].float()
-        logp = torch.log_softmax(logits / temperature, dim=-1)
-        out.append(logp[:-1].gather(1, ids[0, 1:, None])[:, 0])
-    return torch.cat(out)
 
 
 def make(name, seed):

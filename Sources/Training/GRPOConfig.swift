@@ -216,11 +216,7 @@ public struct GRPOConfig: Sendable {
     public var summary: [String: Any] {
         optimizer.summary.merging(
             [
-                "chat_template_kwargs": Value.object(
-                    Object(chatTemplateKwargs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
-                ).jsonText,
-                "use_peft": lora != nil || adapter != nil, "adapter": adapter ?? NSNull(),
-                "trainer": "grpo", "model": model, "dataset": dataset, "output_dir": outputDir, "seed": seed,
+                "model": model, "dataset": dataset, "output_dir": outputDir, "seed": seed,
                 "num_generations": numGenerations, "per_step_prompts": perStepPrompts,
                 "max_completion_length": maxCompletionLength, "temperature": temperature, "top_p": topP,
                 "top_k": topK, "min_p": minP, "beta": beta, "epsilon": epsilon, "epsilon_high": epsilonHigh,
@@ -229,7 +225,10 @@ public struct GRPOConfig: Sendable {
                 "dynamic_sampling": dynamicSampling, "rewards": rewards.map(\.name),
                 "reward_weights": rewardWeights,
                 "max_steps": maxSteps,
-            ].merging(lora?.summary ?? [:]) { _, new in new }
+            ].merging(
+                runSummary(
+                    trainer: "grpo", chatTemplateKwargs: chatTemplateKwargs, lora: lora, adapter: adapter)
+            ) { _, new in new }
         ) { _, new in new }
     }
 }

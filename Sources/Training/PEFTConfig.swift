@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import Tokenizers
 
 extension ConfigValues {
     /// LoRA's settings from TRL's `ModelConfig` keys: `use_peft`, `lora_r`, `lora_alpha`,
@@ -46,4 +47,17 @@ extension LoRASettings {
             "lora_target_modules": resolvedTargets, "use_rslora": useRSLoRA,
         ]
     }
+}
+
+/// The summary keys every trainer's config shares: which trainer, the template variables (as JSON
+/// text, which TRL also accepts) and the adapter settings.
+func runSummary(trainer: String, chatTemplateKwargs: [String: Value], lora: LoRASettings?, adapter: String?)
+    -> [String: Any]
+{
+    let kwargs = Object(chatTemplateKwargs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+    let base: [String: Any] = [
+        "trainer": trainer, "chat_template_kwargs": Value.object(kwargs).jsonText,
+        "use_peft": lora != nil || adapter != nil, "adapter": adapter ?? NSNull(),
+    ]
+    return base.merging(lora?.summary ?? [:]) { _, new in new }
 }

@@ -83,15 +83,14 @@ public struct SFTConfig: Sendable {
     public var summary: [String: Any] {
         optimizer.summary.merging(
             [
-                "chat_template_kwargs": Value.object(
-                    Object(chatTemplateKwargs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
-                ).jsonText,
-                "use_peft": lora != nil || adapter != nil, "adapter": adapter ?? NSNull(),
-                "trainer": "sft", "model": model, "dataset": dataset, "output_dir": outputDir, "seed": seed,
+                "model": model, "dataset": dataset, "output_dir": outputDir, "seed": seed,
                 "per_device_train_batch_size": perDeviceTrainBatchSize, "num_train_epochs": numTrainEpochs,
                 "max_steps": maxSteps ?? -1, "max_length": maxLength ?? -1,
                 "completion_only_loss": completionOnlyLoss,
-            ].merging(lora?.summary ?? [:]) { _, new in new }
+            ].merging(
+                runSummary(
+                    trainer: "sft", chatTemplateKwargs: chatTemplateKwargs, lora: lora, adapter: adapter)
+            ) { _, new in new }
         ) { _, new in new }
     }
 }

@@ -14,9 +14,7 @@ struct MergeCommand: ParsableCommand {
     @Option(help: "Weight dtype to write: f32, f16 or bf16.") var dtype: String = "f32"
 
     func run() throws {
-        guard let type = ["f32": DType.f32, "f16": .f16, "bf16": .bf16][dtype.lowercased()] else {
-            throw ValidationError("--dtype must be f32, f16 or bf16, got '\(dtype)'")
-        }
+        let type = try weightDType(dtype)
         let transformer = try ModelLoader.load(folder: model)
         let lora = try LoRA(model: transformer, adapterFolder: adapter)
         lora.mergeIntoBase(transformer)

@@ -1,8 +1,11 @@
 import Foundation
 import Testing
 
-@Test func chatTemplateRendersLikeTransformers() throws {
-    // The fixture's Qwen-style template and "system" conversation, as transformers rendered them.
+/// A model folder holding the fixtures' Qwen-style template, and the messages file and rendering
+/// transformers made of `conversation` with the generation prompt and no tools.
+private func qwenTemplateCase(_ conversation: String) throws -> (
+    folder: String, messages: String, rendering: [String: Any]
+) {
     let fixtures = URL(fileURLWithPath: tokenizerFixtureFile("qwen")).deletingLastPathComponent()
         .appendingPathComponent("templates")
     let folder = NSTemporaryDirectory() + "grpo-chat-\(UUID().uuidString)"
@@ -15,12 +18,18 @@ import Testing
         try JSONSerialization.jsonObject(
             with: Data(contentsOf: fixtures.appendingPathComponent("expected.json"))) as! [[String: Any]]
     let wanted = cases.first {
-        $0["template"] as? String == "qwen" && $0["conversation"] as? String == "system"
+        $0["template"] as? String == "qwen" && $0["conversation"] as? String == conversation
             && $0["add_generation_prompt"] as? Bool == true && $0["tools"] is NSNull
     }!
-    let messages = try JSONSerialization.data(withJSONObject: wanted["messages"]!)
     let messagesPath = folder + "/messages.json"
-    try messages.write(to: URL(fileURLWithPath: messagesPath))
+    try JSONSerialization.data(withJSONObject: wanted["messages"]!).write(
+        to: URL(fileURLWithPath: messagesPath))
+    return (folder, messagesPath, wanted)
+}
+
+@Test func chatTemplateRendersLikeTransformers() throws {
+    // The fixture's Qwen-style template and "system" conversation, as transformers rendered them.
+    let (folder, messagesPath, wanted) = try qwenTemplateCase("system")
     // enable_thinking was passed to the fixture render; the command leaves it undefined, which the
     // template treats the same way as true.
     let result = try runGRPO([
@@ -48,25 +57,8 @@ import Testing
 /// `--template-kwargs` passes variables as apply_chat_template's **kwargs: the fixture's "single"
 /// conversation was rendered by transformers with enable_thinking=False, which the template shows.
 @Test func templateKwargsReachTheTemplate() throws {
-    let fixtures = URL(fileURLWithPath: tokenizerFixtureFile("qwen")).deletingLastPathComponent()
-        .appendingPathComponent("templates")
-    let folder = NSTemporaryDirectory() + "grpo-chat-\(UUID().uuidString)"
-    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    try FileManager.default.copyItem(
-        atPath: fixtures.appendingPathComponent("qwen.jinja").path, toPath: folder + "/chat_template.jinja")
-    try #"{"bos_token": "<s>", "eos_token": "</s>"}"#.write(
-        toFile: folder + "/tokenizer_config.json", atomically: true, encoding: .utf8)
-    let cases =
-        try JSONSerialization.jsonObject(
-            with: Data(contentsOf: fixtures.appendingPathComponent("expected.json"))) as! [[String: Any]]
-    let wanted = cases.first {
-        $0["template"] as? String == "qwen" && $0["conversation"] as? String == "single"
-            && $0["add_generation_prompt"] as? Bool == true && $0["tools"] is NSNull
-    }!
+    let (folder, messagesPath, wanted) = try qwenTemplateCase("single")
     #expect((wanted["kwargs"] as? [String: Any])?["enable_thinking"] as? Bool == false)
-    let messagesPath = folder + "/messages.json"
-    try JSONSerialization.data(withJSONObject: wanted["messages"]!).write(
-        to: URL(fileURLWithPath: messagesPath))
     let arguments = [
         "chat-template", "--model", folder, "--messages", messagesPath, "--add-generation-prompt",
     ]
