@@ -47,97 +47,154 @@ public enum LoRAError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// One module's low-rank update: y[:, rows] += scaling · (x Aᵀ) Bᵀ, with A (r, in) and B (out, r).
+/// The low-rank updates of one `Linear`'s adapted modules: for each module m (a row range of the
+/// fused matrix), y[:, rows_m] += scaling · (x A_mᵀ) B_mᵀ, with A_m (r, in) and B_m (out_m, r).
 ///
-/// Nothing is saved between forward and backward: backward recomputes u = x Aᵀ, which is r/out of
-/// the base matmul's work, so gradient checkpointing's recomputed layers need no extra state.
+/// The modules' A matrices are consecutive in the adapter store, so without dropout one matmul
+/// gives every module's u = x Aᵀ (q, k and v read x once). The forward keeps U = [u_1 u_2 ...]
+/// (N · r per module, a few hundred KiB) for the backward; a backward whose forward input is not
+/// the one U came from (another batch size, another buffer) recomputes it.
 final class LoRAAdapter: LinearAdapter {
-    let module: String
-    /// This adapter's place among the model's, which keys its dropout masks.
-    let index: Int
-    let dropout: DropoutClock
-    let rows: Range<Int>
-    let a: Tensor  // (r, in)
-    let b: Tensor  // (out, r)
-    let store: ParameterStore
-    let scaling: Float
-    /// Off: the base model alone (the reference policy for the KL term).
-    var enabled = true
-
-    init(
-        module: String, index: Int, rows: Range<Int>, store: ParameterStore, scaling: Float,
-        dropout: DropoutClock
-    ) {
-        self.module = module
-        self.index = index
-        self.dropout = dropout
-        self.rows = rows
-        self.store = store
-        self.scaling = scaling
-        a = store.value(LoRA.tensorName(module, "lora_A"))
-        b = store.value(LoRA.tensorName(module, "lora_B"))
+    struct Part {
+        let module: String
+        /// This module's place among the model's adapted modules, which keys its dropout masks.
+        let index: Int
+        let rows: Range<Int>
+        let a: Tensor  // (r, in)
+        let b: Tensor  // (out, r)
+        let aName: String
+        let bName: String
     }
 
-    var rank: Int { a.shape[0] }
+    let parts: [Part]
+    let dropout: DropoutClock
+    let store: ParameterStore
+    let scaling: Float
+    let rank: Int
+    let inputs: Int
+    /// Every part's A, stacked: (parts · r, in).
+    let stackedA: Tensor
+    /// Off: the base model alone (the reference policy for the KL term).
+    var enabled = true
+    /// U of the last forward, with what it was computed from.
+    private var saved = TensorStorage(count: 0)
+    private var savedFrom: Provenance?
+    private var gradientScratch = TensorStorage(count: 0)
 
-    /// x with this pass's dropout mask applied (x itself when dropout is off).
-    private func dropped(_ x: Tensor) -> Tensor {
-        guard dropout.active else { return x }
-        let result = dropout.scratch(0, shape: x.shape)
-        dropout.apply(to: x, into: result, stream: UInt64(index))
-        return result
+    init(parts: [Part], store: ParameterStore, scaling: Float, dropout: DropoutClock) {
+        self.parts = parts
+        self.store = store
+        self.scaling = scaling
+        self.dropout = dropout
+        rank = parts[0].a.shape[0]
+        inputs = parts[0].a.shape[1]
+        stackedA = store.fused(parts.map(\.aName), columns: inputs)
+    }
+
+    /// The stacked A's gradient view.
+    private var stackedAGradient: Tensor {
+        store.fused(parts.map(\.aName), columns: inputs, gradient: true)
+    }
+
+    private func reuse(_ storage: inout TensorStorage, shape: [Int]) -> Tensor {
+        let count = shape.reduce(1, *)
+        if storage.count < count {
+            storage = TensorStorage(count: 0)
+            storage = TensorStorage(count: count)
+        }
+        return Tensor(storage: storage, offset: 0, shape: shape)
+    }
+
+    /// U = [dropout_m(x) A_mᵀ]_m, (N, parts · r), into `u`.
+    private func project(_ x: Tensor, into u: Tensor) {
+        let (N, R) = (x.shape[0], parts.count * rank)
+        guard dropout.active else {
+            BLAS.sgemm(
+                transA: false, transB: true, m: N, n: R, k: inputs, a: x.pointer, lda: inputs,
+                b: stackedA.pointer, ldb: inputs, c: u.pointer, ldc: R)
+            return
+        }
+        for (j, part) in parts.enumerated() {
+            let xd = dropout.scratch(0, shape: x.shape)
+            dropout.apply(to: x, into: xd, stream: UInt64(part.index))
+            BLAS.sgemm(
+                transA: false, transB: true, m: N, n: rank, k: inputs, a: xd.pointer, lda: inputs,
+                b: part.a.pointer, ldb: inputs, c: u.pointer + j * rank, ldc: R)
+        }
+    }
+
+    /// What a U was computed from: the input buffer and its rows, and the dropout pass.
+    private struct Provenance: Equatable {
+        let input: UnsafeMutablePointer<Float>
+        let rows: Int
+        let pass: UInt64?
+    }
+
+    private func provenance(_ x: Tensor) -> Provenance {
+        Provenance(input: x.pointer, rows: x.shape[0], pass: dropout.active ? dropout.pass : nil)
     }
 
     func forward(y: Tensor, x: Tensor) {
         guard enabled else { return }
-        let (N, r, I) = (x.shape[0], rank, a.shape[1])
+        let (N, R) = (x.shape[0], parts.count * rank)
         let O = y.count / N
-        let xd = dropped(x)
-        let u = Tensor(zeros: [N, r])
-        BLAS.sgemm(
-            transA: false, transB: true, m: N, n: r, k: I, a: xd.pointer, lda: I, b: a.pointer, ldb: I,
-            c: u.pointer, ldc: r)
-        BLAS.sgemm(
-            transA: false, transB: true, m: N, n: rows.count, k: r, alpha: scaling, a: u.pointer, lda: r,
-            b: b.pointer, ldb: r, beta: 1, c: y.pointer + rows.lowerBound, ldc: O)
+        let u = reuse(&saved, shape: [N, R])
+        project(x, into: u)
+        savedFrom = provenance(x)
+        for (j, part) in parts.enumerated() {
+            BLAS.sgemm(
+                transA: false, transB: true, m: N, n: part.rows.count, k: rank, alpha: scaling,
+                a: u.pointer + j * rank, lda: R, b: part.b.pointer, ldb: rank, beta: 1,
+                c: y.pointer + part.rows.lowerBound, ldc: O)
+        }
     }
 
     func backward(dX: Tensor?, dY: Tensor, x: Tensor) {
         guard enabled else { return }
-        let (N, r, I) = (x.shape[0], rank, a.shape[1])
+        let (N, R) = (x.shape[0], parts.count * rank)
         let O = dY.count / N
-        let dYm = dY.pointer + rows.lowerBound  // (N, out) with row stride O
-        let xd = dropped(x)  // the same mask as the forward's: it is a function of the pass and position
-        let u = Tensor(zeros: [N, r])
-        BLAS.sgemm(
-            transA: false, transB: true, m: N, n: r, k: I, a: xd.pointer, lda: I, b: a.pointer, ldb: I,
-            c: u.pointer, ldc: r)
-        let dA = store.gradient(LoRA.tensorName(module, "lora_A"))
-        let dB = store.gradient(LoRA.tensorName(module, "lora_B"))
-        // dB += scaling · dY_mᵀ u
-        BLAS.sgemm(
-            transA: true, transB: false, m: rows.count, n: r, k: N, alpha: scaling, a: dYm, lda: O,
-            b: u.pointer, ldb: r, beta: 1, c: dB.pointer, ldc: r)
-        // du = scaling · dY_m B, then dA += duᵀ x and dX += du A
-        let du = Tensor(zeros: [N, r])
-        BLAS.sgemm(
-            transA: false, transB: false, m: N, n: r, k: rows.count, alpha: scaling, a: dYm, lda: O,
-            b: b.pointer, ldb: r, c: du.pointer, ldc: r)
-        BLAS.sgemm(
-            transA: true, transB: false, m: r, n: I, k: N, a: du.pointer, lda: r, b: xd.pointer, ldb: I,
-            beta: 1, c: dA.pointer, ldc: I)
-        guard let dX else { return }
-        if dropout.active {
-            // dX += (du A) ⊙ mask: the product goes through the same mask x did.
-            let product = dropout.scratch(1, shape: [N, I])
+        let u = reuse(&saved, shape: [N, R])
+        if savedFrom != provenance(x) { project(x, into: u) }
+        savedFrom = nil
+        let du = reuse(&gradientScratch, shape: [N, R])
+        for (j, part) in parts.enumerated() {
+            let dYm = dY.pointer + part.rows.lowerBound  // (N, out) with row stride O
+            // dB += scaling · dY_mᵀ u_m
             BLAS.sgemm(
-                transA: false, transB: false, m: N, n: I, k: r, a: du.pointer, lda: r, b: a.pointer, ldb: I,
-                c: product.pointer, ldc: I)
-            dropout.apply(to: product, into: dX, stream: UInt64(index), accumulate: true)
-        } else {
+                transA: true, transB: false, m: part.rows.count, n: rank, k: N, alpha: scaling, a: dYm,
+                lda: O, b: u.pointer + j * rank, ldb: R, beta: 1, c: store.gradient(part.bName).pointer,
+                ldc: rank)
+            // du_m = scaling · dY_m B_m
             BLAS.sgemm(
-                transA: false, transB: false, m: N, n: I, k: r, a: du.pointer, lda: r, b: a.pointer, ldb: I,
-                beta: 1, c: dX.pointer, ldc: I)
+                transA: false, transB: false, m: N, n: rank, k: part.rows.count, alpha: scaling, a: dYm,
+                lda: O, b: part.b.pointer, ldb: rank, c: du.pointer + j * rank, ldc: R)
+        }
+        guard dropout.active else {
+            // dA += duᵀ x and dX += du A, every part in one matmul each.
+            BLAS.sgemm(
+                transA: true, transB: false, m: R, n: inputs, k: N, a: du.pointer, lda: R, b: x.pointer,
+                ldb: inputs, beta: 1, c: stackedAGradient.pointer, ldc: inputs)
+            if let dX {
+                BLAS.sgemm(
+                    transA: false, transB: false, m: N, n: inputs, k: R, a: du.pointer, lda: R,
+                    b: stackedA.pointer, ldb: inputs, beta: 1, c: dX.pointer, ldc: inputs)
+            }
+            return
+        }
+        for (j, part) in parts.enumerated() {
+            // The same mask as the forward's: it is a function of the pass and position.
+            let xd = dropout.scratch(0, shape: x.shape)
+            dropout.apply(to: x, into: xd, stream: UInt64(part.index))
+            BLAS.sgemm(
+                transA: true, transB: false, m: rank, n: inputs, k: N, a: du.pointer + j * rank, lda: R,
+                b: xd.pointer, ldb: inputs, beta: 1, c: store.gradient(part.aName).pointer, ldc: inputs)
+            guard let dX else { continue }
+            // dX += (du_m A_m) ⊙ mask_m: the product goes through the mask x went through.
+            let product = dropout.scratch(1, shape: [N, inputs])
+            BLAS.sgemm(
+                transA: false, transB: false, m: N, n: inputs, k: rank, a: du.pointer + j * rank, lda: R,
+                b: part.a.pointer, ldb: inputs, c: product.pointer, ldc: inputs)
+            dropout.apply(to: product, into: dX, stream: UInt64(part.index), accumulate: true)
         }
     }
 }
@@ -185,26 +242,38 @@ public final class DropoutClock {
     public func endTrainingPass() { training = false }
 
     /// out = x ⊙ mask / (1 - p): element i is kept when its 16-bit share of the hash of (key, i / 4)
-    /// is at least p · 2¹⁶ (one 64-bit hash serves four elements).
+    /// is at least p · 2¹⁶ (one 64-bit hash serves four elements; sixteen elements at a time).
     func apply(to x: Tensor, into out: Tensor, stream: UInt64, accumulate: Bool = false) {
         let scale = 1 / (1 - probability)
         let threshold = UInt64((Double(probability) * 65536).rounded())
         let key =
             seed &* 0x9E37_79B9_7F4A_7C15 ^ pass &* 0xC2B2_AE3D_27D4_EB4F ^ stream &* 0x1656_67B1_9E37_79F9
         let (xp, op, count) = (x.pointer, out.pointer, x.count)
-        let groups = (count + 3) / 4
-        parallelFor(groups, minimumPerTask: 1024) { range in
-            for g in range {
-                var z = key &+ UInt64(g) &* 0xD6E8_FEB8_6659_FD93
-                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-                z ^= z >> 31
-                for j in 0..<min(4, count - 4 * g) {
-                    let i = 4 * g + j
-                    let value = (z >> (16 * UInt64(j))) & 0xFFFF >= threshold ? xp[i] * scale : 0
-                    op[i] = accumulate ? op[i] + value : value
-                }
+        @inline(__always) func hash(_ group: SIMD4<UInt64>) -> SIMD4<UInt64> {
+            var z = SIMD4(repeating: key) &+ group &* 0xD6E8_FEB8_6659_FD93
+            z = (z ^ (z &>> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z &>> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z &>> 31)
+        }
+        let bound = SIMD16<UInt32>(repeating: UInt32(threshold))
+        let blocks = count / 16
+        parallelFor(blocks, minimumPerTask: 256) { range in
+            for block in range {
+                let groups = SIMD4<UInt64>(repeating: UInt64(4 * block)) &+ SIMD4(0, 1, 2, 3)
+                let shares = unsafeBitCast(hash(groups), to: SIMD16<UInt16>.self)
+                let keep = SIMD16<UInt32>(truncatingIfNeeded: shares) .>= bound
+                let i = 16 * block
+                let kept = UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD16<Float>.self) * scale
+                var value = SIMD16<Float>(repeating: 0).replacing(with: kept, where: keep)
+                if accumulate { value += UnsafeRawPointer(op + i).loadUnaligned(as: SIMD16<Float>.self) }
+                UnsafeMutableRawPointer(op + i).storeBytes(of: value, as: SIMD16<Float>.self)
             }
+        }
+        for i in (16 * blocks)..<count {
+            let z = hash(SIMD4(repeating: UInt64(i / 4)))[0]
+            let share = (z >> (16 * UInt64(i % 4))) & 0xFFFF
+            let value = share >= threshold ? xp[i] * scale : 0
+            op[i] = accumulate ? op[i] + value : value
         }
     }
 }
@@ -256,22 +325,32 @@ public final class LoRA {
         }
         self.settings = settings
         let targets = settings.resolvedTargets
+        // Per Linear, its modules' A matrices first (consecutive, so one matmul serves them), then
+        // their B matrices.
         var layout: [(name: String, shape: [Int])] = []
-        var placements: [(linear: Linear, module: Linear.Module)] = []
+        var placements: [(linear: Linear, modules: [Linear.Module])] = []
         for layer in model.layers {
             for linear in layer.linears {
-                for module in linear.modules
-                where targets.contains(where: { module.name.hasSuffix("." + $0) }) {
+                let chosenModules = linear.modules.filter { module in
+                    chosen.map { $0.contains(module.name) }
+                        ?? targets.contains(where: { module.name.hasSuffix("." + $0) })
+                }
+                guard !chosenModules.isEmpty else { continue }
+                for module in chosenModules {
                     layout.append((Self.tensorName(module.name, "lora_A"), [settings.rank, linear.inputs]))
+                }
+                for module in chosenModules {
                     layout.append(
                         (Self.tensorName(module.name, "lora_B"), [module.rows.count, settings.rank]))
-                    placements.append((linear, module))
                 }
+                placements.append((linear, chosenModules))
             }
         }
         let store = ParameterStore(layout: layout)
+        // A initialised module by module in the model's order.
         var rng = SplitMix64(seed: seed)
-        for slot in store.slots where slot.name.hasSuffix("lora_A.weight") {
+        for module in placements.flatMap(\.modules) {
+            let slot = store.slot(Self.tensorName(module.name, "lora_A"))!
             let bound = 1 / Float(slot.shape[1]).squareRoot()
             let values = store.values.pointer + slot.offset
             for i in 0..<slot.count { values[i] = (rng.nextUniform() * 2 - 1) * bound }
@@ -279,11 +358,18 @@ public final class LoRA {
         let scaling = settings.scaling
         let clock = DropoutClock(probability: Float(settings.dropout), seed: seed)
         dropout = clock
-        adapters = placements.enumerated().map { index, placement in
-            let (linear, module) = placement
-            let adapter = LoRAAdapter(
-                module: module.name, index: index, rows: module.rows, store: store, scaling: scaling,
-                dropout: clock)
+        var index = 0
+        adapters = placements.map { linear, modules in
+            let parts = modules.map { module in
+                defer { index += 1 }
+                let (aName, bName) = (
+                    Self.tensorName(module.name, "lora_A"), Self.tensorName(module.name, "lora_B")
+                )
+                return LoRAAdapter.Part(
+                    module: module.name, index: index, rows: module.rows, a: store.value(aName),
+                    b: store.value(bName), aName: aName, bName: bName)
+            }
+            let adapter = LoRAAdapter(parts: parts, store: store, scaling: scaling, dropout: clock)
             linear.adapters.append(adapter)
             return adapter
         }
@@ -293,7 +379,7 @@ public final class LoRA {
     }
 
     /// The adapted module names, in layout order.
-    public var modules: [String] { adapters.map(\.module) }
+    public var modules: [String] { adapters.flatMap { $0.parts.map(\.module) } }
 
     /// Off, the model computes the base's outputs (for the reference log-probabilities).
     public var enabled: Bool {
@@ -310,12 +396,13 @@ extension LoRA {
         for layer in model.layers {
             for linear in layer.linears {
                 for case let adapter as LoRAAdapter in linear.adapters where adapter.enabled {
-                    let (r, I) = (adapter.rank, linear.inputs)
-                    BLAS.sgemm(
-                        transA: false, transB: false, m: adapter.rows.count, n: I, k: r,
-                        alpha: adapter.scaling,
-                        a: adapter.b.pointer, lda: r, b: adapter.a.pointer, ldb: I, beta: 1,
-                        c: linear.weight.pointer + adapter.rows.lowerBound * I, ldc: I)
+                    for part in adapter.parts {
+                        let (r, I) = (adapter.rank, linear.inputs)
+                        BLAS.sgemm(
+                            transA: false, transB: false, m: part.rows.count, n: I, k: r,
+                            alpha: adapter.scaling, a: part.b.pointer, lda: r, b: part.a.pointer, ldb: I,
+                            beta: 1, c: linear.weight.pointer + part.rows.lowerBound * I, ldc: I)
+                    }
                 }
                 linear.adapters.removeAll { $0 is LoRAAdapter }
             }

@@ -220,6 +220,80 @@ func field(_ s: String, _ width: Int) -> String {
     s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
 }
 
+/// Forward+backward of one batch with full fine-tuning, a frozen base, and LoRA (r 16, all-linear)
+/// with and without lora_dropout, on one model; then decoding with and without the adapters.
+func loraComparison(config: ModelConfig, batch: TokenBatch, dLogp: [Float], repeats: Int) {
+    print("\n== LoRA (r 16, all-linear) on the same model and batch ==")
+    let model = ModelLoader.randomModel(config: config, seed: 1)
+    let fullTime = best(repeats) {
+        model.parameters.zeroGradients()
+        model.forward(batch)
+        model.backward(dLogp: dLogp)
+    }
+    model.frozenBase = true
+    let frozenTime = best(repeats) {
+        model.forward(batch)
+        model.backward(dLogp: dLogp)
+    }
+    var settings = LoRASettings()
+    settings.targetModules = ["all-linear"]
+    settings.dropout = 0.05
+    let lora = try! LoRA(model: model, settings: settings, seed: 3)
+    // Non-zero B, as after training, so the adapters' products are not all zeros.
+    for i in 0..<lora.parameters.values.count { lora.parameters.values.pointer[i] *= 0.5 }
+    var times: [(String, Double)] = []
+    for (label, dropout) in [("LoRA, lora_dropout 0", false), ("LoRA, lora_dropout 0.05", true)] {
+        let t = best(repeats) {
+            lora.parameters.zeroGradients()
+            if dropout { lora.dropout.beginTrainingPass(1) }
+            model.forward(batch)
+            model.backward(dLogp: dLogp)
+            lora.dropout.endTrainingPass()
+        }
+        times.append((label, t))
+    }
+    lora.enabled = false
+    let referenceTime = best(repeats) { model.forward(batch) }
+    lora.enabled = true
+    let adaptedForward = best(repeats) { model.forward(batch) }
+    for (label, t) in [("full fine-tune", fullTime), ("frozen base, no adapters", frozenTime)] + times {
+        print(
+            "\(field(label, 34)) \(String(format: "%7.0f", Double(batch.tokenCount) / t)) tokens/s  \(String(format: "%.2f", t / fullTime))x of full fine-tuning's time"
+        )
+    }
+    print(
+        "forward only: base \(String(format: "%.3f", referenceTime)) s, with adapters \(String(format: "%.3f", adaptedForward)) s (\(String(format: "%.2f", adaptedForward / referenceTime))x)"
+    )
+    var parameters = SamplingParameters()
+    parameters.numGenerations = 8
+    parameters.maxNewTokens = 64
+    parameters.seed = 1
+    var rng = SplitMix64(seed: 9)
+    let prompts = (0..<4).map { _ in (0..<32).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) } }
+    let generator = Generator(model: model)
+    var decode: [Double] = []
+    for enabled in [false, true] {
+        lora.enabled = enabled
+        decode.append(best(repeats) { _ = try! generator.generate(prompts: prompts, parameters: parameters) })
+    }
+    print(
+        "decode 4 x 8 x 64 tokens: base \(String(format: "%.3f", decode[0])) s, with adapters \(String(format: "%.3f", decode[1])) s (\(String(format: "%.2f", decode[1] / decode[0]))x)"
+    )
+}
+
+// `grpo-bench lora [LAYERS]`: the LoRA comparison alone, on SmolLM2-135M's shapes (30 layers, or
+// LAYERS), 4 x 512 tokens.
+if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "lora" {
+    let layers = CommandLine.arguments.count >= 3 ? Int(CommandLine.arguments[2]) ?? 30 : 30
+    let config = smolLM2Shape(layers: layers)
+    var rng = SplitMix64(seed: 2)
+    let batch = TokenBatch(
+        sequences: (0..<4).map { _ in (0..<512).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) } })
+    let dLogp = [Float](repeating: -1.0 / Float(batch.targetRows.count), count: batch.targetRows.count)
+    loraComparison(config: config, batch: batch, dLogp: dLogp, repeats: 3)
+    exit(0)
+}
+
 // MARK: - sgemm peak
 
 print("grpo-bench on \(coreCount) cores, \(ProcessInfo.processInfo.hostName), \(Date())")
@@ -311,35 +385,4 @@ print("peak resident memory \(formatBytes(peakResidentBytes()))")
 
 // MARK: - LoRA on the same model
 
-print("\n== LoRA (r 16, all-linear) on the same model and batch ==")
-let loraModel = ModelLoader.randomModel(config: config, seed: 1)
-let fullTime = best(repeats) {
-    loraModel.parameters.zeroGradients()
-    loraModel.forward(batch)
-    loraModel.backward(dLogp: dLogp)
-}
-loraModel.frozenBase = true
-let frozenTime = best(repeats) {
-    loraModel.forward(batch)
-    loraModel.backward(dLogp: dLogp)
-}
-var loraSettings = LoRASettings()
-loraSettings.targetModules = ["all-linear"]
-loraSettings.dropout = 0.05
-let lora = try LoRA(model: loraModel, settings: loraSettings, seed: 3)
-var loraTimes: [(String, Double)] = []
-for (label, dropout) in [("LoRA, lora_dropout 0", false), ("LoRA, lora_dropout 0.05", true)] {
-    let t = best(repeats) {
-        lora.parameters.zeroGradients()
-        if dropout { lora.dropout.beginTrainingPass(1) }
-        loraModel.forward(batch)
-        loraModel.backward(dLogp: dLogp)
-        lora.dropout.endTrainingPass()
-    }
-    loraTimes.append((label, t))
-}
-for (label, t) in [("full fine-tune", fullTime), ("frozen base, no adapters", frozenTime)] + loraTimes {
-    print(
-        "\(field(label, 34)) \(String(format: "%7.0f", Double(N) / t)) tokens/s  \(String(format: "%.2f", t / fullTime))x of full fine-tuning's time"
-    )
-}
+loraComparison(config: config, batch: batch, dLogp: dLogp, repeats: repeats)
