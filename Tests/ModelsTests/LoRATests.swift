@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import SafeTensors
 import Tensors
 import Testing
 
@@ -117,4 +118,33 @@ private func adaptedModel(seed: UInt64 = 7) throws -> (Transformer, LoRA) {
     }
     lora.dropout.endTrainingPass()
     #expect(model.logProbabilities(loraBatch) == plain)
+}
+
+/// An adapter file that adapts some layers only (PEFT's `layers_to_transform` writes these) loads
+/// with exactly its modules adapted, and gives the log-probabilities of the model it came from.
+@Test func anAdapterOfSomeLayersAdaptsThoseOnly() throws {
+    let (model, lora) = try adaptedModel()
+    // Layer 1's adapters out of the model: B zero is the base.
+    for slot in lora.parameters.slots
+    where slot.name.contains("layers.1.") && slot.name.hasSuffix("lora_B.weight") {
+        for i in 0..<slot.count { lora.parameters.values.pointer[slot.offset + i] = 0 }
+    }
+    let expected = model.logProbabilities(loraBatch)
+    let folder = NSTemporaryDirectory() + "grpo-lora-some-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    try lora.save(to: folder, baseModel: nil)
+    let kept = lora.parameters.slots.filter { $0.name.contains("layers.0.") }
+    try SafeTensorsWriter.write(
+        kept.map {
+            TensorToWrite(
+                name: $0.name, shape: $0.shape,
+                values: UnsafeBufferPointer(
+                    start: lora.parameters.values.pointer + $0.offset, count: $0.count))
+        }, dtype: .f32, to: folder + "/" + LoRA.weightsFile)
+    let fresh = ModelLoader.randomModel(config: loraConfig, seed: 7)
+    let reloaded = try LoRA(model: fresh, adapterFolder: folder)
+    #expect(reloaded.modules == lora.modules.filter { $0.contains("layers.0.") })
+    #expect(reloaded.parameters.slots.count == kept.count)
+    let logp = fresh.logProbabilities(loraBatch)
+    #expect(zip(logp, expected).allSatisfy { abs($0 - $1) < 1e-5 })
 }
