@@ -4,6 +4,32 @@ import Tensors
 public enum LinearPrecision: String, Sendable {
     /// float32 inputs, weights and accumulation.
     case float32
+    /// bf16 inputs and weights (a bf16 copy of the float32 master weight), float32 accumulation,
+    /// float32 outputs and gradients.
+    case bf16
+}
+
+/// What a user asks for (`precision: float32 | bf16 | auto`, TRL's `bf16: true`), resolved against
+/// this machine: bf16 needs the CPU's bf16 instructions.
+public enum PrecisionSetting: String, Sendable, CaseIterable {
+    case float32
+    case bf16
+    case auto
+
+    /// The precision to run, and a note to print when bf16 was asked for and cannot run here.
+    public func resolved(bf16Available: Bool = BFloat16Matmul.isAvailable) -> (LinearPrecision, note: String?)
+    {
+        switch self {
+        case .float32: return (.float32, nil)
+        case .auto: return (bf16Available ? .bf16 : .float32, nil)
+        case .bf16:
+            if bf16Available { return (.bf16, nil) }
+            return (
+                .float32,
+                "precision bf16: this CPU (\(CPUFeatures.vectorClass)) has no bf16 matmul instructions (avx512_bf16); running float32"
+            )
+        }
+    }
 }
 
 /// Something added to a linear layer's output, trained or not (LoRA is one).
@@ -41,11 +67,14 @@ public final class Linear {
     public let bias: Tensor?
     /// No weight or bias gradient: backward computes dX only.
     public var frozen = false
-    public var precision = LinearPrecision.float32
+    public var precision = LinearPrecision.float32 {
+        didSet { if precision == .float32 { lowPrecision.release() } }
+    }
     public var adapters: [any LinearAdapter] = []
 
     private let store: ParameterStore
     private let weightOffset: Int
+    private let lowPrecision: BFloat16Copy
     private let biasOffset: Int?
 
     /// The fused matrix of `modules` (consecutive in the store's layout), with their biases when
@@ -54,6 +83,7 @@ public final class Linear {
         self.store = store
         weight = store.fused(names.map { $0 + ".weight" }, columns: inputs)
         weightOffset = weight.offset
+        lowPrecision = BFloat16Copy(of: weight, in: store)
         if bias {
             let fused = store.fused(names.map { $0 + ".bias" }, columns: 1)
             self.bias = fused.view(shape: [fused.count])
@@ -79,18 +109,60 @@ public final class Linear {
         biasOffset.map { Tensor(storage: store.gradients, offset: $0, shape: [outputs]) }
     }
 
+    var bf16Weight: BFloat16Buffer { lowPrecision.value }
+
+    /// Bytes held besides the float32 parameters (the bf16 copy of the weight).
+    public var extraBytes: Int { lowPrecision.bytes }
+
     /// y (N, outputs) = x (N, inputs) Wᵀ + b, plus every adapter's contribution.
     public func forward(y: Tensor, x: Tensor) {
-        linearForward(y: y, x: x, weight: weight, bias: bias)
+        switch precision {
+        case .float32: linearForward(y: y, x: x, weight: weight, bias: bias)
+        case .bf16: linearForwardBF16(y: y, x: x, weight: bf16Weight, bias: bias)
+        }
         for adapter in adapters { adapter.forward(y: y, x: x) }
     }
 
     /// dX (=, or += when `accumulate`) dY W (nil: not needed); dW += dYᵀ x and db += Σ dY unless
     /// frozen; adapters add their share of dX and their own gradients.
     public func backward(dX: Tensor?, accumulate: Bool = false, dY: Tensor, x: Tensor) {
-        linearBackward(
-            dX: dX, accumulate: accumulate, dWeight: frozen ? nil : weightGradient,
-            dBias: frozen ? nil : biasGradient, dY: dY, x: x, weight: weight)
+        let (dWeight, dBias) = frozen ? (nil, nil) : (weightGradient, biasGradient)
+        switch precision {
+        case .float32:
+            linearBackward(
+                dX: dX, accumulate: accumulate, dWeight: dWeight, dBias: dBias, dY: dY, x: x, weight: weight)
+        case .bf16:
+            linearBackwardBF16(
+                dX: dX, accumulate: accumulate, dWeight: dWeight, dBias: dBias, dY: dY, x: x,
+                weight: bf16Weight)
+        }
         for adapter in adapters { adapter.backward(dX: dX, dY: dY, x: x) }
     }
+}
+
+/// A bf16 copy of a weight in a `ParameterStore`, made on first use and again only when the store's
+/// values changed (once per optimizer step; once per run for a frozen weight), never per call.
+final class BFloat16Copy {
+    let source: Tensor
+    private let store: ParameterStore
+    private var buffer: BFloat16Buffer?
+    private var version = 0
+
+    init(of source: Tensor, in store: ParameterStore) {
+        self.source = source
+        self.store = store
+    }
+
+    var value: BFloat16Buffer {
+        if let buffer, version == store.version { return buffer }
+        let converted = buffer ?? BFloat16Buffer(count: source.count)
+        BFloat16.convert(source.pointer, into: converted.pointer, count: source.count)
+        buffer = converted
+        version = store.version
+        return converted
+    }
+
+    var bytes: Int { buffer?.bytes ?? 0 }
+
+    func release() { buffer = nil }
 }

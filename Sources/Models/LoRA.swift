@@ -405,6 +405,7 @@ extension LoRA {
                     }
                 }
                 linear.adapters.removeAll { $0 is LoRAAdapter }
+                model.parameters.valuesChanged()
             }
         }
         model.lora = nil

@@ -19,6 +19,12 @@ public final class ParameterStore {
     public let values: TensorStorage
     public private(set) lazy var gradients = TensorStorage(count: values.count)
     private let index: [String: Int]
+    /// Bumped whenever `values` change after loading (an optimizer step, a merge), so copies made
+    /// from them (bf16 weights) know to convert again.
+    public private(set) var version = 0
+
+    /// Marks `values` as changed.
+    public func valuesChanged() { version &+= 1 }
 
     public init(layout: [(name: String, shape: [Int])]) {
         var offset = 0

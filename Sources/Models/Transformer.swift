@@ -53,6 +53,17 @@ public final class Transformer {
     public var frozenBase = false {
         didSet { for linear in layers.flatMap(\.linears) { linear.frozen = frozenBase } }
     }
+    /// The decoder layers' projections' matmul precision (the embedding, norms, attention, lm_head
+    /// and log-softmax stay float32).
+    public var precision = LinearPrecision.float32 {
+        didSet {
+            for linear in layers.flatMap(\.linears) { linear.precision = precision }
+            if precision == .float32 { headCopy.release() }
+        }
+    }
+    /// lm_head (or the tied embedding) in bf16, when `precision` is bf16.
+    private lazy var headCopy = BFloat16Copy(of: head, in: parameters)
+    var headBF16: BFloat16Buffer? { precision == .bf16 ? headCopy.value : nil }
 
     let rope: RotaryEmbedding
     /// cos / sin tables for positions 0..<count, grown by doubling (decoding asks every step).
@@ -153,8 +164,8 @@ public final class Transformer {
         let M = batch.targetRows.count
         let (logp, lse) = (Tensor(zeros: [M]), Tensor(zeros: [M]))
         logSoftmaxGatherForward(
-            logp: logp, lse: lse, hidden: finalNormed, weight: head, targets: batch.targetTokens,
-            temperature: temperature)
+            logp: logp, lse: lse, hidden: finalNormed, weight: head, weightBF16: headBF16,
+            targets: batch.targetTokens, temperature: temperature)
         saved = SavedForward(
             batch: batch, temperature: temperature, cos: cos, sin: sin, residuals: residuals, layers: layers,
             checkpointed: gradientCheckpointing, finalRows: finalRows, finalNormed: finalNormed,
@@ -310,7 +321,7 @@ public final class Transformer {
         let dNormed = Tensor(zeros: [M, C])
         logSoftmaxGatherBackward(
             dHidden: dNormed, dWeight: frozenBase ? nil : parameters.gradient(headName), dLogp: dLogp,
-            hidden: s.finalNormed, weight: head, targets: batch.targetTokens, lse: lse,
+            hidden: s.finalNormed, weight: head, weightBF16: headBF16, targets: batch.targetTokens, lse: lse,
             temperature: s.temperature)
         trunkBackward(s, dNormed: dNormed)
     }

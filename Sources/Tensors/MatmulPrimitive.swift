@@ -2,14 +2,28 @@
     import CDNNL
     import Foundation
 
-    /// oneDNN's matmul primitive for `y = x Wᵀ` on skinny shapes (decoding: a few dozen rows).
+    /// oneDNN's matmul primitive: `y = x Wᵀ` in float32 on skinny shapes (decoding: a few dozen
+    /// rows), and every bf16 product (bf16 operands, float32 result).
     ///
     /// Measured here at 32 rows (32 x 576 -> 3072): the primitive's brgemm kernels reach ~330 GFLOP/s
     /// where `dnnl_sgemm` reaches ~170-210, so linear layers with few rows go through it. One
-    /// primitive per (M, N, K) is created on first use and kept, with memory objects whose data
-    /// handles are pointed at each call's buffers.
+    /// primitive per shape and layout is created on first use and kept (up to `capacity`; then the
+    /// cache starts over), with memory objects whose data handles are pointed at each call's buffers.
     final class MatmulPrimitives: @unchecked Sendable {
         static let shared = MatmulPrimitives()
+        static let capacity = 1024
+
+        /// A product C (M, N) (+)= A (M, K) · B (K, N), each operand dense, A stored (K, M) when
+        /// `transA` and B stored (N, K) when `transB`.
+        private struct Key: Hashable {
+            let m: Int
+            let n: Int
+            let k: Int
+            let bf16: Bool
+            let transA: Bool
+            let transB: Bool
+            let accumulate: Bool
+        }
 
         private struct Entry {
             let primitive: dnnl_primitive_t
@@ -20,7 +34,7 @@
 
         private var engine: dnnl_engine_t?
         private var stream: dnnl_stream_t?
-        private var entries: [SIMD3<Int>: Entry] = [:]
+        private var entries: [Key: Entry] = [:]
         private let lock = NSLock()
 
         private init() {
@@ -41,12 +55,31 @@
         )
             -> Bool
         {
+            execute(
+                Key(m: m, n: n, k: k, bf16: false, transA: false, transB: true, accumulate: false),
+                UnsafeRawPointer(x), UnsafeRawPointer(w), y)
+        }
+
+        /// C (M, N) (+= when `accumulate`) op(A) (M, K) · op(B) (K, N) with bf16 operands and a
+        /// float32 C; false if the primitive is unavailable (no bf16 support).
+        func runBF16(
+            transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<UInt16>,
+            b: UnsafePointer<UInt16>, accumulate: Bool, c: UnsafeMutablePointer<Float>
+        ) -> Bool {
+            execute(
+                Key(m: m, n: n, k: k, bf16: true, transA: transA, transB: transB, accumulate: accumulate),
+                UnsafeRawPointer(a), UnsafeRawPointer(b), c)
+        }
+
+        private func execute(
+            _ key: Key, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ c: UnsafeMutablePointer<Float>
+        ) -> Bool {
             lock.lock()
             defer { lock.unlock() }
-            guard let entry = entry(m: m, n: n, k: k) else { return false }
-            dnnl_memory_set_data_handle(entry.source, UnsafeMutableRawPointer(mutating: x))
-            dnnl_memory_set_data_handle(entry.weights, UnsafeMutableRawPointer(mutating: w))
-            dnnl_memory_set_data_handle(entry.destination, UnsafeMutableRawPointer(y))
+            guard let entry = entry(key) else { return false }
+            dnnl_memory_set_data_handle(entry.source, UnsafeMutableRawPointer(mutating: a))
+            dnnl_memory_set_data_handle(entry.weights, UnsafeMutableRawPointer(mutating: b))
+            dnnl_memory_set_data_handle(entry.destination, UnsafeMutableRawPointer(c))
             var args = [
                 dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: entry.source),
                 dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: entry.weights),
@@ -58,28 +91,63 @@
             return dnnl_stream_wait(stream) == dnnl_success
         }
 
-        private func entry(m: Int, n: Int, k: Int) -> Entry? {
-            let key = SIMD3(m, n, k)
+        /// Shapes whose primitive could not be made (bf16 on a CPU without it), not tried again.
+        private var unavailable: Set<Key> = []
+
+        private func entry(_ key: Key) -> Entry? {
             if let entry = entries[key] { return entry }
+            if unavailable.contains(key) { return nil }
+            guard let entry = makeEntry(key) else {
+                unavailable.insert(key)
+                return nil
+            }
+            if entries.count >= Self.capacity {
+                for old in entries.values {
+                    dnnl_primitive_destroy(old.primitive)
+                    dnnl_memory_destroy(old.source)
+                    dnnl_memory_destroy(old.weights)
+                    dnnl_memory_destroy(old.destination)
+                }
+                entries.removeAll()
+            }
+            entries[key] = entry
+            return entry
+        }
+
+        private func makeEntry(_ key: Key) -> Entry? {
             guard let engine else { return nil }
+            let (m, n, k) = (Int64(key.m), Int64(key.n), Int64(key.k))
+            let type = key.bf16 ? dnnl_bf16 : dnnl_f32
             var source = dnnl_memory_desc_t()
             var weights = dnnl_memory_desc_t()
             var destination = dnnl_memory_desc_t()
-            // Weights are (N, K) row-major: the K x N matrix in "ba" order.
+            // A is M x K ("ab"; "ba" when stored transposed); B is K x N, "ba" when stored (N, K).
             guard
-                dnnl_memory_desc_init_by_tag(&source, 2, [Int64(m), Int64(k)], dnnl_f32, dnnl_ab)
+                dnnl_memory_desc_init_by_tag(&source, 2, [m, k], type, key.transA ? dnnl_ba : dnnl_ab)
                     == dnnl_success,
-                dnnl_memory_desc_init_by_tag(&weights, 2, [Int64(k), Int64(n)], dnnl_f32, dnnl_ba)
+                dnnl_memory_desc_init_by_tag(&weights, 2, [k, n], type, key.transB ? dnnl_ba : dnnl_ab)
                     == dnnl_success,
-                dnnl_memory_desc_init_by_tag(&destination, 2, [Int64(m), Int64(n)], dnnl_f32, dnnl_ab)
-                    == dnnl_success
+                dnnl_memory_desc_init_by_tag(&destination, 2, [m, n], dnnl_f32, dnnl_ab) == dnnl_success
             else { return nil }
             var descriptor = dnnl_matmul_desc_t()
             guard dnnl_matmul_desc_init(&descriptor, &source, &weights, nil, &destination) == dnnl_success
             else { return nil }
+            var attributes: dnnl_primitive_attr_t?
+            var postOps: dnnl_post_ops_t?
+            defer {
+                if let attributes { dnnl_primitive_attr_destroy(attributes) }
+                if let postOps { dnnl_post_ops_destroy(postOps) }
+            }
+            if key.accumulate {
+                guard dnnl_primitive_attr_create(&attributes) == dnnl_success,
+                    dnnl_post_ops_create(&postOps) == dnnl_success,
+                    dnnl_post_ops_append_sum(postOps, 1) == dnnl_success,
+                    dnnl_primitive_attr_set_post_ops(attributes, postOps) == dnnl_success
+                else { return nil }
+            }
             var primitiveDescriptor: dnnl_primitive_desc_t?
             guard
-                dnnl_primitive_desc_create(&primitiveDescriptor, &descriptor, nil, engine, nil)
+                dnnl_primitive_desc_create(&primitiveDescriptor, &descriptor, attributes, engine, nil)
                     == dnnl_success
             else {
                 return nil
@@ -95,11 +163,9 @@
                 dnnl_memory_create(&destinationMemory, &destination, engine, nil) == dnnl_success,
                 let primitive, let sourceMemory, let weightsMemory, let destinationMemory
             else { return nil }
-            let entry = Entry(
+            return Entry(
                 primitive: primitive, source: sourceMemory, weights: weightsMemory,
                 destination: destinationMemory)
-            entries[key] = entry
-            return entry
         }
     }
 #endif

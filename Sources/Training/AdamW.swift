@@ -49,6 +49,7 @@ public final class AdamW {
             m: m, v: v, decayRanges: decayRanges, step: steps, learningRate: Float(learningRate),
             beta1: Float(settings.adamBeta1), beta2: Float(settings.adamBeta2),
             epsilon: Float(settings.adamEpsilon), weightDecay: Float(settings.weightDecay))
+        parameters.valuesChanged()
     }
 }
 

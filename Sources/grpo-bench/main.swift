@@ -294,6 +294,86 @@ if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "lora" {
     exit(0)
 }
 
+/// Matmul peaks in float32 and bf16 (bf16 operands, float32 result) on the 2048-token layer shapes
+/// of SmolLM2-135M, in GFLOP/s.
+func matmulPeaks(repeats: Int) -> (float32: Double, bf16: Double) {
+    var peaks = (float32: 0.0, bf16: 0.0)
+    for (m, n, k) in [(2048, 2048, 2048), (2048, 3072, 576), (2048, 576, 1536)] {
+        let x = Tensor(zeros: [m, k]), w = Tensor(zeros: [n, k]), y = Tensor(zeros: [m, n])
+        for i in 0..<x.count { x[i] = Float(i % 7) * 0.1 }
+        for i in 0..<w.count { w[i] = Float(i % 5) * 0.1 }
+        let flops = 2.0 * Double(m * n * k)
+        peaks.float32 = max(
+            peaks.float32, flops / best(repeats) { linearForward(y: y, x: x, weight: w) } / 1e9)
+        guard BFloat16Matmul.isAvailable else { continue }
+        let (xb, wb) = (BFloat16Buffer(rounding: x), BFloat16Buffer(rounding: w))
+        let t = best(repeats) {
+            BFloat16Matmul.gemm(
+                transA: false, transB: true, m: m, n: n, k: k, a: xb.pointer, b: wb.pointer,
+                accumulate: false,
+                c: y.pointer)
+        }
+        peaks.bf16 = max(peaks.bf16, flops / t / 1e9)
+    }
+    return peaks
+}
+
+/// Forward+backward and decoding of one model in float32 and in bf16, same run.
+func precisionComparison(
+    config: ModelConfig, batch: TokenBatch, dLogp: [Float], forwardFlops: Double, repeats: Int
+) {
+    let peaks = matmulPeaks(repeats: repeats)
+    print(
+        "\n== precision: float32 vs bf16 (\(CPUFeatures.vectorClass)); matmul peak float32 \(String(format: "%.0f", peaks.float32)) GFLOP/s, bf16 \(String(format: "%.0f", peaks.bf16)) GFLOP/s =="
+    )
+    guard BFloat16Matmul.isAvailable else {
+        print("bf16 matmuls are not available on this CPU: bf16 runs float32")
+        return
+    }
+    let model = ModelLoader.randomModel(config: config, seed: 1)
+    var times: [LinearPrecision: (train: Double, decode: Double)] = [:]
+    var parameters = SamplingParameters()
+    parameters.numGenerations = 8
+    parameters.maxNewTokens = 64
+    parameters.seed = 1
+    var rng = SplitMix64(seed: 9)
+    let prompts = (0..<4).map { _ in (0..<32).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) } }
+    for precision in [LinearPrecision.float32, .bf16] {
+        model.precision = precision
+        let train = best(repeats) {
+            model.parameters.zeroGradients()
+            model.forward(batch)
+            model.backward(dLogp: dLogp)
+        }
+        let generator = Generator(model: model)
+        let decode = best(repeats) { _ = try! generator.generate(prompts: prompts, parameters: parameters) }
+        times[precision] = (train, decode)
+        let gflops = 3 * forwardFlops / train / 1e9
+        print(
+            "\(field(precision.rawValue, 8)) forward+backward \(String(format: "%6.2f", train)) s (\(String(format: "%6.0f", gflops)) GFLOP/s, \(String(format: "%3.0f", 100 * gflops / (precision == .bf16 ? peaks.bf16 : peaks.float32)))% of its matmul peak)  decode 4 x 8 x 64 tokens \(String(format: "%6.2f", decode)) s"
+        )
+    }
+    let (f, b) = (times[.float32]!, times[.bf16]!)
+    print(
+        "bf16 vs float32: forward+backward \(String(format: "%.2f", f.train / b.train))x faster, decode \(String(format: "%.2f", f.decode / b.decode))x faster"
+    )
+}
+
+// `grpo-bench bf16 [LAYERS]`: the precision comparison alone, on SmolLM2-135M's shapes.
+if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "bf16" {
+    let layers = CommandLine.arguments.count >= 3 ? Int(CommandLine.arguments[2]) ?? 30 : 30
+    let config = smolLM2Shape(layers: layers)
+    var rng = SplitMix64(seed: 2)
+    let lengths = [512, 512, 512, 512]
+    let batch = TokenBatch(
+        sequences: lengths.map { n in (0..<n).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) } })
+    let dLogp = [Float](repeating: -1.0 / Float(batch.targetRows.count), count: batch.targetRows.count)
+    precisionComparison(
+        config: config, batch: batch, dLogp: dLogp, forwardFlops: modelForwardFlops(config, batch, lengths),
+        repeats: 3)
+    exit(0)
+}
+
 // MARK: - sgemm peak
 
 print("grpo-bench on \(coreCount) cores, \(ProcessInfo.processInfo.hostName), \(Date())")
@@ -346,16 +426,20 @@ var rng = SplitMix64(seed: 2)
 let lengths = [512, 512, 512, 512]
 let sequences = lengths.map { n in (0..<n).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) } }
 let batch = TokenBatch(sequences: sequences)
-let (N, C, F, V, L) = (
-    batch.tokenCount, config.hiddenSize, config.intermediateSize, config.vocabSize, config.numHiddenLayers
-)
-let (H, K, D) = (config.numAttentionHeads, config.numKeyValueHeads, config.headDim)
-// Model FLOPs: matmuls at 2 per multiply-add; causal attention counted as half of T².
-let layerFlops = 2.0 * Double(N * C * (H + 2 * K) * D + N * H * D * C + N * C * 2 * F + N * F * C)
-// QKᵀ and PV, the causal half of each.
-let attentionFlops = lengths.reduce(0.0) { $0 + 2.0 * Double($1 * $1 * D * H) }
-let headFlops = 2.0 * Double(batch.targetRows.count * C * V)
-let forwardFlops = Double(L) * (layerFlops + attentionFlops) + headFlops
+/// Model FLOPs of one forward: matmuls at 2 per multiply-add; causal attention counted as half of T².
+func modelForwardFlops(_ config: ModelConfig, _ batch: TokenBatch, _ lengths: [Int]) -> Double {
+    let (N, C, F, V, L) = (
+        batch.tokenCount, config.hiddenSize, config.intermediateSize, config.vocabSize, config.numHiddenLayers
+    )
+    let (H, K, D) = (config.numAttentionHeads, config.numKeyValueHeads, config.headDim)
+    let layerFlops = 2.0 * Double(N * C * (H + 2 * K) * D + N * H * D * C + N * C * 2 * F + N * F * C)
+    // QKᵀ and PV, the causal half of each.
+    let attentionFlops = lengths.reduce(0.0) { $0 + 2.0 * Double($1 * $1 * D * H) }
+    let headFlops = 2.0 * Double(batch.targetRows.count * C * V)
+    return Double(L) * (layerFlops + attentionFlops) + headFlops
+}
+let N = batch.tokenCount
+let forwardFlops = modelForwardFlops(config, batch, lengths)
 print(
     "parameters \(config.parameterCount), forward \(String(format: "%.1f", forwardFlops / 1e9)) GFLOP per batch"
 )

@@ -11,9 +11,12 @@ public func logitChunkRows(vocabSize V: Int) -> Int { max(64, min(512, (16 << 20
 /// hidden: (M, C), weight: (V, C) (lm_head or tied embedding), targets: (M) -> logp: (M), and
 /// saves lse: (M), the log-sum-exp of each scaled logit row. Logits are made `chunkRows` rows at a
 /// time, so the (M, V) matrix never exists whole.
+///
+/// With `weightBF16` (the weight rounded to bf16), the logits' matmul takes bf16 operands and
+/// accumulates in float32; the softmax and gather stay float32.
 public func logSoftmaxGatherForward(
-    logp: Tensor, lse: Tensor, hidden: Tensor, weight: Tensor, targets: [Int32], temperature: Float = 1,
-    chunkRows: Int? = nil
+    logp: Tensor, lse: Tensor, hidden: Tensor, weight: Tensor, weightBF16: BFloat16Buffer? = nil,
+    targets: [Int32], temperature: Float = 1, chunkRows: Int? = nil
 ) {
     let (V, C) = (weight.shape[0], weight.shape[1])
     let M = targets.count
@@ -27,9 +30,7 @@ public func logSoftmaxGatherForward(
     var start = 0
     while start < M {
         let R = min(chunkRows, M - start)
-        BLAS.sgemm(
-            transA: false, transB: true, m: R, n: V, k: C, a: hidden.pointer + start * C, lda: C,
-            b: weight.pointer, ldb: C, c: zp, ldc: V)
+        chunkLogits(zp, hidden.pointer + start * C, rows: R, weight: weight, weightBF16: weightBF16)
         parallelFor(R) { rows in
             for r in rows {
                 let z = zp + r * V
@@ -51,8 +52,9 @@ public func logSoftmaxGatherForward(
 /// dz_j = dlogp * (1[j = target] - softmax(z/τ)_j) / τ; dHidden = dz W (written); dWeight += dzᵀ h
 /// (skipped when `dWeight` is nil: a frozen head).
 public func logSoftmaxGatherBackward(
-    dHidden: Tensor, dWeight: Tensor?, dLogp: [Float], hidden: Tensor, weight: Tensor, targets: [Int32],
-    lse: Tensor, temperature: Float = 1, chunkRows: Int? = nil
+    dHidden: Tensor, dWeight: Tensor?, dLogp: [Float], hidden: Tensor, weight: Tensor,
+    weightBF16: BFloat16Buffer? = nil, targets: [Int32], lse: Tensor, temperature: Float = 1,
+    chunkRows: Int? = nil
 ) {
     let (V, C) = (weight.shape[0], weight.shape[1])
     let M = targets.count
@@ -65,9 +67,7 @@ public func logSoftmaxGatherBackward(
     while start < M {
         let R = min(chunkRows, M - start)
         let h = hidden.pointer + start * C
-        BLAS.sgemm(
-            transA: false, transB: true, m: R, n: V, k: C, a: h, lda: C, b: weight.pointer, ldb: C,
-            c: zp, ldc: V)
+        chunkLogits(zp, h, rows: R, weight: weight, weightBF16: weightBF16)
         parallelFor(R) { rows in
             for r in rows {
                 let z = zp + r * V
@@ -76,16 +76,53 @@ public func logSoftmaxGatherBackward(
                 z[Int(targets[start + r])] += g
             }
         }
-        BLAS.sgemm(
-            transA: false, transB: false, m: R, n: C, k: V, a: zp, lda: V, b: weight.pointer, ldb: C,
-            c: dHidden.pointer + start * C, ldc: C)
-        if let dWeight {
+        if let weightBF16 {
+            let scratch = BFloat16Scratch.shared
+            scratch.lock.lock()
+            let dz = scratch.converted(0, zp, count: R * V)
+            BFloat16Matmul.gemm(
+                transA: false, transB: false, m: R, n: C, k: V, a: dz, b: weightBF16.pointer,
+                accumulate: false,
+                c: dHidden.pointer + start * C)
+            if let dWeight {
+                let hb = scratch.converted(1, h, count: R * C)
+                BFloat16Matmul.gemm(
+                    transA: true, transB: false, m: V, n: C, k: R, a: dz, b: hb, accumulate: true,
+                    c: dWeight.pointer)
+            }
+            scratch.lock.unlock()
+        } else {
             BLAS.sgemm(
-                transA: true, transB: false, m: V, n: C, k: R, a: zp, lda: V, b: h, ldb: C, beta: 1,
-                c: dWeight.pointer, ldc: C)
+                transA: false, transB: false, m: R, n: C, k: V, a: zp, lda: V, b: weight.pointer, ldb: C,
+                c: dHidden.pointer + start * C, ldc: C)
+            if let dWeight {
+                BLAS.sgemm(
+                    transA: true, transB: false, m: V, n: C, k: R, a: zp, lda: V, b: h, ldb: C, beta: 1,
+                    c: dWeight.pointer, ldc: C)
+            }
         }
         start += R
     }
+}
+
+/// z (R, V) = h (R, C) Wᵀ, in bf16 operands when `weightBF16` is given.
+private func chunkLogits(
+    _ z: UnsafeMutablePointer<Float>, _ h: UnsafePointer<Float>, rows R: Int, weight: Tensor,
+    weightBF16: BFloat16Buffer?
+) {
+    let (V, C) = (weight.shape[0], weight.shape[1])
+    guard let weightBF16 else {
+        BLAS.sgemm(
+            transA: false, transB: true, m: R, n: V, k: C, a: h, lda: C, b: weight.pointer, ldb: C, c: z,
+            ldc: V)
+        return
+    }
+    let scratch = BFloat16Scratch.shared
+    scratch.lock.lock()
+    let hb = scratch.converted(0, h, count: R * C)
+    BFloat16Matmul.gemm(
+        transA: false, transB: true, m: R, n: V, k: C, a: hb, b: weightBF16.pointer, accumulate: false, c: z)
+    scratch.lock.unlock()
 }
 
 /// row[j] = exp(scale * row[j] - shift) * multiplier for j < count.

@@ -61,3 +61,110 @@ private func skinnyLinear(y: Tensor, x: Tensor, weight: Tensor, n N: Int, o O: I
         return MatmulPrimitives.shared.run(m: N, n: O, k: I, x: x.pointer, w: weight.pointer, y: y.pointer)
     #endif
 }
+
+// MARK: - bf16
+
+/// bf16 matrix products (bf16 operands, float32 accumulation and result) on oneDNN's matmul
+/// primitive, where the CPU has bf16 instructions (`avx512_bf16`).
+public enum BFloat16Matmul {
+    /// Whether bf16 products run natively here: the CPU has `avx512_bf16` and oneDNN makes the
+    /// primitive (probed once, on a small product checked against float32).
+    public static let isAvailable: Bool = {
+        guard CPUFeatures.hasAVX512BF16 else { return false }
+        #if canImport(Accelerate)
+            return false
+        #else
+            let (m, n, k) = (4, 3, 8)
+            let a = (0..<(m * k)).map { BFloat16.bits(Float($0 % 5) - 2) }
+            let b = (0..<(n * k)).map { BFloat16.bits(Float($0 % 3) - 1) }
+            var c = [Float](repeating: 0, count: m * n)
+            let ran = c.withUnsafeMutableBufferPointer { cp in
+                MatmulPrimitives.shared.runBF16(
+                    transA: false, transB: true, m: m, n: n, k: k, a: a, b: b, accumulate: false,
+                    c: cp.baseAddress!)
+            }
+            guard ran else { return false }
+            for i in 0..<m {
+                for j in 0..<n {
+                    var sum: Float = 0
+                    for p in 0..<k { sum += BFloat16.float(a[i * k + p]) * BFloat16.float(b[j * k + p]) }
+                    if c[i * n + j] != sum { return false }
+                }
+            }
+            return true
+        #endif
+    }()
+
+    /// C (M, N) (+= when `accumulate`) op(A) · op(B), A stored (K, M) when `transA`, B stored (N, K)
+    /// when `transB`, every matrix dense.
+    public static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<UInt16>,
+        b: UnsafePointer<UInt16>,
+        accumulate: Bool, c: UnsafeMutablePointer<Float>
+    ) {
+        if m == 0 || n == 0 { return }
+        #if canImport(Accelerate)
+            preconditionFailure("bf16 matmuls need oneDNN (BFloat16Matmul.isAvailable is false here)")
+        #else
+            let ran = MatmulPrimitives.shared.runBF16(
+                transA: transA, transB: transB, m: m, n: n, k: k, a: a, b: b, accumulate: accumulate, c: c)
+            precondition(ran, "oneDNN's bf16 matmul failed for \(m) x \(k) -> \(n)")
+        #endif
+    }
+}
+
+/// `linearForward` with the weight in bf16 (O, I): x is rounded to bf16 on the way in; the
+/// product accumulates in float32.
+public func linearForwardBF16(y: Tensor, x: Tensor, weight: BFloat16Buffer, bias: Tensor? = nil) {
+    let (N, O) = (y.shape[0], y.count / y.shape[0])
+    let I = weight.count / O
+    precondition(
+        x.count == N * I && weight.count == O * I,
+        "linear (bf16): x \(x.shape), weight \(weight.count), y \(y.shape)")
+    let scratch = BFloat16Scratch.shared
+    scratch.lock.lock()
+    let xb = scratch.converted(0, x.pointer, count: N * I)
+    BFloat16Matmul.gemm(
+        transA: false, transB: true, m: N, n: O, k: I, a: xb, b: weight.pointer, accumulate: false,
+        c: y.pointer)
+    scratch.lock.unlock()
+    if let bias {
+        precondition(bias.count == O, "linear: bias \(bias.shape) for \(O) outputs")
+        let (yp, bp) = (y.pointer, bias.pointer)
+        parallelFor(N, minimumPerTask: 64) { rows in
+            for n in rows { axpy(O, 1, bp, yp + n * O) }
+        }
+    }
+}
+
+/// Backward of `linearForwardBF16`: dY and x are rounded to bf16, the products accumulate in
+/// float32 into float32 dX, dWeight and dBias (as `linearBackward`).
+public func linearBackwardBF16(
+    dX: Tensor?, accumulate: Bool = false, dWeight: Tensor?, dBias: Tensor? = nil,
+    dY: Tensor, x: Tensor, weight: BFloat16Buffer
+) {
+    let (N, O) = (dY.shape[0], dY.count / dY.shape[0])
+    let I = weight.count / O
+    precondition(
+        x.count == N * I && (dWeight?.count ?? O * I) == O * I, "linearBackward (bf16): shapes disagree")
+    let scratch = BFloat16Scratch.shared
+    scratch.lock.lock()
+    let dYb = scratch.converted(0, dY.pointer, count: N * O)
+    if let dX {
+        precondition(dX.count == N * I, "linearBackward: dX \(dX.shape)")
+        BFloat16Matmul.gemm(
+            transA: false, transB: false, m: N, n: I, k: O, a: dYb, b: weight.pointer, accumulate: accumulate,
+            c: dX.pointer)
+    }
+    if let dWeight {
+        let xb = scratch.converted(1, x.pointer, count: N * I)
+        BFloat16Matmul.gemm(
+            transA: true, transB: false, m: O, n: I, k: N, a: dYb, b: xb, accumulate: true, c: dWeight.pointer
+        )
+    }
+    scratch.lock.unlock()
+    if let dBias {
+        let (dbp, dyp) = (dBias.pointer, dY.pointer)
+        for n in 0..<N { axpy(O, 1, dyp + n * O, dbp) }
+    }
+}
