@@ -48,6 +48,8 @@ public struct DemoSettings: Sendable {
     /// At 1 a model whose worked answers are right greedily still slips a digit in one sample of
     /// four; at 0.7 GRPO's gain in sampled accuracy is as robust across seeds as its greedy one.
     public var temperature: Float = 0.7
+    /// The matmul precision of SFT, GRPO and the evaluations.
+    public var precision = PrecisionSetting.float32
     public var maxCompletionLength = 64
     /// KL penalty towards the SFT model.
     public var beta = 0.0
@@ -174,7 +176,9 @@ public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> 
         evaluations.append(result)
         onEvent(.evaluated(result))
     }
-    try measure(try ModelLoader.load(folder: base), stage: "base", step: 0)
+    let baseModel = try ModelLoader.load(folder: base)
+    baseModel.precision = settings.precision.resolved().0
+    try measure(baseModel, stage: "base", step: 0)
 
     let directCount = Int(Double(settings.sftExamples) * settings.directFraction)
     onEvent(
@@ -191,6 +195,7 @@ public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> 
             "num_train_epochs": settings.sftEpochs, "learning_rate": settings.sftLearningRate,
             "per_device_train_batch_size": settings.sftBatchSize, "lr_scheduler_type": "cosine",
             "warmup_ratio": 0.05, "save_steps": 1_000_000, "weight_decay": 0.01,
+            "precision": settings.precision.rawValue,
         ], source: "demo")
     let sftTrainer = try SFTTrainer(config: try SFTConfig(sftValues)) { onEvent(.sft($0)) }
     try sftTrainer.train()
@@ -216,6 +221,7 @@ public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> 
             "max_steps": settings.grpoSteps, "save_steps": settings.grpoSteps,
             "rewards": ["accuracy", "format"],
             "reward_weights": [1.0, 0.5], "log_completions_steps": 0,
+            "precision": settings.precision.rawValue,
         ], source: "demo")
     var curve: [(step: Int, reward: Double, accuracy: Double)] = []
     var policy: Transformer?

@@ -39,6 +39,8 @@ public struct GRPOConfig: Sendable {
     public var dynamicSampling = false
     /// Extra sampling rounds dynamic sampling may take per step before training on what it has.
     public var dynamicSamplingMaxRounds = 8
+    /// Truncated importance sampling between the sampler and the trainer, or nil (off).
+    public var samplingCorrection: SamplingCorrection?
     public var rewards: [RewardSpec] = [RewardSpec(name: "accuracy")]
     public var rewardWeights: [Double] = [1]
 
@@ -46,6 +48,8 @@ public struct GRPOConfig: Sendable {
     /// AdamW, the learning-rate schedule, clipping and gradient accumulation.
     public var optimizer = OptimizerConfig()
     public var gradientCheckpointing = false
+    /// The projections' and lm_head's matmul precision (`precision`, or TRL's `bf16: true`).
+    public var precision = PrecisionSetting.float32
     /// Tokens per forward/backward pass at most: a memory knob that leaves the result unchanged
     /// (each sequence's loss weight is fixed before its chunk runs).
     public var forwardBatchTokens = 1024
@@ -113,6 +117,7 @@ public struct GRPOConfig: Sendable {
         maskTruncatedCompletions = try v.bool("mask_truncated_completions", default: false)
         dynamicSampling = try v.bool("dynamic_sampling", default: false)
         dynamicSamplingMaxRounds = try v.int("dynamic_sampling_max_rounds", default: dynamicSamplingMaxRounds)
+        samplingCorrection = try Self.samplingCorrection(v)
         rewards = try Self.rewardSpecs(v)
         if let weights = v.list("reward_weights") {
             rewardWeights = try weights.map {
@@ -128,12 +133,40 @@ public struct GRPOConfig: Sendable {
         optimizer = try OptimizerConfig(v, defaultLearningRate: 1e-6)
         maxSteps = try v.int("max_steps", default: maxSteps)
         gradientCheckpointing = try v.bool("gradient_checkpointing", default: false)
+        precision = try v.precisionSetting()
         forwardBatchTokens = try v.int("forward_batch_tokens", default: forwardBatchTokens)
         saveSteps = try v.int("save_steps", default: saveSteps)
         logCompletionsSteps = try v.int("log_completions_steps", default: logCompletionsSteps)
         maxNonfiniteSteps = try v.int("max_nonfinite_steps", default: maxNonfiniteSteps)
         maxCacheMiB = try v.int("max_cache_mib", default: maxCacheMiB)
         try validate(v)
+    }
+
+    /// `importance_sampling_correction` and its mode and bounds, also under TRL's `vllm_` names.
+    private static func samplingCorrection(_ v: ConfigValues) throws -> SamplingCorrection? {
+        func key(_ name: String) -> String { v.has("vllm_" + name) && !v.has(name) ? "vllm_" + name : name }
+        guard try v.bool(key("importance_sampling_correction"), default: false) else {
+            for name in [
+                "importance_sampling_mode", "importance_sampling_clip_max", "importance_sampling_clip_min",
+            ]
+            where v.has(key(name)) {
+                throw v.error(key(name), "needs importance_sampling_correction: true")
+            }
+            return nil
+        }
+        var correction = SamplingCorrection()
+        correction.mode = try v.choice(key("importance_sampling_mode"), default: correction.mode)
+        correction.clipMax = Float(try v.double(key("importance_sampling_clip_max"), default: 3))
+        correction.clipMin = try v.double(key("importance_sampling_clip_min")).map(Float.init)
+        if let low = correction.clipMin, let high = correction.clipMax, !(low >= 0 && low < high) {
+            throw v.error(
+                key("importance_sampling_clip_min"),
+                "must be at least 0 and below importance_sampling_clip_max (\(high))")
+        }
+        if let high = correction.clipMax, !(high > 0) {
+            throw v.error(key("importance_sampling_clip_max"), "must be positive")
+        }
+        return correction
     }
 
     private static func rewardSpecs(_ v: ConfigValues) throws -> [RewardSpec] {
@@ -223,11 +256,16 @@ public struct GRPOConfig: Sendable {
                 "loss_type": lossType.rawValue, "scale_rewards": scaleRewards.rawValue,
                 "num_iterations": numIterations, "mask_truncated_completions": maskTruncatedCompletions,
                 "dynamic_sampling": dynamicSampling, "rewards": rewards.map(\.name),
+                "importance_sampling_correction": samplingCorrection != nil,
+                "importance_sampling_mode": samplingCorrection?.mode.rawValue ?? NSNull(),
+                "importance_sampling_clip_max": (samplingCorrection?.clipMax).map { Double($0) } ?? NSNull(),
+                "importance_sampling_clip_min": (samplingCorrection?.clipMin).map { Double($0) } ?? NSNull(),
                 "reward_weights": rewardWeights,
                 "max_steps": maxSteps,
             ].merging(
                 runSummary(
-                    trainer: "grpo", chatTemplateKwargs: chatTemplateKwargs, lora: lora, adapter: adapter)
+                    trainer: "grpo", chatTemplateKwargs: chatTemplateKwargs, precision: precision, lora: lora,
+                    adapter: adapter)
             ) { _, new in new }
         ) { _, new in new }
     }

@@ -69,13 +69,15 @@ public final class GRPOTrainer {
         self.config = config
         self.onEvent = onEvent
         var tokenizerConfig: TokenizerConfig
+        let precision = resolvedPrecision(config.precision) { onEvent(.warning($0)) }
         (policy, tokenizer, tokenizerConfig, lock) = try loadForTraining(
             folder: config.model, resumeFrom: resumeFrom, gradientCheckpointing: config.gradientCheckpointing,
             outputDir: config.outputDir, overwrite: config.overwriteOutputDir, summary: config.summary,
-            lora: config.lora, adapter: config.adapter, seed: config.seed)
+            lora: config.lora, adapter: config.adapter, seed: config.seed, precision: precision)
         tokenizerConfig.templateKwargs = config.chatTemplateKwargs
         // With adapters the reference is the base itself, adapters off: no second model.
         reference = config.beta > 0 && policy.lora == nil ? try ModelLoader.load(folder: config.model) : nil
+        reference?.precision = precision
         stopTokenIDs = Training.stopTokenIDs(model: policy, tokenizer: tokenizer, config: tokenizerConfig)
         rewards = try config.rewards.map {
             try RewardRegistry.make($0, maxCompletionLength: config.maxCompletionLength) {
@@ -193,6 +195,7 @@ public final class GRPOTrainer {
                     Float($0)
                 },
             truncated: completions.map { $0.finishReason == .length },
+            samplingLogp: completions.flatMap(\.logprobs),
             metrics: roundMetrics(
                 scores: all.scores, names: rewards.map(\.name), combined: all.combined, groupSize: G,
                 lengths: all.lengths, truncated: all.truncated),
@@ -251,6 +254,7 @@ public final class GRPOTrainer {
         var totals = (
             loss: Float(0), kl: Float(0), low: Float(0), high: Float(0), region: Float(0), tokens: Float(0)
         )
+        var mismatch = SamplingMismatch()
         for micro in microBatches(round) {
             let span = offsets[micro.lowerBound]..<offsets[micro.upperBound]
             let weights = sequenceWeights(
@@ -261,12 +265,24 @@ public final class GRPOTrainer {
                 policy.lora?.dropout.beginTrainingPass(UInt64(state.step) << 24 | UInt64(range.lowerBound))
                 defer { policy.lora?.dropout.endTrainingPass() }
                 let logp = policy.forward(round.batch(range), temperature: config.temperature)
+                let lengths = Array(round.completionLengths[range])
+                var importanceWeights: [Float]?
+                if let sampling = round.samplingLogp.map({ Array($0[tokens]) }) {
+                    // Before this round's first update the policy's own log-probs are the old ones.
+                    let old = round.oldLogp.map { Array($0[tokens]) } ?? logp
+                    importanceWeights = config.samplingCorrection?.weights(
+                        old: old, sampled: sampling, lengths: lengths, mask: Array(mask[tokens]))
+                    mismatch.add(
+                        old: old, sampled: sampling, mask: Array(mask[tokens]), lengths: lengths,
+                        weights: importanceWeights,
+                        perSequence: config.samplingCorrection?.mode.perSequence ?? false)
+                }
                 let result = policyLoss(
                     PolicyBatch(
                         logp: logp, oldLogp: round.oldLogp.map { Array($0[tokens]) },
                         refLogp: round.refLogp.map { Array($0[tokens]) }, mask: Array(mask[tokens]),
-                        lengths: Array(round.completionLengths[range]),
-                        advantages: Array(round.advantages[range])),
+                        lengths: lengths, advantages: Array(round.advantages[range]),
+                        importanceWeights: importanceWeights),
                     settings: settings,
                     weights: Array(
                         weights[(range.lowerBound - micro.lowerBound)..<(range.upperBound - micro.lowerBound)]
@@ -290,6 +306,7 @@ public final class GRPOTrainer {
         metrics["clip_ratio/high_mean"] = Double(totals.high / max(totals.tokens, 1))
         metrics["clip_ratio/region_mean"] = Double(totals.region / max(totals.tokens, 1))
         if config.beta > 0 { metrics["kl"] = Double(totals.kl / max(totals.tokens, 1)) }
+        metrics.merge(mismatch.metrics) { _, new in new }
         timings["time/optimizer", default: 0] += Date().timeIntervalSince(clock)
         return metrics
     }

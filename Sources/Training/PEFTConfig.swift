@@ -50,14 +50,18 @@ extension LoRASettings {
 }
 
 /// The summary keys every trainer's config shares: which trainer, the template variables (as JSON
-/// text, which TRL also accepts) and the adapter settings.
-func runSummary(trainer: String, chatTemplateKwargs: [String: Value], lora: LoRASettings?, adapter: String?)
+/// text, which TRL also accepts), the precision asked for and the adapter settings.
+func runSummary(
+    trainer: String, chatTemplateKwargs: [String: Value], precision: PrecisionSetting, lora: LoRASettings?,
+    adapter: String?
+)
     -> [String: Any]
 {
     let kwargs = Object(chatTemplateKwargs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
     let base: [String: Any] = [
         "trainer": trainer, "chat_template_kwargs": Value.object(kwargs).jsonText,
         "use_peft": lora != nil || adapter != nil, "adapter": adapter ?? NSNull(),
+        "precision": precision.rawValue,
     ]
     return base.merging(lora?.summary ?? [:]) { _, new in new }
 }

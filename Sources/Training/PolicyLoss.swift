@@ -28,10 +28,13 @@ public struct PolicyBatch: Sendable {
     public var lengths: [Int]
     /// One advantage per sequence.
     public var advantages: [Float]
+    /// Per-token importance weights on the surrogate (not the KL) correcting the sampler/trainer
+    /// mismatch (`SamplingCorrection`), or nil.
+    public var importanceWeights: [Float]?
 
     public init(
         logp: [Float], oldLogp: [Float]? = nil, refLogp: [Float]? = nil, mask: [Float]? = nil, lengths: [Int],
-        advantages: [Float]
+        advantages: [Float], importanceWeights: [Float]? = nil
     ) {
         self.logp = logp
         self.oldLogp = oldLogp
@@ -39,6 +42,7 @@ public struct PolicyBatch: Sendable {
         self.mask = mask ?? Array(repeating: 1, count: logp.count)
         self.lengths = lengths
         self.advantages = advantages
+        self.importanceWeights = importanceWeights
     }
 }
 
@@ -74,7 +78,10 @@ public struct PolicyLossResult: Sendable {
 /// Per token t of sequence i:
 ///
 ///     ρ = exp(logp - old_logp)
-///     ℓ = -min(ρ·A_i, clip(ρ, 1 - ε_low, 1 + ε_high)·A_i) + β·(exp(ref - logp) - (ref - logp) - 1)
+///     ℓ = -w·min(ρ·A_i, clip(ρ, 1 - ε_low, 1 + ε_high)·A_i) + β·(exp(ref - logp) - (ref - logp) - 1)
+///
+/// with w the importance weight of the sampler/trainer correction (1 without it), as TRL applies
+/// its vLLM correction to the surrogate only.
 ///
 /// aggregated by `lossType` with the mask m (grpo: mean_i Σ_t m ℓ / Σ_t m; bnpo: Σ m ℓ / Σ m; dr_grpo:
 /// Σ m ℓ / (B · max_completion_length); dapo: Σ m ℓ / tokensInBatch). The gradient is exact:
@@ -96,6 +103,7 @@ public func policyLoss(
     precondition(batch.advantages.count == batch.lengths.count, "policyLoss: one advantage per sequence")
     precondition(batch.oldLogp.map { $0.count == T } ?? true, "policyLoss: old log-probs")
     precondition(batch.refLogp.map { $0.count == T } ?? true, "policyLoss: reference log-probs")
+    precondition(batch.importanceWeights.map { $0.count == T } ?? true, "policyLoss: importance weights")
     precondition(s.beta == 0 || batch.refLogp != nil, "policyLoss: beta > 0 needs reference log-probs")
     let B = batch.lengths.count
     let totalMask = batch.mask.reduce(0, +)
@@ -116,8 +124,9 @@ public func policyLoss(
             let clipped = min(max(ratio, 1 - s.epsilonLow), 1 + s.epsilonHigh)
             let isLow = ratio < 1 - s.epsilonLow && A < 0
             let isHigh = ratio > 1 + s.epsilonHigh && A > 0
-            var loss = -min(ratio * A, clipped * A)
-            var dLoss: Float = isLow || isHigh ? 0 : -A * ratio
+            let w = batch.importanceWeights?[t] ?? 1
+            var loss = -min(ratio * A, clipped * A) * w
+            var dLoss: Float = isLow || isHigh ? 0 : -A * ratio * w
             if let ref = batch.refLogp {
                 let delta = ref[t] - logp
                 let kl = exp(delta) - delta - 1

@@ -16,6 +16,8 @@ public struct Round: Codable, Sendable, Equatable {
     public var oldLogp: [Float]?
     /// Log-probs under the reference model (beta > 0).
     public var refLogp: [Float]?
+    /// The sampler's log-probs of the completion tokens (decoding, at the sampling temperature).
+    public var samplingLogp: [Float]?
     /// Optimizer steps already taken on this round.
     public var iterationsDone = 0
     /// Reward and length statistics, logged with every step of the round.

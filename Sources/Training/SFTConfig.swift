@@ -20,6 +20,8 @@ public struct SFTConfig: Sendable {
     public var completionOnlyLoss = true
     public var optimizer = OptimizerConfig()
     public var gradientCheckpointing = false
+    /// The projections' and lm_head's matmul precision (`precision`, or TRL's `bf16: true`).
+    public var precision = PrecisionSetting.float32
     public var forwardBatchTokens = 4096
     public var saveSteps = 500
     public var maxNonfiniteSteps = 5
@@ -51,6 +53,7 @@ public struct SFTConfig: Sendable {
             "completion_only_loss", default: try v.bool("assistant_only_loss", default: true))
         optimizer = try OptimizerConfig(v, defaultLearningRate: 2e-5)
         gradientCheckpointing = try v.bool("gradient_checkpointing", default: false)
+        precision = try v.precisionSetting()
         forwardBatchTokens = try v.int("forward_batch_tokens", default: forwardBatchTokens)
         saveSteps = try v.int("save_steps", default: saveSteps)
         maxNonfiniteSteps = try v.int("max_nonfinite_steps", default: maxNonfiniteSteps)
@@ -89,7 +92,8 @@ public struct SFTConfig: Sendable {
                 "completion_only_loss": completionOnlyLoss,
             ].merging(
                 runSummary(
-                    trainer: "sft", chatTemplateKwargs: chatTemplateKwargs, lora: lora, adapter: adapter)
+                    trainer: "sft", chatTemplateKwargs: chatTemplateKwargs, precision: precision, lora: lora,
+                    adapter: adapter)
             ) { _, new in new }
         ) { _, new in new }
     }

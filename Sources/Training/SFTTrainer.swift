@@ -32,7 +32,8 @@ public final class SFTTrainer {
         let (model, tokenizer, loadedConfig, lock) = try loadForTraining(
             folder: config.model, resumeFrom: resumeFrom, gradientCheckpointing: config.gradientCheckpointing,
             outputDir: config.outputDir, overwrite: config.overwriteOutputDir, summary: config.summary,
-            lora: config.lora, adapter: config.adapter, seed: config.seed)
+            lora: config.lora, adapter: config.adapter, seed: config.seed,
+            precision: resolvedPrecision(config.precision) { onEvent(.warning($0)) })
         self.lock = lock
         var tokenizerConfig = loadedConfig
         tokenizerConfig.templateKwargs = config.chatTemplateKwargs

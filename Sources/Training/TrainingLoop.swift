@@ -11,7 +11,8 @@ import Tokenizers
 /// else from `adapter` (an existing PEFT adapter), else new ones under `seed`.
 func loadForTraining(
     folder: String, resumeFrom: String?, gradientCheckpointing: Bool, outputDir: String, overwrite: Bool,
-    summary: [String: Any], lora: LoRASettings? = nil, adapter: String? = nil, seed: UInt64 = 0
+    summary: [String: Any], lora: LoRASettings? = nil, adapter: String? = nil, seed: UInt64 = 0,
+    precision: LinearPrecision = .float32
 ) throws -> (model: Transformer, tokenizer: Tokenizer, config: TokenizerConfig, lock: OutputLock) {
     guard FileManager.default.fileExists(atPath: folder + "/tokenizer.json") else {
         throw TrainingError.missingTokenizer(folder: folder)
@@ -30,6 +31,7 @@ func loadForTraining(
         model.lora?.dropout.seed = seed
     }
     model.gradientCheckpointing = gradientCheckpointing
+    model.precision = precision
     return (model, try Tokenizer(path: folder), try TokenizerConfig.load(folder: folder), lock)
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Models
 import Tensors
 import Training
 
@@ -46,6 +47,8 @@ struct DemoCommand: ParsableCommand {
         parsing: .unconditional, help: "Completions sampled per held-out problem for the sampled accuracy.")
     var evalSamples: Int?
     @Option(parsing: .unconditional, help: "Sampling temperature in GRPO.") var temperature: Float?
+    @Option(help: "Matmul precision of every stage: float32, bf16 or auto. (default: float32)")
+    var precision: PrecisionSetting?
     @Option(parsing: .unconditional, help: "Largest running total a problem reaches.") var maxTotal: Int?
     @Option(parsing: .unconditional, help: "Fewest numbers a problem chains.") var minOperands: Int?
     @Option(parsing: .unconditional, help: "Most numbers a problem chains.") var maxOperands: Int?
@@ -86,6 +89,7 @@ struct DemoCommand: ParsableCommand {
         }
         settings.task.operands = fewest...most
         if let temperature { settings.temperature = temperature }
+        if let precision { settings.precision = precision }
         if let maxNumber {
             guard maxNumber >= 1 else { throw ValidationError("--max-number must be at least 1") }
             settings.task.numbers = 1...maxNumber

@@ -17,6 +17,7 @@ struct EvalCommand: ParsableCommand {
             """)
 
     @OptionGroup var model: ModelOptions
+    @OptionGroup var precision: PrecisionOptions
     @OptionGroup var template: TemplateOptions
     @Option(help: "JSONL with \"prompt\" or \"messages\" and the fields the rewards need.") var dataset:
         String
@@ -32,6 +33,7 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         let (transformer, tokenizer, loadedConfig) = try model.loadWithTokenizer()
+        precision.apply(to: transformer)
         let tokenizerConfig = try template.applied(to: loadedConfig)
         let rewards = try reward.map {
             try RewardRegistry.make(RewardSpec(name: $0), maxCompletionLength: maxCompletionLength)

@@ -16,6 +16,7 @@ struct GenerateCommand: ParsableCommand {
             """)
 
     @OptionGroup var model: ModelOptions
+    @OptionGroup var precision: PrecisionOptions
     @OptionGroup var template: TemplateOptions
     @Option(help: "One prompt (streams its completion).") var prompt: String?
     @Option(help: "JSONL prompts.") var input: String?
@@ -56,6 +57,7 @@ struct GenerateCommand: ParsableCommand {
         parameters.seed = seed
         try parameters.validate()
         let transformer = try model.load()
+        precision.apply(to: transformer)
         let tokenizer = try Tokenizer(path: model.model)
         let config = try template.applied(to: try TokenizerConfig.load(folder: model.model))
         parameters.stopTokenIDs = stopTokenIDs(model: transformer, tokenizer: tokenizer, config: config)

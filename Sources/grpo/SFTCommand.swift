@@ -13,7 +13,8 @@ struct SFTCommand: ParsableCommand {
             learning_rate, adam_beta1, adam_beta2, adam_epsilon, weight_decay, lr_scheduler_type, \
             warmup_steps, warmup_ratio, max_grad_norm, gradient_checkpointing, save_steps, \
             forward_batch_tokens (memory only), max_nonfinite_steps, shuffle_dataset, seed, \
-            overwrite_output_dir, chat_template_kwargs; LoRA: use_peft, lora_r, lora_alpha, lora_dropout, \
+            overwrite_output_dir, chat_template_kwargs, precision (float32, bf16, auto; or TRL's bf16: \
+            true); LoRA: use_peft, lora_r, lora_alpha, lora_dropout, \
             lora_target_modules (or all-linear), use_rslora, adapter.
 
             Dataset lines: {"prompt": "...", "completion": "..."} (EOS appended), {"messages": [...]} \

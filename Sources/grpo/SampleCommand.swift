@@ -21,6 +21,7 @@ struct SampleCommand: ParsableCommand {
             """)
 
     @OptionGroup var model: ModelOptions
+    @OptionGroup var precision: PrecisionOptions
     @OptionGroup var template: TemplateOptions
     @Option(help: "JSONL with \"prompt\" or \"messages\" and the fields the rewards need.") var dataset:
         String
@@ -51,6 +52,7 @@ struct SampleCommand: ParsableCommand {
             throw ValidationError("--threshold must be a finite number, got \(threshold)")
         }
         let (transformer, tokenizer, loadedConfig) = try model.loadWithTokenizer()
+        precision.apply(to: transformer)
         let tokenizerConfig = try template.applied(to: loadedConfig)
         let rewards = try reward.map {
             try RewardRegistry.make(RewardSpec(name: $0), maxCompletionLength: maxCompletionLength)

@@ -12,6 +12,7 @@ struct ScoreCommand: ParsableCommand {
             """)
 
     @OptionGroup var model: ModelOptions
+    @OptionGroup var precision: PrecisionOptions
     @OptionGroup var template: TemplateOptions
     @Option(help: "JSONL input.") var input: String
     @Option(help: "Write here instead of standard output.") var output: String?
@@ -29,6 +30,7 @@ struct ScoreCommand: ParsableCommand {
 
     func run() throws {
         let transformer = try model.load()
+        precision.apply(to: transformer)
         let lines = try readJSONLines(input)
         var tokenizer: Tokenizer?
         var config: TokenizerConfig?

@@ -21,7 +21,8 @@ struct TrainCommand: ParsableCommand {
             adam_epsilon, weight_decay, lr_scheduler_type (constant, linear, cosine), warmup_steps, \
             warmup_ratio, max_grad_norm, gradient_accumulation_steps, gradient_checkpointing, \
             max_steps, save_steps, log_completions_steps, max_nonfinite_steps, forward_batch_tokens (memory only), \
-            max_cache_mib, seed, overwrite_output_dir, chat_template_kwargs; LoRA: use_peft, lora_r, \
+            max_cache_mib, seed, overwrite_output_dir, chat_template_kwargs, precision (float32, bf16, \
+            auto; or TRL's bf16: true); LoRA: use_peft, lora_r, \
             lora_alpha, lora_dropout, lora_target_modules (or all-linear), use_rslora, adapter. Rewards: \
             accuracy, format, soft_overlong_punishment, length, countdown, external.
 

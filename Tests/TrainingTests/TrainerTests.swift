@@ -115,13 +115,16 @@ struct TrainerTests {
         #expect(leftovers.isEmpty)
     }
 
-    @Test func learnsASimpleReward() throws {
+    /// In float32 and in bf16 (float32 where the CPU lacks bf16).
+    @Test(arguments: [PrecisionSetting.float32, .bf16])
+    func learnsASimpleReward(precision: PrecisionSetting) throws {
         // Reward: the completion contains a digit. A random toy model does so about a quarter of the
         // time; a few GRPO steps must raise that.
         let w = try Workspace()
         var config = try w.config([
             "rewards": [["name": "format", "pattern": ".*[0-9].*"]], "max_steps": 24, "learning_rate": 1e-2,
             "per_step_prompts": 4, "num_generations": 8, "save_steps": 100, "lr_scheduler_type": "constant",
+            "precision": precision.rawValue,
         ])
         config.maxSteps = 24
         var rewards: [Double] = []

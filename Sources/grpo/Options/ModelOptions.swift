@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Models
 
 struct ModelOptions: ParsableArguments {
@@ -14,3 +15,21 @@ struct ModelOptions: ParsableArguments {
         return transformer
     }
 }
+
+/// `--precision float32 | bf16 | auto` for the commands that run a model.
+struct PrecisionOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "Matmul precision: float32, bf16 (bf16 operands, float32 accumulation; float32 with a note where the CPU lacks avx512_bf16), or auto (bf16 where the CPU has it).",
+            valueName: "float32|bf16|auto"))
+    var precision: PrecisionSetting = .float32
+
+    /// Sets `model`'s precision, saying on stderr when bf16 cannot run here.
+    func apply(to model: Transformer) {
+        let (resolved, note) = precision.resolved()
+        if let note { FileHandle.standardError.write(Data((note + "\n").utf8)) }
+        model.precision = resolved
+    }
+}
+
+extension PrecisionSetting: ExpressibleByArgument {}

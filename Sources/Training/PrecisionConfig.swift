@@ -1,0 +1,23 @@
+import Models
+
+extension ConfigValues {
+    /// `precision: float32 | bf16 | auto`, or TRL's `bf16: true` (`bf16: false` is float32); the
+    /// two keys must agree when both are given.
+    public func precisionSetting() throws -> PrecisionSetting {
+        let trlBF16 = has("bf16") ? try bool("bf16", default: false) : nil
+        let precision = try choice("precision", default: trlBF16 == true ? PrecisionSetting.bf16 : .float32)
+        if let trlBF16, has("precision"), (precision == .bf16) != trlBF16, precision != .auto {
+            throw error(
+                "precision",
+                "is \(precision.rawValue) but bf16 is \(trlBF16) (\(source("bf16"))); give one of the two")
+        }
+        return precision
+    }
+}
+
+/// The precision a trainer runs `setting` at, telling `warn` once when bf16 cannot run here.
+func resolvedPrecision(_ setting: PrecisionSetting, warn: (String) -> Void) -> LinearPrecision {
+    let (precision, note) = setting.resolved()
+    if let note { warn(note) }
+    return precision
+}
