@@ -1,3 +1,4 @@
+import Foundation
 import Tensors
 
 /// The arithmetic a linear layer's matmuls run in.
@@ -68,8 +69,14 @@ public final class Linear {
     /// No weight or bias gradient: backward computes dX only.
     public var frozen = false
     public var precision = LinearPrecision.float32 {
-        didSet { if precision == .float32 { lowPrecision.release() } }
+        didSet {
+            precondition(
+                !float32Released || precision == .bf16, "\(modules[0].name): float32 weights were released")
+            if precision == .float32 { lowPrecision.release() }
+        }
     }
+    /// The float32 weight's memory was given back (`holdInBF16Only`): only the bf16 copy is left.
+    public private(set) var float32Released = false
     public var adapters: [any LinearAdapter] = []
 
     private let store: ParameterStore
@@ -114,8 +121,22 @@ public final class Linear {
     /// Bytes held besides the float32 parameters (the bf16 copy of the weight).
     public var extraBytes: Int { lowPrecision.bytes }
 
+    /// Keeps a frozen bf16 layer's weight in bf16 only, halving the weight's memory.
+    ///
+    /// The bf16 copy is made (and never remade) and the float32 weight's pages go back to the
+    /// system. Using the float32 weight afterwards (float32 precision, training it) is a
+    /// programmer error.
+    public func holdInBF16Only() {
+        precondition(frozen && precision == .bf16, "only a frozen bf16 layer can drop its float32 weight")
+        guard !float32Released else { return }
+        lowPrecision.pin()
+        discardPages(weight.pointer, count: weight.count)
+        float32Released = true
+    }
+
     /// y (N, outputs) = x (N, inputs) Wᵀ + b, plus every adapter's contribution.
     public func forward(y: Tensor, x: Tensor) {
+        precondition(!float32Released || precision == .bf16)
         switch precision {
         case .float32: linearForward(y: y, x: x, weight: weight, bias: bias)
         case .bf16: linearForwardBF16(y: y, x: x, weight: bf16Weight, bias: bias)
@@ -126,6 +147,7 @@ public final class Linear {
     /// dX (=, or += when `accumulate`) dY W (nil: not needed); dW += dYᵀ x and db += Σ dY unless
     /// frozen; adapters add their share of dX and their own gradients.
     public func backward(dX: Tensor?, accumulate: Bool = false, dY: Tensor, x: Tensor) {
+        precondition(!float32Released || (frozen && precision == .bf16))
         let (dWeight, dBias) = frozen ? (nil, nil) : (weightGradient, biasGradient)
         switch precision {
         case .float32:
@@ -147,6 +169,8 @@ final class BFloat16Copy {
     private let store: ParameterStore
     private var buffer: BFloat16Buffer?
     private var version = 0
+    /// Made once and kept: the float32 source is gone.
+    private var pinned = false
 
     init(of source: Tensor, in store: ParameterStore) {
         self.source = source
@@ -154,7 +178,7 @@ final class BFloat16Copy {
     }
 
     var value: BFloat16Buffer {
-        if let buffer, version == store.version { return buffer }
+        if let buffer, version == store.version || pinned { return buffer }
         let converted = buffer ?? BFloat16Buffer(count: source.count)
         BFloat16.convert(source.pointer, into: converted.pointer, count: source.count)
         buffer = converted
@@ -164,5 +188,25 @@ final class BFloat16Copy {
 
     var bytes: Int { buffer?.bytes ?? 0 }
 
-    func release() { buffer = nil }
+    func release() {
+        precondition(!pinned, "the bf16 copy is all that is left of this weight")
+        buffer = nil
+    }
+
+    /// Makes the copy now and keeps it whatever the store does later.
+    func pin() {
+        _ = value
+        pinned = true
+    }
+}
+
+/// Gives the whole pages inside `count` floats at `pointer` back to the system (they read as zeros
+/// if touched again); a no-op where `madvise` is not Linux's.
+func discardPages(_ pointer: UnsafeMutablePointer<Float>, count: Int) {
+    #if os(Linux)
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: pointer) + page - 1) / page * page
+        let end = Int(bitPattern: pointer + count) / page * page
+        if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED) }
+    #endif
 }

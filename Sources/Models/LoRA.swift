@@ -393,6 +393,7 @@ extension LoRA {
     /// `merge_and_unload`), and takes the adapters off the model, which is then a plain model
     /// with the adapted behaviour.
     public func mergeIntoBase(_ model: Transformer) {
+        precondition(!model.float32WeightsReleased, "merging into a base held in bf16 only")
         for layer in model.layers {
             for linear in layer.linears {
                 for case let adapter as LoRAAdapter in linear.adapters where adapter.enabled {

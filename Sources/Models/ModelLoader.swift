@@ -104,6 +104,7 @@ public enum ModelLoader {
     /// Each file is written to a temporary name and renamed, so an interrupted save leaves the
     /// previous files whole.
     public static func save(_ model: Transformer, to folder: String, dtype: DType = .f32) throws {
+        precondition(!model.float32WeightsReleased, "saving a model whose float32 weights were released")
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let dtypeName = ["F32": "float32", "F16": "float16", "BF16": "bfloat16"][dtype.rawValue] ?? "float32"
         var config = model.config.configDictionary(dtype: dtypeName)

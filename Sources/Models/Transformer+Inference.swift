@@ -70,11 +70,7 @@ extension Transformer {
             y: selected, rstd: Tensor(zeros: [rows.count]), x: selected,
             weight: parameters.value("model.norm.weight"), eps: config.rmsNormEps)
         let logits = Tensor(zeros: [rows.count, config.vocabSize])
-        if let headBF16 {
-            linearForwardBF16(y: logits, x: selected, weight: headBF16)
-        } else {
-            linearForward(y: logits, x: selected, weight: head)
-        }
+        headForward(y: logits, x: selected)
         return logits
     }
 }

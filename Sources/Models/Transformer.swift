@@ -61,6 +61,36 @@ public final class Transformer {
             if precision == .float32 { headCopy.release() }
         }
     }
+    /// Whether some weights are held in bf16 only (`holdFrozenWeightsInBF16`): the model can run but
+    /// not be saved or trained in float32.
+    public var float32WeightsReleased: Bool {
+        layers.contains { $0.linears.contains(where: \.float32Released) }
+    }
+
+    /// Keeps every frozen bf16 projection in bf16 only, halving its weights' memory.
+    ///
+    /// For the reference model, a LoRA base, a model that only samples or scores. The embedding
+    /// and norms, which are read in float32, stay; an untied lm_head goes too, since bf16 reads
+    /// only its copy.
+    public func holdFrozenWeightsInBF16() {
+        precondition(
+            frozenBase && precision == .bf16, "only a frozen bf16 model can drop its float32 weights")
+        for linear in layers.flatMap(\.linears) { linear.holdInBF16Only() }
+        if !config.tieWordEmbeddings {
+            headCopy.pin()
+            discardPages(head.pointer, count: head.count)
+        }
+    }
+
+    /// y (N, V) = x (N, C) lm_headᵀ, through the bf16 copy when `precision` is bf16.
+    func headForward(y: Tensor, x: Tensor) {
+        if let headBF16 {
+            linearForwardBF16(y: y, x: x, weight: headBF16)
+        } else {
+            linearForward(y: y, x: x, weight: head)
+        }
+    }
+
     /// lm_head (or the tied embedding) in bf16, when `precision` is bf16.
     private lazy var headCopy = BFloat16Copy(of: head, in: parameters)
     var headBF16: BFloat16Buffer? { precision == .bf16 ? headCopy.value : nil }
@@ -236,7 +266,7 @@ public final class Transformer {
             y: normed, rstd: Tensor(zeros: [rows.count]), x: final,
             weight: parameters.value("model.norm.weight"), eps: config.rmsNormEps)
         let out = Tensor(zeros: [rows.count, config.vocabSize])
-        linearForward(y: out, x: normed, weight: head)
+        headForward(y: out, x: normed)
         saved = nil
         let flat = out.toArray()
         return (0..<rows.count).map { Array(flat[($0 * config.vocabSize)..<(($0 + 1) * config.vocabSize)]) }

@@ -77,7 +77,11 @@ public final class GRPOTrainer {
         tokenizerConfig.templateKwargs = config.chatTemplateKwargs
         // With adapters the reference is the base itself, adapters off: no second model.
         reference = config.beta > 0 && policy.lora == nil ? try ModelLoader.load(folder: config.model) : nil
-        reference?.precision = precision
+        if let reference, precision == .bf16 {
+            reference.precision = .bf16
+            reference.frozenBase = true
+            reference.holdFrozenWeightsInBF16()
+        }
         stopTokenIDs = Training.stopTokenIDs(model: policy, tokenizer: tokenizer, config: tokenizerConfig)
         rewards = try config.rewards.map {
             try RewardRegistry.make($0, maxCompletionLength: config.maxCompletionLength) {

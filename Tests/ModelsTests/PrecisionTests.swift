@@ -136,3 +136,20 @@ func bf16GradientsPointWhereTransformersDo(name: String) throws {
     #expect(after != before)
     #expect(after == fresh.model.logProbabilities(fresh.batch))
 }
+
+/// Holding a frozen bf16 model's weights in bf16 only changes nothing it computes.
+@Test(arguments: ["llama-gqa", "qwen2-bias"])
+func holdingFrozenWeightsInBF16OnlyKeepsTheOutputs(name: String) throws {
+    try #require(BFloat16Matmul.isAvailable, "no bf16 instructions here")
+    let fixture = try Fixture(name)
+    fixture.model.precision = .bf16
+    let before = fixture.model.logProbabilities(fixture.batch)
+    let logits = fixture.model.logits(fixture.batch, rows: fixture.inputs.logitRows)
+    fixture.model.frozenBase = true
+    fixture.model.holdFrozenWeightsInBF16()
+    #expect(fixture.model.float32WeightsReleased)
+    #expect(fixture.model.logProbabilities(fixture.batch) == before)
+    #expect(fixture.model.logits(fixture.batch, rows: fixture.inputs.logitRows) == logits)
+    fixture.model.parameters.valuesChanged()  // the kept copies are not remade from the released pages
+    #expect(fixture.model.logProbabilities(fixture.batch) == before)
+}

@@ -143,3 +143,43 @@ private func modelFixture(_ name: String, file: String = #filePath) -> String {
     let (diff, index) = maxAbsDiff(model.logProbabilities(batch), peft.map(Float.init))
     #expect(diff <= 1e-4, "PEFT's log-probs differ by \(diff) at target \(index)")
 }
+
+/// In bf16 the frozen weights are held in bf16 only (the LoRA base, the reference model), and a
+/// LoRA run still trains its adapters and resumes exactly.
+@Test func bf16RunsHoldFrozenWeightsInBF16Only() throws {
+    try #require(BFloat16Matmul.isAvailable, "no bf16 instructions here")
+    let w = try Workspace()
+    let full = try GRPOTrainer(
+        config: try w.config(["beta": 0.04, "precision": "bf16", "max_steps": 2], output: "f"))
+    #expect(full.reference?.float32WeightsReleased == true)
+    #expect(!full.policy.float32WeightsReleased)  // the policy trains its float32 masters
+    try full.train()
+
+    let settings: [String: Any] = [
+        "beta": 0.04, "lora_r": 4, "lora_target_modules": "all-linear", "learning_rate": 1e-2,
+        "precision": "bf16", "max_steps": 4, "save_steps": 2,
+        "rewards": [["name": "format", "pattern": ".*[0-9].*"]],
+    ]
+    let straight = try GRPOTrainer(config: try w.config(settings, output: "a"))
+    #expect(straight.policy.float32WeightsReleased && straight.reference == nil)
+    try straight.train()
+    let lora = try #require(straight.policy.lora)
+    let bMoved = lora.parameters.slots.filter { $0.name.hasSuffix("lora_B.weight") }.allSatisfy { slot in
+        (0..<slot.count).contains { lora.parameters.values.pointer[slot.offset + $0] != 0 }
+    }
+    #expect(bMoved)
+    let first = try GRPOTrainer(config: try w.config(settings, output: "b"))
+    var steps = 0
+    first.shouldStop = {
+        steps += 1
+        return steps == 2
+    }
+    try first.train()
+    let resumed = try GRPOTrainer(
+        config: try w.config(settings, output: "b"), resumeFrom: Checkpoint.latest(in: w.root + "/b"))
+    try resumed.train()
+    let (a, b) = (lora.parameters.values.pointer, resumed.policy.lora!.parameters.values.pointer)
+    #expect(
+        (0..<lora.parameters.count).allSatisfy { a[$0] == b[$0] }, "bf16 adapters after 2 + resume + 2 differ"
+    )
+}

@@ -29,6 +29,11 @@ struct PrecisionOptions: ParsableArguments {
         let (resolved, note) = precision.resolved()
         if let note { FileHandle.standardError.write(Data((note + "\n").utf8)) }
         model.precision = resolved
+        // These commands never train: in bf16 the float32 weights are not needed.
+        if resolved == .bf16 {
+            model.frozenBase = true
+            model.holdFrozenWeightsInBF16()
+        }
     }
 }
 
