@@ -96,15 +96,6 @@ final class LoRAAdapter: LinearAdapter {
         store.fused(parts.map(\.aName), columns: inputs, gradient: true)
     }
 
-    private func reuse(_ storage: inout TensorStorage, shape: [Int]) -> Tensor {
-        let count = shape.reduce(1, *)
-        if storage.count < count {
-            storage = TensorStorage(count: 0)
-            storage = TensorStorage(count: count)
-        }
-        return Tensor(storage: storage, offset: 0, shape: shape)
-    }
-
     /// U = [dropout_m(x) A_mᵀ]_m, (N, parts · r), into `u`.
     private func project(_ x: Tensor, into u: Tensor) {
         let (N, R) = (x.shape[0], parts.count * rank)
@@ -199,6 +190,17 @@ final class LoRAAdapter: LinearAdapter {
     }
 }
 
+/// A `shape` view of `storage`, grown first when it is too small (the old buffer freed before the
+/// new one is made): buffers kept between calls, since fresh pages cost more than the work.
+private func reuse(_ storage: inout TensorStorage, shape: [Int]) -> Tensor {
+    let count = shape.reduce(1, *)
+    if storage.count < count {
+        storage = TensorStorage(count: 0)
+        storage = TensorStorage(count: count)
+    }
+    return Tensor(storage: storage, offset: 0, shape: shape)
+}
+
 /// Dropout on the adapters' input (PEFT's `lora_dropout`), on in training passes only.
 ///
 /// A pass's mask is a function of (seed, pass, adapter, element), so backward, and the forward
@@ -222,14 +224,7 @@ public final class DropoutClock {
     /// fresh pages for every masked copy cost more than the masking.
     private var buffers = [TensorStorage(count: 0), TensorStorage(count: 0)]
 
-    func scratch(_ slot: Int, shape: [Int]) -> Tensor {
-        let count = shape.reduce(1, *)
-        if buffers[slot].count < count {
-            buffers[slot] = TensorStorage(count: 0)
-            buffers[slot] = TensorStorage(count: count)
-        }
-        return Tensor(storage: buffers[slot], offset: 0, shape: shape)
-    }
+    func scratch(_ slot: Int, shape: [Int]) -> Tensor { reuse(&buffers[slot], shape: shape) }
 
     /// Starts a forward and backward that train, with masks keyed by `pass`: trainers derive it from
     /// their state (step, chunk), so a resumed run draws the masks the straight one did.

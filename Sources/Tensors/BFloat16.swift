@@ -63,7 +63,14 @@ public final class BFloat16Buffer: @unchecked Sendable {
 final class BFloat16Scratch: @unchecked Sendable {
     static let shared = BFloat16Scratch()
     private var buffers: [BFloat16Buffer] = [BFloat16Buffer(count: 0), BFloat16Buffer(count: 0)]
-    let lock = NSLock()
+    private let lock = NSLock()
+
+    /// Runs `body` with the buffers to itself (a caller's conversions stay valid until it returns).
+    func withBuffers<R>(_ body: (BFloat16Scratch) -> R) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(self)
+    }
 
     /// Slot `slot`'s buffer holding the conversion of `count` floats at `source`.
     func converted(_ slot: Int, _ source: UnsafePointer<Float>, count: Int) -> UnsafeMutablePointer<UInt16> {

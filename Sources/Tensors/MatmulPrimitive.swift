@@ -35,6 +35,8 @@
         private var engine: dnnl_engine_t?
         private var stream: dnnl_stream_t?
         private var entries: [Key: Entry] = [:]
+        /// Shapes whose primitive could not be made (bf16 on a CPU without it), not tried again.
+        private var unavailable: Set<Key> = []
         private let lock = NSLock()
 
         private init() {
@@ -90,9 +92,6 @@
             }
             return dnnl_stream_wait(stream) == dnnl_success
         }
-
-        /// Shapes whose primitive could not be made (bf16 on a CPU without it), not tried again.
-        private var unavailable: Set<Key> = []
 
         private func entry(_ key: Key) -> Entry? {
             if let entry = entries[key] { return entry }

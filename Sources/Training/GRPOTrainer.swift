@@ -270,21 +270,22 @@ public final class GRPOTrainer {
                 defer { policy.lora?.dropout.endTrainingPass() }
                 let logp = policy.forward(round.batch(range), temperature: config.temperature)
                 let lengths = Array(round.completionLengths[range])
+                let chunkMask = Array(mask[tokens])
                 var importanceWeights: [Float]?
                 if let sampling = round.samplingLogp.map({ Array($0[tokens]) }) {
                     // Before this round's first update the policy's own log-probs are the old ones.
                     let old = round.oldLogp.map { Array($0[tokens]) } ?? logp
                     importanceWeights = config.samplingCorrection?.weights(
-                        old: old, sampled: sampling, lengths: lengths, mask: Array(mask[tokens]))
+                        old: old, sampled: sampling, lengths: lengths, mask: chunkMask)
                     mismatch.add(
-                        old: old, sampled: sampling, mask: Array(mask[tokens]), lengths: lengths,
+                        old: old, sampled: sampling, mask: chunkMask, lengths: lengths,
                         weights: importanceWeights,
                         perSequence: config.samplingCorrection?.mode.perSequence ?? false)
                 }
                 let result = policyLoss(
                     PolicyBatch(
                         logp: logp, oldLogp: round.oldLogp.map { Array($0[tokens]) },
-                        refLogp: round.refLogp.map { Array($0[tokens]) }, mask: Array(mask[tokens]),
+                        refLogp: round.refLogp.map { Array($0[tokens]) }, mask: chunkMask,
                         lengths: lengths, advantages: Array(round.advantages[range]),
                         importanceWeights: importanceWeights),
                     settings: settings,

@@ -220,6 +220,38 @@ func field(_ s: String, _ width: Int) -> String {
     s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
 }
 
+/// A batch of 4 x 512 random tokens on SmolLM2-135M's shapes (`layers` layers), with the uniform
+/// dLogp the benchmarks backpropagate.
+struct BenchmarkBatch {
+    let config: ModelConfig
+    let lengths = [512, 512, 512, 512]
+    let batch: TokenBatch
+    let dLogp: [Float]
+
+    init(layers: Int) {
+        let config = smolLM2Shape(layers: layers)
+        var rng = SplitMix64(seed: 2)
+        batch = TokenBatch(
+            sequences: lengths.map { n in (0..<n).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) } })
+        dLogp = [Float](repeating: -1.0 / Float(batch.targetRows.count), count: batch.targetRows.count)
+        self.config = config
+    }
+}
+
+/// Seconds (best of `repeats`) for `model` to sample 4 random 32-token prompts x 8 completions x 64
+/// new tokens.
+func decodeSeconds(_ model: Transformer, repeats: Int) -> Double {
+    var parameters = SamplingParameters()
+    parameters.numGenerations = 8
+    parameters.maxNewTokens = 64
+    parameters.seed = 1
+    var rng = SplitMix64(seed: 9)
+    let vocabulary = UInt64(model.config.vocabSize)
+    let prompts = (0..<4).map { _ in (0..<32).map { _ in Int32(rng.next() % vocabulary) } }
+    let generator = Generator(model: model)
+    return best(repeats) { _ = try! generator.generate(prompts: prompts, parameters: parameters) }
+}
+
 /// Forward+backward of one batch with full fine-tuning, a frozen base, and LoRA (r 16, all-linear)
 /// with and without lora_dropout, on one model; then decoding with and without the adapters.
 func loraComparison(config: ModelConfig, batch: TokenBatch, dLogp: [Float], repeats: Int) {
@@ -264,17 +296,9 @@ func loraComparison(config: ModelConfig, batch: TokenBatch, dLogp: [Float], repe
     print(
         "forward only: base \(String(format: "%.3f", referenceTime)) s, with adapters \(String(format: "%.3f", adaptedForward)) s (\(String(format: "%.2f", adaptedForward / referenceTime))x)"
     )
-    var parameters = SamplingParameters()
-    parameters.numGenerations = 8
-    parameters.maxNewTokens = 64
-    parameters.seed = 1
-    var rng = SplitMix64(seed: 9)
-    let prompts = (0..<4).map { _ in (0..<32).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) } }
-    let generator = Generator(model: model)
-    var decode: [Double] = []
-    for enabled in [false, true] {
+    let decode = [false, true].map { enabled in
         lora.enabled = enabled
-        decode.append(best(repeats) { _ = try! generator.generate(prompts: prompts, parameters: parameters) })
+        return decodeSeconds(model, repeats: repeats)
     }
     print(
         "decode 4 x 8 x 64 tokens: base \(String(format: "%.3f", decode[0])) s, with adapters \(String(format: "%.3f", decode[1])) s (\(String(format: "%.2f", decode[1] / decode[0]))x)"
@@ -285,12 +309,8 @@ func loraComparison(config: ModelConfig, batch: TokenBatch, dLogp: [Float], repe
 // LAYERS), 4 x 512 tokens.
 if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "lora" {
     let layers = CommandLine.arguments.count >= 3 ? Int(CommandLine.arguments[2]) ?? 30 : 30
-    let config = smolLM2Shape(layers: layers)
-    var rng = SplitMix64(seed: 2)
-    let batch = TokenBatch(
-        sequences: (0..<4).map { _ in (0..<512).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) } })
-    let dLogp = [Float](repeating: -1.0 / Float(batch.targetRows.count), count: batch.targetRows.count)
-    loraComparison(config: config, batch: batch, dLogp: dLogp, repeats: 3)
+    let b = BenchmarkBatch(layers: layers)
+    loraComparison(config: b.config, batch: b.batch, dLogp: b.dLogp, repeats: 3)
     exit(0)
 }
 
@@ -332,12 +352,6 @@ func precisionComparison(
     }
     let model = ModelLoader.randomModel(config: config, seed: 1)
     var times: [LinearPrecision: (train: Double, decode: Double)] = [:]
-    var parameters = SamplingParameters()
-    parameters.numGenerations = 8
-    parameters.maxNewTokens = 64
-    parameters.seed = 1
-    var rng = SplitMix64(seed: 9)
-    let prompts = (0..<4).map { _ in (0..<32).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) } }
     for precision in [LinearPrecision.float32, .bf16] {
         model.precision = precision
         let train = best(repeats) {
@@ -345,8 +359,7 @@ func precisionComparison(
             model.forward(batch)
             model.backward(dLogp: dLogp)
         }
-        let generator = Generator(model: model)
-        let decode = best(repeats) { _ = try! generator.generate(prompts: prompts, parameters: parameters) }
+        let decode = decodeSeconds(model, repeats: repeats)
         times[precision] = (train, decode)
         let gflops = 3 * forwardFlops / train / 1e9
         print(
@@ -362,15 +375,10 @@ func precisionComparison(
 // `grpo-bench bf16 [LAYERS]`: the precision comparison alone, on SmolLM2-135M's shapes.
 if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "bf16" {
     let layers = CommandLine.arguments.count >= 3 ? Int(CommandLine.arguments[2]) ?? 30 : 30
-    let config = smolLM2Shape(layers: layers)
-    var rng = SplitMix64(seed: 2)
-    let lengths = [512, 512, 512, 512]
-    let batch = TokenBatch(
-        sequences: lengths.map { n in (0..<n).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) } })
-    let dLogp = [Float](repeating: -1.0 / Float(batch.targetRows.count), count: batch.targetRows.count)
+    let b = BenchmarkBatch(layers: layers)
     precisionComparison(
-        config: config, batch: batch, dLogp: dLogp, forwardFlops: modelForwardFlops(config, batch, lengths),
-        repeats: 3)
+        config: b.config, batch: b.batch, dLogp: b.dLogp,
+        forwardFlops: modelForwardFlops(b.config, b.batch, b.lengths), repeats: 3)
     exit(0)
 }
 
@@ -420,12 +428,11 @@ do {
 // MARK: - Transformer on SmolLM2-135M's shapes
 
 print("\n== transformer, SmolLM2-135M shapes (random weights), 2048 tokens per batch ==")
-let config = smolLM2Shape(layers: quick ? 6 : 30)
+let benchmarkBatch = BenchmarkBatch(layers: quick ? 6 : 30)
+let (config, batch, lengths, dLogp) = (
+    benchmarkBatch.config, benchmarkBatch.batch, benchmarkBatch.lengths, benchmarkBatch.dLogp
+)
 let model = ModelLoader.randomModel(config: config, seed: 1)
-var rng = SplitMix64(seed: 2)
-let lengths = [512, 512, 512, 512]
-let sequences = lengths.map { n in (0..<n).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) } }
-let batch = TokenBatch(sequences: sequences)
 /// Model FLOPs of one forward: matmuls at 2 per multiply-add; causal attention counted as half of T².
 func modelForwardFlops(_ config: ModelConfig, _ batch: TokenBatch, _ lengths: [Int]) -> Double {
     let (N, C, F, V, L) = (
@@ -445,7 +452,6 @@ print(
 )
 
 let repeats = quick ? 1 : 3
-let dLogp = [Float](repeating: -1.0 / Float(batch.targetRows.count), count: batch.targetRows.count)
 for checkpointing in [false, true] {
     model.gradientCheckpointing = checkpointing
     let tTrain = best(repeats) {

@@ -47,11 +47,7 @@ import Testing
     var stopped = try w.config(settings, output: "b")
     stopped.maxSteps = 4
     let first = try GRPOTrainer(config: stopped)
-    var steps = 0
-    first.shouldStop = {
-        steps += 1
-        return steps == 2
-    }
+    first.shouldStop = stopAfter(2)
     try first.train()
     let resumed = try GRPOTrainer(config: stopped, resumeFrom: Checkpoint.latest(in: w.root + "/b"))
     #expect(resumed.state.step == 2)
@@ -169,11 +165,7 @@ private func modelFixture(_ name: String, file: String = #filePath) -> String {
     }
     #expect(bMoved)
     let first = try GRPOTrainer(config: try w.config(settings, output: "b"))
-    var steps = 0
-    first.shouldStop = {
-        steps += 1
-        return steps == 2
-    }
+    first.shouldStop = stopAfter(2)
     try first.train()
     let resumed = try GRPOTrainer(
         config: try w.config(settings, output: "b"), resumeFrom: Checkpoint.latest(in: w.root + "/b"))

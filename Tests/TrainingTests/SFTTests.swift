@@ -144,11 +144,7 @@ struct SFTTests {
         try straight.train()
         let config = try w.config(path, output: "b")
         let first = try SFTTrainer(config: config)
-        var steps = 0
-        first.shouldStop = {
-            steps += 1
-            return steps == 2
-        }
+        first.shouldStop = stopAfter(2)
         try first.train()
         let resumed = try SFTTrainer(config: config, resumeFrom: Checkpoint.latest(in: w.root + "/b"))
         #expect(resumed.state.step == 2)

@@ -37,6 +37,16 @@ final class Workspace {
     }
 }
 
+/// A `shouldStop` that answers true at its `checks`-th call (after that many steps): a run cut short
+/// as Ctrl-C cuts it, for the resume tests.
+func stopAfter(_ checks: Int) -> () -> Bool {
+    var calls = 0
+    return {
+        calls += 1
+        return calls == checks
+    }
+}
+
 struct TrainerTests {
     @Test func resumeContinuesExactly() throws {
         let w = try Workspace()
@@ -51,11 +61,7 @@ struct TrainerTests {
         var stopped = try w.config(settings, output: "b")
         stopped.maxSteps = 4
         let first = try GRPOTrainer(config: stopped)
-        var steps = 0
-        first.shouldStop = {
-            steps += 1
-            return steps == 2
-        }
+        first.shouldStop = stopAfter(2)
         let checkpoint = try #require(try first.train())
         #expect(checkpoint.hasSuffix("checkpoint-2"))
         #expect(first.state.pendingRound?.iterationsDone == 2)

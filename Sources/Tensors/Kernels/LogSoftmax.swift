@@ -77,20 +77,18 @@ public func logSoftmaxGatherBackward(
             }
         }
         if let weightBF16 {
-            let scratch = BFloat16Scratch.shared
-            scratch.lock.lock()
-            let dz = scratch.converted(0, zp, count: R * V)
-            BFloat16Matmul.gemm(
-                transA: false, transB: false, m: R, n: C, k: V, a: dz, b: weightBF16.pointer,
-                accumulate: false,
-                c: dHidden.pointer + start * C)
-            if let dWeight {
-                let hb = scratch.converted(1, h, count: R * C)
+            BFloat16Scratch.shared.withBuffers { scratch in
+                let dz = scratch.converted(0, zp, count: R * V)
                 BFloat16Matmul.gemm(
-                    transA: true, transB: false, m: V, n: C, k: R, a: dz, b: hb, accumulate: true,
-                    c: dWeight.pointer)
+                    transA: false, transB: false, m: R, n: C, k: V, a: dz, b: weightBF16.pointer,
+                    accumulate: false, c: dHidden.pointer + start * C)
+                if let dWeight {
+                    let hb = scratch.converted(1, h, count: R * C)
+                    BFloat16Matmul.gemm(
+                        transA: true, transB: false, m: V, n: C, k: R, a: dz, b: hb, accumulate: true,
+                        c: dWeight.pointer)
+                }
             }
-            scratch.lock.unlock()
         } else {
             BLAS.sgemm(
                 transA: false, transB: false, m: R, n: C, k: V, a: zp, lda: V, b: weight.pointer, ldb: C,
@@ -117,12 +115,12 @@ private func chunkLogits(
             ldc: V)
         return
     }
-    let scratch = BFloat16Scratch.shared
-    scratch.lock.lock()
-    let hb = scratch.converted(0, h, count: R * C)
-    BFloat16Matmul.gemm(
-        transA: false, transB: true, m: R, n: V, k: C, a: hb, b: weightBF16.pointer, accumulate: false, c: z)
-    scratch.lock.unlock()
+    BFloat16Scratch.shared.withBuffers { scratch in
+        let hb = scratch.converted(0, h, count: R * C)
+        BFloat16Matmul.gemm(
+            transA: false, transB: true, m: R, n: V, k: C, a: hb, b: weightBF16.pointer, accumulate: false,
+            c: z)
+    }
 }
 
 /// row[j] = exp(scale * row[j] - shift) * multiplier for j < count.

@@ -14,13 +14,7 @@ public func linearForward(y: Tensor, x: Tensor, weight: Tensor, bias: Tensor? = 
             transA: false, transB: true, m: N, n: O, k: I, a: x.pointer, lda: I, b: weight.pointer, ldb: I,
             c: y.pointer, ldc: O)
     }
-    if let bias {
-        precondition(bias.count == O, "linear: bias \(bias.shape) for \(O) outputs")
-        let (yp, bp) = (y.pointer, bias.pointer)
-        parallelFor(N, minimumPerTask: 64) { rows in
-            for n in rows { axpy(O, 1, bp, yp + n * O) }
-        }
-    }
+    if let bias { addBias(bias, to: y, rows: N, outputs: O) }
 }
 
 /// Backward of `linearForward`: dX (=, or += when `accumulate`) dY W; dWeight += dYᵀ x; dBias += Σ_n dY.
@@ -45,10 +39,22 @@ public func linearBackward(
             transA: true, transB: false, m: O, n: I, k: N, a: dY.pointer, lda: O, b: x.pointer, ldb: I,
             beta: 1, c: dWeight.pointer, ldc: I)
     }
-    if let dBias {
-        let (dbp, dyp) = (dBias.pointer, dY.pointer)
-        for n in 0..<N { axpy(O, 1, dyp + n * O, dbp) }
+    if let dBias { accumulateBiasGradient(dBias, dY: dY, rows: N, outputs: O) }
+}
+
+/// y[n] += bias for each of the N rows of y (N, O).
+private func addBias(_ bias: Tensor, to y: Tensor, rows N: Int, outputs O: Int) {
+    precondition(bias.count == O, "linear: bias \(bias.shape) for \(O) outputs")
+    let (yp, bp) = (y.pointer, bias.pointer)
+    parallelFor(N, minimumPerTask: 64) { rows in
+        for n in rows { axpy(O, 1, bp, yp + n * O) }
     }
+}
+
+/// dBias += Σ_n dY[n] over the N rows of dY (N, O).
+private func accumulateBiasGradient(_ dBias: Tensor, dY: Tensor, rows N: Int, outputs O: Int) {
+    let (dbp, dyp) = (dBias.pointer, dY.pointer)
+    for n in 0..<N { axpy(O, 1, dyp + n * O, dbp) }
 }
 
 /// Linear layers with few rows (decoding) run on oneDNN's matmul primitive, about twice as fast as
@@ -121,20 +127,13 @@ public func linearForwardBF16(y: Tensor, x: Tensor, weight: BFloat16Buffer, bias
     precondition(
         x.count == N * I && weight.count == O * I,
         "linear (bf16): x \(x.shape), weight \(weight.count), y \(y.shape)")
-    let scratch = BFloat16Scratch.shared
-    scratch.lock.lock()
-    let xb = scratch.converted(0, x.pointer, count: N * I)
-    BFloat16Matmul.gemm(
-        transA: false, transB: true, m: N, n: O, k: I, a: xb, b: weight.pointer, accumulate: false,
-        c: y.pointer)
-    scratch.lock.unlock()
-    if let bias {
-        precondition(bias.count == O, "linear: bias \(bias.shape) for \(O) outputs")
-        let (yp, bp) = (y.pointer, bias.pointer)
-        parallelFor(N, minimumPerTask: 64) { rows in
-            for n in rows { axpy(O, 1, bp, yp + n * O) }
-        }
+    BFloat16Scratch.shared.withBuffers { scratch in
+        let xb = scratch.converted(0, x.pointer, count: N * I)
+        BFloat16Matmul.gemm(
+            transA: false, transB: true, m: N, n: O, k: I, a: xb, b: weight.pointer, accumulate: false,
+            c: y.pointer)
     }
+    if let bias { addBias(bias, to: y, rows: N, outputs: O) }
 }
 
 /// Backward of `linearForwardBF16`: dY and x are rounded to bf16, the products accumulate in
@@ -147,24 +146,20 @@ public func linearBackwardBF16(
     let I = weight.count / O
     precondition(
         x.count == N * I && (dWeight?.count ?? O * I) == O * I, "linearBackward (bf16): shapes disagree")
-    let scratch = BFloat16Scratch.shared
-    scratch.lock.lock()
-    let dYb = scratch.converted(0, dY.pointer, count: N * O)
-    if let dX {
-        precondition(dX.count == N * I, "linearBackward: dX \(dX.shape)")
-        BFloat16Matmul.gemm(
-            transA: false, transB: false, m: N, n: I, k: O, a: dYb, b: weight.pointer, accumulate: accumulate,
-            c: dX.pointer)
+    BFloat16Scratch.shared.withBuffers { scratch in
+        let dYb = scratch.converted(0, dY.pointer, count: N * O)
+        if let dX {
+            precondition(dX.count == N * I, "linearBackward: dX \(dX.shape)")
+            BFloat16Matmul.gemm(
+                transA: false, transB: false, m: N, n: I, k: O, a: dYb, b: weight.pointer,
+                accumulate: accumulate, c: dX.pointer)
+        }
+        if let dWeight {
+            let xb = scratch.converted(1, x.pointer, count: N * I)
+            BFloat16Matmul.gemm(
+                transA: true, transB: false, m: O, n: I, k: N, a: dYb, b: xb, accumulate: true,
+                c: dWeight.pointer)
+        }
     }
-    if let dWeight {
-        let xb = scratch.converted(1, x.pointer, count: N * I)
-        BFloat16Matmul.gemm(
-            transA: true, transB: false, m: O, n: I, k: N, a: dYb, b: xb, accumulate: true, c: dWeight.pointer
-        )
-    }
-    scratch.lock.unlock()
-    if let dBias {
-        let (dbp, dyp) = (dBias.pointer, dY.pointer)
-        for n in 0..<N { axpy(O, 1, dyp + n * O, dbp) }
-    }
+    if let dBias { accumulateBiasGradient(dBias, dY: dY, rows: N, outputs: O) }
 }
