@@ -26,8 +26,10 @@ public enum BFloat16 {
             for block in range {
                 let b = UnsafeRawPointer(src + 16 * block).loadUnaligned(as: SIMD16<UInt32>.self)
                 let rounded = (b &+ 0x7FFF &+ ((b &>> 16) & 1)) &>> 16
-                let nan = (b & 0x7FFF_FFFF) .> 0x7F80_0000
-                let result = rounded.replacing(with: (b &>> 16) | 0x0040, where: nan)
+                // All ones in NaN lanes (|b| above infinity's bits), from the sign of a difference:
+                // a vector compare and `replacing` compiled to a loop over the lanes.
+                let nan = SIMD16<UInt32>(repeating: 0) &- ((0x7F80_0000 &- (b & 0x7FFF_FFFF)) &>> 31)
+                let result = (rounded & ~nan) | (((b &>> 16) | 0x0040) & nan)
                 UnsafeMutableRawPointer(dst + 16 * block).storeBytes(
                     of: SIMD16<UInt16>(truncatingIfNeeded: result), as: SIMD16<UInt16>.self)
             }

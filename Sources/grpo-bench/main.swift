@@ -65,15 +65,22 @@ if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "train-setup"
     exit(0)
 }
 
-// `grpo-bench rollout FOLDER [NAME]`: writes the two benchmark models (random weights, HF format)
-// under FOLDER and the prompts, then times 4 prompts x 8 completions x 128 new tokens on each, or
-// on the one named (scripts/bench_generate.sh runs transformers' generate on the same folders).
+// `grpo-bench rollout FOLDER [NAME|all [PRECISION]]`: writes the two benchmark models (random
+// weights, HF format) under FOLDER and the prompts, then times 4 prompts x 8 completions x 128 new
+// tokens on each, or on the one named, in float32 or the precision given (scripts/bench_generate.sh
+// runs transformers' generate on the same folders).
 if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "rollout" {
     let root = CommandLine.arguments[2]
-    let only = CommandLine.arguments.count >= 4 ? CommandLine.arguments[3] : nil
+    let only =
+        CommandLine.arguments.count >= 4 && CommandLine.arguments[3] != "all" ? CommandLine.arguments[3] : nil
+    let precisions =
+        CommandLine.arguments.count >= 5
+        ? CommandLine.arguments[4].split(separator: ",").map { LinearPrecision(rawValue: String($0))! }
+        : [LinearPrecision.float32]
     var rng = SplitMix64(seed: 5)
     for (name, config) in benchmarkShapes {
         let folder = root + "/" + name
+        if let only, only != name { continue }
         let model = ModelLoader.randomModel(config: config, seed: 11)
         try ModelLoader.save(model, to: folder)
         let prompts = (0..<4).map { _ in (0..<32).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) } }
@@ -82,58 +89,70 @@ if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "rollout" {
             + prompts.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }.joined(separator: ",")
             + "]"
         try promptsJSON.write(toFile: folder + "/prompts.json", atomically: true, encoding: .utf8)
-        if let only, only != name { continue }
-        var parameters = SamplingParameters()
-        parameters.numGenerations = 8
-        parameters.maxNewTokens = 128
-        parameters.seed = 1
-        let generator = Generator(model: model)
-        var warm = parameters
-        warm.maxNewTokens = 4
-        _ = try generator.generate(prompts: prompts, parameters: warm)
-        var produced = 0
-        // Best of two timed runs (the machine is shared); the transformers side does the same.
-        let t = (0..<2).map { _ in
-            seconds {
-                let groups = try! generator.generate(prompts: prompts, parameters: parameters)
-                produced = groups.joined().reduce(0) { $0 + $1.tokens.count }
-            }
-        }.min()!
-        print(
-            String(
-                format: "swift  %@  %5d tokens in %6.2f s  %7.0f tokens/s  KV cache %@  peak RSS %@", name,
-                produced, t,
-                Double(produced) / t, formatBytes(generator.peakCacheBytes), formatBytes(peakResidentBytes()))
-        )
+        for precision in precisions {
+            model.precision = precision
+            var parameters = SamplingParameters()
+            parameters.numGenerations = 8
+            parameters.maxNewTokens = 128
+            parameters.seed = 1
+            let generator = Generator(model: model)
+            var warm = parameters
+            warm.maxNewTokens = 4
+            _ = try generator.generate(prompts: prompts, parameters: warm)
+            var produced = 0
+            // Best of two timed runs (the machine is shared); the transformers side does the same.
+            let t = (0..<2).map { _ in
+                seconds {
+                    let groups = try! generator.generate(prompts: prompts, parameters: parameters)
+                    produced = groups.joined().reduce(0) { $0 + $1.tokens.count }
+                }
+            }.min()!
+            print(
+                String(
+                    format: "swift  %@ %@  %5d tokens in %6.2f s  %7.0f tokens/s  KV cache %@  peak RSS %@",
+                    name, field(precision.rawValue, 7),
+                    produced, t,
+                    Double(produced) / t, formatBytes(generator.peakCacheBytes),
+                    formatBytes(peakResidentBytes()))
+            )
+        }
     }
     exit(0)
 }
 
-// `grpo-bench decode-matmul`: the linear layers of one decode step at 32 rows, each on fresh
-// weights as in decoding (a model's weights do not stay in cache between steps), in GFLOP/s.
+// `grpo-bench decode-matmul [bf16]`: the linear layers of one decode step at 32 rows, each on fresh
+// weights as in decoding (a model's weights do not stay in cache between steps), in GFLOP/s, in
+// float32 or with bf16 weights.
 if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "decode-matmul" {
+    let bf16 = CommandLine.arguments.count >= 3 && CommandLine.arguments[2] == "bf16"
     let shapes: [(String, Int, Int)] = [
         ("27M qkv", 512, 768), ("27M o", 512, 512), ("27M gate+up", 512, 2816), ("27M down", 1408, 512),
         ("27M lm_head", 512, 8192), ("135M qkv", 576, 960), ("135M o", 576, 576),
         ("135M gate+up", 576, 3072), ("135M down", 1536, 576), ("135M lm_head", 576, 49152),
     ]
+    let elementBytes = bf16 ? 2 : 4
     for (name, k, n) in shapes {
         let m = 32
         // Enough copies of the weights to exceed the last-level cache, used round robin.
-        let copies = max(2, 64 * 1024 * 1024 / (n * k * 4))
+        let copies = max(2, 64 * 1024 * 1024 / (n * k * elementBytes))
         let weights = (0..<copies).map { _ in Tensor(zeros: [n, k]) }
         for w in weights { for i in stride(from: 0, to: w.count, by: 97) { w[i] = 0.01 } }
+        let low = bf16 ? weights.map { BFloat16Buffer(rounding: $0) } : []
         let (x, y) = (Tensor(zeros: [m, k]), Tensor(zeros: [m, n]))
         for i in 0..<x.count { x[i] = Float(i % 7) * 0.1 }
         var next = 0
         let t = best(5) {
             for _ in 0..<copies {
-                linearForward(y: y, x: x, weight: weights[next % copies])
+                if bf16 {
+                    linearForwardBF16(y: y, x: x, weight: low[next % copies])
+                } else {
+                    linearForward(y: y, x: x, weight: weights[next % copies])
+                }
                 next += 1
             }
         }
         let flops = 2.0 * Double(m * n * k * copies)
-        let bytes = Double(n * k * 4 * copies)
+        let bytes = Double(n * k * elementBytes * copies)
         print(
             String(
                 format: "%@ 32 x %5d -> %5d: %6.1f GFLOP/s, weights streamed at %5.1f GB/s", field(name, 14),

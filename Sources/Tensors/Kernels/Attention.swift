@@ -338,48 +338,83 @@ public func attentionDecode(
     let valuePointers = values.map { UnsafePointer($0.pointer) }
     let maxL = lengths.max() ?? 0
     let group = heads.group
-    // Tasks are (sequence, key/value head) pairs, so each cached K/V row is read once for all the
-    // query heads of its group.
-    let scratch = Tensor(zeros: [coreCount, group * maxL])
-    let tasks = min(coreCount, B * KV)
+    // A task is a sequence with all its heads when there are sequences enough for the cores, so
+    // its cached K and V rows are read front to back once (a row holds every key/value head; read
+    // one head at a time, the strided rows left the prefetcher behind at a third of the memory's
+    // speed); with fewer sequences than cores, a (sequence, key/value head) pair.
+    let headSplit = B >= coreCount ? 1 : KV
+    let units = B * headSplit
+    let scratch = Tensor(zeros: [coreCount, H * maxL])
+    let tasks = min(coreCount, units)
     parallelTasks(tasks) { t in
-        let scores = scratch.pointer + t * group * maxL
-        for bg in (B * KV * t / tasks)..<(B * KV * (t + 1) / tasks) {
-            let (b, g) = (bg / KV, bg % KV)
+        let scores = scratch.pointer + t * H * maxL
+        for unit in (units * t / tasks)..<(units * (t + 1) / tasks) {
+            let b = unit / headSplit
+            let heads = headSplit == 1 ? 0..<KV : (unit % headSplit)..<(unit % headSplit + 1)
             let L = lengths[b]
-            let (kc, vc) = (keyPointers[b] + g * D, valuePointers[b] + g * D)
-            let q0 = qp + b * qStride + g * group * D
+            let (kc, vc) = (keyPointers[b], valuePointers[b])
+            let (qb, ob) = (qp + b * qStride, op + b * H * D)
             for j in 0..<L {
                 let key = kc + j * KV * D
-                for r in 0..<group { scores[r * maxL + j] = dotProduct(q0 + r * D, key, D) * scale }
+                for g in heads {
+                    for r in 0..<group {
+                        let h = g * group + r
+                        scores[h * maxL + j] = dotProduct(qb + h * D, key + g * D, D) * scale
+                    }
+                }
             }
-            for r in 0..<group {
-                let row = scores + r * maxL
-                let m = rowMax(row, L)
-                let total = sumExp(row, L, scale: 1, shift: m)
-                softmaxRow(row, count: L, shift: m, multiplier: 1 / total)
-                (op + b * H * D + (g * group + r) * D).update(repeating: 0, count: D)
+            for g in heads {
+                for h in (g * group)..<((g + 1) * group) {
+                    let row = scores + h * maxL
+                    let m = rowMax(row, L)
+                    let total = sumExp(row, L, scale: 1, shift: m)
+                    softmaxRow(row, count: L, shift: m, multiplier: 1 / total)
+                }
+                (ob + g * group * D).update(repeating: 0, count: group * D)
             }
             for j in 0..<L {
                 let value = vc + j * KV * D
-                for r in 0..<group {
-                    axpy(D, scores[r * maxL + j], value, op + b * H * D + (g * group + r) * D)
+                for g in heads {
+                    for r in 0..<group {
+                        let h = g * group + r
+                        simdAXPY(D, scores[h * maxL + j], value + g * D, ob + h * D)
+                    }
                 }
             }
         }
     }
 }
 
+/// y[i] += alpha x[i] over n values, sixteen at a time.
+@inline(__always)
+func simdAXPY(_ n: Int, _ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+    var i = 0
+    while i + 16 <= n {
+        y.storeSIMD16(y.loadSIMD16(at: i) + alpha * x.loadSIMD16(at: i), at: i)
+        i += 16
+    }
+    while i < n {
+        y[i] += alpha * x[i]
+        i += 1
+    }
+}
+
 /// Σ a[i] b[i] over n values, in 16-wide vectors (a float reduction is not auto-vectorised).
 @inline(__always)
 func dotProduct(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-    var sum = SIMD16<Float>(repeating: 0)
+    // Two running sums, so consecutive adds do not wait on each other.
+    var (even, odd) = (SIMD16<Float>(repeating: 0), SIMD16<Float>(repeating: 0))
     var i = 0
-    while i + 16 <= n {
-        sum += a.loadSIMD16(at: i) * b.loadSIMD16(at: i)
+    while i + 32 <= n {
+        even += a.loadSIMD16(at: i) * b.loadSIMD16(at: i)
+        odd += a.loadSIMD16(at: i + 16) * b.loadSIMD16(at: i + 16)
+        i += 32
+    }
+    if i + 16 <= n {
+        even += a.loadSIMD16(at: i) * b.loadSIMD16(at: i)
         i += 16
     }
-    var result = sum.sum()
+    var result = horizontalSum(even + odd)
     while i < n {
         result += a[i] * b[i]
         i += 1

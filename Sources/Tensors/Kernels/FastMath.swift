@@ -9,7 +9,7 @@ import Foundation
 /// -87.3 give 0 (so a masked score of -infinity contributes nothing to a softmax).
 @inline(__always)
 public func simdExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
-    let clamped = pointwiseMin(pointwiseMax(x, SIMD16(repeating: -87.3)), SIMD16(repeating: 88.7))
+    let clamped = simdMin(simdMax(x, SIMD16(repeating: -87.3)), SIMD16(repeating: 88.7))
     let magic = SIMD16<Float>(repeating: 12_582_912)  // 1.5 * 2^23
     let shifted = clamped * 1.442_695_04 + magic
     let n = shifted - magic
@@ -27,6 +27,29 @@ public func simdExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
     let scale = unsafeBitCast((integer &+ 127) &<< 23, to: SIMD16<Float>.self)
     let result = er * scale
     return result.replacing(with: 0, where: x .< -87.3)
+}
+
+/// The lanes' sum by halves (four vector adds): the standard library's `sum()` adds the sixteen
+/// lanes one after another, and was most of a decode step's attention.
+@inline(__always)
+public func horizontalSum(_ v: SIMD16<Float>) -> Float {
+    let eight = v.lowHalf + v.highHalf
+    let four = eight.lowHalf + eight.highHalf
+    let two = four.lowHalf + four.highHalf
+    return two[0] + two[1]
+}
+
+/// Lane-wise maximum, always inlined (the standard library's generic `pointwiseMax` was left as
+/// a call in the sampling loop).
+@inline(__always)
+public func simdMax(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> {
+    a.replacing(with: b, where: a .< b)
+}
+
+/// Lane-wise minimum, always inlined.
+@inline(__always)
+public func simdMin(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> {
+    a.replacing(with: b, where: b .< a)
 }
 
 /// Scalar exp through the same vector path, for loop tails.
@@ -54,7 +77,7 @@ func rowMax(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
     var m = SIMD16<Float>(repeating: -.infinity)
     var i = 0
     while i + 16 <= n {
-        m = pointwiseMax(m, x.loadSIMD16(at: i))
+        m = simdMax(m, x.loadSIMD16(at: i))
         i += 16
     }
     var result = m.max()
@@ -74,7 +97,7 @@ func sumExp(_ x: UnsafePointer<Float>, _ n: Int, scale: Float, shift: Float) -> 
         s += simdExp(x.loadSIMD16(at: i) * scale - shift)
         i += 16
     }
-    var result = s.sum()
+    var result = horizontalSum(s)
     while i < n {
         result += fastExp(scale * x[i] - shift)
         i += 1
@@ -116,7 +139,7 @@ public func drawFromSoftmax(
     var i = 0
     while i + 16 <= n {
         let e = simdExp(row.loadSIMD16(at: i) * inverse - shift)
-        let chunk = e.sum()
+        let chunk = horizontalSum(e)
         if cumulative + chunk > target {
             for k in 0..<16 {
                 cumulative += e[k]
