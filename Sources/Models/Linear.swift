@@ -67,7 +67,9 @@ public final class Linear {
     public let weight: Tensor
     public let bias: Tensor?
     /// No weight or bias gradient: backward computes dX only.
-    public var frozen = false
+    public var frozen = false {
+        didSet { if !float32Released { lowPrecision.layouts = frozen ? .rowMajor : [.rowMajor, .packed] } }
+    }
     public var precision = LinearPrecision.float32 {
         didSet {
             precondition(
@@ -116,7 +118,7 @@ public final class Linear {
         biasOffset.map { Tensor(storage: store.gradients, offset: $0, shape: [outputs]) }
     }
 
-    var bf16Weight: BFloat16Buffer { lowPrecision.value }
+    var bf16Weight: BFloat16Weight { lowPrecision.value }
 
     /// Bytes held besides the float32 parameters (the bf16 copy of the weight).
     public var extraBytes: Int { lowPrecision.bytes }
@@ -124,12 +126,13 @@ public final class Linear {
     /// Keeps a frozen bf16 layer's weight in bf16 only, halving the weight's memory.
     ///
     /// The bf16 copy is made (and never remade) and the float32 weight's pages go back to the
-    /// system. Using the float32 weight afterwards (float32 precision, training it) is a
-    /// programmer error.
-    public func holdInBF16Only() {
+    /// system: row-major when gradients will flow through the layer (`backward`, a LoRA base),
+    /// else packed for the forward kernels. Using the float32 weight afterwards (float32
+    /// precision, training it) or a backward without `backward` is a programmer error.
+    public func holdInBF16Only(backward: Bool) {
         precondition(frozen && precision == .bf16, "only a frozen bf16 layer can drop its float32 weight")
         guard !float32Released else { return }
-        lowPrecision.pin()
+        lowPrecision.pin(backward ? .rowMajor : .packed)
         discardPages(weight.pointer, count: weight.count)
         float32Released = true
     }
@@ -164,37 +167,52 @@ public final class Linear {
 
 /// A bf16 copy of a weight in a `ParameterStore`, made on first use and again only when the store's
 /// values changed (once per optimizer step; once per run for a frozen weight), never per call.
+///
+/// `layouts` says which layouts to hold: a trained weight needs row-major for the backward's dX and
+/// the packed one for fast forwards; a frozen weight in a trained model (a LoRA base) row-major
+/// only, so its memory stays halved; a weight that only runs forwards (the reference model) packed
+/// only.
 final class BFloat16Copy {
     let source: Tensor
     private let store: ParameterStore
-    private var buffer: BFloat16Buffer?
+    private var weight: BFloat16Weight?
     private var version = 0
     /// Made once and kept: the float32 source is gone.
     private var pinned = false
+    var layouts: BFloat16Weight.Layouts = [.rowMajor, .packed] {
+        didSet {
+            guard layouts != oldValue else { return }
+            precondition(!pinned, "the bf16 copy is all that is left of this weight")
+            weight = nil
+        }
+    }
 
     init(of source: Tensor, in store: ParameterStore) {
+        precondition(source.shape.count == 2, "a bf16 copy is of a matrix, got \(source.shape)")
         self.source = source
         self.store = store
     }
 
-    var value: BFloat16Buffer {
-        if let buffer, version == store.version || pinned { return buffer }
-        let converted = buffer ?? BFloat16Buffer(count: source.count)
-        BFloat16.convert(source.pointer, into: converted.pointer, count: source.count)
-        buffer = converted
+    var value: BFloat16Weight {
+        if let weight, version == store.version || pinned { return weight }
+        let converted =
+            weight ?? BFloat16Weight(outputs: source.shape[0], inputs: source.shape[1], layouts: layouts)
+        converted.update(from: source.pointer)
+        weight = converted
         version = store.version
         return converted
     }
 
-    var bytes: Int { buffer?.bytes ?? 0 }
+    var bytes: Int { weight?.bytes ?? 0 }
 
     func release() {
         precondition(!pinned, "the bf16 copy is all that is left of this weight")
-        buffer = nil
+        weight = nil
     }
 
-    /// Makes the copy now and keeps it whatever the store does later.
-    func pin() {
+    /// Makes the copy now, in `layouts`, and keeps it whatever the store does later.
+    func pin(_ layouts: BFloat16Weight.Layouts) {
+        self.layouts = layouts
         _ = value
         pinned = true
     }

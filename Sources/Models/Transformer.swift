@@ -51,7 +51,10 @@ public final class Transformer {
     /// Freezes every base parameter (projections, norms, embeddings, lm_head): backward then
     /// computes input gradients only, for adapters, and never allocates the base's gradient buffer.
     public var frozenBase = false {
-        didSet { for linear in layers.flatMap(\.linears) { linear.frozen = frozenBase } }
+        didSet {
+            for linear in layers.flatMap(\.linears) { linear.frozen = frozenBase }
+            if !float32WeightsReleased { headCopy.layouts = frozenBase ? .rowMajor : [.rowMajor, .packed] }
+        }
     }
     /// The decoder layers' projections' matmul precision (the embedding, norms, attention, lm_head
     /// and log-softmax stay float32).
@@ -69,16 +72,18 @@ public final class Transformer {
 
     /// Keeps every frozen bf16 projection in bf16 only, halving its weights' memory.
     ///
-    /// For the reference model, a LoRA base, a model that only samples or scores. The embedding
-    /// and norms, which are read in float32, stay; an untied lm_head goes too, since bf16 reads
-    /// only its copy.
-    public func holdFrozenWeightsInBF16() {
+    /// For the reference model, a LoRA base (`backward`: gradients flow through it), a model that
+    /// only samples or scores. The embedding and norms, which are read in float32, stay; an untied
+    /// lm_head goes too, since bf16 reads only its copy.
+    public func holdFrozenWeightsInBF16(backward: Bool) {
         precondition(
             frozenBase && precision == .bf16, "only a frozen bf16 model can drop its float32 weights")
-        for linear in layers.flatMap(\.linears) { linear.holdInBF16Only() }
+        for linear in layers.flatMap(\.linears) { linear.holdInBF16Only(backward: backward) }
         if !config.tieWordEmbeddings {
-            headCopy.pin()
+            headCopy.pin(backward ? .rowMajor : .packed)
             discardPages(head.pointer, count: head.count)
+        } else if !backward {
+            headCopy.layouts = .packed
         }
     }
 
@@ -93,7 +98,7 @@ public final class Transformer {
 
     /// lm_head (or the tied embedding) in bf16, when `precision` is bf16.
     private lazy var headCopy = BFloat16Copy(of: head, in: parameters)
-    var headBF16: BFloat16Buffer? { precision == .bf16 ? headCopy.value : nil }
+    var headBF16: BFloat16Weight? { precision == .bf16 ? headCopy.value : nil }
 
     let rope: RotaryEmbedding
     /// cos / sin tables for positions 0..<count, grown by doubling (decoding asks every step).

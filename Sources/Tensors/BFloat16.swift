@@ -64,7 +64,7 @@ public final class BFloat16Buffer: @unchecked Sendable {
 /// gradients), kept between calls: fresh pages for every call cost more than the conversion.
 final class BFloat16Scratch: @unchecked Sendable {
     static let shared = BFloat16Scratch()
-    private var buffers: [BFloat16Buffer] = [BFloat16Buffer(count: 0), BFloat16Buffer(count: 0)]
+    private var buffers = [BFloat16Buffer(count: 0), BFloat16Buffer(count: 0), BFloat16Buffer(count: 0)]
     private let lock = NSLock()
 
     /// Runs `body` with the buffers to itself (a caller's conversions stay valid until it returns).
@@ -76,8 +76,80 @@ final class BFloat16Scratch: @unchecked Sendable {
 
     /// Slot `slot`'s buffer holding the conversion of `count` floats at `source`.
     func converted(_ slot: Int, _ source: UnsafePointer<Float>, count: Int) -> UnsafeMutablePointer<UInt16> {
+        let pointer = buffer(slot, count: count)
+        BFloat16.convert(source, into: pointer, count: count)
+        return pointer
+    }
+
+    /// Slot `slot`'s buffer, at least `count` values long.
+    func buffer(_ slot: Int, count: Int) -> UnsafeMutablePointer<UInt16> {
         if buffers[slot].count < count { buffers[slot] = BFloat16Buffer(count: count) }
-        BFloat16.convert(source, into: buffers[slot].pointer, count: count)
         return buffers[slot].pointer
     }
+}
+
+/// A weight W (O, I) of `y = x Wᵀ` in bf16, held in the layouts asked for: row-major, which the
+/// backward's dX = dY W reads, and prepacked in oneDNN's blocked format, which its forward kernels
+/// read 1.15-1.4x faster at decoding's few rows (about 5% at training's thousands).
+///
+/// Where packing is unavailable the row-major layout stands in for it.
+public final class BFloat16Weight: @unchecked Sendable {
+    public struct Layouts: OptionSet, Sendable {
+        public let rawValue: Int
+        public init(rawValue: Int) { self.rawValue = rawValue }
+        public static let rowMajor = Layouts(rawValue: 1)
+        public static let packed = Layouts(rawValue: 2)
+    }
+
+    public let outputs: Int
+    public let inputs: Int
+    /// (O, I) row-major, when asked for (or when packing is unavailable).
+    public let rowMajor: BFloat16Buffer?
+    /// The packed layout's bytes, 64-byte aligned, when asked for and available.
+    let packed: UnsafeMutableRawPointer?
+    private let packedBytes: Int
+
+    /// Storage for the layouts; `update(from:)` fills it.
+    public init(outputs: Int, inputs: Int, layouts: Layouts) {
+        self.outputs = outputs
+        self.inputs = inputs
+        let packedBytes =
+            layouts.contains(.packed) ? BFloat16Matmul.packedBytes(outputs: outputs, inputs: inputs) : nil
+        self.packedBytes = packedBytes ?? 0
+        packed = packedBytes.map { UnsafeMutableRawPointer.allocate(byteCount: $0, alignment: 64) }
+        rowMajor =
+            layouts.contains(.rowMajor) || packedBytes == nil ? BFloat16Buffer(count: outputs * inputs) : nil
+    }
+
+    /// The bf16 nearest to each of `source`'s values (O, I), in the given layouts.
+    public convenience init(rounding source: Tensor, layouts: Layouts = .rowMajor) {
+        precondition(source.shape.count == 2, "a bf16 weight is a matrix, got \(source.shape)")
+        self.init(outputs: source.shape[0], inputs: source.shape[1], layouts: layouts)
+        update(from: source.pointer)
+    }
+
+    deinit { packed?.deallocate() }
+
+    /// Rounds the float32 weight at `source` (O, I) into every layout held.
+    public func update(from source: UnsafePointer<Float>) {
+        let count = outputs * inputs
+        if let rowMajor {
+            BFloat16.convert(source, into: rowMajor.pointer, count: count)
+            if let packed { BFloat16Matmul.pack(self, from: rowMajor.pointer, into: packed) }
+        } else if let packed {
+            let staging = BFloat16Buffer(count: count)
+            BFloat16.convert(source, into: staging.pointer, count: count)
+            BFloat16Matmul.pack(self, from: staging.pointer, into: packed)
+        }
+    }
+
+    /// The layouts held.
+    public var layouts: Layouts {
+        var held: Layouts = []
+        if rowMajor != nil { held.insert(.rowMajor) }
+        if packed != nil { held.insert(.packed) }
+        return held
+    }
+
+    public var bytes: Int { (rowMajor?.bytes ?? 0) + packedBytes }
 }

@@ -80,7 +80,7 @@ public final class GRPOTrainer {
         if let reference, precision == .bf16 {
             reference.precision = .bf16
             reference.frozenBase = true
-            reference.holdFrozenWeightsInBF16()
+            reference.holdFrozenWeightsInBF16(backward: false)
         }
         stopTokenIDs = Training.stopTokenIDs(model: policy, tokenizer: tokenizer, config: tokenizerConfig)
         rewards = try config.rewards.map {

@@ -33,7 +33,7 @@ func loadForTraining(
     model.gradientCheckpointing = gradientCheckpointing
     model.precision = precision
     // A LoRA base is frozen: in bf16 it needs no float32 weights at all.
-    if usesAdapters && precision == .bf16 { model.holdFrozenWeightsInBF16() }
+    if usesAdapters && precision == .bf16 { model.holdFrozenWeightsInBF16(backward: true) }
     return (model, try Tokenizer(path: folder), try TokenizerConfig.load(folder: folder), lock)
 }
 

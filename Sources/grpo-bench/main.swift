@@ -120,11 +120,12 @@ if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "rollout" {
     exit(0)
 }
 
-// `grpo-bench decode-matmul [bf16]`: the linear layers of one decode step at 32 rows, each on fresh
-// weights as in decoding (a model's weights do not stay in cache between steps), in GFLOP/s, in
-// float32 or with bf16 weights.
+// `grpo-bench decode-matmul [bf16|packed]`: the linear layers of one decode step at 32 rows, each on
+// fresh weights as in decoding (a model's weights do not stay in cache between steps), in GFLOP/s,
+// in float32 or with bf16 weights, row-major or prepacked.
 if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "decode-matmul" {
-    let bf16 = CommandLine.arguments.count >= 3 && CommandLine.arguments[2] == "bf16"
+    let variant = CommandLine.arguments.count >= 3 ? CommandLine.arguments[2] : "float32"
+    let bf16 = variant != "float32"
     let shapes: [(String, Int, Int)] = [
         ("27M qkv", 512, 768), ("27M o", 512, 512), ("27M gate+up", 512, 2816), ("27M down", 1408, 512),
         ("27M lm_head", 512, 8192), ("135M qkv", 576, 960), ("135M o", 576, 576),
@@ -137,7 +138,10 @@ if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "decode-matmu
         let copies = max(2, 64 * 1024 * 1024 / (n * k * elementBytes))
         let weights = (0..<copies).map { _ in Tensor(zeros: [n, k]) }
         for w in weights { for i in stride(from: 0, to: w.count, by: 97) { w[i] = 0.01 } }
-        let low = bf16 ? weights.map { BFloat16Buffer(rounding: $0) } : []
+        let low =
+            bf16
+            ? weights.map { BFloat16Weight(rounding: $0, layouts: variant == "packed" ? .packed : .rowMajor) }
+            : []
         let (x, y) = (Tensor(zeros: [m, k]), Tensor(zeros: [m, n]))
         for i in 0..<x.count { x[i] = Float(i % 7) * 0.1 }
         var next = 0
@@ -333,8 +337,8 @@ if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "lora" {
     exit(0)
 }
 
-/// Matmul peaks in float32 and bf16 (bf16 operands, float32 result) on the 2048-token layer shapes
-/// of SmolLM2-135M, in GFLOP/s.
+/// Matmul peaks in float32 and bf16 (bf16 operands, float32 result; the weight row-major or
+/// prepacked, whichever is faster) on the 2048-token layer shapes of SmolLM2-135M, in GFLOP/s.
 func matmulPeaks(repeats: Int) -> (float32: Double, bf16: Double) {
     var peaks = (float32: 0.0, bf16: 0.0)
     for (m, n, k) in [(2048, 2048, 2048), (2048, 3072, 576), (2048, 576, 1536)] {
@@ -345,14 +349,13 @@ func matmulPeaks(repeats: Int) -> (float32: Double, bf16: Double) {
         peaks.float32 = max(
             peaks.float32, flops / best(repeats) { linearForward(y: y, x: x, weight: w) } / 1e9)
         guard BFloat16Matmul.isAvailable else { continue }
-        let (xb, wb) = (BFloat16Buffer(rounding: x), BFloat16Buffer(rounding: w))
-        let t = best(repeats) {
-            BFloat16Matmul.gemm(
-                transA: false, transB: true, m: m, n: n, k: k, a: xb.pointer, b: wb.pointer,
-                accumulate: false,
-                c: y.pointer)
+        // The best of the row-major and the prepacked weight: the peak the kernels reach.
+        let xb = BFloat16Buffer(rounding: x)
+        for layouts: BFloat16Weight.Layouts in [.rowMajor, .packed] {
+            let wb = BFloat16Weight(rounding: w, layouts: layouts)
+            let t = best(repeats) { BFloat16Matmul.forward(m: m, x: xb.pointer, weight: wb, y: y.pointer) }
+            peaks.bf16 = max(peaks.bf16, flops / t / 1e9)
         }
-        peaks.bf16 = max(peaks.bf16, flops / t / 1e9)
     }
     return peaks
 }

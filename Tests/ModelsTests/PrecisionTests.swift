@@ -54,7 +54,7 @@ import Testing
     for i in 0..<b.count { b[i] = BFloat16.rounded(rng.nextNormal()) }
     let (expected, got) = (Tensor(zeros: [m, n]), Tensor(zeros: [m, n]))
     linearForward(y: expected, x: a, weight: b)
-    linearForwardBF16(y: got, x: a, weight: BFloat16Buffer(rounding: b))
+    linearForwardBF16(y: got, x: a, weight: BFloat16Weight(rounding: b))
     #expect(maxAbsDiff(got.toArray(), expected.toArray()).0 <= 1e-4)
     // Backward: dX = dY W and dW += dYᵀ x, against float32 on the same rounded values.
     let dY = Tensor(zeros: [m, n])
@@ -64,9 +64,32 @@ import Testing
     )
     for i in 0..<dW32.count { (dW32[i], dWb[i]) = (1, 1) }  // accumulates onto what is there
     linearBackward(dX: dX32, dWeight: dW32, dY: dY, x: a, weight: b)
-    linearBackwardBF16(dX: dXb, dWeight: dWb, dY: dY, x: a, weight: BFloat16Buffer(rounding: b))
+    linearBackwardBF16(dX: dXb, dWeight: dWb, dY: dY, x: a, weight: BFloat16Weight(rounding: b))
     #expect(maxAbsDiff(dXb.toArray(), dX32.toArray()).0 <= 1e-4)
     #expect(maxAbsDiff(dWb.toArray(), dW32.toArray()).0 <= 1e-4)
+}
+
+/// Prepacked weights give the row-major product for every row count, a packed-only weight too
+/// (the reference model's), and odd shapes that the kernels cannot block still compute.
+@Test(arguments: [(37, 29, 70), (1, 960, 576), (32, 3072, 576), (300, 576, 1536)])
+func packedBF16WeightsGiveTheRowMajorProduct(m: Int, n: Int, k: Int) throws {
+    try #require(BFloat16Matmul.isAvailable, "no bf16 instructions here")
+    var rng = SplitMix64(seed: UInt64(m * n + k))
+    let x = Tensor(zeros: [m, k]), w = Tensor(zeros: [n, k])
+    for i in 0..<x.count { x[i] = rng.nextNormal() }
+    for i in 0..<w.count { w[i] = rng.nextNormal() }
+    let expected = Tensor(zeros: [m, n])
+    let rowMajor = BFloat16Weight(rounding: w)
+    #expect(rowMajor.layouts == .rowMajor)
+    linearForwardBF16(y: expected, x: x, weight: rowMajor)
+    for layouts: BFloat16Weight.Layouts in [[.rowMajor, .packed], .packed] {
+        let weight = BFloat16Weight(rounding: w, layouts: layouts)
+        #expect(weight.layouts == layouts)
+        #expect(weight.bytes >= 2 * n * k * (layouts.contains(.rowMajor) ? 2 : 1))
+        let got = Tensor(zeros: [m, n])
+        linearForwardBF16(y: got, x: x, weight: weight)
+        #expect(maxAbsDiff(got.toArray(), expected.toArray()).0 <= 1e-5 * Float(k))
+    }
 }
 
 @Test(arguments: fixtureNames)
@@ -137,19 +160,28 @@ func bf16GradientsPointWhereTransformersDo(name: String) throws {
     #expect(after == fresh.model.logProbabilities(fresh.batch))
 }
 
-/// Holding a frozen bf16 model's weights in bf16 only changes nothing it computes.
-@Test(arguments: ["llama-gqa", "qwen2-bias"])
-func holdingFrozenWeightsInBF16OnlyKeepsTheOutputs(name: String) throws {
+/// Holding a frozen bf16 model's weights in bf16 only changes nothing it computes, packed for
+/// forwards only (a reference model) or row-major when gradients flow through it (a LoRA base).
+@Test(arguments: ["llama-gqa", "qwen2-bias"], [false, true])
+func holdingFrozenWeightsInBF16OnlyKeepsTheOutputs(name: String, backward: Bool) throws {
     try #require(BFloat16Matmul.isAvailable, "no bf16 instructions here")
     let fixture = try Fixture(name)
     fixture.model.precision = .bf16
     let before = fixture.model.logProbabilities(fixture.batch)
     let logits = fixture.model.logits(fixture.batch, rows: fixture.inputs.logitRows)
     fixture.model.frozenBase = true
-    fixture.model.holdFrozenWeightsInBF16()
+    fixture.model.holdFrozenWeightsInBF16(backward: backward)
     #expect(fixture.model.float32WeightsReleased)
-    #expect(fixture.model.logProbabilities(fixture.batch) == before)
-    #expect(fixture.model.logits(fixture.batch, rows: fixture.inputs.logitRows) == logits)
+    // Row-major and packed products agree to float32 rounding (the kernels' summation order).
+    let held = fixture.model.logProbabilities(fixture.batch)
+    #expect(maxAbsDiff(held, before).0 <= (backward ? 1e-4 : 0))
+    let heldLogits = fixture.model.logits(fixture.batch, rows: fixture.inputs.logitRows)
+    #expect(maxAbsDiff(Array(heldLogits.joined()), Array(logits.joined())).0 <= (backward ? 1e-4 : 0))
     fixture.model.parameters.valuesChanged()  // the kept copies are not remade from the released pages
-    #expect(fixture.model.logProbabilities(fixture.batch) == before)
+    #expect(fixture.model.logProbabilities(fixture.batch) == held)
+    if backward {
+        // Gradients flow through the held weights (into adapters, in a LoRA run).
+        fixture.model.forward(fixture.batch)
+        fixture.model.backward(dLogp: [Float](repeating: 1, count: held.count))
+    }
 }

@@ -15,7 +15,7 @@ public func logitChunkRows(vocabSize V: Int) -> Int { max(64, min(512, (16 << 20
 /// With `weightBF16` (the weight rounded to bf16), the logits' matmul takes bf16 operands and
 /// accumulates in float32; the softmax and gather stay float32.
 public func logSoftmaxGatherForward(
-    logp: Tensor, lse: Tensor, hidden: Tensor, weight: Tensor, weightBF16: BFloat16Buffer? = nil,
+    logp: Tensor, lse: Tensor, hidden: Tensor, weight: Tensor, weightBF16: BFloat16Weight? = nil,
     targets: [Int32], temperature: Float = 1, chunkRows: Int? = nil
 ) {
     let (V, C) = (weight.shape[0], weight.shape[1])
@@ -53,7 +53,7 @@ public func logSoftmaxGatherForward(
 /// (skipped when `dWeight` is nil: a frozen head).
 public func logSoftmaxGatherBackward(
     dHidden: Tensor, dWeight: Tensor?, dLogp: [Float], hidden: Tensor, weight: Tensor,
-    weightBF16: BFloat16Buffer? = nil, targets: [Int32], lse: Tensor, temperature: Float = 1,
+    weightBF16: BFloat16Weight? = nil, targets: [Int32], lse: Tensor, temperature: Float = 1,
     chunkRows: Int? = nil
 ) {
     let (V, C) = (weight.shape[0], weight.shape[1])
@@ -77,10 +77,12 @@ public func logSoftmaxGatherBackward(
             }
         }
         if let weightBF16 {
+            precondition(
+                weightBF16.rowMajor != nil, "logSoftmaxGatherBackward: dHidden needs the row-major weight")
             BFloat16Scratch.shared.withBuffers { scratch in
                 let dz = scratch.converted(0, zp, count: R * V)
                 BFloat16Matmul.gemm(
-                    transA: false, transB: false, m: R, n: C, k: V, a: dz, b: weightBF16.pointer,
+                    transA: false, transB: false, m: R, n: C, k: V, a: dz, b: weightBF16.rowMajor!.pointer,
                     accumulate: false, c: dHidden.pointer + start * C)
                 if let dWeight {
                     let hb = scratch.converted(1, h, count: R * C)
@@ -106,7 +108,7 @@ public func logSoftmaxGatherBackward(
 /// z (R, V) = h (R, C) Wᵀ, in bf16 operands when `weightBF16` is given.
 private func chunkLogits(
     _ z: UnsafeMutablePointer<Float>, _ h: UnsafePointer<Float>, rows R: Int, weight: Tensor,
-    weightBF16: BFloat16Buffer?
+    weightBF16: BFloat16Weight?
 ) {
     let (V, C) = (weight.shape[0], weight.shape[1])
     guard let weightBF16 else {
@@ -117,9 +119,7 @@ private func chunkLogits(
     }
     BFloat16Scratch.shared.withBuffers { scratch in
         let hb = scratch.converted(0, h, count: R * C)
-        BFloat16Matmul.gemm(
-            transA: false, transB: true, m: R, n: V, k: C, a: hb, b: weightBF16.pointer, accumulate: false,
-            c: z)
+        BFloat16Matmul.forward(m: R, x: hb, weight: weightBF16, y: z, scratch: scratch)
     }
 }
 

@@ -117,21 +117,78 @@ public enum BFloat16Matmul {
             precondition(ran, "oneDNN's bf16 matmul failed for \(m) x \(k) -> \(n)")
         #endif
     }
+
+    /// Bytes of a packed (O, I) weight, nil where packing is unavailable.
+    static func packedBytes(outputs: Int, inputs: Int) -> Int? {
+        #if canImport(Accelerate)
+            return nil
+        #else
+            guard isAvailable else { return nil }
+            return MatmulPrimitives.shared.packedBytes(n: outputs, k: inputs)
+        #endif
+    }
+
+    /// Packs `weight`'s row-major bf16 values at `rowMajor` into `packed`.
+    static func pack(
+        _ weight: BFloat16Weight, from rowMajor: UnsafeMutablePointer<UInt16>,
+        into packed: UnsafeMutableRawPointer
+    ) {
+        #if canImport(Accelerate)
+            preconditionFailure("packed bf16 weights need oneDNN")
+        #else
+            let done = MatmulPrimitives.shared.reorder(
+                n: weight.outputs, k: weight.inputs, rowMajor: rowMajor, packed: packed)
+            precondition(done, "oneDNN could not pack a \(weight.outputs) x \(weight.inputs) bf16 weight")
+        #endif
+    }
+
+    /// y (M, O) = x (M, I) Wᵀ with x already in bf16 (`forward(m:x:weight:y:scratch:)`).
+    public static func forward(
+        m: Int, x: UnsafePointer<UInt16>, weight: BFloat16Weight, y: UnsafeMutablePointer<Float>
+    ) {
+        BFloat16Scratch.shared.withBuffers { forward(m: m, x: x, weight: weight, y: y, scratch: $0) }
+    }
+
+    /// y (M, O) = x (M, I) Wᵀ, x in bf16: through the packed layout when held and the kernels take
+    /// it for M rows, else row-major (unpacked into scratch when only the packed layout is held).
+    static func forward(
+        m: Int, x: UnsafePointer<UInt16>, weight: BFloat16Weight, y: UnsafeMutablePointer<Float>,
+        scratch: BFloat16Scratch
+    ) {
+        let (n, k) = (weight.outputs, weight.inputs)
+        if m == 0 { return }
+        #if !canImport(Accelerate)
+            if let packed = weight.packed,
+                MatmulPrimitives.shared.runBF16Packed(m: m, n: n, k: k, a: x, packed: packed, c: y)
+            {
+                return
+            }
+        #endif
+        var rowMajor = weight.rowMajor?.pointer
+        #if !canImport(Accelerate)
+            if rowMajor == nil, let packed = weight.packed {
+                let plain = scratch.buffer(2, count: n * k)
+                let done = MatmulPrimitives.shared.reorder(
+                    n: n, k: k, rowMajor: plain, packed: packed, unpack: true)
+                precondition(done, "oneDNN could not unpack a \(n) x \(k) bf16 weight")
+                rowMajor = plain
+            }
+        #endif
+        gemm(transA: false, transB: true, m: m, n: n, k: k, a: x, b: rowMajor!, accumulate: false, c: y)
+    }
 }
 
 /// `linearForward` with the weight in bf16 (O, I): x is rounded to bf16 on the way in; the
 /// product accumulates in float32.
-public func linearForwardBF16(y: Tensor, x: Tensor, weight: BFloat16Buffer, bias: Tensor? = nil) {
+public func linearForwardBF16(y: Tensor, x: Tensor, weight: BFloat16Weight, bias: Tensor? = nil) {
     let (N, O) = (y.shape[0], y.count / y.shape[0])
-    let I = weight.count / O
+    let I = weight.inputs
     precondition(
-        x.count == N * I && weight.count == O * I,
-        "linear (bf16): x \(x.shape), weight \(weight.count), y \(y.shape)")
+        x.count == N * I && weight.outputs == O,
+        "linear (bf16): x \(x.shape), weight \(weight.outputs) x \(weight.inputs), y \(y.shape)")
     BFloat16Scratch.shared.withBuffers { scratch in
         let xb = scratch.converted(0, x.pointer, count: N * I)
-        BFloat16Matmul.gemm(
-            transA: false, transB: true, m: N, n: O, k: I, a: xb, b: weight.pointer, accumulate: false,
-            c: y.pointer)
+        BFloat16Matmul.forward(m: N, x: xb, weight: weight, y: y.pointer, scratch: scratch)
     }
     if let bias { addBias(bias, to: y, rows: N, outputs: O) }
 }
@@ -140,18 +197,20 @@ public func linearForwardBF16(y: Tensor, x: Tensor, weight: BFloat16Buffer, bias
 /// float32 into float32 dX, dWeight and dBias (as `linearBackward`).
 public func linearBackwardBF16(
     dX: Tensor?, accumulate: Bool = false, dWeight: Tensor?, dBias: Tensor? = nil,
-    dY: Tensor, x: Tensor, weight: BFloat16Buffer
+    dY: Tensor, x: Tensor, weight: BFloat16Weight
 ) {
     let (N, O) = (dY.shape[0], dY.count / dY.shape[0])
-    let I = weight.count / O
+    let I = weight.inputs
     precondition(
-        x.count == N * I && (dWeight?.count ?? O * I) == O * I, "linearBackward (bf16): shapes disagree")
+        x.count == N * I && weight.outputs == O && (dWeight?.count ?? O * I) == O * I,
+        "linearBackward (bf16): shapes disagree")
+    precondition(dX == nil || weight.rowMajor != nil, "linearBackward (bf16): dX needs the row-major weight")
     BFloat16Scratch.shared.withBuffers { scratch in
         let dYb = scratch.converted(0, dY.pointer, count: N * O)
         if let dX {
             precondition(dX.count == N * I, "linearBackward: dX \(dX.shape)")
             BFloat16Matmul.gemm(
-                transA: false, transB: false, m: N, n: I, k: O, a: dYb, b: weight.pointer,
+                transA: false, transB: false, m: N, n: I, k: O, a: dYb, b: weight.rowMajor!.pointer,
                 accumulate: accumulate, c: dX.pointer)
         }
         if let dWeight {

@@ -32,7 +32,7 @@ struct PrecisionOptions: ParsableArguments {
         // These commands never train: in bf16 the float32 weights are not needed.
         if resolved == .bf16 {
             model.frozenBase = true
-            model.holdFrozenWeightsInBF16()
+            model.holdFrozenWeightsInBF16(backward: false)
         }
     }
 }
