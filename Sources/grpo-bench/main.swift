@@ -394,6 +394,23 @@ func precisionComparison(
     )
 }
 
+// `grpo-bench train-only PRECISION [LAYERS [REPEATS]]`: forward+backward alone, for a profiler.
+if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "train-only" {
+    let precision = LinearPrecision(rawValue: CommandLine.arguments[2]) ?? .float32
+    let layers = CommandLine.arguments.count >= 4 ? Int(CommandLine.arguments[3]) ?? 30 : 30
+    let repeats = CommandLine.arguments.count >= 5 ? Int(CommandLine.arguments[4]) ?? 3 : 3
+    let b = BenchmarkBatch(layers: layers)
+    let model = ModelLoader.randomModel(config: b.config, seed: 1)
+    model.precision = precision
+    let t = best(repeats) {
+        model.parameters.zeroGradients()
+        model.forward(b.batch)
+        model.backward(dLogp: b.dLogp)
+    }
+    print("\(precision.rawValue) forward+backward \(String(format: "%.2f", t)) s")
+    exit(0)
+}
+
 // `grpo-bench bf16 [LAYERS]`: the precision comparison alone, on SmolLM2-135M's shapes.
 if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "bf16" {
     let layers = CommandLine.arguments.count >= 3 ? Int(CommandLine.arguments[2]) ?? 30 : 30

@@ -6,6 +6,25 @@ import Foundation
 /// peak: 128 rows reached 60% of it on SmolLM2's 49,152-token vocabulary), between 64 and 512.
 public func logitChunkRows(vocabSize V: Int) -> Int { max(64, min(512, (16 << 20) / max(V, 1))) }
 
+/// The logits chunk, kept between calls (grown when a call needs more): a fresh 64 MiB chunk per
+/// call cost its page faults and zeroing on every forward and backward.
+final class LogitScratch: @unchecked Sendable {
+    static let shared = LogitScratch()
+    private var storage = TensorStorage(count: 0)
+    private let lock = NSLock()
+
+    /// Runs `body` with a buffer of at least `count` floats, to itself until `body` returns.
+    func withBuffer<R>(count: Int, _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        if storage.count < count {
+            storage = TensorStorage(count: 0)  // free the old buffer before allocating the new one
+            storage = TensorStorage(count: count)
+        }
+        return body(storage.pointer)
+    }
+}
+
 /// Fused output projection, log-softmax and gather: logp[m] = log softmax(h_m Wᵀ / τ)[target_m].
 ///
 /// hidden: (M, C), weight: (V, C) (lm_head or tied embedding), targets: (M) -> logp: (M), and
@@ -24,26 +43,28 @@ public func logSoftmaxGatherForward(
         hidden.count == M * C && logp.count == M && lse.count == M, "logSoftmaxGather: shapes disagree")
     precondition(temperature > 0, "temperature must be positive, got \(temperature)")
     let chunkRows = chunkRows ?? logitChunkRows(vocabSize: V)
-    let logits = Tensor(zeros: [min(chunkRows, max(M, 1)), V])
-    let (zp, lp, sp) = (logits.pointer, logp.pointer, lse.pointer)
-    let inverseT = 1 / temperature
-    var start = 0
-    while start < M {
-        let R = min(chunkRows, M - start)
-        chunkLogits(zp, hidden.pointer + start * C, rows: R, weight: weight, weightBF16: weightBF16)
-        parallelFor(R) { rows in
-            for r in rows {
-                let z = zp + r * V
-                let target = Int(targets[start + r])
-                precondition(target >= 0 && target < V, "target id \(target) outside the vocabulary 0..<\(V)")
-                let m = rowMax(z, V) * inverseT
-                let total = sumExp(z, V, scale: inverseT, shift: m)
-                let rowLSE = m + Foundation.log(total)
-                sp[start + r] = rowLSE
-                lp[start + r] = z[target] * inverseT - rowLSE
+    let (lp, sp) = (logp.pointer, lse.pointer)
+    LogitScratch.shared.withBuffer(count: min(chunkRows, max(M, 1)) * V) { zp in
+        let inverseT = 1 / temperature
+        var start = 0
+        while start < M {
+            let R = min(chunkRows, M - start)
+            chunkLogits(zp, hidden.pointer + start * C, rows: R, weight: weight, weightBF16: weightBF16)
+            parallelFor(R) { rows in
+                for r in rows {
+                    let z = zp + r * V
+                    let target = Int(targets[start + r])
+                    precondition(
+                        target >= 0 && target < V, "target id \(target) outside the vocabulary 0..<\(V)")
+                    let m = rowMax(z, V) * inverseT
+                    let total = sumExp(z, V, scale: inverseT, shift: m)
+                    let rowLSE = m + Foundation.log(total)
+                    sp[start + r] = rowLSE
+                    lp[start + r] = z[target] * inverseT - rowLSE
+                }
             }
+            start += R
         }
-        start += R
     }
 }
 
@@ -60,48 +81,51 @@ public func logSoftmaxGatherBackward(
     let M = targets.count
     precondition(dLogp.count == M && dHidden.count == M * C, "logSoftmaxGatherBackward: shapes disagree")
     let chunkRows = chunkRows ?? logitChunkRows(vocabSize: V)
-    let logits = Tensor(zeros: [min(chunkRows, max(M, 1)), V])
-    let (zp, sp) = (logits.pointer, lse.pointer)
-    let inverseT = 1 / temperature
-    var start = 0
-    while start < M {
-        let R = min(chunkRows, M - start)
-        let h = hidden.pointer + start * C
-        chunkLogits(zp, h, rows: R, weight: weight, weightBF16: weightBF16)
-        parallelFor(R) { rows in
-            for r in rows {
-                let z = zp + r * V
-                let g = dLogp[start + r] * inverseT
-                softmaxRowScaled(z, count: V, scale: inverseT, shift: sp[start + r], multiplier: -g)
-                z[Int(targets[start + r])] += g
-            }
-        }
-        if let weightBF16 {
-            precondition(
-                weightBF16.rowMajor != nil, "logSoftmaxGatherBackward: dHidden needs the row-major weight")
-            BFloat16Scratch.shared.withBuffers { scratch in
-                let dz = scratch.converted(0, zp, count: R * V)
-                BFloat16Matmul.gemm(
-                    transA: false, transB: false, m: R, n: C, k: V, a: dz, b: weightBF16.rowMajor!.pointer,
-                    accumulate: false, c: dHidden.pointer + start * C)
-                if let dWeight {
-                    let hb = scratch.converted(1, h, count: R * C)
-                    BFloat16Matmul.gemm(
-                        transA: true, transB: false, m: V, n: C, k: R, a: dz, b: hb, accumulate: true,
-                        c: dWeight.pointer)
+    let sp = lse.pointer
+    LogitScratch.shared.withBuffer(count: min(chunkRows, max(M, 1)) * V) { zp in
+        let inverseT = 1 / temperature
+        var start = 0
+        while start < M {
+            let R = min(chunkRows, M - start)
+            let h = hidden.pointer + start * C
+            chunkLogits(zp, h, rows: R, weight: weight, weightBF16: weightBF16)
+            parallelFor(R) { rows in
+                for r in rows {
+                    let z = zp + r * V
+                    let g = dLogp[start + r] * inverseT
+                    softmaxRowScaled(z, count: V, scale: inverseT, shift: sp[start + r], multiplier: -g)
+                    z[Int(targets[start + r])] += g
                 }
             }
-        } else {
-            BLAS.sgemm(
-                transA: false, transB: false, m: R, n: C, k: V, a: zp, lda: V, b: weight.pointer, ldb: C,
-                c: dHidden.pointer + start * C, ldc: C)
-            if let dWeight {
+            if let weightBF16 {
+                precondition(
+                    weightBF16.rowMajor != nil, "logSoftmaxGatherBackward: dHidden needs the row-major weight"
+                )
+                BFloat16Scratch.shared.withBuffers { scratch in
+                    let dz = scratch.converted(0, zp, count: R * V)
+                    BFloat16Matmul.gemm(
+                        transA: false, transB: false, m: R, n: C, k: V, a: dz,
+                        b: weightBF16.rowMajor!.pointer,
+                        accumulate: false, c: dHidden.pointer + start * C)
+                    if let dWeight {
+                        let hb = scratch.converted(1, h, count: R * C)
+                        BFloat16Matmul.gemm(
+                            transA: true, transB: false, m: V, n: C, k: R, a: dz, b: hb, accumulate: true,
+                            c: dWeight.pointer)
+                    }
+                }
+            } else {
                 BLAS.sgemm(
-                    transA: true, transB: false, m: V, n: C, k: R, a: zp, lda: V, b: h, ldb: C, beta: 1,
-                    c: dWeight.pointer, ldc: C)
+                    transA: false, transB: false, m: R, n: C, k: V, a: zp, lda: V, b: weight.pointer, ldb: C,
+                    c: dHidden.pointer + start * C, ldc: C)
+                if let dWeight {
+                    BLAS.sgemm(
+                        transA: true, transB: false, m: V, n: C, k: R, a: zp, lda: V, b: h, ldb: C, beta: 1,
+                        c: dWeight.pointer, ldc: C)
+                }
             }
+            start += R
         }
-        start += R
     }
 }
 
