@@ -190,17 +190,6 @@ final class LoRAAdapter: LinearAdapter {
     }
 }
 
-/// A `shape` view of `storage`, grown first when it is too small (the old buffer freed before the
-/// new one is made): buffers kept between calls, since fresh pages cost more than the work.
-private func reuse(_ storage: inout TensorStorage, shape: [Int]) -> Tensor {
-    let count = shape.reduce(1, *)
-    if storage.count < count {
-        storage = TensorStorage(count: 0)
-        storage = TensorStorage(count: count)
-    }
-    return Tensor(storage: storage, offset: 0, shape: shape)
-}
-
 /// Dropout on the adapters' input (PEFT's `lora_dropout`), on in training passes only.
 ///
 /// A pass's mask is a function of (seed, pass, adapter, element), so backward, and the forward

@@ -118,7 +118,7 @@ public final class Transformer {
     var decodeWorkspace: DecodeWorkspace?
     /// Activation buffers reused across batches (grown when a batch needs more tokens).
     private var pool: [LayerActivations] = []
-    private var residualPool: TensorStorage?
+    private var residualPool = TensorStorage(count: 0)
 
     /// `count` activation sets for N tokens, reusing the pool's buffers when they are big enough.
     func activations(_ count: Int, tokens N: Int) -> [LayerActivations] {
@@ -135,11 +135,8 @@ public final class Transformer {
     /// L+1 residual-stream tensors of (N, C), from a reused buffer.
     private func residualTensors(tokens N: Int) -> [Tensor] {
         let (C, L) = (config.hiddenSize, config.numHiddenLayers)
-        if (residualPool?.count ?? 0) < (L + 1) * N * C {
-            residualPool = nil
-            residualPool = TensorStorage(count: (L + 1) * N * C)
-        }
-        return (0...L).map { Tensor(storage: residualPool!, offset: $0 * N * C, shape: [N, C]) }
+        let pool = reuse(&residualPool, shape: [L + 1, N, C])
+        return (0...L).map { Tensor(storage: pool.storage, offset: $0 * N * C, shape: [N, C]) }
     }
 
     /// Everything `backward` needs from the last `forward`.
@@ -450,7 +447,7 @@ public final class Transformer {
     /// Bytes of activations the last forward kept for backward.
     public var savedActivationBytes: Int {
         guard let s = saved else { return 0 }
-        return (residualPool?.count ?? 0) * 4 + s.layers.reduce(0) { $0 + $1.byteCount }
+        return residualPool.count * 4 + s.layers.reduce(0) { $0 + $1.byteCount }
     }
 }
 

@@ -118,17 +118,14 @@
             lock.lock()
             defer { lock.unlock() }
             let shape = Shape(n: n, k: k)
-            guard let engine, var format = packedFormat(shape) else { return false }
-            var plain = dnnl_memory_desc_t()
-            guard
-                dnnl_memory_desc_init_by_tag(&plain, 2, [Int64(k), Int64(n)], dnnl_bf16, dnnl_ba)
-                    == dnnl_success
+            guard let engine, let format = packedFormat(shape),
+                let plain = Self.memoryDescriptor([k, n], dnnl_bf16, dnnl_ba)
             else { return false }
             let packing = !unpack
+            var (fromFormat, toFormat) = packing ? (plain, format) : (format, plain)
             var primitive = reorders[shape]?[packing]
             if primitive == nil {
                 var descriptor: dnnl_primitive_desc_t?
-                var (fromFormat, toFormat) = packing ? (plain, format) : (format, plain)
                 let made = dnnl_reorder_primitive_desc_create(
                     &descriptor, &fromFormat, engine, &toFormat, engine, nil)
                 guard made == dnnl_success else { return false }
@@ -142,7 +139,6 @@
                 if let from { dnnl_memory_destroy(from) }
                 if let to { dnnl_memory_destroy(to) }
             }
-            var (fromFormat, toFormat) = packing ? (plain, format) : (format, plain)
             let (source, destination) =
                 packing
                 ? (UnsafeMutableRawPointer(rowMajor), packed) : (packed, UnsafeMutableRawPointer(rowMajor))
@@ -163,23 +159,10 @@
             if let known = packedFormats[shape] { return known }
             var found: dnnl_memory_desc_t?
             defer { packedFormats[shape] = found }
-            guard let engine else { return nil }
-            let (n, k) = (Int64(shape.n), Int64(shape.k))
-            var source = dnnl_memory_desc_t()
-            var weights = dnnl_memory_desc_t()
-            var destination = dnnl_memory_desc_t()
-            guard dnnl_memory_desc_init_by_tag(&source, 2, [32, k], dnnl_bf16, dnnl_ab) == dnnl_success,
-                dnnl_memory_desc_init_by_tag(&weights, 2, [k, n], dnnl_bf16, dnnl_format_tag_any)
-                    == dnnl_success,
-                dnnl_memory_desc_init_by_tag(&destination, 2, [32, n], dnnl_f32, dnnl_ab) == dnnl_success
-            else { return nil }
-            var descriptor = dnnl_matmul_desc_t()
-            guard dnnl_matmul_desc_init(&descriptor, &source, &weights, nil, &destination) == dnnl_success
-            else { return nil }
-            var primitiveDescriptor: dnnl_primitive_desc_t?
-            guard
-                dnnl_primitive_desc_create(&primitiveDescriptor, &descriptor, nil, engine, nil)
-                    == dnnl_success
+            guard var source = Self.memoryDescriptor([32, shape.k], dnnl_bf16, dnnl_ab),
+                var weights = Self.memoryDescriptor([shape.k, shape.n], dnnl_bf16, dnnl_format_tag_any),
+                var destination = Self.memoryDescriptor([32, shape.n], dnnl_f32, dnnl_ab),
+                let primitiveDescriptor = matmulDescriptor(&source, &weights, &destination)
             else { return nil }
             defer { dnnl_primitive_desc_destroy(primitiveDescriptor) }
             guard !Self.isReference(primitiveDescriptor),
@@ -187,6 +170,33 @@
             else { return nil }
             found = chosen.pointee
             return found
+        }
+
+        /// A 2-D memory descriptor of `dims` in `tag`'s layout.
+        private static func memoryDescriptor(
+            _ dims: [Int], _ type: dnnl_data_type_t, _ tag: dnnl_format_tag_t
+        ) -> dnnl_memory_desc_t? {
+            var descriptor = dnnl_memory_desc_t()
+            guard
+                dnnl_memory_desc_init_by_tag(&descriptor, 2, dims.map(Int64.init), type, tag) == dnnl_success
+            else { return nil }
+            return descriptor
+        }
+
+        /// A matmul primitive descriptor for these operands (the caller destroys it), nil when
+        /// oneDNN has none.
+        private func matmulDescriptor(
+            _ source: inout dnnl_memory_desc_t, _ weights: inout dnnl_memory_desc_t,
+            _ destination: inout dnnl_memory_desc_t, attributes: dnnl_primitive_attr_t? = nil
+        ) -> dnnl_primitive_desc_t? {
+            guard let engine else { return nil }
+            var descriptor = dnnl_matmul_desc_t()
+            var primitiveDescriptor: dnnl_primitive_desc_t?
+            guard dnnl_matmul_desc_init(&descriptor, &source, &weights, nil, &destination) == dnnl_success,
+                dnnl_primitive_desc_create(&primitiveDescriptor, &descriptor, attributes, engine, nil)
+                    == dnnl_success
+            else { return nil }
+            return primitiveDescriptor
         }
 
         /// Whether oneDNN fell back to its slow reference implementation.
@@ -240,25 +250,13 @@
 
         private func makeEntry(_ key: Key) -> Entry? {
             guard let engine else { return nil }
-            let (m, n, k) = (Int64(key.m), Int64(key.n), Int64(key.k))
             let type = key.bf16 ? dnnl_bf16 : dnnl_f32
-            var source = dnnl_memory_desc_t()
-            var weights = dnnl_memory_desc_t()
-            var destination = dnnl_memory_desc_t()
             // A is M x K ("ab"; "ba" when stored transposed); B is K x N, "ba" when stored (N, K).
-            guard
-                dnnl_memory_desc_init_by_tag(&source, 2, [m, k], type, key.transA ? dnnl_ba : dnnl_ab)
-                    == dnnl_success,
-                dnnl_memory_desc_init_by_tag(&weights, 2, [k, n], type, key.transB ? dnnl_ba : dnnl_ab)
-                    == dnnl_success,
-                dnnl_memory_desc_init_by_tag(&destination, 2, [m, n], dnnl_f32, dnnl_ab) == dnnl_success
-            else { return nil }
-            if key.packed {
-                guard let format = packedFormat(Shape(n: key.n, k: key.k)) else { return nil }
-                weights = format
-            }
-            var descriptor = dnnl_matmul_desc_t()
-            guard dnnl_matmul_desc_init(&descriptor, &source, &weights, nil, &destination) == dnnl_success
+            guard var source = Self.memoryDescriptor([key.m, key.k], type, key.transA ? dnnl_ba : dnnl_ab),
+                var weights = key.packed
+                    ? packedFormat(Shape(n: key.n, k: key.k))
+                    : Self.memoryDescriptor([key.k, key.n], type, key.transB ? dnnl_ba : dnnl_ab),
+                var destination = Self.memoryDescriptor([key.m, key.n], dnnl_f32, dnnl_ab)
             else { return nil }
             var attributes: dnnl_primitive_attr_t?
             var postOps: dnnl_post_ops_t?
@@ -273,13 +271,10 @@
                     dnnl_primitive_attr_set_post_ops(attributes, postOps) == dnnl_success
                 else { return nil }
             }
-            var primitiveDescriptor: dnnl_primitive_desc_t?
             guard
-                dnnl_primitive_desc_create(&primitiveDescriptor, &descriptor, attributes, engine, nil)
-                    == dnnl_success
-            else {
-                return nil
-            }
+                let primitiveDescriptor = matmulDescriptor(
+                    &source, &weights, &destination, attributes: attributes)
+            else { return nil }
             defer { dnnl_primitive_desc_destroy(primitiveDescriptor) }
             // A packed weight that the optimised kernels do not take for this shape: fall back.
             if key.packed && Self.isReference(primitiveDescriptor) { return nil }

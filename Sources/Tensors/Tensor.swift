@@ -98,6 +98,17 @@ public struct Tensor: @unchecked Sendable {
     }
 }
 
+/// A `shape` view of `storage`, grown first when it is too small (the old buffer freed before the
+/// new one is made): for buffers kept between calls, since fresh pages cost more than the work.
+public func reuse(_ storage: inout TensorStorage, shape: [Int]) -> Tensor {
+    let count = shape.reduce(1, *)
+    if storage.count < count {
+        storage = TensorStorage(count: 0)
+        storage = TensorStorage(count: count)
+    }
+    return Tensor(storage: storage, offset: 0, shape: shape)
+}
+
 /// y[i] += alpha * x[i] for i in 0..<n, vectorised.
 @inline(__always)
 func axpy(_ n: Int, _ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {

@@ -377,25 +377,11 @@ public func attentionDecode(
                 for g in heads {
                     for r in 0..<group {
                         let h = g * group + r
-                        simdAXPY(D, scores[h * maxL + j], value + g * D, ob + h * D)
+                        axpy(D, scores[h * maxL + j], value + g * D, ob + h * D)
                     }
                 }
             }
         }
-    }
-}
-
-/// y[i] += alpha x[i] over n values, sixteen at a time.
-@inline(__always)
-func simdAXPY(_ n: Int, _ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
-    var i = 0
-    while i + 16 <= n {
-        y.storeSIMD16(y.loadSIMD16(at: i) + alpha * x.loadSIMD16(at: i), at: i)
-        i += 16
-    }
-    while i < n {
-        y[i] += alpha * x[i]
-        i += 1
     }
 }
 

@@ -17,11 +17,7 @@ final class LogitScratch: @unchecked Sendable {
     func withBuffer<R>(count: Int, _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
         lock.lock()
         defer { lock.unlock() }
-        if storage.count < count {
-            storage = TensorStorage(count: 0)  // free the old buffer before allocating the new one
-            storage = TensorStorage(count: count)
-        }
-        return body(storage.pointer)
+        return body(reuse(&storage, shape: [count]).pointer)
     }
 }
 

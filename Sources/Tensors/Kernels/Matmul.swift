@@ -158,23 +158,26 @@ public enum BFloat16Matmul {
         let (n, k) = (weight.outputs, weight.inputs)
         if m == 0 { return }
         #if !canImport(Accelerate)
-            if let packed = weight.packed,
-                MatmulPrimitives.shared.runBF16Packed(m: m, n: n, k: k, a: x, packed: packed, c: y)
-            {
-                return
+            if let packed = weight.packed {
+                if MatmulPrimitives.shared.runBF16Packed(m: m, n: n, k: k, a: x, packed: packed, c: y) {
+                    return
+                }
+                if weight.rowMajor == nil {
+                    let plain = scratch.buffer(2, count: n * k)
+                    let done = MatmulPrimitives.shared.reorder(
+                        n: n, k: k, rowMajor: plain, packed: packed, unpack: true)
+                    precondition(done, "oneDNN could not unpack a \(n) x \(k) bf16 weight")
+                    gemm(
+                        transA: false, transB: true, m: m, n: n, k: k, a: x, b: plain, accumulate: false, c: y
+                    )
+                    return
+                }
             }
         #endif
-        var rowMajor = weight.rowMajor?.pointer
-        #if !canImport(Accelerate)
-            if rowMajor == nil, let packed = weight.packed {
-                let plain = scratch.buffer(2, count: n * k)
-                let done = MatmulPrimitives.shared.reorder(
-                    n: n, k: k, rowMajor: plain, packed: packed, unpack: true)
-                precondition(done, "oneDNN could not unpack a \(n) x \(k) bf16 weight")
-                rowMajor = plain
-            }
-        #endif
-        gemm(transA: false, transB: true, m: m, n: n, k: k, a: x, b: rowMajor!, accumulate: false, c: y)
+        gemm(
+            transA: false, transB: true, m: m, n: n, k: k, a: x, b: weight.rowMajor!.pointer,
+            accumulate: false,
+            c: y)
     }
 }
 
