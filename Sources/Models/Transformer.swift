@@ -154,6 +154,7 @@ public final class Transformer {
         let finalNormed: Tensor  // (M, C)
         let finalRstd: Tensor  // (M)
         let lse: Tensor?  // (M), when the lm_head ran
+        let numerators: SoftmaxNumerators?  // the lm_head's softmax, when kept
     }
 
     public init(config: ModelConfig, parameters: ParameterStore) {
@@ -192,16 +193,28 @@ public final class Transformer {
     /// Log-probabilities of `batch`'s target tokens under softmax(logits / temperature): (M).
     @discardableResult
     public func forward(_ batch: TokenBatch, temperature: Float = 1) -> [Float] {
+        forward(batch, temperature: temperature, backwardFollows: true)
+    }
+
+    /// Up to this many bytes of bf16 softmax numerators are kept for the lm_head's backward
+    /// (`SoftmaxNumerators`); a batch needing more recomputes its logits there instead.
+    public var keptSoftmaxLimitBytes = 512 << 20
+    private let softmaxNumerators = SoftmaxNumerators()
+
+    private func forward(_ batch: TokenBatch, temperature: Float, backwardFollows: Bool) -> [Float] {
         let (finalRows, finalNormed, finalRstd, residuals, layers, cos, sin) = trunkForward(batch)
         let M = batch.targetRows.count
         let (logp, lse) = (Tensor(zeros: [M]), Tensor(zeros: [M]))
+        // bf16 keeps the softmax numerators, so the backward skips a second lm_head matmul; float32
+        // recomputes the logits (a float32 copy would take twice the memory).
+        let keep = backwardFollows && headBF16 != nil && 2 * M * config.vocabSize <= keptSoftmaxLimitBytes
         logSoftmaxGatherForward(
             logp: logp, lse: lse, hidden: finalNormed, weight: head, weightBF16: headBF16,
-            targets: batch.targetTokens, temperature: temperature)
+            targets: batch.targetTokens, temperature: temperature, keeping: keep ? softmaxNumerators : nil)
         saved = SavedForward(
             batch: batch, temperature: temperature, cos: cos, sin: sin, residuals: residuals, layers: layers,
             checkpointed: gradientCheckpointing, finalRows: finalRows, finalNormed: finalNormed,
-            finalRstd: finalRstd, lse: lse)
+            finalRstd: finalRstd, lse: lse, numerators: keep ? softmaxNumerators : nil)
         return logp.toArray()
     }
 
@@ -214,7 +227,7 @@ public final class Transformer {
         saved = SavedForward(
             batch: batch, temperature: 1, cos: cos, sin: sin, residuals: residuals, layers: layers,
             checkpointed: gradientCheckpointing, finalRows: finalRows, finalNormed: finalNormed,
-            finalRstd: finalRstd, lse: nil)
+            finalRstd: finalRstd, lse: nil, numerators: nil)
         return finalNormed
     }
 
@@ -253,7 +266,7 @@ public final class Transformer {
             gradientCheckpointing = saveCheckpointing
             saved = nil
         }
-        return forward(batch, temperature: temperature)
+        return forward(batch, temperature: temperature, backwardFollows: false)
     }
 
     /// Logits (before any temperature) of the packed rows `rows` of `batch`: (rows.count, V).
@@ -261,7 +274,7 @@ public final class Transformer {
         let saveCheckpointing = gradientCheckpointing
         gradientCheckpointing = true
         defer { gradientCheckpointing = saveCheckpointing }
-        forward(batch)
+        _ = forward(batch, temperature: 1, backwardFollows: false)
         let final = gatherRows(saved!.residuals.last!, rows)
         let normed = Tensor(zeros: final.shape)
         rmsNormForward(
@@ -324,10 +337,18 @@ public final class Transformer {
                 cache.write(layer: l, at: cache.length, qkv: qkv, qkvRow: b, count: 1, keyColumn: H * D)
             }
             let lengths = caches.map { $0.length + 1 }
-            attentionDecode(
-                out: attention, q: qkv, keys: zip(caches, lengths).map { $0.keys(l, rows: $1) },
-                values: zip(caches, lengths).map { $0.values(l, rows: $1) }, lengths: lengths,
-                heads: config.heads, scale: scale, qRowStride: width)
+            if caches.first?.bf16 == true {
+                precondition(caches.allSatisfy(\.bf16), "one decoding step mixes bf16 and float32 caches")
+                attentionDecodeBF16(
+                    out: attention, q: qkv, keys: caches.map { $0.bf16Keys(l) },
+                    values: caches.map { $0.bf16Values(l) }, lengths: lengths, heads: config.heads,
+                    scale: scale, qRowStride: width)
+            } else {
+                attentionDecode(
+                    out: attention, q: qkv, keys: zip(caches, lengths).map { $0.keys(l, rows: $1) },
+                    values: zip(caches, lengths).map { $0.values(l, rows: $1) }, lengths: lengths,
+                    heads: config.heads, scale: scale, qRowStride: width)
+            }
         }
         layer.output.forward(y: middle, x: attention)
         middle.add(x)
@@ -354,7 +375,7 @@ public final class Transformer {
         logSoftmaxGatherBackward(
             dHidden: dNormed, dWeight: frozenBase ? nil : parameters.gradient(headName), dLogp: dLogp,
             hidden: s.finalNormed, weight: head, weightBF16: headBF16, targets: batch.targetTokens, lse: lse,
-            temperature: s.temperature)
+            temperature: s.temperature, numerators: s.numerators)
         trunkBackward(s, dNormed: dNormed)
     }
 
@@ -447,7 +468,7 @@ public final class Transformer {
     /// Bytes of activations the last forward kept for backward.
     public var savedActivationBytes: Int {
         guard let s = saved else { return 0 }
-        return residualPool.count * 4 + s.layers.reduce(0) { $0 + $1.byteCount }
+        return residualPool.count * 4 + s.layers.reduce(0) { $0 + $1.byteCount } + (s.numerators?.bytes ?? 0)
     }
 }
 

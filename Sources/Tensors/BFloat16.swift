@@ -23,18 +23,22 @@ public enum BFloat16 {
     ) {
         let blocks = count / 16
         parallelFor(blocks, minimumPerTask: 4096) { range in
-            for block in range {
-                let b = UnsafeRawPointer(src + 16 * block).loadUnaligned(as: SIMD16<UInt32>.self)
-                let rounded = (b &+ 0x7FFF &+ ((b &>> 16) & 1)) &>> 16
-                // All ones in NaN lanes (|b| above infinity's bits), from the sign of a difference:
-                // a vector compare and `replacing` compiled to a loop over the lanes.
-                let nan = SIMD16<UInt32>(repeating: 0) &- ((0x7F80_0000 &- (b & 0x7FFF_FFFF)) &>> 31)
-                let result = (rounded & ~nan) | (((b &>> 16) | 0x0040) & nan)
-                UnsafeMutableRawPointer(dst + 16 * block).storeBytes(
-                    of: SIMD16<UInt16>(truncatingIfNeeded: result), as: SIMD16<UInt16>.self)
-            }
+            for block in range { store(src.loadSIMD16(at: 16 * block), at: dst + 16 * block) }
         }
         for i in (16 * blocks)..<count { dst[i] = bits(src[i]) }
+    }
+
+    /// Stores the bf16 nearest to each of the sixteen values at `dst` (as `bits`).
+    @inline(__always)
+    static func store(_ v: SIMD16<Float>, at dst: UnsafeMutablePointer<UInt16>) {
+        let b = unsafeBitCast(v, to: SIMD16<UInt32>.self)
+        let rounded = (b &+ 0x7FFF &+ ((b &>> 16) & 1)) &>> 16
+        // All ones in NaN lanes (|b| above infinity's bits), from the sign of a difference:
+        // a vector compare and `replacing` compiled to a loop over the lanes.
+        let nan = SIMD16<UInt32>(repeating: 0) &- ((0x7F80_0000 &- (b & 0x7FFF_FFFF)) &>> 31)
+        let result = (rounded & ~nan) | (((b &>> 16) | 0x0040) & nan)
+        UnsafeMutableRawPointer(dst).storeBytes(
+            of: SIMD16<UInt16>(truncatingIfNeeded: result), as: SIMD16<UInt16>.self)
     }
 }
 

@@ -182,4 +182,18 @@ func precisionComparison(
     print(
         "bf16 vs float32: forward+backward \(String(format: "%.2f", f.train / b.train))x faster, decode \(String(format: "%.2f", f.decode / b.decode))x faster"
     )
+    // The lm_head's backward from the kept softmax numerators against recomputing its logits,
+    // alternated so both see the same machine.
+    var (kept, recomputed) = (Double.infinity, Double.infinity)
+    let limit = model.keptSoftmaxLimitBytes
+    for _ in 0..<2 {
+        model.keptSoftmaxLimitBytes = limit
+        kept = min(kept, trainingSeconds(model, batch, dLogp, repeats: repeats))
+        model.keptSoftmaxLimitBytes = 0
+        recomputed = min(recomputed, trainingSeconds(model, batch, dLogp, repeats: repeats))
+    }
+    model.keptSoftmaxLimitBytes = limit
+    print(
+        "bf16 forward+backward with the softmax numerators kept \(String(format: "%.2f", kept)) s, with the logits recomputed \(String(format: "%.2f", recomputed)) s (\(String(format: "%.2f", recomputed / kept))x)"
+    )
 }

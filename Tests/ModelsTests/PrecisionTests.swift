@@ -92,6 +92,40 @@ func packedBF16WeightsGiveTheRowMajorProduct(m: Int, n: Int, k: Int) throws {
     }
 }
 
+/// The lm_head backward from the softmax numerators a bf16 forward kept equals the one that
+/// recomputes the logits, to bf16 rounding (one rounds the probabilities, the other dz), and
+/// keeping them changes no log-probability.
+@Test(arguments: [Float(1), 0.7])
+func keptSoftmaxNumeratorsGiveTheRecomputedGradients(temperature: Float) throws {
+    try #require(BFloat16Matmul.isAvailable, "no bf16 instructions here")
+    var rng = SplitMix64(seed: 41)
+    let (M, C, V) = (37, 24, 300)
+    let hidden = Tensor(zeros: [M, C]), weight = Tensor(zeros: [V, C])
+    for i in 0..<hidden.count { hidden[i] = 2 * rng.nextNormal() }
+    for i in 0..<weight.count { weight[i] = rng.nextNormal() }
+    let bf16 = BFloat16Weight(rounding: weight)
+    let targets = (0..<M).map { _ in Int32(rng.next() % UInt64(V)) }
+    let dLogp = (0..<M).map { _ in rng.nextNormal() }
+    var results: [(logp: [Float], dHidden: [Float], dWeight: [Float])] = []
+    for numerators in [nil, SoftmaxNumerators()] {
+        let (logp, lse) = (Tensor(zeros: [M]), Tensor(zeros: [M]))
+        logSoftmaxGatherForward(
+            logp: logp, lse: lse, hidden: hidden, weight: weight, weightBF16: bf16, targets: targets,
+            temperature: temperature, chunkRows: 16, keeping: numerators)
+        let (dHidden, dWeight) = (Tensor(zeros: [M, C]), Tensor(zeros: [V, C]))
+        for i in 0..<dWeight.count { dWeight[i] = 0.5 }  // accumulates onto what is there
+        logSoftmaxGatherBackward(
+            dHidden: dHidden, dWeight: dWeight, dLogp: dLogp, hidden: hidden, weight: weight,
+            weightBF16: bf16, targets: targets, lse: lse, temperature: temperature, chunkRows: 16,
+            numerators: numerators)
+        results.append((logp.toArray(), dHidden.toArray(), dWeight.toArray()))
+    }
+    #expect(results[0].logp == results[1].logp)
+    #expect(relativeError(results[1].dHidden, results[0].dHidden) <= 1e-2)
+    #expect(relativeError(results[1].dWeight, results[0].dWeight) <= 1e-2)
+    #expect(results[1].dHidden != results[0].dHidden, "the kept path did not run")
+}
+
 @Test(arguments: fixtureNames)
 func bf16LogProbabilitiesStayNearTransformers(name: String) throws {
     let fixture = try Fixture(name)

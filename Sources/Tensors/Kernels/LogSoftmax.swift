@@ -21,6 +21,37 @@ final class LogitScratch: @unchecked Sendable {
     }
 }
 
+/// What a bf16 forward keeps so its backward needs no second logits matmul.
+///
+/// Each row's softmax numerators e_j = exp(z_j / τ - max_j z / τ), rounded to bf16 (the
+/// backward's matmuls round their operand to bf16 anyway), and the row's max. (M, V) bf16 values: 88 MiB for 940 rows of
+/// SmolLM2's 49,152-token vocabulary. Reused between forwards (grown when a call needs more).
+public final class SoftmaxNumerators: @unchecked Sendable {
+    private var buffer = BFloat16Buffer(count: 0)
+    private var maxima: [Float] = []
+    public private(set) var rows = 0
+    public private(set) var vocabSize = 0
+
+    public init() {}
+
+    /// Bytes held.
+    public var bytes: Int { buffer.bytes + 4 * maxima.count }
+
+    /// Room for (rows, vocabSize), keeping the buffer when it is big enough.
+    func prepare(rows: Int, vocabSize: Int) {
+        if buffer.count < rows * vocabSize {
+            buffer = BFloat16Buffer(count: 0)  // free the old one first
+            buffer = BFloat16Buffer(count: rows * vocabSize)
+        }
+        maxima = [Float](repeating: 0, count: rows)
+        (self.rows, self.vocabSize) = (rows, vocabSize)
+    }
+
+    var pointer: UnsafeMutablePointer<UInt16> { buffer.pointer }
+    func setMax(_ value: Float, row: Int) { maxima[row] = value }
+    func max(row: Int) -> Float { maxima[row] }
+}
+
 /// Fused output projection, log-softmax and gather: logp[m] = log softmax(h_m Wᵀ / τ)[target_m].
 ///
 /// hidden: (M, C), weight: (V, C) (lm_head or tied embedding), targets: (M) -> logp: (M), and
@@ -28,10 +59,12 @@ final class LogitScratch: @unchecked Sendable {
 /// time, so the (M, V) matrix never exists whole.
 ///
 /// With `weightBF16` (the weight rounded to bf16), the logits' matmul takes bf16 operands and
-/// accumulates in float32; the softmax and gather stay float32.
+/// accumulates in float32; the softmax and gather stay float32. With `keeping`, each row's
+/// softmax numerators are kept there for `logSoftmaxGatherBackward` (bf16 only).
 public func logSoftmaxGatherForward(
     logp: Tensor, lse: Tensor, hidden: Tensor, weight: Tensor, weightBF16: BFloat16Weight? = nil,
-    targets: [Int32], temperature: Float = 1, chunkRows: Int? = nil
+    targets: [Int32], temperature: Float = 1, chunkRows: Int? = nil,
+    keeping numerators: SoftmaxNumerators? = nil
 ) {
     let (V, C) = (weight.shape[0], weight.shape[1])
     let M = targets.count
@@ -40,6 +73,9 @@ public func logSoftmaxGatherForward(
     precondition(temperature > 0, "temperature must be positive, got \(temperature)")
     let chunkRows = chunkRows ?? logitChunkRows(vocabSize: V)
     let (lp, sp) = (logp.pointer, lse.pointer)
+    precondition(numerators == nil || weightBF16 != nil, "softmax numerators are kept for bf16 heads only")
+    numerators?.prepare(rows: M, vocabSize: V)
+    let kept = numerators?.pointer
     LogitScratch.shared.withBuffer(count: min(chunkRows, max(M, 1)) * V) { zp in
         let inverseT = 1 / temperature
         var start = 0
@@ -53,7 +89,13 @@ public func logSoftmaxGatherForward(
                     precondition(
                         target >= 0 && target < V, "target id \(target) outside the vocabulary 0..<\(V)")
                     let m = rowMax(z, V) * inverseT
-                    let total = sumExp(z, V, scale: inverseT, shift: m)
+                    let total: Float
+                    if let kept {
+                        total = sumExpKeeping(z, V, scale: inverseT, shift: m, into: kept + (start + r) * V)
+                        numerators!.setMax(m, row: start + r)
+                    } else {
+                        total = sumExp(z, V, scale: inverseT, shift: m)
+                    }
                     let rowLSE = m + Foundation.log(total)
                     sp[start + r] = rowLSE
                     lp[start + r] = z[target] * inverseT - rowLSE
@@ -64,18 +106,27 @@ public func logSoftmaxGatherForward(
     }
 }
 
-/// Backward of `logSoftmaxGatherForward`, recomputing each chunk's logits.
+/// Backward of `logSoftmaxGatherForward`, recomputing each chunk's logits, or from the softmax
+/// numerators the forward kept (`numerators`).
 ///
 /// dz_j = dlogp * (1[j = target] - softmax(z/τ)_j) / τ; dHidden = dz W (written); dWeight += dzᵀ h
 /// (skipped when `dWeight` is nil: a frozen head).
 public func logSoftmaxGatherBackward(
     dHidden: Tensor, dWeight: Tensor?, dLogp: [Float], hidden: Tensor, weight: Tensor,
     weightBF16: BFloat16Weight? = nil, targets: [Int32], lse: Tensor, temperature: Float = 1,
-    chunkRows: Int? = nil
+    chunkRows: Int? = nil, numerators: SoftmaxNumerators? = nil
 ) {
     let (V, C) = (weight.shape[0], weight.shape[1])
     let M = targets.count
     precondition(dLogp.count == M && dHidden.count == M * C, "logSoftmaxGatherBackward: shapes disagree")
+    if let numerators, let weightBF16 {
+        precondition(
+            numerators.rows == M && numerators.vocabSize == V, "softmax numerators of another forward")
+        keptSoftmaxBackward(
+            dHidden: dHidden, dWeight: dWeight, dLogp: dLogp, hidden: hidden, weight: weightBF16,
+            targets: targets, lse: lse, temperature: temperature, numerators: numerators)
+        return
+    }
     let chunkRows = chunkRows ?? logitChunkRows(vocabSize: V)
     let sp = lse.pointer
     LogitScratch.shared.withBuffer(count: min(chunkRows, max(M, 1)) * V) { zp in
@@ -123,6 +174,71 @@ public func logSoftmaxGatherBackward(
             start += R
         }
     }
+}
+
+/// The backward from kept numerators E (M, V).
+///
+/// With p = E / total per row, dz = diag(s) E + g onehot(target), s = -g / total, g = dlogp / τ:
+/// dHidden = diag(s) (E W) + g W[target]; dWeight += Eᵀ (diag(s) h) + g h at each target's row.
+/// Two matmuls on E as kept, no pass over the vocabulary.
+private func keptSoftmaxBackward(
+    dHidden: Tensor, dWeight: Tensor?, dLogp: [Float], hidden: Tensor, weight: BFloat16Weight,
+    targets: [Int32], lse: Tensor, temperature: Float, numerators: SoftmaxNumerators
+) {
+    let (M, V, C) = (targets.count, weight.outputs, weight.inputs)
+    guard M > 0 else { return }
+    precondition(weight.rowMajor != nil, "logSoftmaxGatherBackward: dHidden needs the row-major weight")
+    let w = weight.rowMajor!.pointer
+    let g = dLogp.map { $0 / temperature }
+    // s_r = -g_r / total_r, with total_r = exp(lse_r - max_r).
+    let s = (0..<M).map { -g[$0] * Foundation.exp(numerators.max(row: $0) - lse.pointer[$0]) }
+    let (dh, h) = (dHidden.pointer, hidden.pointer)
+    BFloat16Scratch.shared.withBuffers { scratch in
+        BFloat16Matmul.gemm(
+            transA: false, transB: false, m: M, n: C, k: V, a: numerators.pointer, b: w, accumulate: false,
+            c: dh)
+        parallelFor(M, minimumPerTask: 16) { rows in
+            for r in rows {
+                let (row, target) = (dh + r * C, w + Int(targets[r]) * C)
+                for c in 0..<C { row[c] = s[r] * row[c] + g[r] * BFloat16.float(target[c]) }
+            }
+        }
+        guard let dWeight else { return }
+        let scaled = scratch.buffer(1, count: M * C)
+        parallelFor(M, minimumPerTask: 16) { rows in
+            for r in rows {
+                for c in 0..<C { scaled[r * C + c] = BFloat16.bits(s[r] * h[r * C + c]) }
+            }
+        }
+        BFloat16Matmul.gemm(
+            transA: true, transB: false, m: V, n: C, k: M, a: numerators.pointer, b: scaled, accumulate: true,
+            c: dWeight.pointer)
+        let dw = dWeight.pointer
+        for r in 0..<M { axpy(C, g[r], h + r * C, dw + Int(targets[r]) * C) }
+    }
+}
+
+/// sum of exp(scale * x[i] - shift) over x[0..<n], each term also stored in bf16 at `kept`.
+@inline(__always)
+func sumExpKeeping(
+    _ x: UnsafePointer<Float>, _ n: Int, scale: Float, shift: Float, into kept: UnsafeMutablePointer<UInt16>
+) -> Float {
+    var s = SIMD16<Float>(repeating: 0)
+    var i = 0
+    while i + 16 <= n {
+        let e = simdExp(x.loadSIMD16(at: i) * scale - shift)
+        BFloat16.store(e, at: kept + i)
+        s += e
+        i += 16
+    }
+    var result = horizontalSum(s)
+    while i < n {
+        let e = fastExp(scale * x[i] - shift)
+        kept[i] = BFloat16.bits(e)
+        result += e
+        i += 1
+    }
+    return result
 }
 
 /// z (R, V) = h (R, C) Wᵀ, in bf16 operands when `weightBF16` is given.
