@@ -33,8 +33,7 @@ public final class Generator {
     /// Bytes of KV cache one sequence of `tokens` tokens holds.
     public func cacheBytes(tokens: Int) -> Int {
         let c = model.config
-        return c.numHiddenLayers * 2 * tokens * c.numKeyValueHeads * c.headDim
-            * (model.precision == .bf16 ? 2 : 4)
+        return c.numHiddenLayers * 2 * tokens * c.numKeyValueHeads * c.headDim * MemoryLayout<Float>.stride
     }
 
     /// Completions for each prompt, `parameters.numGenerations` each; `onToken` sees every sampled

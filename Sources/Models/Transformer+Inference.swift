@@ -3,8 +3,7 @@ import Tensors
 // Legend: P prompts, B live sequences (one new token each), C hidden, V vocab.
 
 extension Transformer {
-    /// Runs prompts (packed, any lengths) through the model once, filling a new KV cache for each
-    /// (in bf16 when the model's precision is bf16).
+    /// Runs prompts (packed, any lengths) through the model once, filling a new KV cache for each.
     ///
     /// - Returns: the logits of each prompt's last token, (P, V), and the caches, whose capacity
     ///   is `capacity[p]` tokens (prompt plus the room left for generation).
@@ -17,7 +16,7 @@ extension Transformer {
                 room >= prompt.count, "cache capacity \(room) below the prompt's \(prompt.count) tokens")
             return KVCache(
                 layers: config.numHiddenLayers, width: config.numKeyValueHeads * config.headDim,
-                capacity: room, bf16: precision == .bf16)
+                capacity: room)
         }
         let (cos, sin) = ropeTables(positions: batch.sequences.maxLength)
         var x = Tensor(zeros: [N, C])

@@ -337,18 +337,10 @@ public final class Transformer {
                 cache.write(layer: l, at: cache.length, qkv: qkv, qkvRow: b, count: 1, keyColumn: H * D)
             }
             let lengths = caches.map { $0.length + 1 }
-            if caches.first?.bf16 == true {
-                precondition(caches.allSatisfy(\.bf16), "one decoding step mixes bf16 and float32 caches")
-                attentionDecodeBF16(
-                    out: attention, q: qkv, keys: caches.map { $0.bf16Keys(l) },
-                    values: caches.map { $0.bf16Values(l) }, lengths: lengths, heads: config.heads,
-                    scale: scale, qRowStride: width)
-            } else {
-                attentionDecode(
-                    out: attention, q: qkv, keys: zip(caches, lengths).map { $0.keys(l, rows: $1) },
-                    values: zip(caches, lengths).map { $0.values(l, rows: $1) }, lengths: lengths,
-                    heads: config.heads, scale: scale, qRowStride: width)
-            }
+            attentionDecode(
+                out: attention, q: qkv, keys: zip(caches, lengths).map { $0.keys(l, rows: $1) },
+                values: zip(caches, lengths).map { $0.values(l, rows: $1) }, lengths: lengths,
+                heads: config.heads, scale: scale, qRowStride: width)
         }
         layer.output.forward(y: middle, x: attention)
         middle.add(x)

@@ -286,36 +286,6 @@ func decodeAttentionEqualsLastRowOfCausalAttention(lengths: [Int], H: Int, K: In
     #expect(maxAbsDiff(decoded.toArray(), expected).diff < 1e-5)
 }
 
-/// A bf16 cache's attention is the float32 kernel's on the rounded keys and values, exactly.
-@Test func decodeAttentionReadsBF16Caches() {
-    let heads = AttentionHeads(queryHeads: 6, keyValueHeads: 2, headDim: 40)
-    let (lengths, KD, HD) = ([13, 1, 37], 80, 240)
-    let q = Tensor(randomFloats(lengths.count * HD, seed: 21), shape: [lengths.count, HD])
-    var (keys, values) = ([Tensor](), [Tensor]())
-    var (keyBits, valueBits) = ([[UInt16]](), [[UInt16]]())
-    for (s, L) in lengths.enumerated() {
-        let k = randomFloats(L * KD, seed: 22 + UInt64(s)).map(BFloat16.bits)
-        let v = randomFloats(L * KD, seed: 32 + UInt64(s)).map(BFloat16.bits)
-        (keyBits, valueBits) = (keyBits + [k], valueBits + [v])
-        keys.append(Tensor(k.map(BFloat16.float), shape: [L, KD]))
-        values.append(Tensor(v.map(BFloat16.float), shape: [L, KD]))
-    }
-    let (expected, got) = (Tensor(zeros: [lengths.count, HD]), Tensor(zeros: [lengths.count, HD]))
-    attentionDecode(
-        out: expected, q: q, keys: keys, values: values, lengths: lengths, heads: heads, scale: 0.2)
-    let pointers = (keyBits + valueBits).map { bits in
-        let p = UnsafeMutablePointer<UInt16>.allocate(capacity: bits.count)
-        p.initialize(from: bits, count: bits.count)
-        return p
-    }
-    defer { for p in pointers { p.deallocate() } }
-    attentionDecodeBF16(
-        out: got, q: q, keys: pointers[..<lengths.count].map { UnsafePointer($0) },
-        values: pointers[lengths.count...].map { UnsafePointer($0) }, lengths: lengths, heads: heads,
-        scale: 0.2)
-    #expect(got.toArray() == expected.toArray())
-}
-
 @Test(arguments: [Float(1), 0.7])
 func logSoftmaxGatherMatchesNaiveAndGradients(temperature: Float) {
     let (M, C, V) = (7, 6, 37)

@@ -330,66 +330,12 @@ public func attentionDecode(
     out: Tensor, q: Tensor, keys: [Tensor], values: [Tensor], lengths: [Int], heads: AttentionHeads,
     scale: Float, qRowStride: Int? = nil
 ) {
-    for (b, L) in lengths.enumerated() {
-        precondition(
-            keys[b].count >= L * heads.keyValueHeads * heads.headDim && values[b].count == keys[b].count,
-            "attentionDecode: \(keys[b].shape) keys for \(L) positions")
-    }
-    decodeAttention(
-        out: out, q: q, keys: keys.map { UnsafePointer($0.pointer) },
-        values: values.map { UnsafePointer($0.pointer) }, lengths: lengths, heads: heads, scale: scale,
-        qRowStride: qRowStride)
-}
-
-/// `attentionDecode` on a bf16 cache.
-///
-/// keys[b] and values[b] point at L_b rows of K*D bf16 values.
-/// The products and the softmax stay float32.
-public func attentionDecodeBF16(
-    out: Tensor, q: Tensor, keys: [UnsafePointer<UInt16>], values: [UnsafePointer<UInt16>], lengths: [Int],
-    heads: AttentionHeads, scale: Float, qRowStride: Int? = nil
-) {
-    decodeAttention(
-        out: out, q: q, keys: keys.map { $0.withMemoryRebound(to: BFloat16Bits.self, capacity: 1) { $0 } },
-        values: values.map { $0.withMemoryRebound(to: BFloat16Bits.self, capacity: 1) { $0 } },
-        lengths: lengths, heads: heads, scale: scale, qRowStride: qRowStride)
-}
-
-/// A number a KV cache holds, read as float32.
-protocol CacheElement {
-    static func load16(_ p: UnsafePointer<Self>, at i: Int) -> SIMD16<Float>
-    static func float(_ p: UnsafePointer<Self>, at i: Int) -> Float
-}
-
-extension Float: CacheElement {
-    @inline(__always) static func load16(_ p: UnsafePointer<Float>, at i: Int) -> SIMD16<Float> {
-        p.loadSIMD16(at: i)
-    }
-    @inline(__always) static func float(_ p: UnsafePointer<Float>, at i: Int) -> Float { p[i] }
-}
-
-/// A bf16 number's bits (`BFloat16.bits`), as a cache element.
-struct BFloat16Bits: CacheElement {
-    let bits: UInt16
-
-    @inline(__always) static func load16(_ p: UnsafePointer<BFloat16Bits>, at i: Int) -> SIMD16<Float> {
-        let raw = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<UInt16>.self)
-        return unsafeBitCast(SIMD16<UInt32>(truncatingIfNeeded: raw) &<< 16, to: SIMD16<Float>.self)
-    }
-    @inline(__always) static func float(_ p: UnsafePointer<BFloat16Bits>, at i: Int) -> Float {
-        BFloat16.float(p[i].bits)
-    }
-}
-
-private func decodeAttention<E: CacheElement>(
-    out: Tensor, q: Tensor, keys: [UnsafePointer<E>], values: [UnsafePointer<E>], lengths: [Int],
-    heads: AttentionHeads, scale: Float, qRowStride: Int?
-) {
     let (H, KV, D) = (heads.queryHeads, heads.keyValueHeads, heads.headDim)
     let B = lengths.count
-    precondition(keys.count == B && values.count == B, "attentionDecode: one cache per sequence")
     let (op, qp) = (out.pointer, q.pointer)
     let qStride = qRowStride ?? H * D
+    let keyPointers = keys.map { UnsafePointer($0.pointer) }
+    let valuePointers = values.map { UnsafePointer($0.pointer) }
     let maxL = lengths.max() ?? 0
     let group = heads.group
     // A task is a sequence with all its heads when there are sequences enough for the cores, so
@@ -406,7 +352,7 @@ private func decodeAttention<E: CacheElement>(
             let b = unit / headSplit
             let heads = headSplit == 1 ? 0..<KV : (unit % headSplit)..<(unit % headSplit + 1)
             let L = lengths[b]
-            let (kc, vc) = (keys[b], values[b])
+            let (kc, vc) = (keyPointers[b], valuePointers[b])
             let (qb, ob) = (qp + b * qStride, op + b * H * D)
             for j in 0..<L {
                 let key = kc + j * KV * D
@@ -431,7 +377,7 @@ private func decodeAttention<E: CacheElement>(
                 for g in heads {
                     for r in 0..<group {
                         let h = g * group + r
-                        accumulate(D, scores[h * maxL + j], value + g * D, ob + h * D)
+                        axpy(D, scores[h * maxL + j], value + g * D, ob + h * D)
                     }
                 }
             }
@@ -441,40 +387,23 @@ private func decodeAttention<E: CacheElement>(
 
 /// Σ a[i] b[i] over n values, in 16-wide vectors (a float reduction is not auto-vectorised).
 @inline(__always)
-private func dotProduct<E: CacheElement>(_ a: UnsafePointer<Float>, _ b: UnsafePointer<E>, _ n: Int) -> Float
-{
+func dotProduct(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
     // Two running sums, so consecutive adds do not wait on each other.
     var (even, odd) = (SIMD16<Float>(repeating: 0), SIMD16<Float>(repeating: 0))
     var i = 0
     while i + 32 <= n {
-        even += a.loadSIMD16(at: i) * E.load16(b, at: i)
-        odd += a.loadSIMD16(at: i + 16) * E.load16(b, at: i + 16)
+        even += a.loadSIMD16(at: i) * b.loadSIMD16(at: i)
+        odd += a.loadSIMD16(at: i + 16) * b.loadSIMD16(at: i + 16)
         i += 32
     }
     if i + 16 <= n {
-        even += a.loadSIMD16(at: i) * E.load16(b, at: i)
+        even += a.loadSIMD16(at: i) * b.loadSIMD16(at: i)
         i += 16
     }
     var result = horizontalSum(even + odd)
     while i < n {
-        result += a[i] * E.float(b, at: i)
+        result += a[i] * b[i]
         i += 1
     }
     return result
-}
-
-/// y[i] += alpha * x[i] for i in 0..<n, x a cache's values.
-@inline(__always)
-private func accumulate<E: CacheElement>(
-    _ n: Int, _ alpha: Float, _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<Float>
-) {
-    var i = 0
-    while i + 16 <= n {
-        y.storeSIMD16(y.loadSIMD16(at: i) + alpha * E.load16(x, at: i), at: i)
-        i += 16
-    }
-    while i < n {
-        y[i] += alpha * E.float(x, at: i)
-        i += 1
-    }
 }
