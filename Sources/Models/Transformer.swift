@@ -40,6 +40,10 @@ public final class Transformer {
     public let parameters: ParameterStore
     /// Keep only each layer's input and recompute the rest during backward (less memory, ~1/3 more time).
     public var gradientCheckpointing = false
+    /// Up to this many bytes of bf16 softmax numerators are kept for the lm_head's backward
+    /// (`SoftmaxNumerators`); a batch needing more recomputes its logits there instead.
+    public var keptSoftmaxLimitBytes = 512 << 20
+    private let softmaxNumerators = SoftmaxNumerators()
     /// The folder this model was loaded from; its tokenizer files travel with every save.
     public var sourceFolder: String?
     /// The decoder layers, each with its projections.
@@ -195,11 +199,6 @@ public final class Transformer {
     public func forward(_ batch: TokenBatch, temperature: Float = 1) -> [Float] {
         forward(batch, temperature: temperature, backwardFollows: true)
     }
-
-    /// Up to this many bytes of bf16 softmax numerators are kept for the lm_head's backward
-    /// (`SoftmaxNumerators`); a batch needing more recomputes its logits there instead.
-    public var keptSoftmaxLimitBytes = 512 << 20
-    private let softmaxNumerators = SoftmaxNumerators()
 
     private func forward(_ batch: TokenBatch, temperature: Float, backwardFollows: Bool) -> [Float] {
         let (finalRows, finalNormed, finalRstd, residuals, layers, cos, sin) = trunkForward(batch)

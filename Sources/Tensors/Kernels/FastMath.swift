@@ -88,18 +88,26 @@ func rowMax(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
     return result
 }
 
-/// sum of exp(scale * x[i] - shift) over x[0..<n].
+/// sum of exp(scale * x[i] - shift) over x[0..<n]; with `kept`, each term is also stored there in
+/// bf16.
 @inline(__always)
-func sumExp(_ x: UnsafePointer<Float>, _ n: Int, scale: Float, shift: Float) -> Float {
+func sumExp(
+    _ x: UnsafePointer<Float>, _ n: Int, scale: Float, shift: Float,
+    keeping kept: UnsafeMutablePointer<UInt16>? = nil
+) -> Float {
     var s = SIMD16<Float>(repeating: 0)
     var i = 0
     while i + 16 <= n {
-        s += simdExp(x.loadSIMD16(at: i) * scale - shift)
+        let e = simdExp(x.loadSIMD16(at: i) * scale - shift)
+        if let kept { BFloat16.store(e, at: kept + i) }
+        s += e
         i += 16
     }
     var result = horizontalSum(s)
     while i < n {
-        result += fastExp(scale * x[i] - shift)
+        let e = fastExp(scale * x[i] - shift)
+        if let kept { kept[i] = BFloat16.bits(e) }
+        result += e
         i += 1
     }
     return result

@@ -24,32 +24,35 @@ final class LogitScratch: @unchecked Sendable {
 /// What a bf16 forward keeps so its backward needs no second logits matmul.
 ///
 /// Each row's softmax numerators e_j = exp(z_j / τ - max_j z / τ), rounded to bf16 (the
-/// backward's matmuls round their operand to bf16 anyway), and the row's max. (M, V) bf16 values: 88 MiB for 940 rows of
-/// SmolLM2's 49,152-token vocabulary. Reused between forwards (grown when a call needs more).
+/// backward's matmuls round their operand to bf16 anyway), and the row's max. (M, V) bf16
+/// values: 88 MiB for 940 rows of SmolLM2's 49,152-token vocabulary. Reused between forwards
+/// (grown when a call needs more).
 public final class SoftmaxNumerators: @unchecked Sendable {
     private var buffer = BFloat16Buffer(count: 0)
-    private var maxima: [Float] = []
+    private var maxStorage = TensorStorage(count: 0)
     public private(set) var rows = 0
     public private(set) var vocabSize = 0
 
     public init() {}
 
     /// Bytes held.
-    public var bytes: Int { buffer.bytes + 4 * maxima.count }
+    public var bytes: Int { buffer.bytes + 4 * maxStorage.count }
 
-    /// Room for (rows, vocabSize), keeping the buffer when it is big enough.
+    /// Room for (rows, vocabSize), keeping the buffers when they are big enough.
     func prepare(rows: Int, vocabSize: Int) {
         if buffer.count < rows * vocabSize {
             buffer = BFloat16Buffer(count: 0)  // free the old one first
             buffer = BFloat16Buffer(count: rows * vocabSize)
         }
-        maxima = [Float](repeating: 0, count: rows)
+        _ = reuse(&maxStorage, shape: [rows])
         (self.rows, self.vocabSize) = (rows, vocabSize)
     }
 
+    /// Row r's numerators, (V) bf16 values.
+    func row(_ r: Int) -> UnsafeMutablePointer<UInt16> { buffer.pointer + r * vocabSize }
     var pointer: UnsafeMutablePointer<UInt16> { buffer.pointer }
-    func setMax(_ value: Float, row: Int) { maxima[row] = value }
-    func max(row: Int) -> Float { maxima[row] }
+    /// Each row's max_j z / τ, (rows); rows are written by different threads.
+    var maxima: UnsafeMutablePointer<Float> { maxStorage.pointer }
 }
 
 /// Fused output projection, log-softmax and gather: logp[m] = log softmax(h_m Wᵀ / τ)[target_m].
@@ -75,7 +78,6 @@ public func logSoftmaxGatherForward(
     let (lp, sp) = (logp.pointer, lse.pointer)
     precondition(numerators == nil || weightBF16 != nil, "softmax numerators are kept for bf16 heads only")
     numerators?.prepare(rows: M, vocabSize: V)
-    let kept = numerators?.pointer
     LogitScratch.shared.withBuffer(count: min(chunkRows, max(M, 1)) * V) { zp in
         let inverseT = 1 / temperature
         var start = 0
@@ -89,13 +91,9 @@ public func logSoftmaxGatherForward(
                     precondition(
                         target >= 0 && target < V, "target id \(target) outside the vocabulary 0..<\(V)")
                     let m = rowMax(z, V) * inverseT
-                    let total: Float
-                    if let kept {
-                        total = sumExpKeeping(z, V, scale: inverseT, shift: m, into: kept + (start + r) * V)
-                        numerators!.setMax(m, row: start + r)
-                    } else {
-                        total = sumExp(z, V, scale: inverseT, shift: m)
-                    }
+                    let total = sumExp(
+                        z, V, scale: inverseT, shift: m, keeping: numerators?.row(start + r))
+                    numerators?.maxima[start + r] = m
                     let rowLSE = m + Foundation.log(total)
                     sp[start + r] = rowLSE
                     lp[start + r] = z[target] * inverseT - rowLSE
@@ -191,7 +189,7 @@ private func keptSoftmaxBackward(
     let w = weight.rowMajor!.pointer
     let g = dLogp.map { $0 / temperature }
     // s_r = -g_r / total_r, with total_r = exp(lse_r - max_r).
-    let s = (0..<M).map { -g[$0] * Foundation.exp(numerators.max(row: $0) - lse.pointer[$0]) }
+    let s = (0..<M).map { -g[$0] * Foundation.exp(numerators.maxima[$0] - lse.pointer[$0]) }
     let (dh, h) = (dHidden.pointer, hidden.pointer)
     BFloat16Scratch.shared.withBuffers { scratch in
         BFloat16Matmul.gemm(
@@ -216,29 +214,6 @@ private func keptSoftmaxBackward(
         let dw = dWeight.pointer
         for r in 0..<M { axpy(C, g[r], h + r * C, dw + Int(targets[r]) * C) }
     }
-}
-
-/// sum of exp(scale * x[i] - shift) over x[0..<n], each term also stored in bf16 at `kept`.
-@inline(__always)
-func sumExpKeeping(
-    _ x: UnsafePointer<Float>, _ n: Int, scale: Float, shift: Float, into kept: UnsafeMutablePointer<UInt16>
-) -> Float {
-    var s = SIMD16<Float>(repeating: 0)
-    var i = 0
-    while i + 16 <= n {
-        let e = simdExp(x.loadSIMD16(at: i) * scale - shift)
-        BFloat16.store(e, at: kept + i)
-        s += e
-        i += 16
-    }
-    var result = horizontalSum(s)
-    while i < n {
-        let e = fastExp(scale * x[i] - shift)
-        kept[i] = BFloat16.bits(e)
-        result += e
-        i += 1
-    }
-    return result
 }
 
 /// z (R, V) = h (R, C) Wᵀ, in bf16 operands when `weightBF16` is given.
