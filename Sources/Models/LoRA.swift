@@ -245,7 +245,9 @@ public final class DropoutClock {
             for block in range {
                 let groups = SIMD4<UInt64>(repeating: UInt64(4 * block)) &+ SIMD4(0, 1, 2, 3)
                 let shares = unsafeBitCast(hash(groups), to: SIMD16<UInt16>.self)
-                let keep = SIMD16<UInt32>(truncatingIfNeeded: shares) .>= bound
+                var widened = SIMD32<UInt16>()
+                widened.evenHalf = shares  // zero-extended in one permute (see BFloat16.store)
+                let keep = unsafeBitCast(widened, to: SIMD16<UInt32>.self) .>= bound
                 let i = 16 * block
                 let kept = UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD16<Float>.self) * scale
                 var value = SIMD16<Float>(repeating: 0).replacing(with: kept, where: keep)

@@ -196,6 +196,47 @@ if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "decode-atten
     exit(0)
 }
 
+// `grpo-bench train-attention`: the training attention kernels alone on one GRPO micro-batch of the
+// 135M shape (a 20-token prompt packed once, continued by 8 completions of 128 tokens; heads 9/3,
+// dim 64), best of 5 runs of 8 layers' forward and backward, with the causal FLOPs they do.
+if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "train-attention" {
+    let (H, K, D, layers, prompt, own, G) = (9, 3, 64, 8, 20, 128, 8)
+    let heads = AttentionHeads(queryHeads: H, keyValueHeads: K, headDim: D)
+    let sequences = PackedSequences(
+        lengths: [prompt] + [Int](repeating: own, count: G), parents: [nil] + [Int?](repeating: 0, count: G))
+    let N = sequences.tokenCount
+    let qkv = Tensor(zeros: [N, heads.qkvWidth])
+    for i in 0..<qkv.count { qkv[i] = Float(i % 13) * 0.02 - 0.1 }
+    let (out, lse, dOut, dQKV) = (
+        Tensor(zeros: [N, H * D]), Tensor(zeros: [N, H]), Tensor(zeros: [N, H * D]),
+        Tensor(zeros: [N, heads.qkvWidth])
+    )
+    for i in 0..<dOut.count { dOut[i] = Float(i % 11) * 0.01 - 0.05 }
+    // Visible (query, key) pairs: the prompt's causal triangle, then each completion's prompt keys
+    // and its own triangle; 2 FLOPs per multiply-add, two products forward, four backward.
+    let pairs = Double(prompt * (prompt + 1) / 2 + G * (own * prompt + own * (own + 1) / 2))
+    let forwardFlops = Double(layers) * 2 * 2 * pairs * Double(H * D)
+    let forward = best(5) {
+        for _ in 0..<layers {
+            attentionForward(out: out, lse: lse, qkv: qkv, sequences: sequences, heads: heads, scale: 0.125)
+        }
+    }
+    let backward = best(5) {
+        for _ in 0..<layers {
+            attentionBackward(
+                dQKV: dQKV, dOut: dOut, out: out, lse: lse, qkv: qkv, sequences: sequences, heads: heads,
+                scale: 0.125)
+        }
+    }
+    print(
+        String(
+            format:
+                "%d tokens, 8 layers: forward %6.2f ms (%5.1f GFLOP/s), backward %6.2f ms (%5.1f GFLOP/s)",
+            N, forward * 1e3, forwardFlops / forward / 1e9, backward * 1e3, 2 * forwardFlops / backward / 1e9)
+    )
+    exit(0)
+}
+
 // `grpo-bench tokenizer TOKENIZER.json CORPUS.json`: encoding throughput on a JSON list of documents
 // (scripts/bench_tokenizer.sh runs it beside Hugging Face tokenizers on the same files).
 if CommandLine.arguments.count >= 4 && CommandLine.arguments[1] == "tokenizer" {

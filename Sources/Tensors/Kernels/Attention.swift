@@ -84,43 +84,45 @@ public struct AttentionHeads: Equatable, Sendable {
 /// score row, so backward recomputes the probabilities instead of storing T² per head. A sequence
 /// with a parent attends to all of the parent's keys, then causally to its own.
 ///
-/// The work is split into (family, query head) tasks. With at least one per core, each runs on one
-/// core with single-threaded matmuls (short sequences: one small matmul per task is cheaper than a
-/// threaded one); with fewer, tasks run one after another and each matmul uses every core.
+/// The work is split into (sequence, query head) units, dealt to the cores by their cost (see
+/// `AttentionLayout.plan`). With at least one unit per core, each runs on one core with
+/// single-threaded matmuls (short sequences: one small matmul per unit is cheaper than a threaded
+/// one); with fewer, units run one after another and each matmul uses every core.
 public func attentionForward(
     out: Tensor, lse: Tensor, qkv: Tensor, sequences: PackedSequences, heads: AttentionHeads, scale: Float
 ) {
     let (H, D, ld) = (heads.queryHeads, heads.headDim, heads.qkvWidth)
     precondition(qkv.count == sequences.tokenCount * ld && out.count == sequences.tokenCount * H * D)
     let layout = AttentionLayout(sequences: sequences, heads: heads)
-    let tasks = sequences.families.count * H
-    let workers = tasks >= coreCount ? coreCount : 1
-    let scratch = Tensor(zeros: [workers * layout.scoreCount])
+    let plan = layout.plan()
+    let scratch = Tensor(zeros: [plan.count * layout.scoreCount])
     let (qp, op, lp) = (UnsafePointer(qkv.pointer), out.pointer, lse.pointer)
-    parallelTasks(workers) { w in
+    parallelTasks(plan.count) { w in
         let sp = scratch.pointer + w * layout.scoreCount
-        for task in stride(from: w, to: tasks, by: workers) {
-            let h = task % H
-            for s in sequences.families[task / H] {
-                for block in layout.blocks(s) {
-                    let q = qp + (block.start + block.first) * ld + h * D
-                    layout.products(
-                        block, a: q, lda: ld, alpha: scale, rightColumn: layout.keyColumn(h), qkv: qp,
-                        into: sp)
-                    forRows(block.rows, threaded: workers == 1) { rows in
-                        for r in rows {
-                            let (row, visible) = (sp + r * block.width, block.visible(r))
-                            let m = rowMax(row, visible)
-                            let total = sumExp(row, visible, scale: 1, shift: m)
-                            softmaxRow(row, count: visible, shift: m, multiplier: 1 / total)
-                            (row + visible).update(repeating: 0, count: block.width - visible)
-                            lp[(block.start + block.first + r) * H + h] = m + Foundation.log(total)
-                        }
+        for (s, h) in plan[w] {
+            for block in layout.blocks(s) {
+                let row0 = block.start + block.first
+                let o = op + row0 * H * D + h * D
+                layout.products(
+                    block, a: qp + row0 * ld + h * D, lda: ld, alpha: scale, rightColumn: layout.keyColumn(h),
+                    qkv: qp, into: sp)
+                // Unnormalised exp(score - max) in place; the output rows are divided by their
+                // sums after the weighted sum (D values a row instead of the row's width).
+                var inverses = [Float](repeating: 0, count: block.rows)
+                forRows(block.rows, threaded: plan.count == 1) { rows in
+                    for r in rows {
+                        let (row, visible) = (sp + r * block.width, block.visible(r))
+                        let m = rowMax(row, visible)
+                        let total = exponentiate(row, visible, shift: m)
+                        (row + visible).update(repeating: 0, count: block.width - visible)
+                        inverses[r] = 1 / total
+                        lp[(row0 + r) * H + h] = m + Foundation.log(total)
                     }
-                    layout.weightedSum(
-                        block, probabilities: sp, valueColumn: layout.valueColumn(h), qkv: qp,
-                        into: op + (block.start + block.first) * H * D + h * D, ldc: H * D)
                 }
+                layout.weightedSum(
+                    block, probabilities: sp, valueColumn: layout.valueColumn(h), qkv: qp, into: o, ldc: H * D
+                )
+                for r in 0..<block.rows { scaleRow(o + r * H * D, D, by: inverses[r]) }
             }
         }
     }
@@ -134,8 +136,10 @@ let attentionBlockRows = 128
 ///
 /// With P recomputed from lse and δ_i = Σ_d dO_id O_id:
 /// dS = P ⊙ (dO vᵀ - δ), dq = scale dS k, dk += scale dSᵀ q, dv += Pᵀ dO.
-/// dOut: (N, H*D) -> dQKV: (N, (H+2K)D), overwritten. Tasks are (family, key/value head) pairs:
-/// everything that adds into one family's dk and dv for one head runs in one task.
+/// dOut: (N, H*D) -> dQKV: (N, (H+2K)D), overwritten. Units are (sequence, query head) pairs as
+/// forward's. A unit's dq rows are its own; dk and dv gather from every query head of a group and
+/// every sequence continuing a parent, so the first core adds them into dQKV and each other core
+/// into a (N, 2KD) buffer of its own, summed in at the end.
 public func attentionBackward(
     dQKV: Tensor, dOut: Tensor, out: Tensor, lse: Tensor, qkv: Tensor,
     sequences: PackedSequences, heads: AttentionHeads, scale: Float
@@ -144,64 +148,80 @@ public func attentionBackward(
     let N = sequences.tokenCount
     dQKV.zero()
     let layout = AttentionLayout(sequences: sequences, heads: heads)
-    let tasks = sequences.families.count * KV
-    let workers = tasks >= coreCount ? coreCount : 1
-    let scratch = Tensor(zeros: [workers * 2 * layout.scoreCount])
+    let plan = layout.plan()
+    let scratch = Tensor(zeros: [plan.count * 2 * layout.scoreCount])
+    let (kvWidth, kvColumn) = (2 * KV * D, H * D)
+    let partials = Tensor(zeros: [max(plan.count - 1, 0) * N * kvWidth])
     let delta = Tensor(zeros: [N * H])
     let (qp, dqp, op, dop, lp, dp) = (
         UnsafePointer(qkv.pointer), dQKV.pointer, out.pointer, UnsafePointer(dOut.pointer), lse.pointer,
         delta.pointer
     )
     parallelFor(N * H, minimumPerTask: 256) { range in
-        for r in range {
-            var sum: Float = 0
-            for d in 0..<D { sum += dop[r * D + d] * op[r * D + d] }
-            dp[r] = sum
-        }
+        for r in range { dp[r] = dotProduct(dop + r * D, op + r * D, D) }
     }
-    parallelTasks(workers) { w in
+    parallelTasks(plan.count) { w in
         let pp = scratch.pointer + w * 2 * layout.scoreCount
         let dsp = pp + layout.scoreCount
-        for task in stride(from: w, to: tasks, by: workers) {
-            let g = task % KV
-            for s in sequences.families[task / KV] {
-                for h in (g * heads.group)..<((g + 1) * heads.group) {
-                    for block in layout.blocks(s) {
-                        let row0 = block.start + block.first
-                        let (q, dO) = (qp + row0 * ld + h * D, dop + row0 * H * D + h * D)
-                        layout.products(
-                            block, a: q, lda: ld, alpha: scale, rightColumn: layout.keyColumn(h), qkv: qp,
-                            into: pp)
-                        layout.products(
-                            block, a: dO, lda: H * D, alpha: 1, rightColumn: layout.valueColumn(h), qkv: qp,
-                            into: dsp)
-                        forRows(block.rows, threaded: workers == 1) { rows in
-                            for r in rows {
-                                let (p, ds, visible) = (
-                                    pp + r * block.width, dsp + r * block.width, block.visible(r)
-                                )
-                                softmaxRow(p, count: visible, shift: lp[(row0 + r) * H + h], multiplier: 1)
-                                let di = dp[(row0 + r) * H + h]
-                                for j in 0..<visible { ds[j] = p[j] * (ds[j] - di) }
-                                (p + visible).update(repeating: 0, count: block.width - visible)
-                                (ds + visible).update(repeating: 0, count: block.width - visible)
-                            }
-                        }
-                        // dq = scale dS k, over the parent's keys and the sequence's own.
-                        layout.weightedSum(
-                            block, probabilities: dsp, valueColumn: layout.keyColumn(h), qkv: qp,
-                            into: dqp + row0 * ld + h * D, ldc: ld, alpha: scale)
-                        // dk += scale dSᵀ q and dv += Pᵀ dO, for the parent's rows and the own ones.
-                        layout.transposedProducts(
-                            block, left: dsp, b: q, ldb: ld, alpha: scale, column: layout.keyColumn(h),
-                            into: dqp)
-                        layout.transposedProducts(
-                            block, left: pp, b: dO, ldb: H * D, alpha: 1, column: layout.valueColumn(h),
-                            into: dqp)
+        // Where this core's dk and dv go: dQKV itself, or its own buffer.
+        let (dkv, ldkv, base) =
+            w == 0 ? (dqp, ld, 0) : (partials.pointer + (w - 1) * N * kvWidth, kvWidth, kvColumn)
+        for (s, h) in plan[w] {
+            for block in layout.blocks(s) {
+                let row0 = block.start + block.first
+                let (q, dO) = (qp + row0 * ld + h * D, dop + row0 * H * D + h * D)
+                layout.products(
+                    block, a: q, lda: ld, alpha: scale, rightColumn: layout.keyColumn(h), qkv: qp, into: pp)
+                layout.products(
+                    block, a: dO, lda: H * D, alpha: 1, rightColumn: layout.valueColumn(h), qkv: qp, into: dsp
+                )
+                forRows(block.rows, threaded: plan.count == 1) { rows in
+                    for r in rows {
+                        let (p, ds, visible) = (pp + r * block.width, dsp + r * block.width, block.visible(r))
+                        softmaxRow(p, count: visible, shift: lp[(row0 + r) * H + h], multiplier: 1)
+                        let di = dp[(row0 + r) * H + h]
+                        for j in 0..<visible { ds[j] = p[j] * (ds[j] - di) }
+                        (p + visible).update(repeating: 0, count: block.width - visible)
+                        (ds + visible).update(repeating: 0, count: block.width - visible)
                     }
                 }
+                // dq = scale dS k, over the parent's keys and the sequence's own.
+                layout.weightedSum(
+                    block, probabilities: dsp, valueColumn: layout.keyColumn(h), qkv: qp,
+                    into: dqp + row0 * ld + h * D, ldc: ld, alpha: scale)
+                // dk += scale dSᵀ q and dv += Pᵀ dO, for the parent's rows and the own ones.
+                layout.transposedProducts(
+                    block, left: dsp, b: q, ldb: ld, alpha: scale, column: layout.keyColumn(h) - base,
+                    into: dkv, ldc: ldkv)
+                layout.transposedProducts(
+                    block, left: pp, b: dO, ldb: H * D, alpha: 1, column: layout.valueColumn(h) - base,
+                    into: dkv, ldc: ldkv)
             }
         }
+    }
+    guard plan.count > 1 else { return }
+    let pp = UnsafePointer(partials.pointer)
+    parallelFor(N, minimumPerTask: 64) { rows in
+        for r in rows {
+            for w in 0..<(plan.count - 1) {
+                let partial = pp + (w * N + r) * kvWidth
+                for c in 0..<kvWidth { dqp[r * ld + kvColumn + c] += partial[c] }
+            }
+        }
+    }
+}
+
+/// row[0..<n] *= alpha.
+@inline(__always)
+private func scaleRow(_ row: UnsafeMutablePointer<Float>, _ n: Int, by alpha: Float) {
+    var j = 0
+    while j + 16 <= n {
+        row.storeSIMD16(row.loadSIMD16(at: j) * alpha, at: j)
+        j += 16
+    }
+    while j < n {
+        row[j] *= alpha
+        j += 1
     }
 }
 
@@ -247,6 +267,25 @@ private struct AttentionLayout {
         (heads.queryHeads + heads.keyValueHeads + h / heads.group) * heads.headDim
     }
 
+    /// The (sequence, query head) units of each core: with at least one unit per core, the units
+    /// dealt longest first to the least-loaded core (cost: the score entries of its blocks), a
+    /// fixed split, so sums come out the same from run to run; with fewer, one list for one core.
+    func plan() -> [[(sequence: Int, head: Int)]] {
+        let H = heads.queryHeads
+        let units = sequences.lengths.indices.flatMap { s in (0..<H).map { (sequence: s, head: $0) } }
+        guard units.count >= coreCount else { return [units] }
+        let cost = sequences.lengths.indices.map { s in blocks(s).reduce(0) { $0 + $1.rows * $1.width } }
+        let order = units.indices.sorted { cost[units[$0].sequence] > cost[units[$1].sequence] }
+        var plan = [[(sequence: Int, head: Int)]](repeating: [], count: coreCount)
+        var load = [Int](repeating: 0, count: coreCount)
+        for u in order {
+            let w = load.indices.min { load[$0] < load[$1] }!
+            plan[w].append(units[u])
+            load[w] += cost[units[u].sequence]
+        }
+        return plan
+    }
+
     func blocks(_ s: Int) -> [AttentionBlock] {
         let (start, T) = (sequences.offsets[s], sequences.lengths[s])
         let parentStart = sequences.parents[s].map { sequences.offsets[$0] } ?? start
@@ -290,12 +329,13 @@ private struct AttentionLayout {
         }
     }
 
-    /// [parent rows; own rows] of `into` at `column` += alpha leftᵀ (width, rows) b (rows, D).
+    /// [parent rows; own rows] of `into` (rows `ld` apart) at `column` += alpha leftᵀ (width, rows)
+    /// b (rows, D).
     func transposedProducts(
         _ blk: AttentionBlock, left: UnsafePointer<Float>, b: UnsafePointer<Float>, ldb: Int, alpha: Float,
-        column: Int, into c: UnsafeMutablePointer<Float>
+        column: Int, into c: UnsafeMutablePointer<Float>, ldc ld: Int
     ) {
-        let (D, ld) = (heads.headDim, heads.qkvWidth)
+        let D = heads.headDim
         BLAS.sgemm(
             transA: true, transB: false, m: blk.own, n: D, k: blk.rows, alpha: alpha, a: left + blk.prefix,
             lda: blk.width, b: b, ldb: ldb, beta: 1, c: c + blk.start * ld + column, ldc: ld)

@@ -113,6 +113,26 @@ func sumExp(
     return result
 }
 
+/// x[i] = exp(x[i] - shift) over x[0..<n], in place; returns their sum.
+@inline(__always)
+func exponentiate(_ x: UnsafeMutablePointer<Float>, _ n: Int, shift: Float) -> Float {
+    var s = SIMD16<Float>(repeating: 0)
+    var i = 0
+    while i + 16 <= n {
+        let e = simdExp(x.loadSIMD16(at: i) - shift)
+        x.storeSIMD16(e, at: i)
+        s += e
+        i += 16
+    }
+    var result = horizontalSum(s)
+    while i < n {
+        x[i] = fastExp(x[i] - shift)
+        result += x[i]
+        i += 1
+    }
+    return result
+}
+
 /// Softmax of `row / temperature` in place, vectorised; returns the log-sum-exp of `row / temperature`
 /// (so log p[i] = row[i] / temperature - result, computed from the original row).
 public func softmaxInPlace(_ row: inout [Float], temperature: Float) -> Float {
