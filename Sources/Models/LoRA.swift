@@ -239,20 +239,20 @@ public final class DropoutClock {
             z = (z ^ (z &>> 27)) &* 0x94D0_49BB_1331_11EB
             return z ^ (z &>> 31)
         }
-        let bound = SIMD16<UInt32>(repeating: UInt32(threshold))
         let blocks = count / 16
         parallelFor(blocks, minimumPerTask: 256) { range in
             for block in range {
                 let groups = SIMD4<UInt64>(repeating: UInt64(4 * block)) &+ SIMD4(0, 1, 2, 3)
-                let shares = unsafeBitCast(hash(groups), to: SIMD16<UInt16>.self)
-                var widened = SIMD32<UInt16>()
-                widened.evenHalf = shares  // zero-extended in one permute (see BFloat16.store)
-                let keep = unsafeBitCast(widened, to: SIMD16<UInt32>.self) .>= bound
-                let i = 16 * block
-                let kept = UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD16<Float>.self) * scale
-                var value = SIMD16<Float>(repeating: 0).replacing(with: kept, where: keep)
-                if accumulate { value += UnsafeRawPointer(op + i).loadUnaligned(as: SIMD16<Float>.self) }
-                UnsafeMutableRawPointer(op + i).storeBytes(of: value, as: SIMD16<Float>.self)
+                // Lane by lane over the hash's sixteen 16-bit shares: a plain loop, which the
+                // compiler vectorises (the SIMD types' lane widening stayed a call).
+                withUnsafeBytes(of: hash(groups)) { raw in
+                    let shares = raw.baseAddress!.assumingMemoryBound(to: UInt16.self)
+                    let (x, o) = (xp + 16 * block, op + 16 * block)
+                    for lane in 0..<16 {
+                        let value = UInt64(shares[lane]) >= threshold ? x[lane] * scale : 0
+                        o[lane] = accumulate ? o[lane] + value : value
+                    }
+                }
             }
         }
         for i in (16 * blocks)..<count {
