@@ -1,4 +1,5 @@
 import Foundation
+import Models
 import Rewards
 import Tokenizers
 
@@ -155,11 +156,28 @@ public final class ConfigValues {
         }
     }
 
-    /// The keys every run has: `model` and `dataset` (required), `output_dir`, and a non-negative `seed`.
+    /// The keys every run has: `model` (or TRL's `model_name_or_path`, a folder or a cached Hub id
+    /// at `model_revision`; returned as its folder) and `dataset` (required), `output_dir`, and a
+    /// non-negative `seed`.
     public func runBasics(defaultOutputDir: String) throws -> (
         model: String, dataset: String, outputDir: String, seed: UInt64
     ) {
-        guard let model = try string("model") else { throw error("model", "is required (a model folder)") }
+        // TRL's ModelConfig calls it model_name_or_path; either name, not two different values.
+        let given = try string("model")
+        let trlName = try string("model_name_or_path")
+        if let given, let trlName, given != trlName {
+            throw error("model_name_or_path", "is '\(trlName)' but model is '\(given)': give one of them")
+        }
+        guard let model = given ?? trlName else {
+            throw error("model", "is required (a model folder, or a Hub id in the local Hugging Face cache)")
+        }
+        let revision = try string("model_revision", default: "main")
+        let folder: String
+        do {
+            folder = try HubCache.resolve(model, revision: revision)
+        } catch let missing as HubCacheError {
+            throw error(given == nil ? "model_name_or_path" : "model", missing.description)
+        }
         guard let dataset = try string("dataset") else {
             throw error("dataset", "is required (a JSONL file)")
         }
@@ -167,6 +185,6 @@ public final class ConfigValues {
         guard seed >= 0 else { throw error("seed", "must not be negative") }
         let outputDir = try string("output_dir", default: defaultOutputDir)
         guard !outputDir.isEmpty else { throw error("output_dir", "must not be empty (a folder to write)") }
-        return (model, dataset, outputDir, UInt64(seed))
+        return (folder, dataset, outputDir, UInt64(seed))
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Models
 import Tokenizers
 
 struct ChatTemplateCommand: ParsableCommand {
@@ -16,7 +17,7 @@ struct ChatTemplateCommand: ParsableCommand {
     @OptionGroup var variables: TemplateOptions
 
     func run() throws {
-        let config = try variables.applied(to: try TokenizerConfig.load(folder: model))
+        let config = try variables.applied(to: try TokenizerConfig.load(folder: try HubCache.resolve(model)))
         guard let data = FileManager.default.contents(atPath: messages) else {
             throw InputError(path: messages, line: nil, reason: "cannot read the file")
         }

@@ -58,8 +58,8 @@ struct GenerateCommand: ParsableCommand {
         try parameters.validate()
         let transformer = try model.load()
         precision.apply(to: transformer)
-        let tokenizer = try Tokenizer(path: model.model)
-        let config = try template.applied(to: try TokenizerConfig.load(folder: model.model))
+        let tokenizer = try Tokenizer(path: try model.folder())
+        let config = try template.applied(to: try TokenizerConfig.load(folder: try model.folder()))
         parameters.stopTokenIDs = stopTokenIDs(model: transformer, tokenizer: tokenizer, config: config)
         let generator = Generator(model: transformer, tokenizer: tokenizer)
         guard (1...(1 << 30)).contains(maxCacheMiB) else {

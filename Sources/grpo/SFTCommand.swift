@@ -7,7 +7,8 @@ struct SFTCommand: ParsableCommand {
         commandName: "sft",
         abstract: "Supervised fine-tuning on JSONL (prompt/completion, messages or text).",
         discussion: """
-            Keys are TRL's SFTConfig names, in a YAML file or as flags (flags win): model, dataset, \
+            Keys are TRL's SFTConfig names, in a YAML file or as flags (flags win): model (or \
+            model_name_or_path: a folder, or a Hub id in the local Hugging Face cache), model_revision, dataset, \
             output_dir, per_device_train_batch_size, gradient_accumulation_steps, num_train_epochs, \
             max_steps, max_length, completion_only_loss (or assistant_only_loss; default true), \
             learning_rate, adam_beta1, adam_beta2, adam_epsilon, weight_decay, lr_scheduler_type, \

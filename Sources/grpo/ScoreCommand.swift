@@ -36,7 +36,7 @@ struct ScoreCommand: ParsableCommand {
         var config: TokenizerConfig?
         func textTokenizer() throws -> Tokenizer {
             if let tokenizer { return tokenizer }
-            tokenizer = try Tokenizer(path: model.model)
+            tokenizer = try Tokenizer(path: try model.folder())
             return tokenizer!
         }
         var sequences: [[Int32]] = []
@@ -60,7 +60,8 @@ struct ScoreCommand: ParsableCommand {
                 let promptTokens: [Int32]
                 if chat {
                     if config == nil {
-                        config = try template.applied(to: try TokenizerConfig.load(folder: model.model))
+                        config = try template.applied(
+                            to: try TokenizerConfig.load(folder: try model.folder()))
                     }
                     let messages: Value
                     if let list = object["messages"], list.listValue != nil {

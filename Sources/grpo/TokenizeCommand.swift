@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Models
 import Tokenizers
 
 struct TokenizeCommand: ParsableCommand {
@@ -21,7 +22,7 @@ struct TokenizeCommand: ParsableCommand {
     @Flag(help: "With --decode: leave special tokens out of the text.") var skipSpecialTokens = false
 
     func run() throws {
-        let tokenizer = try Tokenizer(path: model)
+        let tokenizer = try Tokenizer(path: try HubCache.resolve(model))
         var lines: [String] = []
         for (line, object) in try readJSONLines(input) {
             if decode {

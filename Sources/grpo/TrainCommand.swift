@@ -12,7 +12,8 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Train a model with GRPO on a JSONL prompt dataset.",
         discussion: """
-            Keys are TRL's GRPOConfig names, in a YAML file or as flags (flags win): model, dataset, \
+            Keys are TRL's GRPOConfig names, in a YAML file or as flags (flags win): model (or \
+            model_name_or_path: a folder, or a Hub id in the local Hugging Face cache), model_revision, dataset, \
             output_dir, num_generations, per_step_prompts (or generation_batch_size), \
             max_prompt_length, max_completion_length, temperature, top_p, top_k, min_p, \
             repetition_penalty, beta, epsilon, epsilon_high, loss_type (grpo, bnpo, dr_grpo, dapo), \

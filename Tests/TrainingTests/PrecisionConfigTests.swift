@@ -1,10 +1,13 @@
+import Foundation
 import Models
 import Testing
 import Training
 
 private func values(_ entries: [String: Any]) -> ConfigValues {
     let values = ConfigValues()
-    values.merge(["model": "m", "dataset": "d.jsonl"].merging(entries) { _, new in new }, source: "run.yaml")
+    values.merge(
+        ["model": NSTemporaryDirectory(), "dataset": "d.jsonl"].merging(entries) { _, new in new },
+        source: "run.yaml")
     return values
 }
 

@@ -169,14 +169,16 @@ struct SFTTests {
         let values = ConfigValues()
         values.merge(
             [
-                "model": "m", "dataset": "d", "num_train_epochs": 2, "per_device_train_batch_size": 4,
+                "model": NSTemporaryDirectory(), "dataset": "d", "num_train_epochs": 2,
+                "per_device_train_batch_size": 4,
                 "gradient_accumulation_steps": 2,
             ], source: "test")
         let config = try SFTConfig(values)
         #expect(config.totalSteps(examples: 20) == 5)
         #expect(config.optimizer.learningRate(step: 0, totalSteps: 5) == 2e-5)
         let bad = ConfigValues()
-        bad.merge(["model": "m", "dataset": "d", "num_train_epoch": 2], source: "sft.yaml")
+        bad.merge(
+            ["model": NSTemporaryDirectory(), "dataset": "d", "num_train_epoch": 2], source: "sft.yaml")
         #expect { _ = try SFTConfig(bad) } throws: { "\($0)" == "sft.yaml: num_train_epoch: unknown option" }
     }
 }

@@ -90,7 +90,8 @@ private func close(_ a: [Float], _ b: [Float]) -> Bool {
     func config(_ entries: [String: Any]) throws -> GRPOConfig {
         let values = ConfigValues()
         values.merge(
-            ["model": "m", "dataset": "d.jsonl"].merging(entries) { _, new in new }, source: "run.yaml")
+            ["model": NSTemporaryDirectory(), "dataset": "d.jsonl"].merging(entries) { _, new in new },
+            source: "run.yaml")
         return try GRPOConfig(values)
     }
     #expect(try config([:]).samplingCorrection == nil)

@@ -3,14 +3,25 @@ import Foundation
 import Models
 
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "A Hugging Face model folder (config.json and *.safetensors).")
+    @Option(
+        name: .long,
+        help:
+            "A Hugging Face model folder (config.json and *.safetensors), or a Hub id (Qwen/Qwen2.5-0.5B-Instruct) found in the local Hugging Face cache; nothing is downloaded."
+    )
     var model: String
+    @Option(
+        name: .customLong("model_revision"), help: "The cached revision of a Hub id: a branch, tag or commit."
+    )
+    var modelRevision: String = "main"
     @Option(help: "A PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) to apply.")
     var adapter: String?
 
+    /// The model's folder: `model` itself, or the cached snapshot of a Hub id.
+    func folder() throws -> String { try HubCache.resolve(model, revision: modelRevision) }
+
     /// The model, with the adapter on when one is given.
     func load() throws -> Transformer {
-        let transformer = try ModelLoader.load(folder: model)
+        let transformer = try ModelLoader.load(folder: try folder())
         if let adapter { _ = try LoRA(model: transformer, adapterFolder: adapter) }
         return transformer
     }
