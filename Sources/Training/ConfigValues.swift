@@ -149,11 +149,33 @@ public final class ConfigValues {
         }
     }
 
-    /// Refuses keys that no reader asked for.
+    /// Refuses keys that no reader asked for, suggesting the nearest known key for a typo.
     public func checkAllKnown() throws {
         if let unknown = values.keys.sorted().first(where: { !read.contains($0) }) {
-            throw ConfigError(key: unknown, source: source(unknown), message: "unknown option")
+            var message = "unknown option"
+            if let near = Self.nearest(unknown, among: read) { message += "; did you mean '\(near)'?" }
+            throw ConfigError(key: unknown, source: source(unknown), message: message)
         }
+    }
+
+    /// The key of `known` fewest single-character edits from `key` (Levenshtein distance), if it
+    /// is close enough to be a typo: at most 2 edits, or a third of the key's length.
+    static func nearest(_ key: String, among known: Set<String>) -> String? {
+        let limit = max(2, key.count / 3)
+        let scored = known.map { ($0, editDistance(Array(key), Array($0))) }.filter { $0.1 <= limit }
+        return scored.min { $0.1 != $1.1 ? $0.1 < $1.1 : $0.0 < $1.0 }?.0
+    }
+
+    static func editDistance(_ a: [Character], _ b: [Character]) -> Int {
+        var previous = Array(0...b.count)
+        for (i, x) in a.enumerated() {
+            var current = [i + 1]
+            for (j, y) in b.enumerated() {
+                current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
+            }
+            previous = current
+        }
+        return previous[b.count]
     }
 
     /// The keys every run has: `model` (or TRL's `model_name_or_path`, a folder or a cached Hub id

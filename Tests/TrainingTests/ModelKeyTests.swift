@@ -36,3 +36,21 @@ import Training
         #expect(error.message.contains("refs/main: no such ref"))
     }
 }
+
+@Test func aMistypedKeyIsRefusedWithTheNearestKnownOne() throws {
+    let values = ConfigValues()
+    values.merge(
+        ["model": NSTemporaryDirectory(), "dataset": "d.jsonl", "learnig_rate": 1e-6], source: "recipe.yaml")
+    #expect(
+        throws: ConfigError(
+            key: "learnig_rate", source: "recipe.yaml",
+            message: "unknown option; did you mean 'learning_rate'?")
+    ) {
+        try GRPOConfig(values)
+    }
+    let far = ConfigValues()
+    far.merge(["model": NSTemporaryDirectory(), "dataset": "d.jsonl", "zzzzzz": 1], source: "recipe.yaml")
+    #expect(throws: ConfigError(key: "zzzzzz", source: "recipe.yaml", message: "unknown option")) {
+        try GRPOConfig(far)
+    }
+}

@@ -179,7 +179,9 @@ struct SFTTests {
         let bad = ConfigValues()
         bad.merge(
             ["model": NSTemporaryDirectory(), "dataset": "d", "num_train_epoch": 2], source: "sft.yaml")
-        #expect { _ = try SFTConfig(bad) } throws: { "\($0)" == "sft.yaml: num_train_epoch: unknown option" }
+        #expect { _ = try SFTConfig(bad) } throws: {
+            "\($0)" == "sft.yaml: num_train_epoch: unknown option; did you mean 'num_train_epochs'?"
+        }
     }
 }
 

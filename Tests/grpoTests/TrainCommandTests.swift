@@ -67,7 +67,7 @@ private func toyWorkspace(dataset lines: [String]? = nil) throws -> String {
         ["--generation_batch_size", "10"],
         "10 completions do not divide into whole groups of num_generations = 4"
     ),
-    (["--learning_rat", "1"], "learning_rat: unknown option"),
+    (["--learning_rat", "1"], "learning_rat: unknown option; did you mean 'learning_rate'?"),
     (["--rewards", "acuracy"], "unknown reward 'acuracy'"),
     (["--loss_type", "ppo"], "loss_type: expected one of grpo, bnpo, dr_grpo, dapo"),
     (["--top_p", "1.5"], "top_p: must be in (0, 1]"),
