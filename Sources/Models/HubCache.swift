@@ -64,16 +64,11 @@ public enum HubCache {
         let cache = folder(environment: environment)
         let repository = cache + "/models--" + model.replacingOccurrences(of: "/", with: "--")
         let manager = FileManager.default
-        var looked: [String] = []
+        var looked = ["\(model) as a folder: no such folder"]
         guard manager.fileExists(atPath: repository) else {
-            throw HubCacheError(
-                model: model, revision: revision,
-                looked: [
-                    "\(model) as a folder: no such folder",
-                    "\(repository): not there (cache folder \(cache))",
-                ])
+            looked.append("\(repository): not there (cache folder \(cache))")
+            throw HubCacheError(model: model, revision: revision, looked: looked)
         }
-        looked.append("\(model) as a folder: no such folder")
         var commits: [String] = []
         let reference = repository + "/refs/" + revision
         if let text = try? String(contentsOfFile: reference, encoding: .utf8) {

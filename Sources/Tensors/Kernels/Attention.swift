@@ -95,10 +95,13 @@ public func attentionForward(
     precondition(qkv.count == sequences.tokenCount * ld && out.count == sequences.tokenCount * H * D)
     let layout = AttentionLayout(sequences: sequences, heads: heads)
     let plan = layout.plan()
-    let scratch = Tensor(zeros: [plan.count * layout.scoreCount])
+    // Each core's scores, then the reciprocals of its block's row sums.
+    let perCore = layout.scoreCount + layout.blockRows
+    let scratch = Tensor(zeros: [plan.count * perCore])
     let (qp, op, lp) = (UnsafePointer(qkv.pointer), out.pointer, lse.pointer)
     parallelTasks(plan.count) { w in
-        let sp = scratch.pointer + w * layout.scoreCount
+        let sp = scratch.pointer + w * perCore
+        let inverses = sp + layout.scoreCount
         for (s, h) in plan[w] {
             for block in layout.blocks(s) {
                 let row0 = block.start + block.first
@@ -108,7 +111,6 @@ public func attentionForward(
                     qkv: qp, into: sp)
                 // Unnormalised exp(score - max) in place; the output rows are divided by their
                 // sums after the weighted sum (D values a row instead of the row's width).
-                var inverses = [Float](repeating: 0, count: block.rows)
                 forRows(block.rows, threaded: plan.count == 1) { rows in
                     for r in rows {
                         let (row, visible) = (sp + r * block.width, block.visible(r))
