@@ -126,20 +126,20 @@ def adamw_case(rng):
 
 def schedule_cases():
     import torch
-    from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup, \
-        get_linear_schedule_with_warmup
+    from transformers import get_scheduler
     cases = []
-    for name, make in [("constant", lambda o: get_constant_schedule_with_warmup(o, 3)),
-                       ("linear", lambda o: get_linear_schedule_with_warmup(o, 3, 10)),
-                       ("cosine", lambda o: get_cosine_schedule_with_warmup(o, 3, 10))]:
+    for name, kwargs in [("constant", {}), ("constant_with_warmup", {}), ("linear", {}), ("cosine", {}),
+                         ("cosine_with_min_lr", {"min_lr_rate": 0.1})]:
         opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
-        sched = make(opt)
+        sched = get_scheduler(name, opt, num_warmup_steps=3, num_training_steps=10,
+                              scheduler_specific_kwargs=kwargs)
         rates = []
         for _ in range(12):
             rates.append(opt.param_groups[0]["lr"])
             opt.step()
             sched.step()
-        cases.append(dict(schedule=name, base=0.5, warmup=3, total=10, rates=rates))
+        cases.append(dict(schedule=name, base=0.5, warmup=3, total=10, min_rate=kwargs.get("min_lr_rate", 0.0),
+                          rates=rates))
     return cases
 
 

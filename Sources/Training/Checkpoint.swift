@@ -139,6 +139,35 @@ public enum Checkpoint {
         return steps.max().map { folder(outputDir, step: $0) }
     }
 
+    /// Deletes the oldest complete checkpoints of `outputDir` beyond `keep` (TRL's
+    /// `save_total_limit`), never `protecting` (the one just written) nor the newest complete one;
+    /// returns the folders removed.
+    @discardableResult
+    public static func rotate(outputDir: String, keep: Int, protecting: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: outputDir)) ?? []
+        let complete = names.compactMap { name -> Int? in
+            guard let step = step(ofFolderNamed: name),
+                FileManager.default.fileExists(atPath: "\(outputDir)/\(name)/trainer_state.json")
+            else { return nil }
+            return step
+        }.sorted()
+        guard complete.count > keep else { return [] }
+        let protected = Set([folder(outputDir, step: complete.last!), protecting])
+        var removable = complete.map { folder(outputDir, step: $0) }.filter { !protected.contains($0) }
+        var removed: [String] = []
+        var remaining = complete.count
+        while remaining > max(keep, protected.count), !removable.isEmpty {
+            let oldest = removable.removeFirst()
+            // Renamed first, so a crash mid-delete never leaves a half checkpoint that looks whole.
+            let doomed = outputDir + "/.removing-" + (oldest as NSString).lastPathComponent
+            guard (try? FileManager.default.moveItem(atPath: oldest, toPath: doomed)) != nil else { continue }
+            try? FileManager.default.removeItem(atPath: doomed)
+            removed.append(oldest)
+            remaining -= 1
+        }
+        return removed
+    }
+
     /// Reads the trainer state and AdamW moments of `folder` (its weights load with `ModelLoader`).
     public static func restore(from folder: String, optimizer: AdamW) throws -> TrainerState {
         let statePath = folder + "/trainer_state.json"

@@ -37,6 +37,11 @@ public func readJSONLObjects(_ path: String) throws -> [(line: Int, object: Obje
     guard let data = FileManager.default.contents(atPath: path) else {
         throw DatasetError(path: path, line: nil, reason: "cannot read the file")
     }
+    if let first = data.first(where: { ![0x20, 0x09, 0x0A, 0x0D, 0xEF, 0xBB, 0xBF].contains($0) }),
+        first == UInt8(ascii: "[")
+    {
+        return try readJSONArrayObjects(data, path: path)
+    }
     var result: [(Int, Object)] = []
     for (index, bytes) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
         .enumerated()
@@ -60,6 +65,60 @@ public func readJSONLObjects(_ path: String) throws -> [(line: Int, object: Obje
     return result
 }
 
+/// A JSON file holding one array of objects (what `datasets` writes with `to_json(lines=False)`),
+/// each object with the line it starts on.
+private func readJSONArrayObjects(_ data: Data, path: String) throws -> [(line: Int, object: Object)] {
+    guard let text = String(data: data, encoding: .utf8) else {
+        throw DatasetError(path: path, line: nil, reason: "invalid UTF-8")
+    }
+    let value: Value
+    do {
+        value = try parseOrderedJSON(text)
+    } catch let error as JSONSyntaxError {
+        throw DatasetError(path: path, line: nil, reason: "column \(error.column): \(error.message)")
+    }
+    guard case .array(let items) = value else {
+        throw DatasetError(path: path, line: nil, reason: "expected a JSON array of objects")
+    }
+    // The line each top-level element starts on: a scan that skips strings.
+    var starts: [Int] = []
+    var (line, depth, inString, escaped, expecting) = (1, 0, false, false, false)
+    for byte in data {
+        if byte == 0x0A { line += 1 }
+        if inString {
+            if escaped {
+                escaped = false
+            } else if byte == UInt8(ascii: "\\") {
+                escaped = true
+            } else if byte == UInt8(ascii: "\"") {
+                inString = false
+            }
+            continue
+        }
+        if [0x20, 0x09, 0x0A, 0x0D].contains(byte) { continue }
+        if expecting && byte != UInt8(ascii: "]") {
+            starts.append(line)
+            expecting = false
+        }
+        switch byte {
+        case UInt8(ascii: "\""): inString = true
+        case UInt8(ascii: "["), UInt8(ascii: "{"):
+            depth += 1
+            if depth == 1 { expecting = true }
+        case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+        case UInt8(ascii: ","): if depth == 1 { expecting = true }
+        default: break
+        }
+    }
+    return try items.enumerated().map { index, item in
+        let line = index < starts.count ? starts[index] : index + 1
+        guard case .object(let object) = item else {
+            throw DatasetError(path: path, line: line, reason: "expected a JSON object (item \(index + 1))")
+        }
+        return (line, object)
+    }
+}
+
 /// `config` with a line's own `chat_template_kwargs` (a column TRL reads) over the run's.
 func lineTemplateConfig(_ config: TokenizerConfig, _ object: Object, path: String, line: Int) throws
     -> TokenizerConfig
@@ -75,6 +134,48 @@ func lineTemplateConfig(_ config: TokenizerConfig, _ object: Object, path: Strin
     return lineConfig
 }
 
+/// How dataset lines become prompts: the `prompt` field (or `messages`) as it is, or open-r1's
+/// way, `dataset_prompt_column`'s text made a user message after `system_prompt`, rendered with the
+/// chat template.
+public struct PromptFormat: Sendable {
+    public var column = "prompt"
+    public var systemPrompt: String?
+    /// Whether text prompts become chats (a column or system prompt was given).
+    public var asChat = false
+
+    public init() {}
+
+    init(_ v: ConfigValues) throws {
+        let column = try v.optionalString("dataset_prompt_column")
+        systemPrompt = try v.optionalString("system_prompt")
+        self.column = column ?? "prompt"
+        asChat = column != nil || systemPrompt != nil
+        if self.column.isEmpty { throw v.error("dataset_prompt_column", "must not be empty") }
+    }
+
+    /// The chat `value` (a text or a message list) makes, after the system prompt.
+    func messages(_ value: Value) -> Value? {
+        var list: [Value]
+        switch value {
+        case .string(let text):
+            list = [.object(Object([("role", .string("user")), ("content", .string(text))]))]
+        case .array(let items): list = items
+        default: return nil
+        }
+        let startsWithSystem: Bool
+        if case .object(let first)? = list.first, case .string("system")? = first["role"] {
+            startsWithSystem = true
+        } else {
+            startsWithSystem = false
+        }
+        if let systemPrompt, !startsWithSystem {
+            list.insert(
+                .object(Object([("role", .string("system")), ("content", .string(systemPrompt))])), at: 0)
+        }
+        return .array(list)
+    }
+}
+
 /// Loads prompts: each line has `prompt` (text, used as it is) or `messages` (a chat, rendered with
 /// the model's chat template and its generation prompt), plus any other fields.
 ///
@@ -82,44 +183,66 @@ func lineTemplateConfig(_ config: TokenizerConfig, _ object: Object, path: Strin
 /// A prompt longer than `maxPromptLength` keeps its last tokens (TRL truncates on the left).
 public func loadPromptDataset(
     path: String, tokenizer: Tokenizer, config: TokenizerConfig, maxPromptLength: Int?,
-    requiredFields: [String: FieldRequirement] = [:]
+    requiredFields: [String: FieldRequirement] = [:], format: PromptFormat = PromptFormat()
 ) throws -> [Example] {
     try promptExamples(
         try readJSONLObjects(path), path: path, tokenizer: tokenizer, config: config,
-        maxPromptLength: maxPromptLength, requiredFields: requiredFields)
+        maxPromptLength: maxPromptLength, requiredFields: requiredFields, format: format)
 }
 
 /// `loadPromptDataset` over lines already read from `path` (named in errors).
 public func promptExamples(
     _ lines: [(line: Int, object: Object)], path: String, tokenizer: Tokenizer, config: TokenizerConfig,
-    maxPromptLength: Int?, requiredFields: [String: FieldRequirement] = [:]
+    maxPromptLength: Int?, requiredFields: [String: FieldRequirement] = [:],
+    format: PromptFormat = PromptFormat()
 ) throws -> [Example] {
     var examples: [Example] = []
     for (line, object) in lines {
-        let prompt: String
+        var prompt: String
         let config = try lineTemplateConfig(config, object, path: path, line: line)
-        switch (object["prompt"], object["messages"]) {
-        case (.string(let text)?, nil):
-            prompt = text
-        case (nil, .some(let messages)):
-            guard case .array = messages else {
-                throw DatasetError(path: path, line: line, reason: "\"messages\" must be a list of messages")
+        if format.asChat {
+            guard let value = object[format.column] else {
+                throw DatasetError(
+                    path: path, line: line,
+                    reason: "expected the prompt column \"\(format.column)\" (dataset_prompt_column)")
+            }
+            guard let messages = format.messages(value) else {
+                throw DatasetError(
+                    path: path, line: line,
+                    reason: "\"\(format.column)\" must be text or a list of messages, got \(value.jsonText)")
             }
             do {
                 prompt = try config.renderChat(messages: messages, addGenerationPrompt: true)
             } catch {
                 throw DatasetError(path: path, line: line, reason: "chat template: \(error)")
             }
-        case (.some, .some):
-            throw DatasetError(
-                path: path, line: line, reason: "has both \"prompt\" and \"messages\"; keep one")
-        case (.some, nil):
-            throw DatasetError(path: path, line: line, reason: "\"prompt\" must be text")
-        case (nil, nil):
-            throw DatasetError(path: path, line: line, reason: "expected a \"prompt\" or \"messages\" field")
+        } else {
+            switch (object["prompt"], object["messages"]) {
+            case (.string(let text)?, nil):
+                prompt = text
+            case (nil, .some(let messages)):
+                guard case .array = messages else {
+                    throw DatasetError(
+                        path: path, line: line, reason: "\"messages\" must be a list of messages")
+                }
+                do {
+                    prompt = try config.renderChat(messages: messages, addGenerationPrompt: true)
+                } catch {
+                    throw DatasetError(path: path, line: line, reason: "chat template: \(error)")
+                }
+            case (.some, .some):
+                throw DatasetError(
+                    path: path, line: line, reason: "has both \"prompt\" and \"messages\"; keep one")
+            case (.some, nil):
+                throw DatasetError(path: path, line: line, reason: "\"prompt\" must be text")
+            case (nil, nil):
+                throw DatasetError(
+                    path: path, line: line, reason: "expected a \"prompt\" or \"messages\" field")
+            }
         }
         var fields: [String: Value] = [:]
-        for key in object.keys where !["prompt", "messages", "chat_template_kwargs"].contains(key) {
+        for key in object.keys
+        where !["prompt", "messages", "chat_template_kwargs", format.column].contains(key) {
             fields[key] = object[key]
         }
         for (field, requirement) in requiredFields.sorted(by: { $0.key < $1.key }) {

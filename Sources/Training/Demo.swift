@@ -215,12 +215,12 @@ public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> 
             "num_generations": settings.numGenerations, "per_step_prompts": settings.perStepPrompts,
             "max_completion_length": settings.maxCompletionLength,
             "temperature": Double(settings.temperature),
-            "learning_rate": settings.grpoLearningRate, "lr_scheduler_type": "constant",
+            "learning_rate": settings.grpoLearningRate, "lr_scheduler_type": "constant_with_warmup",
             "beta": settings.beta,
             "warmup_steps": settings.warmupSteps,
             "max_steps": settings.grpoSteps, "save_steps": settings.grpoSteps,
             "rewards": ["accuracy", "format"],
-            "reward_weights": [1.0, 0.5], "log_completions_steps": 0,
+            "reward_weights": [1.0, 0.5], "log_completions_steps": 0, "logging_steps": 1,
             "precision": settings.precision.rawValue,
         ], source: "demo")
     var curve: [(step: Int, reward: Double, accuracy: Double)] = []

@@ -52,3 +52,61 @@ public func stopTokenIDs(model: Transformer, tokenizer: Tokenizer, config: Token
     if let eos = config.eosToken, let id = tokenizer.tokenID(eos) { stops.insert(id) }
     return stops.sorted()
 }
+
+/// Held-out prompts measured during a GRPO run (`eval_dataset` or a dataset folder's
+/// `dataset_test_split`, with `eval_strategy`, `eval_steps`, `num_generations_eval`,
+/// `eval_temperature`, `eval_max_prompts`).
+public struct EvaluationSettings: Sendable {
+    public var dataset: String
+    /// Completions per prompt (pass@k's k); nil: num_generations.
+    public var numGenerations: Int?
+    /// nil: the training temperature; 0: greedy.
+    public var temperature: Float?
+    public var maxPrompts: Int?
+
+    /// The settings, or nil when `eval_strategy` is no.
+    init?(_ v: ConfigValues, schedule: RunSchedule, trainingDataset: String) throws {
+        let given = try v.optionalString("eval_dataset")
+        let split = try v.string("dataset_test_split")
+        numGenerations = try v.optionalInt("num_generations_eval")
+        temperature = try v.optionalDouble("eval_temperature").map(Float.init)
+        maxPrompts = try v.optionalInt("eval_max_prompts")
+        if let k = numGenerations, k < 1 { throw v.error("num_generations_eval", "must be at least 1") }
+        if let t = temperature, t < 0 {
+            throw v.error("eval_temperature", "must not be negative (0: greedy)")
+        }
+        if let m = maxPrompts, m < 1 { throw v.error("eval_max_prompts", "must be at least 1") }
+        guard schedule.evalStrategy != "no" else {
+            if given != nil {
+                throw v.error(
+                    "eval_dataset", "is given but eval_strategy is no: set eval_strategy: steps (or epoch)")
+            }
+            return nil
+        }
+        if let given {
+            do {
+                dataset = try datasetFile(given, split: split)
+            } catch let problem as DatasetError {
+                throw v.error("eval_dataset", problem.reason)
+            }
+        } else {
+            let (key, path) = try v.either("dataset", "dataset_name")!
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue
+            else {
+                throw v.error(
+                    "eval_strategy",
+                    "needs held-out prompts: eval_dataset (a file), or a dataset folder with a '\(split)' split"
+                )
+            }
+            do {
+                dataset = try datasetFile(path, split: split)
+            } catch let problem as DatasetError {
+                throw v.error(key, problem.reason)
+            }
+        }
+        if dataset == trainingDataset {
+            throw v.error("eval_dataset", "is the training dataset: held-out prompts must be other prompts")
+        }
+    }
+}

@@ -5,64 +5,70 @@ import Tokenizers
 
 /// Every knob of a GRPO run, under TRL's names (camelCased here, snake_case in YAML and flags).
 ///
+/// The keys, their types, defaults and help live in `ConfigTable.grpo`; this reads them.
+///
 ///     var values = ConfigValues()
 ///     values.merge(try loadYAML("grpo.yaml"), source: "grpo.yaml")
 ///     values.merge(["learning_rate": "1e-5"], source: "command line")
 ///     let config = try GRPOConfig(values)
 public struct GRPOConfig: Sendable {
     // Data and model
-    public var model = ""
-    public var dataset = ""
-    public var outputDir = "grpo-output"
+    public var model: String
+    public var dataset: String
+    public var outputDir: String
     public var maxPromptLength: Int?
-    public var shuffleDataset = true
-    public var seed: UInt64 = 42
+    public var shuffleDataset: Bool
+    public var seed: UInt64
+    /// How dataset lines become prompts (`dataset_prompt_column`, `system_prompt`).
+    public var promptFormat: PromptFormat
 
     // Sampling
-    public var numGenerations = 8
-    public var perStepPrompts = 4
-    public var maxCompletionLength = 256
-    public var temperature: Float = 1
-    public var topP: Float = 1
-    public var topK = 0
-    public var minP: Float = 0
-    public var repetitionPenalty: Float = 1
+    public var numGenerations: Int
+    public var perStepPrompts: Int
+    public var maxCompletionLength: Int
+    public var temperature: Float
+    public var topP: Float
+    public var topK: Int
+    public var minP: Float
+    public var repetitionPenalty: Float
 
     // Algorithm
-    public var beta: Float = 0
-    public var epsilon: Float = 0.2
-    public var epsilonHigh: Float = 0.2
-    public var lossType: LossType = .dapo
-    public var scaleRewards: RewardScaling = .group
-    public var numIterations = 1
-    public var maskTruncatedCompletions = false
-    public var dynamicSampling = false
+    public var beta: Float
+    public var epsilon: Float
+    public var epsilonHigh: Float
+    public var lossType: LossType
+    public var scaleRewards: RewardScaling
+    public var numIterations: Int
+    public var maskTruncatedCompletions: Bool
+    public var dynamicSampling: Bool
     /// Extra sampling rounds dynamic sampling may take per step before training on what it has.
-    public var dynamicSamplingMaxRounds = 8
+    public var dynamicSamplingMaxRounds: Int
     /// Truncated importance sampling between the sampler and the trainer, or nil (off).
     public var samplingCorrection: SamplingCorrection?
-    public var rewards: [RewardSpec] = [RewardSpec(name: "accuracy")]
-    public var rewardWeights: [Double] = [1]
+    public var rewards: [RewardSpec]
+    public var rewardWeights: [Double]
 
     // Optimizer
     /// AdamW, the learning-rate schedule, clipping and gradient accumulation.
-    public var optimizer = OptimizerConfig()
-    public var gradientCheckpointing = false
+    public var optimizer: OptimizerConfig
+    public var gradientCheckpointing: Bool
     /// The projections' and lm_head's matmul precision (`precision`, or TRL's `bf16: true`).
-    public var precision = PrecisionSetting.float32
+    public var precision: PrecisionSetting
     /// Tokens per forward/backward pass at most: a memory knob that leaves the result unchanged
     /// (each sequence's loss weight is fixed before its chunk runs).
-    public var forwardBatchTokens = 1024
+    public var forwardBatchTokens: Int
 
-    // Length of the run, logging, saving
-    public var maxSteps = 100
-    public var saveSteps = 50
-    public var logCompletionsSteps = 10
-    /// Steps with a NaN or infinite loss or gradient are skipped; this many stop the run.
-    public var maxNonfiniteSteps = 5
-    public var maxCacheMiB = 4096
-
-    public init() {}
+    // Length of the run, logging, saving, evaluation
+    /// Steps, epochs, saving, logging and evaluation intervals.
+    public var schedule: RunSchedule
+    /// Steps between printed samples (0: none); nil: every logging step with `log_completions`,
+    /// else 10.
+    public var logCompletionsSteps: Int?
+    public var logCompletions: Bool?
+    public var numCompletionsToPrint: Int
+    public var maxCacheMiB: Int
+    /// Held-out prompts measured during training, or nil.
+    public var evaluation: EvaluationSettings?
 
     /// LoRA adapters instead of full fine-tuning (TRL's `use_peft` and `lora_*` keys), or nil.
     public var lora: LoRASettings?
@@ -70,53 +76,56 @@ public struct GRPOConfig: Sendable {
     public var adapter: String?
     /// Delete an existing run's checkpoints in output_dir and start over (TRL's key); without it a
     /// fresh run into such a folder is refused.
-    public var overwriteOutputDir = false
+    public var overwriteOutputDir: Bool
     /// Variables for the chat template (TRL's `chat_template_kwargs`; `enable_thinking` and the like).
-    public var chatTemplateKwargs: [String: Value] = [:]
+    public var chatTemplateKwargs: [String: Value]
+    /// `resume_from_checkpoint`: a checkpoint folder, "true" for the newest in output_dir, or nil.
+    public var resumeFromCheckpoint: String?
+    /// One line per given TRL key this project does not act on, with why (print them once).
+    public var notes: [String]
+    /// The keys and values this config resolved to, for checkpoints and logs.
+    public var summary: [String: Any] { summaryValues.value }
+    private var summaryValues: SummaryBox
 
     /// Reads and checks every key; unknown keys and invalid combinations are errors naming the key.
     public init(_ v: ConfigValues) throws {
-        (model, dataset, outputDir, seed) = try v.runBasics(defaultOutputDir: outputDir)
-        maxPromptLength = try v.int("max_prompt_length")
+        v.use(ConfigTable.grpo)
+        var notes: [String] = []
+        self.notes = []
+        summaryValues = SummaryBox([:])
+        (model, dataset, outputDir, seed) = try v.runBasics()
+        maxPromptLength = try v.optionalInt("max_prompt_length")
+        promptFormat = try PromptFormat(v)
         chatTemplateKwargs = try v.templateKwargs("chat_template_kwargs")
-        overwriteOutputDir = try v.bool("overwrite_output_dir", default: false)
+        overwriteOutputDir = try v.bool("overwrite_output_dir")
+        resumeFromCheckpoint = try v.optionalString("resume_from_checkpoint")
         lora = try v.loraSettings()
-        adapter = try v.string("adapter")
+        adapter = try v.optionalString("adapter")
+        shuffleDataset = try v.bool("shuffle_dataset")
 
-        shuffleDataset = try v.bool("shuffle_dataset", default: shuffleDataset)
-
-        numGenerations = try v.int("num_generations", default: numGenerations)
+        optimizer = try OptimizerConfig(v)
+        numGenerations = try v.int("num_generations")
         guard numGenerations >= 2 else {
             throw v.error("num_generations", "must be at least 2: group-relative advantages need a group")
         }
-        if v.has("generation_batch_size") || v.has("per_device_train_batch_size") {
-            let key = v.has("generation_batch_size") ? "generation_batch_size" : "per_device_train_batch_size"
-            let completions = try v.int(key)!
-            guard completions > 0, completions % numGenerations == 0 else {
-                throw v.error(
-                    key,
-                    "\(completions) completions do not divide into whole groups of num_generations = "
-                        + "\(numGenerations)")
-            }
-            perStepPrompts = completions / numGenerations
-        }
-        perStepPrompts = try v.int("per_step_prompts", default: perStepPrompts)
-        maxCompletionLength = try v.int("max_completion_length", default: maxCompletionLength)
-        temperature = Float(try v.double("temperature", default: 1))
-        topP = Float(try v.double("top_p", default: 1))
-        topK = try v.int("top_k", default: 0)
-        minP = Float(try v.double("min_p", default: 0))
-        repetitionPenalty = Float(try v.double("repetition_penalty", default: 1))
+        perStepPrompts = try Self.promptsPerStep(
+            v, numGenerations: numGenerations, accumulation: optimizer.gradientAccumulationSteps)
+        maxCompletionLength = try v.int("max_completion_length")
+        temperature = Float(try v.double("temperature"))
+        topP = Float(try v.double("top_p"))
+        topK = try v.int("top_k")
+        minP = Float(try v.double("min_p"))
+        repetitionPenalty = Float(try v.double("repetition_penalty"))
 
-        beta = Float(try v.double("beta", default: 0))
-        epsilon = Float(try v.double("epsilon", default: 0.2))
+        beta = Float(try v.double("beta"))
+        epsilon = Float(try v.double("epsilon"))
         epsilonHigh = Float(try v.double("epsilon_high", default: Double(epsilon)))
-        lossType = try v.choice("loss_type", default: lossType)
-        scaleRewards = try v.choice("scale_rewards", default: scaleRewards)
-        numIterations = try v.int("num_iterations", default: numIterations)
-        maskTruncatedCompletions = try v.bool("mask_truncated_completions", default: false)
-        dynamicSampling = try v.bool("dynamic_sampling", default: false)
-        dynamicSamplingMaxRounds = try v.int("dynamic_sampling_max_rounds", default: dynamicSamplingMaxRounds)
+        lossType = try v.choice("loss_type")
+        scaleRewards = try Self.rewardScaling(v)
+        numIterations = try v.int("num_iterations")
+        maskTruncatedCompletions = try v.bool("mask_truncated_completions")
+        dynamicSampling = try v.bool("dynamic_sampling")
+        dynamicSamplingMaxRounds = try v.int("dynamic_sampling_max_rounds")
         samplingCorrection = try Self.samplingCorrection(v)
         rewards = try Self.rewardSpecs(v)
         if let weights = v.list("reward_weights") {
@@ -130,34 +139,138 @@ public struct GRPOConfig: Sendable {
             rewardWeights = Array(repeating: 1, count: rewards.count)
         }
 
-        optimizer = try OptimizerConfig(v, defaultLearningRate: 1e-6)
-        maxSteps = try v.int("max_steps", default: maxSteps)
-        gradientCheckpointing = try v.bool("gradient_checkpointing", default: false)
+        gradientCheckpointing = try v.bool("gradient_checkpointing")
         precision = try v.precisionSetting()
-        forwardBatchTokens = try v.int("forward_batch_tokens", default: forwardBatchTokens)
-        saveSteps = try v.int("save_steps", default: saveSteps)
-        logCompletionsSteps = try v.int("log_completions_steps", default: logCompletionsSteps)
-        maxNonfiniteSteps = try v.int("max_nonfinite_steps", default: maxNonfiniteSteps)
-        maxCacheMiB = try v.int("max_cache_mib", default: maxCacheMiB)
+        forwardBatchTokens = try v.int("forward_batch_tokens")
+        schedule = try RunSchedule(v, evaluation: true, notes: &notes)
+        logCompletions = v.has("log_completions") ? try v.bool("log_completions") : nil
+        logCompletionsSteps = try v.optionalInt("log_completions_steps")
+        numCompletionsToPrint = try v.int("num_completions_to_print", default: 1)
+        maxCacheMiB = try v.int("max_cache_mib")
+        evaluation = try EvaluationSettings(v, schedule: schedule, trainingDataset: dataset)
         try validate(v)
+        self.notes = notes + v.notes
+        var resolved = v.resolved
+        resolved["trainer"] = "grpo"
+        resolved["per_step_prompts"] = perStepPrompts
+        resolved["epsilon_high"] = Double(epsilonHigh)
+        resolved["scale_rewards"] = scaleRewards.rawValue
+        resolved["rewards"] = rewards.map(\.name)
+        resolved["reward_weights"] = rewardWeights
+        resolved.merge(
+            runSummary(
+                chatTemplateKwargs: chatTemplateKwargs, precision: precision, lora: lora, adapter: adapter)
+        ) { _, new in new }
+        resolved.merge(correctionSummary) { _, new in new }
+        summaryValues = SummaryBox(resolved)
+    }
+
+    /// Prompts per optimizer step: `per_step_prompts`, or TRL's arithmetic, where a step takes
+    /// `per_device_train_batch_size` x `gradient_accumulation_steps` completions (or
+    /// `generation_batch_size` of them) in groups of `num_generations`.
+    private static func promptsPerStep(_ v: ConfigValues, numGenerations: Int, accumulation: Int) throws
+        -> Int
+    {
+        let perDevice = try v.optionalInt("per_device_train_batch_size")
+        let generation = try v.optionalInt("generation_batch_size")
+        let stepsPerGeneration = try v.optionalInt("steps_per_generation")
+        if generation != nil && stepsPerGeneration != nil {
+            throw v.error(
+                "steps_per_generation",
+                "give generation_batch_size or steps_per_generation, not both (TRL's rule)")
+        }
+        if let stepsPerGeneration, stepsPerGeneration != accumulation {
+            throw v.error(
+                "steps_per_generation",
+                "is \(stepsPerGeneration) but gradient_accumulation_steps is \(accumulation): here each "
+                    + "generation feeds one optimizer step, so they must be equal (use num_iterations to reuse a generation)"
+            )
+        }
+        var completions: (key: String, count: Int)?
+        if let generation {
+            if let perDevice, generation != perDevice * accumulation {
+                throw v.error(
+                    "generation_batch_size",
+                    "is \(generation) but per_device_train_batch_size x gradient_accumulation_steps is "
+                        + "\(perDevice * accumulation): here each generation feeds one optimizer step, so they must be equal"
+                )
+            }
+            completions = ("generation_batch_size", generation)
+        } else if let perDevice {
+            completions = ("per_device_train_batch_size", perDevice * accumulation)
+        }
+        guard let completions else { return try v.int("per_step_prompts") }
+        guard completions.count > 0, completions.count % numGenerations == 0 else {
+            let how =
+                completions.key == "per_device_train_batch_size"
+                ? " (x gradient_accumulation_steps \(accumulation))" : ""
+            throw v.error(
+                completions.key,
+                "\(completions.count) completions a step\(how) do not divide into whole groups of "
+                    + "num_generations = \(numGenerations)")
+        }
+        let prompts = completions.count / numGenerations
+        if v.has("per_step_prompts"), try v.int("per_step_prompts") != prompts {
+            throw v.error(
+                "per_step_prompts",
+                "is \(try v.int("per_step_prompts")) but \(completions.key) gives \(prompts) prompts a step; give one of them"
+            )
+        }
+        _ = try v.int("per_step_prompts")
+        return prompts
+    }
+
+    /// `scale_rewards`: group, batch or none, or TRL's older true (group) and false (none).
+    private static func rewardScaling(_ v: ConfigValues) throws -> RewardScaling {
+        guard v.has("scale_rewards") else { return try v.choice("scale_rewards") }
+        if let text = try? v.optionalString("scale_rewards") {
+            switch text.lowercased() {
+            case "true": return .group
+            case "false": return RewardScaling.none
+            default: break
+            }
+        }
+        return try v.choice("scale_rewards")
+    }
+
+    /// The importance-sampling keys as the summary records them.
+    private var correctionSummary: [String: Any] {
+        [
+            "importance_sampling_correction": samplingCorrection != nil,
+            "importance_sampling_mode": samplingCorrection?.mode.rawValue ?? NSNull(),
+            "importance_sampling_clip_max": (samplingCorrection?.clipMax).map { Double($0) } ?? NSNull(),
+            "importance_sampling_clip_min": (samplingCorrection?.clipMin).map { Double($0) } ?? NSNull(),
+        ]
     }
 
     /// `importance_sampling_correction` and its mode and bounds, also under TRL's `vllm_` names.
     private static func samplingCorrection(_ v: ConfigValues) throws -> SamplingCorrection? {
+        // TRL names them vllm_importance_sampling_*; either name, the plain one winning.
         func key(_ name: String) -> String { v.has("vllm_" + name) && !v.has(name) ? "vllm_" + name : name }
+        let names = [
+            "importance_sampling_mode", "importance_sampling_clip_max", "importance_sampling_clip_min",
+        ]
+        for name in ["importance_sampling_correction"] + names where v.has(name) && v.has("vllm_" + name) {
+            _ = try v.optionalString("vllm_" + name)
+        }
         guard try v.bool(key("importance_sampling_correction"), default: false) else {
-            for name in [
-                "importance_sampling_mode", "importance_sampling_clip_max", "importance_sampling_clip_min",
-            ]
-            where v.has(key(name)) {
+            for name in names where v.has(key(name)) {
                 throw v.error(key(name), "needs importance_sampling_correction: true")
             }
             return nil
         }
         var correction = SamplingCorrection()
-        correction.mode = try v.choice(key("importance_sampling_mode"), default: correction.mode)
+        if let text = try v.optionalString(key("importance_sampling_mode")) {
+            guard let mode = ImportanceSamplingMode(rawValue: text) else {
+                throw v.error(
+                    key("importance_sampling_mode"),
+                    "expected one of \(ImportanceSamplingMode.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'"
+                )
+            }
+            correction.mode = mode
+        }
         correction.clipMax = Float(try v.double(key("importance_sampling_clip_max"), default: 3))
-        correction.clipMin = try v.double(key("importance_sampling_clip_min")).map(Float.init)
+        correction.clipMin = try v.optionalDouble(key("importance_sampling_clip_min")).map(Float.init)
         if let low = correction.clipMin, let high = correction.clipMax, !(low >= 0 && low < high) {
             throw v.error(
                 key("importance_sampling_clip_min"),
@@ -170,12 +283,19 @@ public struct GRPOConfig: Sendable {
     }
 
     private static func rewardSpecs(_ v: ConfigValues) throws -> [RewardSpec] {
-        guard let items = v.list("rewards") else { return [RewardSpec(name: "accuracy")] }
-        guard !items.isEmpty else { throw v.error("rewards", "needs at least one reward") }
+        // open-r1 and TRL call them reward_funcs; either name, not both.
+        let trlNames = v.has("reward_funcs") ? v.list("reward_funcs") : nil
+        let ours = v.has("rewards") ? v.list("rewards") : nil
+        if ours != nil && trlNames != nil {
+            throw v.error("reward_funcs", "give rewards or reward_funcs, not both")
+        }
+        let key = trlNames != nil ? "reward_funcs" : "rewards"
+        guard let items = trlNames ?? v.list("rewards") else { return [RewardSpec(name: "accuracy")] }
+        guard !items.isEmpty else { throw v.error(key, "needs at least one reward") }
         return try items.map { item in
             if let name = item as? String { return RewardSpec(name: name) }
             guard let object = item as? [String: Any], let name = object["name"] as? String else {
-                throw v.error("rewards", "each reward is a name or a mapping with 'name', got \(item)")
+                throw v.error(key, "each reward is a name or a mapping with 'name', got \(item)")
             }
             var options: [String: String] = [:]
             var lists: [String: [String]] = [:]
@@ -214,12 +334,12 @@ public struct GRPOConfig: Sendable {
         try require(dynamicSamplingMaxRounds >= 0, "dynamic_sampling_max_rounds", "must not be negative")
         for spec in rewards where !RewardRegistry.names.contains(spec.name) {
             throw v.error(
-                "rewards", RewardError.unknownReward(spec.name, known: RewardRegistry.names).description)
+                v.has("reward_funcs") ? "reward_funcs" : "rewards",
+                RewardError.unknownReward(spec.name, known: RewardRegistry.names).description)
         }
         try require(
             rewardWeights.count == rewards.count, "reward_weights",
             "has \(rewardWeights.count) weights for \(rewards.count) rewards")
-        try require(maxSteps >= 1, "max_steps", "must be at least 1")
         // A step keeps every completion's tokens, log-probs (sampled, old, reference), advantages and
         // text: about 64 bytes a token. Refuse a step that cannot fit rather than grow until killed.
         let completions = Double(perStepPrompts) * Double(numGenerations)
@@ -238,35 +358,15 @@ public struct GRPOConfig: Sendable {
             "\(optimizer.gradientAccumulationSteps) does not divide the \(perStepPrompts * numGenerations) completions "
                 + "of a step (per_step_prompts x num_generations)")
         try require(forwardBatchTokens >= 1, "forward_batch_tokens", "must be at least 1")
-        try require(saveSteps >= 1, "save_steps", "must be at least 1")
-        try require(logCompletionsSteps >= 0, "log_completions_steps", "must not be negative")
-        try require(maxNonfiniteSteps >= 0, "max_nonfinite_steps", "must not be negative")
+        try require((logCompletionsSteps ?? 0) >= 0, "log_completions_steps", "must not be negative")
+        try require(numCompletionsToPrint >= 1, "num_completions_to_print", "must be at least 1")
         try require(maxCacheMiB >= 1, "max_cache_mib", "must be at least 1")
         try v.checkAllKnown()
     }
+}
 
-    /// The YAML keys and values this config resolves to, for checkpoints and logs.
-    public var summary: [String: Any] {
-        optimizer.summary.merging(
-            [
-                "model": model, "dataset": dataset, "output_dir": outputDir, "seed": seed,
-                "num_generations": numGenerations, "per_step_prompts": perStepPrompts,
-                "max_completion_length": maxCompletionLength, "temperature": temperature, "top_p": topP,
-                "top_k": topK, "min_p": minP, "beta": beta, "epsilon": epsilon, "epsilon_high": epsilonHigh,
-                "loss_type": lossType.rawValue, "scale_rewards": scaleRewards.rawValue,
-                "num_iterations": numIterations, "mask_truncated_completions": maskTruncatedCompletions,
-                "dynamic_sampling": dynamicSampling, "rewards": rewards.map(\.name),
-                "importance_sampling_correction": samplingCorrection != nil,
-                "importance_sampling_mode": samplingCorrection?.mode.rawValue ?? NSNull(),
-                "importance_sampling_clip_max": (samplingCorrection?.clipMax).map { Double($0) } ?? NSNull(),
-                "importance_sampling_clip_min": (samplingCorrection?.clipMin).map { Double($0) } ?? NSNull(),
-                "reward_weights": rewardWeights,
-                "max_steps": maxSteps,
-            ].merging(
-                runSummary(
-                    trainer: "grpo", chatTemplateKwargs: chatTemplateKwargs, precision: precision, lora: lora,
-                    adapter: adapter)
-            ) { _, new in new }
-        ) { _, new in new }
-    }
+/// A summary dictionary held in a Sendable config (its values are plain JSON-like ones).
+struct SummaryBox: @unchecked Sendable {
+    let value: [String: Any]
+    init(_ value: [String: Any]) { self.value = value }
 }

@@ -12,6 +12,8 @@ public enum TrainerEvent {
     case sample(step: Int, prompt: String, completion: String, reward: Double)
     case warning(String)
     case saved(String)
+    /// An old checkpoint deleted by `save_total_limit`.
+    case removed(String)
 }
 
 /// Errors that stop a run.
@@ -58,6 +60,16 @@ public final class GRPOTrainer {
     private var lock: OutputLock?
     private var stream: PromptStream
     private var alarms = (clipped: 0, zeroStd: 0)
+    /// The run's length: `max_steps`, or `num_train_epochs` over the dataset.
+    public let totalSteps: Int
+    /// Steps between printed samples (0: none).
+    let sampleEvery: Int
+    /// Held-out prompts (`eval_dataset`), empty without evaluation.
+    let evalExamples: [Example]
+    /// Held-out accuracy at each evaluation and the training reward of each step, for the
+    /// reward-hacking warning.
+    private var evalHistory: [HeldOutMeasurement] = []
+    private var trainRewards: [(step: Int, reward: Double)] = []
 
     /// Loads the model (from `resumeFrom`, a checkpoint folder, when given), the reference model when
     /// beta > 0, the tokenizer, rewards and dataset; every input problem surfaces here, before work.
@@ -90,11 +102,30 @@ public final class GRPOTrainer {
         }
         examples = try loadPromptDataset(
             path: config.dataset, tokenizer: tokenizer, config: tokenizerConfig,
-            maxPromptLength: config.maxPromptLength, requiredFields: requiredFields(of: rewards))
+            maxPromptLength: config.maxPromptLength, requiredFields: requiredFields(of: rewards),
+            format: config.promptFormat)
+        if let evaluation = config.evaluation {
+            var held = try loadPromptDataset(
+                path: evaluation.dataset, tokenizer: tokenizer, config: tokenizerConfig,
+                maxPromptLength: config.maxPromptLength, requiredFields: requiredFields(of: rewards),
+                format: config.promptFormat)
+            if let limit = evaluation.maxPrompts { held = Array(held.prefix(limit)) }
+            evalExamples = held
+        } else {
+            evalExamples = []
+        }
+        totalSteps = config.schedule.totalSteps(
+            stepsPerEpoch: Double(examples.count) / Double(config.perStepPrompts))
+        let logEvery = RunSchedule.interval(config.schedule.loggingSteps, total: totalSteps)
+        sampleEvery = config.logCompletionsSteps ?? (config.logCompletions.map { $0 ? logEvery : 0 } ?? 10)
         let context = policy.config.maxPositionEmbeddings
-        if let long = examples.first(where: { $0.tokens.count + config.maxCompletionLength > context }) {
+        if let long = (examples + evalExamples).first(where: {
+            $0.tokens.count + config.maxCompletionLength > context
+        }) {
             throw TrainingError.promptTooLong(
-                path: config.dataset, line: long.line, tokens: long.tokens.count,
+                path: examples.contains { $0.line == long.line && $0.prompt == long.prompt }
+                    ? config.dataset : config.evaluation?.dataset ?? config.dataset, line: long.line,
+                tokens: long.tokens.count,
                 maxCompletionLength: config.maxCompletionLength, context: context)
         }
         optimizer = AdamW(parameters: policy.trainableParameters, settings: config.optimizer.adamW)
@@ -115,9 +146,13 @@ public final class GRPOTrainer {
         }
         defer { lock = nil }
         return try runTrainingLoop(
-            model: policy, optimizer: optimizer, state: { self.state }, maxSteps: config.maxSteps,
-            saveSteps: config.saveSteps, outputDir: config.outputDir, summary: config.summary,
-            examples: examples.count, onEvent: onEvent, shouldStop: shouldStop
+            model: policy, optimizer: optimizer, state: { self.state },
+            schedule: config.schedule.resolved(total: totalSteps),
+            tensorBoardDir: config.schedule.tensorBoardFolder(outputDir: config.outputDir),
+            outputDir: config.outputDir, summary: config.summary, examples: examples.count, onEvent: onEvent,
+            shouldStop: shouldStop,
+            epoch: { Double(self.state.consumedPrompts) / Double(self.examples.count) },
+            evaluate: config.evaluation == nil ? nil : { try self.evaluateHeldOut(step: $0) }
         ) {
             var timings: [String: Double] = [:]
             var round = try state.pendingRound ?? makeRound(&timings)
@@ -129,13 +164,14 @@ public final class GRPOTrainer {
             metrics.merge(timings) { new, _ in new }
             metrics["epoch"] = Double(state.consumedPrompts) / Double(examples.count)
             checkAlarms(metrics)
-            if config.logCompletionsSteps > 0 && state.step % config.logCompletionsSteps == 0
-                && round.sample.count == 3
-            {
-                onEvent(
-                    .sample(
-                        step: state.step, prompt: round.sample[0], completion: round.sample[1],
-                        reward: Double(round.sample[2]) ?? .nan))
+            if let reward = metrics["reward"] { trainRewards.append((state.step, reward)) }
+            if sampleEvery > 0 && state.step % sampleEvery == 0 {
+                for i in stride(from: 0, to: round.sample.count - 2, by: 3) {
+                    onEvent(
+                        .sample(
+                            step: state.step, prompt: round.sample[i], completion: round.sample[i + 1],
+                            reward: Double(round.sample[i + 2]) ?? .nan))
+                }
             }
             return StepResult(metrics: metrics, tokens: round.completionLengths.reduce(0, +))
         }
@@ -203,7 +239,9 @@ public final class GRPOTrainer {
             metrics: roundMetrics(
                 scores: all.scores, names: rewards.map(\.name), combined: all.combined, groupSize: G,
                 lengths: all.lengths, truncated: all.truncated),
-            sample: [kept.examples[0].prompt, completions[0].text ?? "", String(kept.combined[0])])
+            sample: (0..<min(config.numCompletionsToPrint, completions.count)).flatMap { i in
+                [kept.examples[i / G].prompt, completions[i].text ?? "", String(kept.combined[i])]
+            })
         if config.dynamicSampling { round.metrics["dynamic_sampling/rounds"] = Double(attempts) }
         let clock = Date()
         if config.numIterations > 1 { round.oldLogp = logProbabilities(policy, round) }
@@ -305,8 +343,8 @@ public final class GRPOTrainer {
         timings["time/policy", default: 0] += Date().timeIntervalSince(clock)
         clock = Date()
         var metrics = try applyUpdate(
-            optimizer: optimizer, config: config.optimizer, state: &state, totalSteps: config.maxSteps,
-            loss: totals.loss, maxNonfiniteSteps: config.maxNonfiniteSteps, onEvent: onEvent)
+            optimizer: optimizer, config: config.optimizer, state: &state, totalSteps: totalSteps,
+            loss: totals.loss, maxNonfiniteSteps: config.schedule.maxNonfiniteSteps, onEvent: onEvent)
         metrics["clip_ratio/low_mean"] = Double(totals.low / max(totals.tokens, 1))
         metrics["clip_ratio/high_mean"] = Double(totals.high / max(totals.tokens, 1))
         metrics["clip_ratio/region_mean"] = Double(totals.region / max(totals.tokens, 1))
@@ -314,6 +352,58 @@ public final class GRPOTrainer {
         metrics.merge(mismatch.metrics) { _, new in new }
         timings["time/optimizer", default: 0] += Date().timeIntervalSince(clock)
         return metrics
+    }
+
+    // MARK: - Held-out evaluation
+
+    /// Samples the held-out prompts with the current policy and scores them: `eval/...` metrics,
+    /// and a warning when held-out accuracy fell while the training reward rose.
+    private func evaluateHeldOut(step: Int) throws -> [String: Double] {
+        guard let settings = config.evaluation else { return [:] }
+        let clock = Date()
+        var sampling = SamplingParameters()
+        sampling.temperature = settings.temperature ?? config.temperature
+        sampling.topP = config.topP
+        sampling.topK = config.topK
+        sampling.minP = config.minP
+        sampling.repetitionPenalty = config.repetitionPenalty
+        sampling.maxNewTokens = config.maxCompletionLength
+        sampling.stopTokenIDs = stopTokenIDs
+        sampling.numGenerations = settings.numGenerations ?? config.numGenerations
+        // The same seed at every evaluation: successive measurements differ by the policy alone.
+        sampling.seed = config.seed &* 0x9E37_79B9_7F4A_7C15 &+ 0x5EED_E7A1
+        // Accuracy is the accuracy reward's when there is one, else the first reward's.
+        let order = rewards.indices.sorted {
+            (rewards[$0].name == "accuracy" ? 0 : 1, $0) < (rewards[$1].name == "accuracy" ? 0 : 1, $1)
+        }
+        let report = try evaluate(
+            model: policy, tokenizer: tokenizer, examples: evalExamples, rewards: order.map { rewards[$0] },
+            sampling: sampling)
+        var metrics: [String: Double] = [
+            "eval/accuracy": report.accuracy, "eval/pass@\(report.samplesPerPrompt)": report.passAtK,
+            "eval/completions/mean_length": report.meanCompletionLength,
+        ]
+        var combined = 0.0
+        for (position, index) in order.enumerated() {
+            let mean = report.meanRewards[position].mean
+            metrics["eval/rewards/\(rewards[index].name)/mean"] = mean
+            combined += config.rewardWeights[index] * (mean.isFinite ? mean : 0)
+        }
+        metrics["eval/reward"] = combined
+        metrics["eval/seconds"] = Date().timeIntervalSince(clock)
+        checkRewardHacking(
+            step: step, accuracy: report.accuracy, completions: report.prompts * report.samplesPerPrompt)
+        return metrics
+    }
+
+    /// Warns when held-out accuracy fell while the training reward rose (see `rewardHackingWarning`).
+    private func checkRewardHacking(step: Int, accuracy: Double, completions: Int) {
+        let now = HeldOutMeasurement(step: step, accuracy: accuracy, completions: completions)
+        if let warning = rewardHackingWarning(evaluations: evalHistory, now: now, trainRewards: trainRewards)
+        {
+            onEvent(.warning(warning))
+        }
+        evalHistory.append(now)
     }
 
     /// Warns when most completions are truncated, or most groups carry no signal, for 3 steps running.
@@ -335,4 +425,40 @@ public final class GRPOTrainer {
                 ))
         }
     }
+}
+
+/// One held-out evaluation: its step, accuracy and the completions it scored.
+struct HeldOutMeasurement {
+    var step: Int
+    var accuracy: Double
+    var completions: Int
+}
+
+/// The reward-hacking warning, when held-out accuracy at `now` fell below the previous
+/// evaluation's by more than noise (twice the difference's standard error, and at least 2 points)
+/// while the mean training reward since that evaluation rose above the mean over the interval
+/// before it (or above the first step's reward, with one evaluation so far).
+func rewardHackingWarning(
+    evaluations: [HeldOutMeasurement], now: HeldOutMeasurement, trainRewards: [(step: Int, reward: Double)]
+) -> String? {
+    guard let last = evaluations.last, now.step > last.step else { return nil }
+    let before = evaluations.dropLast().last?.step ?? 0
+    func meanReward(after start: Int, through end: Int) -> Double? {
+        let values = trainRewards.filter { $0.step > start && $0.step <= end }.map(\.reward)
+        return values.isEmpty ? nil : values.reduce(0, +) / Double(values.count)
+    }
+    guard let recent = meanReward(after: last.step, through: now.step),
+        let earlier = meanReward(after: before, through: last.step) ?? trainRewards.first?.reward
+    else { return nil }
+    let (p, q) = (now.accuracy, last.accuracy)
+    let error =
+        (p * (1 - p) / Double(max(now.completions, 1)) + q * (1 - q) / Double(max(last.completions, 1)))
+        .squareRoot()
+    guard recent > earlier, q - p > max(2 * error, 0.02) else { return nil }
+    return String(
+        format:
+            "held-out accuracy fell from %.1f%% (step %d) to %.1f%% (step %d) while the training reward rose "
+            + "from %.3f to %.3f: the policy may be exploiting the reward (reward hacking). Read the samples, "
+            + "tighten the rewards, or keep the checkpoint nearest step %d",
+        q * 100, last.step, p * 100, now.step, earlier, recent, last.step)
 }

@@ -11,12 +11,13 @@ extension ConfigValues {
     public func loraSettings() throws -> LoRASettings? {
         let keys = ["lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "use_rslora"]
         let given = keys.filter { has($0) }
-        let on = has("use_peft") ? try bool("use_peft", default: false) : !given.isEmpty
+        let on = has("use_peft") ? try bool("use_peft") : !given.isEmpty
         var settings = LoRASettings()
-        settings.rank = try int("lora_r", default: settings.rank)
-        settings.alpha = try double("lora_alpha", default: settings.alpha)
-        settings.dropout = try double("lora_dropout", default: 0.05)
-        settings.useRSLoRA = try bool("use_rslora", default: false)
+        settings.rank = try int("lora_r")
+        settings.alpha = try double("lora_alpha")
+        settings.dropout = try bool("disable_dropout") ? 0 : try double("lora_dropout")
+        settings.useRSLoRA = try bool("use_rslora")
+        _ = try choiceName("lora_task_type")
         if let modules = list("lora_target_modules") {
             settings.targetModules = modules.map { "\($0)".trimmingCharacters(in: .whitespaces) }
         }
@@ -49,17 +50,17 @@ extension LoRASettings {
     }
 }
 
-/// The summary keys every trainer's config shares: which trainer, the template variables (as JSON
+/// The summary keys every trainer's config shares: the template variables (as JSON
 /// text, which TRL also accepts), the precision asked for and the adapter settings.
 func runSummary(
-    trainer: String, chatTemplateKwargs: [String: Value], precision: PrecisionSetting, lora: LoRASettings?,
+    chatTemplateKwargs: [String: Value], precision: PrecisionSetting, lora: LoRASettings?,
     adapter: String?
 )
     -> [String: Any]
 {
     let kwargs = Object(chatTemplateKwargs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
     let base: [String: Any] = [
-        "trainer": trainer, "chat_template_kwargs": Value.object(kwargs).jsonText,
+        "chat_template_kwargs": Value.object(kwargs).jsonText,
         "use_peft": lora != nil || adapter != nil, "adapter": adapter ?? NSNull(),
         "precision": precision.rawValue,
     ]

@@ -3,30 +3,29 @@ import Models
 import Tokenizers
 
 /// Every knob of a supervised fine-tuning run, under TRL's SFTConfig names.
+///
+/// The keys, their types, defaults and help live in `ConfigTable.sft`; this reads them.
 public struct SFTConfig: Sendable {
-    public var model = ""
-    public var dataset = ""
-    public var outputDir = "sft-output"
-    public var seed: UInt64 = 42
-    public var shuffleDataset = true
+    public var model: String
+    public var dataset: String
+    public var outputDir: String
+    public var seed: UInt64
+    public var shuffleDataset: Bool
     /// Sequences per forward/backward micro-batch; a step takes this x gradient_accumulation_steps.
-    public var perDeviceTrainBatchSize = 8
-    public var numTrainEpochs = 3.0
-    /// Steps to run; nil runs `num_train_epochs` over the dataset.
-    public var maxSteps: Int?
+    public var perDeviceTrainBatchSize: Int
+    /// Steps, epochs, saving and logging intervals.
+    public var schedule: RunSchedule
     /// Tokens per example at most (longer ones are cut at the end, as TRL does).
-    public var maxLength: Int? = 1024
+    public var maxLength: Int?
     /// Learn only completion tokens (prompt/completion data) and assistant turns (chat data).
-    public var completionOnlyLoss = true
-    public var optimizer = OptimizerConfig()
-    public var gradientCheckpointing = false
+    public var completionOnlyLoss: Bool
+    /// The field of plain-text examples (TRL's `dataset_text_field`).
+    public var datasetTextField: String
+    public var optimizer: OptimizerConfig
+    public var gradientCheckpointing: Bool
     /// The projections' and lm_head's matmul precision (`precision`, or TRL's `bf16: true`).
-    public var precision = PrecisionSetting.float32
-    public var forwardBatchTokens = 4096
-    public var saveSteps = 500
-    public var maxNonfiniteSteps = 5
-
-    public init() {}
+    public var precision: PrecisionSetting
+    public var forwardBatchTokens: Int
 
     /// LoRA adapters instead of full fine-tuning (TRL's `use_peft` and `lora_*` keys), or nil.
     public var lora: LoRASettings?
@@ -34,44 +33,63 @@ public struct SFTConfig: Sendable {
     public var adapter: String?
     /// Delete an existing run's checkpoints in output_dir and start over (TRL's key); without it a
     /// fresh run into such a folder is refused.
-    public var overwriteOutputDir = false
+    public var overwriteOutputDir: Bool
     /// Variables for the chat template (TRL's `chat_template_kwargs`; `enable_thinking` and the like).
-    public var chatTemplateKwargs: [String: Value] = [:]
+    public var chatTemplateKwargs: [String: Value]
+    /// `resume_from_checkpoint`: a checkpoint folder, "true" for the newest in output_dir, or nil.
+    public var resumeFromCheckpoint: String?
+    /// One line per given TRL key this project does not act on, with why (print them once).
+    public var notes: [String]
+    /// The keys and values this config resolved to, for checkpoints and logs.
+    public var summary: [String: Any] { summaryValues.value }
+    private var summaryValues: SummaryBox
 
     /// Reads and checks every key; unknown keys and invalid values are errors naming the key.
     public init(_ v: ConfigValues) throws {
-        (model, dataset, outputDir, seed) = try v.runBasics(defaultOutputDir: outputDir)
-        shuffleDataset = try v.bool("shuffle_dataset", default: shuffleDataset)
-        perDeviceTrainBatchSize = try v.int("per_device_train_batch_size", default: perDeviceTrainBatchSize)
-        numTrainEpochs = try v.double("num_train_epochs", default: numTrainEpochs)
-        let steps = try v.int("max_steps", default: -1)
-        maxSteps = steps > 0 ? steps : nil
-        let length = try v.int("max_length", default: 1024)
+        v.use(ConfigTable.sft)
+        var notes: [String] = []
+        (model, dataset, outputDir, seed) = try v.runBasics()
+        shuffleDataset = try v.bool("shuffle_dataset")
+        perDeviceTrainBatchSize = try v.int("per_device_train_batch_size")
+        schedule = try RunSchedule(v, evaluation: false, notes: &notes)
+        let length = try v.int("max_length")
         maxLength = length > 0 ? length : nil
+        _ = try v.choiceName("truncation_mode")
         // TRL names it completion_only_loss for prompt/completion data and assistant_only_loss for chats.
-        completionOnlyLoss = try v.bool(
-            "completion_only_loss", default: try v.bool("assistant_only_loss", default: true))
-        optimizer = try OptimizerConfig(v, defaultLearningRate: 2e-5)
-        gradientCheckpointing = try v.bool("gradient_checkpointing", default: false)
+        let assistantOnly = try v.bool("assistant_only_loss")
+        completionOnlyLoss = try v.bool("completion_only_loss", default: assistantOnly)
+        datasetTextField = try v.string("dataset_text_field")
+        if try v.bool("packing") {
+            throw v.error(
+                "packing",
+                "packing examples into rows is not offered; sequences are already packed without padding")
+        }
+        optimizer = try OptimizerConfig(v)
+        gradientCheckpointing = try v.bool("gradient_checkpointing")
         precision = try v.precisionSetting()
-        forwardBatchTokens = try v.int("forward_batch_tokens", default: forwardBatchTokens)
-        saveSteps = try v.int("save_steps", default: saveSteps)
-        maxNonfiniteSteps = try v.int("max_nonfinite_steps", default: maxNonfiniteSteps)
+        forwardBatchTokens = try v.int("forward_batch_tokens")
         chatTemplateKwargs = try v.templateKwargs("chat_template_kwargs")
-        overwriteOutputDir = try v.bool("overwrite_output_dir", default: false)
+        overwriteOutputDir = try v.bool("overwrite_output_dir")
+        resumeFromCheckpoint = try v.optionalString("resume_from_checkpoint")
         lora = try v.loraSettings()
-        adapter = try v.string("adapter")
+        adapter = try v.optionalString("adapter")
 
         func require(_ ok: Bool, _ key: String, _ message: String) throws {
             if !ok { throw v.error(key, message) }
         }
         try require(perDeviceTrainBatchSize >= 1, "per_device_train_batch_size", "must be at least 1")
-        try require(
-            numTrainEpochs > 0 && numTrainEpochs.isFinite, "num_train_epochs", "must be a positive number")
         try require(forwardBatchTokens >= 1, "forward_batch_tokens", "must be at least 1")
-        try require(saveSteps >= 1, "save_steps", "must be at least 1")
-        try require(maxNonfiniteSteps >= 0, "max_nonfinite_steps", "must not be negative")
         try v.checkAllKnown()
+        self.notes = notes + v.notes
+        var resolved = v.resolved
+        resolved["trainer"] = "sft"
+        resolved["completion_only_loss"] = completionOnlyLoss
+        resolved["max_length"] = maxLength ?? -1
+        resolved.merge(
+            runSummary(
+                chatTemplateKwargs: chatTemplateKwargs, precision: precision, lora: lora, adapter: adapter)
+        ) { _, new in new }
+        summaryValues = SummaryBox(resolved)
     }
 
     /// Examples one optimizer step learns from.
@@ -79,22 +97,6 @@ public struct SFTConfig: Sendable {
 
     /// The run's length over a dataset of `examples`: `max_steps`, else whole steps covering the epochs.
     public func totalSteps(examples: Int) -> Int {
-        maxSteps ?? max(1, Int((numTrainEpochs * Double(examples) / Double(examplesPerStep)).rounded(.up)))
-    }
-
-    /// The YAML keys and values this config resolves to, for checkpoints and logs.
-    public var summary: [String: Any] {
-        optimizer.summary.merging(
-            [
-                "model": model, "dataset": dataset, "output_dir": outputDir, "seed": seed,
-                "per_device_train_batch_size": perDeviceTrainBatchSize, "num_train_epochs": numTrainEpochs,
-                "max_steps": maxSteps ?? -1, "max_length": maxLength ?? -1,
-                "completion_only_loss": completionOnlyLoss,
-            ].merging(
-                runSummary(
-                    trainer: "sft", chatTemplateKwargs: chatTemplateKwargs, precision: precision, lora: lora,
-                    adapter: adapter)
-            ) { _, new in new }
-        ) { _, new in new }
+        schedule.totalSteps(stepsPerEpoch: Double(examples) / Double(examplesPerStep))
     }
 }

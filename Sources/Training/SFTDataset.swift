@@ -24,7 +24,7 @@ public struct SFTExample: Sendable, Equatable {
 /// their first `maxLength` tokens, as TRL truncates; one with nothing left to learn is an error.
 public func loadSFTDataset(
     path: String, tokenizer: Tokenizer, config: TokenizerConfig, eosTokenID: Int32?, maxLength: Int?,
-    completionOnlyLoss: Bool = true
+    completionOnlyLoss: Bool = true, textField: String = "text"
 ) throws -> [SFTExample] {
     var examples: [SFTExample] = []
     for (line, object) in try readJSONLObjects(path) {
@@ -32,7 +32,7 @@ public func loadSFTDataset(
         let config = try lineTemplateConfig(config, object, path: path, line: line)
         var pieces: [(text: String, trained: Bool)]
         var appendEOS = false
-        switch (object["prompt"], object["completion"], object["messages"], object["text"]) {
+        switch (object["prompt"], object["completion"], object["messages"], object[textField]) {
         case (.string(let prompt)?, .string(let completion)?, nil, nil):
             pieces = [(prompt, false), (completion, true)]
             appendEOS = true
@@ -49,7 +49,9 @@ public func loadSFTDataset(
         case (nil, .some, nil, nil):
             throw fail("has \"completion\" without \"prompt\"")
         case (nil, nil, nil, nil):
-            throw fail("expected \"prompt\" and \"completion\", \"messages\", or \"text\"")
+            throw fail(
+                "expected \"prompt\" and \"completion\", \"messages\", or \"\(textField)\" (dataset_text_field)"
+            )
         default:
             throw fail(
                 "expected one form: \"prompt\" and \"completion\" (both text or both message lists), "

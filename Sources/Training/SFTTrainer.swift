@@ -45,7 +45,7 @@ public final class SFTTrainer {
         examples = try loadSFTDataset(
             path: config.dataset, tokenizer: tokenizer, config: tokenizerConfig, eosTokenID: eos,
             maxLength: min(config.maxLength ?? context, context),
-            completionOnlyLoss: config.completionOnlyLoss)
+            completionOnlyLoss: config.completionOnlyLoss, textField: config.datasetTextField)
         totalSteps = config.totalSteps(examples: examples.count)
         optimizer = AdamW(parameters: model.trainableParameters, settings: config.optimizer.adamW)
         stream = PromptStream(count: examples.count, seed: config.seed, shuffle: config.shuffleDataset)
@@ -62,9 +62,12 @@ public final class SFTTrainer {
         }
         defer { lock = nil }
         return try runTrainingLoop(
-            model: model, optimizer: optimizer, state: { self.state }, maxSteps: totalSteps,
-            saveSteps: config.saveSteps, outputDir: config.outputDir, summary: config.summary,
-            examples: examples.count, onEvent: onEvent, shouldStop: shouldStop
+            model: model, optimizer: optimizer, state: { self.state },
+            schedule: config.schedule.resolved(total: totalSteps),
+            tensorBoardDir: config.schedule.tensorBoardFolder(outputDir: config.outputDir),
+            outputDir: config.outputDir, summary: config.summary, examples: examples.count, onEvent: onEvent,
+            shouldStop: shouldStop,
+            epoch: { Double(self.state.consumedPrompts) / Double(self.examples.count) }
         ) {
             let batch = (0..<config.examplesPerStep).map {
                 examples[stream.index(at: state.consumedPrompts + $0)]
@@ -75,7 +78,7 @@ public final class SFTTrainer {
             var metrics = try applyUpdate(
                 optimizer: optimizer, config: config.optimizer, state: &state, totalSteps: totalSteps,
                 loss: loss,
-                maxNonfiniteSteps: config.maxNonfiniteSteps, onEvent: onEvent)
+                maxNonfiniteSteps: config.schedule.maxNonfiniteSteps, onEvent: onEvent)
             state.step += 1
             metrics["num_tokens"] = Double(state.learnedTokens)
             metrics["epoch"] = Double(state.consumedPrompts) / Double(examples.count)

@@ -44,23 +44,37 @@ struct StepResult {
     var tokens: Int
 }
 
-/// The loop `grpo train` and `grpo sft` share: take steps until `maxSteps` or `shouldStop`, write
-/// each step's metrics, report progress, and save checkpoints every `saveSteps`, at the end and on
-/// stop; the trained model also goes to `outputDir` itself when the run completes.
+/// The loop `grpo train` and `grpo sft` share: take steps until the schedule's total or
+/// `shouldStop`; write metrics (averaged over `logging_steps`) to `metrics.jsonl` and, with
+/// `tensorBoard`, to event files; report every step's progress; evaluate when the schedule says
+/// (`evaluate` returns `eval/...` metrics); save checkpoints as `save_strategy` says, at the end and
+/// on stop, keeping at most `save_total_limit`; the trained model also goes to `outputDir` itself
+/// when the run completes.
 ///
-/// The step closure advances the state (`state` reads it). Returns the last checkpoint folder.
+/// The step closure advances the state (`state` reads it); `epoch` is the passes over the data so
+/// far. Returns the last checkpoint folder.
 func runTrainingLoop(
-    model: Transformer, optimizer: AdamW, state: () -> TrainerState, maxSteps: Int, saveSteps: Int,
-    outputDir: String, summary: [String: Any], examples: Int, onEvent: (TrainerEvent) -> Void,
-    shouldStop: () -> Bool, step: () throws -> StepResult
+    model: Transformer, optimizer: AdamW, state: () -> TrainerState, schedule: ResolvedSchedule,
+    tensorBoardDir: String?, outputDir: String, summary: [String: Any], examples: Int,
+    onEvent: (TrainerEvent) -> Void, shouldStop: () -> Bool, epoch: () -> Double,
+    evaluate: ((Int) throws -> [String: Double])? = nil, step: () throws -> StepResult
 ) throws -> String? {
     try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
     let log = try MetricsLog(path: outputDir + "/metrics.jsonl", keepingStepsThrough: state().step)
+    let events = try tensorBoardDir.map { try TensorBoardWriter(folder: $0) }
+    func write(_ metrics: [String: Double], step: Int) throws {
+        try log.append(metrics, step: step)
+        try events?.add(metrics, step: step)
+    }
+    let maxSteps = schedule.total
     onEvent(
         .started(
             firstStep: state().step, maxSteps: maxSteps, parameters: model.trainableParameters.count,
             examples: examples))
+    if let evaluate, schedule.evalOnStart, state().step == 0 { try write(try evaluate(0), step: 0) }
     var lastSaved: String?
+    var window = MetricsWindow()
+    var previousEpoch = epoch()
     while state().step < maxSteps {
         let started = Date()
         var result = try step()
@@ -68,13 +82,26 @@ func runTrainingLoop(
         let seconds = Date().timeIntervalSince(started)
         result.metrics["step_seconds"] = seconds
         result.metrics["tokens_per_second"] = Double(result.tokens) / seconds
-        try log.append(result.metrics, step: step)
-        onEvent(.step(step: step, maxSteps: maxSteps, metrics: result.metrics))
+        window.add(result.metrics)
+        let endsEpoch = ResolvedSchedule.endsEpoch(epoch(), after: previousEpoch)
+        previousEpoch = epoch()
         let stopping = shouldStop()
-        if step % saveSteps == 0 || step == maxSteps || stopping {
+        if schedule.logs(step: step, endsEpoch: endsEpoch) || (stopping && !window.isEmpty) {
+            try write(window.take(), step: step)
+        }
+        onEvent(.step(step: step, maxSteps: maxSteps, metrics: result.metrics))
+        if let evaluate, schedule.evaluates(step: step, endsEpoch: endsEpoch), !stopping {
+            try write(try evaluate(step), step: step)
+        }
+        if schedule.saves(step: step, endsEpoch: endsEpoch) || stopping {
             lastSaved = try Checkpoint.save(
                 model: model, optimizer: optimizer, state: state(), config: summary, outputDir: outputDir)
             onEvent(.saved(lastSaved!))
+            if let limit = schedule.saveTotalLimit {
+                for removed in Checkpoint.rotate(outputDir: outputDir, keep: limit, protecting: lastSaved!) {
+                    onEvent(.removed(removed))
+                }
+            }
         }
         if stopping { return lastSaved }
     }

@@ -10,7 +10,7 @@ struct GRPOCommand: ParsableCommand {
         subcommands: [
             InfoCommand.self, ScoreCommand.self, ConvertCommand.self, TokenizeCommand.self,
             ChatTemplateCommand.self, GenerateCommand.self, TrainCommand.self, SFTCommand.self,
-            EvalCommand.self, SampleCommand.self, MergeCommand.self, DemoCommand.self,
+            EvalCommand.self, SampleCommand.self, MergeCommand.self, PlotCommand.self, DemoCommand.self,
         ])
 
     /// Runs the command; a filesystem error that reached this far is said in a sentence (what

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Rewards
 import Training
 import Yams
 
@@ -12,29 +13,25 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Train a model with GRPO on a JSONL prompt dataset.",
         discussion: """
-            Keys are TRL's GRPOConfig names, in a YAML file or as flags (flags win): model (or \
-            model_name_or_path: a folder, or a Hub id in the local Hugging Face cache), model_revision, dataset, \
-            output_dir, num_generations, per_step_prompts (or generation_batch_size), \
-            max_prompt_length, max_completion_length, temperature, top_p, top_k, min_p, \
-            repetition_penalty, beta, epsilon, epsilon_high, loss_type (grpo, bnpo, dr_grpo, dapo), \
-            scale_rewards (group, batch, none), num_iterations, mask_truncated_completions, \
-            dynamic_sampling, rewards, reward_weights, learning_rate, adam_beta1, adam_beta2, \
-            adam_epsilon, weight_decay, lr_scheduler_type (constant, linear, cosine), warmup_steps, \
-            warmup_ratio, max_grad_norm, gradient_accumulation_steps, gradient_checkpointing, \
-            max_steps, save_steps, log_completions_steps, max_nonfinite_steps, forward_batch_tokens (memory only), \
-            max_cache_mib, seed, overwrite_output_dir, chat_template_kwargs, precision (float32, bf16, \
-            auto; or TRL's bf16: true); LoRA: use_peft, lora_r, \
-            lora_alpha, lora_dropout, lora_target_modules (or all-linear), use_rslora, adapter. Rewards: \
-            accuracy, format, soft_overlong_punishment, length, countdown, external.
+            Keys are TRL's GRPOConfig, TrainingArguments, ScriptArguments and ModelConfig names, in a \
+            YAML file (--config) or as flags (--key value; flags win). TRL keys that do not apply here \
+            (use_vllm, hub_*, deepspeed, ...) are accepted with a note; unknown keys are refused.
 
-            Example: grpo train --config grpo.yaml --learning_rate 5e-6 --max_steps 200
-            """)
+            """ + "\n" + ConfigTable.help(ConfigTable.grpoSections) + """
+
+
+                Rewards: \(RewardRegistry.names.joined(separator: ", ")).
+
+                Example: grpo train --config grpo.yaml --learning_rate 5e-6 --max_steps 200
+                """)
 
     @OptionGroup var options: RunOptions
 
     func run() throws {
         let settings = try GRPOConfig(try options.values())
-        let checkpoint = try options.checkpoint(outputDir: settings.outputDir)
+        printNotes(settings.notes)
+        let checkpoint = try options.checkpoint(
+            outputDir: settings.outputDir, configured: settings.resumeFromCheckpoint)
         let progress = ProgressLine()
         let trainer = try GRPOTrainer(config: settings, resumeFrom: checkpoint) { progress.show($0) }
         trainer.shouldStop = stopOnInterrupt()
@@ -53,9 +50,25 @@ func configValues(file: String?, flags: [String]) throws -> ConfigValues {
     return values
 }
 
-/// The checkpoint to continue from: `--resume-from`, or with `--resume` the newest in `outputDir`.
-func resumeCheckpoint(resume: Bool, from folder: String?, outputDir: String) throws -> String? {
+/// Prints the config's notes on TRL keys that do not apply here, once each, before the run.
+func printNotes(_ notes: [String]) {
+    for note in notes { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+}
+
+/// The checkpoint to continue from: `--resume-from`, or with `--resume` the newest in `outputDir`,
+/// else the config's `resume_from_checkpoint` (a folder, or true for the newest).
+func resumeCheckpoint(resume: Bool, from folder: String?, outputDir: String, configured: String? = nil) throws
+    -> String?
+{
     if let folder { return folder }
+    var resume = resume
+    if !resume, let configured {
+        switch configured.lowercased() {
+        case "false", "no", "0", "none", "": break
+        case "true", "yes", "1": resume = true
+        default: return configured
+        }
+    }
     guard resume else { return nil }
     guard let latest = Checkpoint.latest(in: outputDir) else {
         throw ValidationError("--resume: no checkpoint-N folder in \(outputDir)")
@@ -217,6 +230,8 @@ final class ProgressLine {
             line("warning: \(message)", keep: true)
         case .saved(let folder):
             line("saved \(folder)", keep: true)
+        case .removed(let folder):
+            line("removed \(folder) (save_total_limit)", keep: true)
         }
     }
 

@@ -45,8 +45,8 @@ import Testing
     #expect(BFloat16Matmul.isAvailable == CPUFeatures.hasAVX512BF16)
 }
 
-@Test func bf16MatmulsMatchFloat32OnRoundedOperands() throws {
-    try #require(BFloat16Matmul.isAvailable, "no bf16 instructions here")
+@Test(.enabled(if: BFloat16Matmul.isAvailable, "no bf16 instructions here"))
+func bf16MatmulsMatchFloat32OnRoundedOperands() throws {
     var rng = SplitMix64(seed: 3)
     let (m, n, k) = (37, 29, 70)
     let a = Tensor(zeros: [m, k]), b = Tensor(zeros: [n, k])
@@ -71,9 +71,10 @@ import Testing
 
 /// Prepacked weights give the row-major product for every row count, a packed-only weight too
 /// (the reference model's), and odd shapes that the kernels cannot block still compute.
-@Test(arguments: [(37, 29, 70), (1, 960, 576), (32, 3072, 576), (300, 576, 1536)])
+@Test(
+    .enabled(if: BFloat16Matmul.isAvailable, "no bf16 instructions here"),
+    arguments: [(37, 29, 70), (1, 960, 576), (32, 3072, 576), (300, 576, 1536)])
 func packedBF16WeightsGiveTheRowMajorProduct(m: Int, n: Int, k: Int) throws {
-    try #require(BFloat16Matmul.isAvailable, "no bf16 instructions here")
     var rng = SplitMix64(seed: UInt64(m * n + k))
     let x = Tensor(zeros: [m, k]), w = Tensor(zeros: [n, k])
     for i in 0..<x.count { x[i] = rng.nextNormal() }
@@ -95,9 +96,8 @@ func packedBF16WeightsGiveTheRowMajorProduct(m: Int, n: Int, k: Int) throws {
 /// The lm_head backward from the softmax numerators a bf16 forward kept equals the one that
 /// recomputes the logits, to bf16 rounding (one rounds the probabilities, the other dz), and
 /// keeping them changes no log-probability.
-@Test(arguments: [Float(1), 0.7])
+@Test(.enabled(if: BFloat16Matmul.isAvailable, "no bf16 instructions here"), arguments: [Float(1), 0.7])
 func keptSoftmaxNumeratorsGiveTheRecomputedGradients(temperature: Float) throws {
-    try #require(BFloat16Matmul.isAvailable, "no bf16 instructions here")
     var rng = SplitMix64(seed: 41)
     let (M, C, V) = (37, 24, 300)
     let hidden = Tensor(zeros: [M, C]), weight = Tensor(zeros: [V, C])
@@ -177,8 +177,8 @@ func bf16GradientsPointWhereTransformersDo(name: String) throws {
 
 /// The bf16 weights are made from the float32 masters once, and made again after the masters
 /// change (an optimizer step marks the store changed), never left stale.
-@Test func bf16WeightsFollowTheirMasters() throws {
-    try #require(BFloat16Matmul.isAvailable, "no bf16 instructions here")
+@Test(.enabled(if: BFloat16Matmul.isAvailable, "no bf16 instructions here"))
+func bf16WeightsFollowTheirMasters() throws {
     let name = fixtureNames[0]
     let fixture = try Fixture(name)
     fixture.model.precision = .bf16
@@ -196,9 +196,10 @@ func bf16GradientsPointWhereTransformersDo(name: String) throws {
 
 /// Holding a frozen bf16 model's weights in bf16 only changes nothing it computes, packed for
 /// forwards only (a reference model) or row-major when gradients flow through it (a LoRA base).
-@Test(arguments: ["llama-gqa", "qwen2-bias"], [false, true])
+@Test(
+    .enabled(if: BFloat16Matmul.isAvailable, "no bf16 instructions here"),
+    arguments: ["llama-gqa", "qwen2-bias"], [false, true])
 func holdingFrozenWeightsInBF16OnlyKeepsTheOutputs(name: String, backward: Bool) throws {
-    try #require(BFloat16Matmul.isAvailable, "no bf16 instructions here")
     let fixture = try Fixture(name)
     fixture.model.precision = .bf16
     let before = fixture.model.logProbabilities(fixture.batch)

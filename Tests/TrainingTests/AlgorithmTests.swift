@@ -127,7 +127,7 @@ struct OptimizerTests {
                 learningRate(
                     step: $0, base: c["base"] as! Double, schedule: schedule,
                     warmupSteps: c["warmup"] as! Int,
-                    totalSteps: c["total"] as! Int)
+                    totalSteps: c["total"] as! Int, minRate: c["min_rate"] as! Double)
             }
             let expected = c["rates"] as! [Double]
             #expect(

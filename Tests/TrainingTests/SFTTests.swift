@@ -31,6 +31,7 @@ private final class SFTWorkspace {
             [
                 "model": model, "dataset": dataset, "output_dir": root + "/" + output, "learning_rate": 3e-3,
                 "per_device_train_batch_size": 2, "max_steps": 4, "save_steps": 2, "seed": 5,
+                "logging_steps": 1,
             ], source: "test")
         values.merge(extra, source: "test")
         return try SFTConfig(values)
@@ -116,7 +117,7 @@ struct SFTTests {
                 "max_steps": 30, "per_device_train_batch_size": 6, "shuffle_dataset": false,
                 "learning_rate": 1e-2, "lr_scheduler_type": "constant",
             ])
-        config.saveSteps = 100
+        config.schedule.saveSteps = 100
         let trainer = try SFTTrainer(config: config)
         // The first step's loss is the mean negative log-likelihood of the learned tokens.
         let base = try ModelLoader.load(folder: w.model)

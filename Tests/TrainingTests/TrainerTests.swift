@@ -30,7 +30,7 @@ final class Workspace {
             [
                 "model": model, "dataset": dataset, "output_dir": root + "/" + output, "num_generations": 4,
                 "per_step_prompts": 2, "max_completion_length": 8, "learning_rate": 1e-3, "max_steps": 4,
-                "save_steps": 2, "seed": 7, "log_completions_steps": 0,
+                "save_steps": 2, "seed": 7, "log_completions_steps": 0, "logging_steps": 1,
             ], source: "test")
         values.merge(extra, source: "test")
         return try GRPOConfig(values)
@@ -59,7 +59,7 @@ struct TrainerTests {
         try straight.train()
 
         var stopped = try w.config(settings, output: "b")
-        stopped.maxSteps = 4
+        stopped.schedule.maxSteps = 4
         let first = try GRPOTrainer(config: stopped)
         first.shouldStop = stopAfter(2)
         let checkpoint = try #require(try first.train())
@@ -104,8 +104,8 @@ struct TrainerTests {
     @Test func checkpointIsAHuggingFaceFolder() throws {
         let w = try Workspace()
         var config = try w.config()
-        config.maxSteps = 1
-        config.saveSteps = 1
+        config.schedule.maxSteps = 1
+        config.schedule.saveSteps = 1
         let folder = try #require(try GRPOTrainer(config: config).train())
         for file in [
             "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
@@ -132,7 +132,7 @@ struct TrainerTests {
             "per_step_prompts": 4, "num_generations": 8, "save_steps": 100, "lr_scheduler_type": "constant",
             "precision": precision.rawValue,
         ])
-        config.maxSteps = 24
+        config.schedule.maxSteps = 24
         var rewards: [Double] = []
         try GRPOTrainer(config: config) { event in
             if case .step(_, _, let metrics) = event { rewards.append(metrics["reward"]!) }

@@ -23,6 +23,7 @@ private func toyWorkspace(dataset lines: [String]? = nil) throws -> String {
         learning_rate: 1.0e-3
         max_steps: 3
         save_steps: 2
+        logging_steps: 1
         beta: 0.04
 
         """
@@ -65,7 +66,7 @@ private func toyWorkspace(dataset lines: [String]? = nil) throws -> String {
     (["--num_generations", "1"], "num_generations: must be at least 2"),
     (
         ["--generation_batch_size", "10"],
-        "10 completions do not divide into whole groups of num_generations = 4"
+        "10 completions a step do not divide into whole groups of num_generations = 4"
     ),
     (["--learning_rat", "1"], "learning_rat: unknown option; did you mean 'learning_rate'?"),
     (["--rewards", "acuracy"], "unknown reward 'acuracy'"),
@@ -261,4 +262,108 @@ private func mountTinyFilesystem(bytes: Int) -> String? {
     #expect(resumed.status == 0, "\(resumed.stderr)")
     let full = try runGRPO(["train", "--config", root + "/grpo.yaml", "--max_steps", "4", "--resume"])
     #expect(full.stderr.contains("its use_peft is true, this run's is false"), "\(full.stderr)")
+}
+
+/// An open-r1-style recipe, TRL's keys as written, pointed at local files: a dataset folder with
+/// train and test splits, a prompt column made a chat with a system prompt, TRL's batch arithmetic,
+/// logging, evaluation, saving with rotation, TensorBoard, and keys that do not apply here.
+@Test func anOpenR1StyleRecipeRunsUnchanged() throws {
+    let root = try toyWorkspace()
+    defer {
+        if ProcessInfo.processInfo.environment["GRPO_KEEP_TEST_RUN"] == nil {
+            try? FileManager.default.removeItem(atPath: root)
+        }
+    }
+    let data = root + "/math"
+    try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+    let train = (1...6).map { #"{"problem": "\#($0)+\#($0)=", "answer": \#($0 * 2)}"# }
+    let test = (7...9).map { #"{"problem": "\#($0)+\#($0)=", "answer": \#($0 * 2)}"# }
+    try train.joined(separator: "\n").write(toFile: data + "/train.jsonl", atomically: true, encoding: .utf8)
+    try test.joined(separator: "\n").write(toFile: data + "/test.jsonl", atomically: true, encoding: .utf8)
+    let recipe = """
+        # Model arguments
+        model_name_or_path: \(root)/model
+        model_revision: main
+        torch_dtype: bfloat16
+        attn_implementation: flash_attention_2
+        # Data training arguments
+        dataset_name: \(data)
+        dataset_prompt_column: problem
+        system_prompt: "You are a helpful assistant. Answer with the number."
+        # GRPO trainer config
+        bf16: false
+        use_vllm: false
+        do_eval: true
+        eval_strategy: steps
+        eval_steps: 2
+        gradient_accumulation_steps: 2
+        gradient_checkpointing: true
+        gradient_checkpointing_kwargs:
+          use_reentrant: false
+        hub_model_id: someone/toy-grpo
+        hub_strategy: every_save
+        learning_rate: 1.0e-03
+        log_completions: true
+        log_level: info
+        logging_first_step: true
+        logging_steps: 2
+        logging_strategy: steps
+        lr_scheduler_type: cosine_with_min_lr
+        lr_scheduler_kwargs:
+          min_lr_rate: 0.1
+        max_prompt_length: 64
+        max_completion_length: 6
+        max_steps: -1
+        num_generations: 4
+        num_train_epochs: 2
+        output_dir: \(root)/run
+        overwrite_output_dir: true
+        per_device_eval_batch_size: 4
+        per_device_train_batch_size: 4
+        push_to_hub: false
+        report_to:
+        - tensorboard
+        reward_funcs:
+        - accuracy
+        reward_weights:
+        - 1.0
+        save_strategy: steps
+        save_steps: 2
+        save_total_limit: 1
+        seed: 42
+        temperature: 1.0
+        warmup_ratio: 0.1
+
+        """
+    try recipe.write(toFile: root + "/recipe.yaml", atomically: true, encoding: .utf8)
+    let result = try runGRPO(["train", "--config", root + "/recipe.yaml"])
+    #expect(result.status == 0, "\(result.stderr)")
+    // 6 prompts, 2 a step (4 x 2 completions in groups of 4), 2 epochs: 6 steps.
+    #expect(result.stderr.contains("step 6/6"), "\(result.stderr)")
+    for key in ["torch_dtype", "attn_implementation", "use_vllm", "hub_model_id", "log_level", "do_eval"] {
+        #expect(result.stderr.contains("note: \(key) (\(root)/recipe.yaml): not used here"), "\(key)")
+    }
+    let out = root + "/run"
+    let lines = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+    let objects = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+    let logged = objects.filter { $0["loss"] != nil }.map { $0["step"] as! Int }
+    #expect(logged == [1, 2, 4, 6])  // logging_first_step, then every 2
+    let evaluated = objects.filter { $0["eval/accuracy"] != nil }.map { $0["step"] as! Int }
+    #expect(evaluated == [2, 4, 6])
+    #expect(objects.contains { $0["eval/pass@4"] != nil })
+    // save_total_limit 1: only the newest checkpoint is left.
+    let folders = try FileManager.default.contentsOfDirectory(atPath: out).filter {
+        $0.hasPrefix("checkpoint-")
+    }
+    #expect(folders == ["checkpoint-6"])
+    let events = try FileManager.default.contentsOfDirectory(atPath: out + "/runs")
+    #expect(events.count == 1 && events[0].hasPrefix("events.out.tfevents."))
+    let plot = try runGRPO(["plot", out])
+    #expect(plot.status == 0, "\(plot.stderr)")
+    let svg = try String(contentsOfFile: out + "/plot.svg", encoding: .utf8)
+    for title in [
+        "reward", "held-out accuracy", "learning rate", "completion length (tokens)", "reward means",
+    ] {
+        #expect(svg.contains(">\(title)</text>"), "\(title)")
+    }
 }

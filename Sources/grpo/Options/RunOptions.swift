@@ -14,7 +14,7 @@ struct RunOptions: ParsableArguments {
     func values() throws -> ConfigValues { try configValues(file: config, flags: overrides) }
 
     /// The checkpoint to continue from, if any.
-    func checkpoint(outputDir: String) throws -> String? {
-        try resumeCheckpoint(resume: resume, from: resumeFrom, outputDir: outputDir)
+    func checkpoint(outputDir: String, configured: String?) throws -> String? {
+        try resumeCheckpoint(resume: resume, from: resumeFrom, outputDir: outputDir, configured: configured)
     }
 }
