@@ -194,7 +194,7 @@ public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> 
             "overwrite_output_dir": true,
             "num_train_epochs": settings.sftEpochs, "learning_rate": settings.sftLearningRate,
             "per_device_train_batch_size": settings.sftBatchSize, "lr_scheduler_type": "cosine",
-            "warmup_ratio": 0.05, "save_steps": 1_000_000, "weight_decay": 0.01,
+            "warmup_ratio": 0.05, "save_steps": 1_000_000, "weight_decay": 0.01, "logging_steps": 1,
             "precision": settings.precision.rawValue,
         ], source: "demo")
     let sftTrainer = try SFTTrainer(config: try SFTConfig(sftValues)) { onEvent(.sft($0)) }

@@ -158,7 +158,7 @@ func niceTicks(_ range: ClosedRange<Double>, count: Int = 5) -> [Double] {
     guard span > 0, span.isFinite else { return [range.lowerBound] }
     let raw = span / Double(max(count - 1, 1))
     let magnitude = pow(10, (log10(raw)).rounded(.down))
-    let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? 10 * magnitude
+    let step = [1.0, 2, 2.5, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? 10 * magnitude
     var ticks: [Double] = []
     var tick = (range.lowerBound / step).rounded(.up) * step
     while tick <= range.upperBound + step * 1e-9 {

@@ -8,7 +8,13 @@ struct ScoreCommand: ParsableCommand {
         commandName: "score",
         abstract: "Log-probabilities of token sequences, texts, or completions given prompts.",
         discussion: """
-            Input lines: {"tokens": [ids...]} or {"text": ...} score every token after the first;             {"prompt": ..., "completion": ...} scores the completion's tokens only (with --chat the prompt,             or a "messages" list, is first rendered with the chat template and its generation prompt).             Each output line is {"logprobs": [...]}: value i = log p(token | the tokens before it) under             softmax(logits / temperature).
+            Input lines: {"tokens": [ids...]} or {"text": ...} score every token after the first; \
+            {"prompt": ..., "completion": ...} scores the completion's tokens only (with --chat the \
+            prompt, or a "messages" list, is first rendered with the chat template and its generation \
+            prompt).
+
+            Each output line is {"logprobs": [...]}: value i = log p(token | the tokens before it) \
+            under softmax(logits / temperature).
             """)
 
     @OptionGroup var model: ModelOptions

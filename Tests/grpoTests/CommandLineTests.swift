@@ -119,3 +119,30 @@ func scoreRejectsBadLinesNamingTheLine(contents: String, message: String) throws
     let bad = try runGRPO(["convert", "--model", fixture("llama-tied"), "--output", out, "--dtype", "int4"])
     #expect(bad.status != 0 && bad.stderr.contains("--dtype must be f32, f16 or bf16"))
 }
+
+/// Help text prints as written: no runs of spaces left by line continuations in any command's
+/// prose, and train's and sft's help list every key with its type and default.
+@Test func helpPrintsCleanlyWithEveryKey() throws {
+    for command in [
+        "score", "train", "sft", "generate", "eval", "sample", "plot", "merge", "demo", "tokenize",
+    ] {
+        let result = try runGRPO([command, "--help"])
+        #expect(result.status == 0, "\(command): \(result.stderr)")
+        let prose = result.stdout.components(separatedBy: "USAGE:").first ?? ""
+        #expect(
+            prose.range(of: #"[^ \n]   +[^ ]"#, options: .regularExpression) == nil,
+            "\(command) --help:\n\(prose)")
+    }
+    let train = try runGRPO(["train", "--help"]).stdout
+    for (key, type, value) in [
+        ("num_generations", "int", "8"), ("beta", "number", "0"),
+        ("loss_type", "grpo|bnpo|dr_grpo|dapo", "dapo"),
+        ("per_device_train_batch_size", "int", "none"), ("save_total_limit", "int", "none"),
+        ("report_to", "list", "none"), ("eval_strategy", "no|steps|epoch", "no"),
+    ] {
+        #expect(train.contains("  \(key): \(type), default \(value)\n"), "\(key)")
+    }
+    let sft = try runGRPO(["sft", "--help"]).stdout
+    #expect(sft.contains("  learning_rate: number, default 2e-05\n"), "\(sft)")
+    #expect(sft.contains("  per_device_train_batch_size: int, default 8\n"))
+}
