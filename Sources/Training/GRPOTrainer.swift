@@ -14,6 +14,8 @@ public enum TrainerEvent {
     case saved(String)
     /// An old checkpoint deleted by `save_total_limit`.
     case removed(String)
+    /// Held-out metrics (`eval/...`) measured after `step`.
+    case evaluated(step: Int, metrics: [String: Double])
 }
 
 /// Errors that stop a run.

@@ -71,7 +71,13 @@ func runTrainingLoop(
         .started(
             firstStep: state().step, maxSteps: maxSteps, parameters: model.trainableParameters.count,
             examples: examples))
-    if let evaluate, schedule.evalOnStart, state().step == 0 { try write(try evaluate(0), step: 0) }
+    func measure(_ step: Int) throws {
+        guard let evaluate else { return }
+        let metrics = try evaluate(step)
+        try write(metrics, step: step)
+        onEvent(.evaluated(step: step, metrics: metrics))
+    }
+    if schedule.evalOnStart, state().step == 0 { try measure(0) }
     var lastSaved: String?
     var window = MetricsWindow()
     var previousEpoch = epoch()
@@ -90,9 +96,7 @@ func runTrainingLoop(
             try write(window.take(), step: step)
         }
         onEvent(.step(step: step, maxSteps: maxSteps, metrics: result.metrics))
-        if let evaluate, schedule.evaluates(step: step, endsEpoch: endsEpoch), !stopping {
-            try write(try evaluate(step), step: step)
-        }
+        if schedule.evaluates(step: step, endsEpoch: endsEpoch), !stopping { try measure(step) }
         if schedule.saves(step: step, endsEpoch: endsEpoch) || stopping {
             lastSaved = try Checkpoint.save(
                 model: model, optimizer: optimizer, state: state(), config: summary, outputDir: outputDir)

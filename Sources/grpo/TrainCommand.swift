@@ -232,6 +232,19 @@ final class ProgressLine {
             line("saved \(folder)", keep: true)
         case .removed(let folder):
             line("removed \(folder) (save_total_limit)", keep: true)
+        case .evaluated(let step, let metrics):
+            var text = "held-out after step \(step):"
+            if let accuracy = metrics["eval/accuracy"] {
+                text += " accuracy \(format(accuracy * 100, digits: 1))%"
+            }
+            if let (key, value) = metrics.first(where: { $0.key.hasPrefix("eval/pass@") }) {
+                text += "  \(key.dropFirst(5)) \(format(value * 100, digits: 1))%"
+            }
+            if let reward = metrics["eval/reward"] { text += "  reward \(format(reward))" }
+            if let length = metrics["eval/completions/mean_length"] {
+                text += "  len \(format(length, digits: 0))"
+            }
+            line(text, keep: true)
         }
     }
 

@@ -340,6 +340,7 @@ private func mountTinyFilesystem(bytes: Int) -> String? {
     #expect(result.status == 0, "\(result.stderr)")
     // 6 prompts, 2 a step (4 x 2 completions in groups of 4), 2 epochs: 6 steps.
     #expect(result.stderr.contains("step 6/6"), "\(result.stderr)")
+    #expect(result.stderr.contains("held-out after step 2: accuracy "), "\(result.stderr)")
     for key in ["torch_dtype", "attn_implementation", "use_vllm", "hub_model_id", "log_level", "do_eval"] {
         #expect(result.stderr.contains("note: \(key) (\(root)/recipe.yaml): not used here"), "\(key)")
     }
@@ -358,6 +359,18 @@ private func mountTinyFilesystem(bytes: Int) -> String? {
     #expect(folders == ["checkpoint-6"])
     let events = try FileManager.default.contentsOfDirectory(atPath: out + "/runs")
     #expect(events.count == 1 && events[0].hasPrefix("events.out.tfevents."))
+    // TRL's resume_from_checkpoint: true continues from the newest checkpoint, here for a third epoch.
+    let resumed = try runGRPO([
+        "train", "--config", root + "/recipe.yaml", "--resume_from_checkpoint", "true", "--num_train_epochs",
+        "3",
+        "--overwrite_output_dir", "false",
+    ])
+    #expect(resumed.status == 0, "\(resumed.stderr)")
+    #expect(resumed.stderr.contains("steps 7...9"), "\(resumed.stderr)")
+    let after = try FileManager.default.contentsOfDirectory(atPath: out).filter {
+        $0.hasPrefix("checkpoint-")
+    }
+    #expect(after == ["checkpoint-9"])
     let plot = try runGRPO(["plot", out])
     #expect(plot.status == 0, "\(plot.stderr)")
     let svg = try String(contentsOfFile: out + "/plot.svg", encoding: .utf8)
