@@ -18,6 +18,13 @@ public struct TokenizerConfig: Sendable {
     /// The file each template was read from, named in its errors.
     public var chatTemplateFiles: [String: String] = [:]
 
+    /// Makes `template` the default chat template (a run's own, open-r1's `chat_template` key),
+    /// named `source` in its errors.
+    public mutating func useTemplate(_ template: String, source: String) {
+        chatTemplates["default"] = template
+        chatTemplateFiles["default"] = source
+    }
+
     public init(chatTemplates: [String: String] = [:], generationEOSTokenIDs: [Int] = []) {
         self.chatTemplates = chatTemplates
         self.generationEOSTokenIDs = generationEOSTokenIDs

@@ -126,6 +126,9 @@ public enum ConfigTable {
             ConfigKey("seed", .int(42), "seeds the data order, sampling, dropout and new adapters"),
             ConfigKey("shuffle_dataset", .bool(true), "draw the dataset in a fresh order each epoch"),
             ConfigKey(
+                "chat_template", .text(nil),
+                "a Jinja chat template used instead of the model folder's (open-r1's key)"),
+            ConfigKey(
                 "chat_template_kwargs", .mapping,
                 "variables for the chat template (enable_thinking: false, ...), or JSON object text"),
         ]
@@ -545,6 +548,21 @@ extension ConfigTable {
         NotedKey("lora_modules_to_save", "only LoRA adapters train", onlyAt: "none"),
         NotedKey("lora_target_parameters", "LoRA targets modules (lora_target_modules)", onlyAt: "none"),
         NotedKey("debug", "there are no debug modes"),
+        // open-r1's own keys (its GRPOConfig, SFTConfig and GRPOScriptArguments).
+        NotedKey("benchmarks", "benchmarks run with grpo eval after training"),
+        NotedKey("callbacks", "there are no callbacks"),
+        NotedKey("overwrite_hub_revision", "nothing is uploaded"),
+        NotedKey("push_to_hub_revision", "nothing is uploaded", onlyAt: "false"),
+        NotedKey("wandb_*", "metrics go to metrics.jsonl (and TensorBoard with report_to)"),
+        NotedKey("dataset_mixture", "the dataset is one local file or folder (dataset_name)", onlyAt: "none"),
+        NotedKey("cosine_*", "open-r1's cosine reward is not offered; the length reward (Kimi k1.5) is"),
+        NotedKey("repetition_n_grams", "open-r1's repetition reward is not offered"),
+        NotedKey("repetition_max_penalty", "open-r1's repetition reward is not offered"),
+        NotedKey("code_*", "code rewards run through the external reward here"),
+        NotedKey("parallel_code_exec_per_proc", "code rewards run through the external reward here"),
+        NotedKey("e2b_router_url", "code rewards run through the external reward here"),
+        NotedKey("morph_router_url", "code rewards run through the external reward here"),
+        NotedKey("ioi_provider", "code rewards run through the external reward here"),
         // Keys grpo train honours that grpo sft does not (grpo's table wins for grpo).
         NotedKey(
             "eval_strategy", "sft measures no held-out set during training (grpo eval does after)",

@@ -79,6 +79,8 @@ public struct GRPOConfig: Sendable {
     public var overwriteOutputDir: Bool
     /// Variables for the chat template (TRL's `chat_template_kwargs`; `enable_thinking` and the like).
     public var chatTemplateKwargs: [String: Value]
+    /// A chat template replacing the model folder's (open-r1's `chat_template`), or nil.
+    public var chatTemplate: String?
     /// `resume_from_checkpoint`: a checkpoint folder, "true" for the newest in output_dir, or nil.
     public var resumeFromCheckpoint: String?
     /// One line per given TRL key this project does not act on, with why (print them once).
@@ -97,6 +99,7 @@ public struct GRPOConfig: Sendable {
         maxPromptLength = try v.optionalInt("max_prompt_length")
         promptFormat = try PromptFormat(v)
         chatTemplateKwargs = try v.templateKwargs("chat_template_kwargs")
+        chatTemplate = try v.optionalString("chat_template")
         overwriteOutputDir = try v.bool("overwrite_output_dir")
         resumeFromCheckpoint = try v.optionalString("resume_from_checkpoint")
         lora = try v.loraSettings()

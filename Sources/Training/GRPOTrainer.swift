@@ -89,6 +89,9 @@ public final class GRPOTrainer {
             outputDir: config.outputDir, overwrite: config.overwriteOutputDir, summary: config.summary,
             lora: config.lora, adapter: config.adapter, seed: config.seed, precision: precision)
         tokenizerConfig.templateKwargs = config.chatTemplateKwargs
+        if let template = config.chatTemplate {
+            tokenizerConfig.useTemplate(template, source: "chat_template (config)")
+        }
         // With adapters the reference is the base itself, adapters off: no second model.
         reference = config.beta > 0 && policy.lora == nil ? try ModelLoader.load(folder: config.model) : nil
         if let reference, precision == .bf16 {

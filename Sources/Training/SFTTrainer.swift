@@ -37,6 +37,9 @@ public final class SFTTrainer {
         self.lock = lock
         var tokenizerConfig = loadedConfig
         tokenizerConfig.templateKwargs = config.chatTemplateKwargs
+        if let template = config.chatTemplate {
+            tokenizerConfig.useTemplate(template, source: "chat_template (config)")
+        }
         self.model = model
         let eos =
             tokenizerConfig.eosToken.flatMap { tokenizer.tokenID($0) }

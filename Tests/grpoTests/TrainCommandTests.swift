@@ -290,6 +290,11 @@ private func mountTinyFilesystem(bytes: Int) -> String? {
         dataset_name: \(data)
         dataset_prompt_column: problem
         system_prompt: "You are a helpful assistant. Answer with the number."
+        chat_template: "{% for m in messages %}[{{ m.role }}] {{ m.content }}\\n{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}"
+        callbacks:
+        - push_to_hub_revision
+        benchmarks: []
+        wandb_project: toy
         # GRPO trainer config
         bf16: false
         use_vllm: false
@@ -341,7 +346,14 @@ private func mountTinyFilesystem(bytes: Int) -> String? {
     // 6 prompts, 2 a step (4 x 2 completions in groups of 4), 2 epochs: 6 steps.
     #expect(result.stderr.contains("step 6/6"), "\(result.stderr)")
     #expect(result.stderr.contains("held-out after step 2: accuracy "), "\(result.stderr)")
-    for key in ["torch_dtype", "attn_implementation", "use_vllm", "hub_model_id", "log_level", "do_eval"] {
+    // The run's own chat template rendered the system prompt and the problem column.
+    #expect(
+        result.stderr.contains("[system] You are a helpful assistant. Answer with the number.\n[user] "),
+        "\(result.stderr)")
+    for key in [
+        "torch_dtype", "attn_implementation", "use_vllm", "hub_model_id", "log_level", "do_eval", "callbacks",
+        "wandb_project",
+    ] {
         #expect(result.stderr.contains("note: \(key) (\(root)/recipe.yaml): not used here"), "\(key)")
     }
     let out = root + "/run"
