@@ -23,6 +23,9 @@ SCALAR_EVENTS = [
     (1700000003.5, 10, {"learning_rate": 1e-6, "kl": -0.003125}),
 ]
 VERSION_TIME = 1700000000.5
+# A resumed run's first event: SessionLog START at the step it continues from, which tells
+# TensorBoard to drop the earlier files' events from that step on (what SummaryWriter's purge_step does).
+PURGE = (1700000000.75, 1)
 
 
 def trl_keys():
@@ -52,6 +55,8 @@ def write_events(path):
     with open(path, "wb") as handle:
         writer = RecordWriter(handle)
         writer.write(event_pb2.Event(wall_time=VERSION_TIME, file_version="brain.Event:2").SerializeToString())
+        writer.write(event_pb2.Event(wall_time=PURGE[0], step=PURGE[1], session_log=event_pb2.SessionLog(
+            status=event_pb2.SessionLog.START)).SerializeToString())
         for wall_time, step, scalars in SCALAR_EVENTS:
             summary = summary_pb2.Summary(value=[
                 summary_pb2.Summary.Value(tag=tag, simple_value=value) for tag, value in sorted(scalars.items())])

@@ -11,7 +11,14 @@ public final class TensorBoardWriter {
     private let clock: () -> Double
 
     /// Starts `folder/events.out.tfevents.TIME.HOST` (a new file each run, as TensorBoard expects).
-    public init(folder: String, clock: @escaping () -> Double = { Date().timeIntervalSince1970 }) throws {
+    ///
+    /// A resumed run passes `purgeFrom`, the first step it will log: a SessionLog START event at
+    /// that step tells TensorBoard to drop what earlier files logged from there on (the steps the
+    /// interrupted run logged after its last checkpoint), as PyTorch's `purge_step` does.
+    public init(
+        folder: String, purgeFrom: Int? = nil,
+        clock: @escaping () -> Double = { Date().timeIntervalSince1970 }
+    ) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         self.clock = clock
         let now = clock()
@@ -30,6 +37,9 @@ public final class TensorBoardWriter {
         }
         self.handle = handle
         try handle.write(contentsOf: Self.record(Self.versionEvent(wallTime: now)))
+        if let purgeFrom {
+            try handle.write(contentsOf: Self.record(Self.restartEvent(wallTime: clock(), step: purgeFrom)))
+        }
     }
 
     deinit { try? handle.close() }
@@ -50,6 +60,17 @@ public final class TensorBoardWriter {
         var event = Protobuf()
         event.double(field: 1, wallTime)
         event.bytes(field: 3, Array("brain.Event:2".utf8))
+        return event.bytes
+    }
+
+    /// SessionLog { status: START } at `step`.
+    static func restartEvent(wallTime: Double, step: Int) -> [UInt8] {
+        var sessionLog = Protobuf()
+        sessionLog.varint(field: 1, 1)
+        var event = Protobuf()
+        event.double(field: 1, wallTime)
+        event.varint(field: 2, UInt64(bitPattern: Int64(step)))
+        event.bytes(field: 7, sessionLog.bytes)
         return event.bytes
     }
 

@@ -61,7 +61,10 @@ func runTrainingLoop(
 ) throws -> String? {
     try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
     let log = try MetricsLog(path: outputDir + "/metrics.jsonl", keepingStepsThrough: state().step)
-    let events = try tensorBoardDir.map { try TensorBoardWriter(folder: $0) }
+    let resumedAt = state().step
+    let events = try tensorBoardDir.map {
+        try TensorBoardWriter(folder: $0, purgeFrom: resumedAt > 0 ? resumedAt + 1 : nil)
+    }
     func write(_ metrics: [String: Double], step: Int) throws {
         try log.append(metrics, step: step)
         try events?.add(metrics, step: step)

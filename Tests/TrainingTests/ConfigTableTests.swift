@@ -259,10 +259,12 @@ struct TensorBoardTests {
         let expected = try Data(contentsOf: fixture)
         let folder = NSTemporaryDirectory() + "grpo-tb-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        // The fixture's wall times, in order: the file version, then one per event.
-        var times = [1_700_000_000.5, 1_700_000_001.25, 1_700_000_002.0, 1_700_000_003.5][...]
+        // The fixture's wall times, in order: the file version, a resumed run's restart at step 1,
+        // then one per event.
+        var times = [1_700_000_000.5, 1_700_000_000.75, 1_700_000_001.25, 1_700_000_002.0, 1_700_000_003.5][
+            ...]
         do {
-            let writer = try TensorBoardWriter(folder: folder) { times.popFirst()! }
+            let writer = try TensorBoardWriter(folder: folder, purgeFrom: 1) { times.popFirst()! }
             try writer.add(["reward": 1.5, "loss": 0.25, "rewards/accuracy/mean": 0.75], step: 1)
             try writer.add(["eval/pass@4": 1.0, "eval/accuracy": 0.5, "ignored": .nan], step: 2)
             try writer.add(["learning_rate": 1e-6, "kl": -0.003125], step: 10)
