@@ -82,6 +82,89 @@ def policy_cases(rng):
     return cases
 
 
+def loss_variant(logp, old, ref, mask, lengths, adv, loss_type, eps_low, eps_high, beta, max_len, tokens_in_batch,
+                 level, delta, bias_kl, detached_logp):
+    """TRL 1.16's GRPO loss written from its equations: importance_sampling_level token or sequence (GSPO,
+    the masked mean log-ratio of a sequence), two-sided clipping (delta), CISPO (loss_type cispo: the ratio,
+    clamped at epsilon_high and detached, times A times logp), and use_bias_correction_kl (the k3 KL times
+    the ratio, which carries a gradient even on-policy). detached_logp holds the log-probs a detached ratio
+    is computed from, so finite differences do not see through it."""
+    starts = np.cumsum([0] + lengths[:-1])
+    per_seq = []
+    for i, (s, n) in enumerate(zip(starts, lengths)):
+        lp, m = logp[s:s + n], mask[s:s + n]
+
+        def log_weights(values):
+            log_ratio = values - old[s:s + n]
+            if level == "sequence":
+                return np.full(n, (log_ratio * m).sum() / max(m.sum(), 1.0))
+            return log_ratio
+
+        ratio = np.exp(log_weights(lp))
+        if loss_type == "cispo":
+            fixed = np.minimum(np.exp(log_weights(detached_logp[s:s + n])), eps_high)
+            loss = -fixed * adv[i] * lp
+        else:
+            first = np.minimum(ratio, delta) if delta is not None else ratio
+            loss = -np.minimum(first * adv[i], np.clip(ratio, 1 - eps_low, 1 + eps_high) * adv[i])
+        if beta != 0:
+            d = ref[s:s + n] - lp
+            kl = np.exp(d) - d - 1
+            loss = loss + beta * (kl * ratio if bias_kl else kl)
+        per_seq.append((loss * m, m))
+    if loss_type == "grpo":
+        return np.mean([l.sum() / max(m.sum(), 1) for l, m in per_seq])
+    total = sum(l.sum() for l, _ in per_seq)
+    if loss_type == "bnpo":
+        return total / max(mask.sum(), 1)
+    if loss_type == "dr_grpo":
+        return total / (len(lengths) * max_len)
+    return total / tokens_in_batch
+
+
+def policy_variant_cases():
+    rng = np.random.default_rng(4321)
+    configs = [
+        ("grpo", "sequence", None, False, 0.0), ("grpo", "sequence", None, True, 0.04),
+        ("dapo", "sequence", None, False, 0.04), ("dapo", "token", 1.3, False, 0.0),
+        ("grpo", "token", 1.3, True, 0.04), ("dapo", "token", None, True, 0.04),
+        ("bnpo", "token", None, True, 0.04), ("cispo", "token", None, False, 0.0),
+        ("cispo", "token", None, True, 0.04), ("cispo", "sequence", None, False, 0.04),
+    ]
+    cases = []
+    for loss_type, level, delta, bias_kl, beta in configs:
+        for has_old in [False, True]:
+            lengths = [int(x) for x in rng.integers(1, 9, size=5)]
+            T = sum(lengths)
+            logp = rng.uniform(-4, -0.05, size=T)
+            old = logp - rng.uniform(-0.5, 0.4, size=T) if has_old else None
+            ref = logp + rng.normal(0, 0.3, size=T) if beta != 0 else None
+            mask = (rng.uniform(size=T) > 0.15).astype(np.float64)
+            adv = rng.normal(0, 1, size=len(lengths))
+            eps_low, eps_high = 0.2, (0.28 if loss_type != "cispo" else 1.15)
+            max_len, tokens_in_batch = 10, float(mask.sum() + 7)
+            fixed_old = old if old is not None else logp.copy()
+            args = (fixed_old, ref, mask, lengths, adv, loss_type, eps_low, eps_high, beta, max_len, tokens_in_batch,
+                    level, delta, bias_kl, logp.copy())
+            loss = loss_variant(logp, *args)
+            # stay away from the kinks (clip edges, delta) so central differences are the gradient
+            grad = np.zeros(T)
+            h = 1e-6
+            for t in range(T):
+                up, down = logp.copy(), logp.copy()
+                up[t] += h
+                down[t] -= h
+                grad[t] = (loss_variant(up, *args) - loss_variant(down, *args)) / (2 * h)
+            cases.append(dict(
+                name=f"{loss_type}-{level}-delta{delta}-biaskl{bias_kl}-beta{beta}-{'old' if has_old else 'onpolicy'}",
+                loss_type=loss_type, importance_sampling_level=level, delta=delta, use_bias_correction_kl=bias_kl,
+                beta=beta, epsilon_low=eps_low, epsilon_high=eps_high, max_completion_length=max_len,
+                tokens_in_batch=tokens_in_batch, lengths=lengths, logp=logp.tolist(),
+                old_logp=None if old is None else old.tolist(), ref_logp=None if ref is None else ref.tolist(),
+                mask=mask.tolist(), advantages=adv.tolist(), loss=float(loss), dlogp=grad.tolist()))
+    return cases
+
+
 def advantage_cases(rng):
     cases = []
     for scaling in ["group", "batch", "none"]:
@@ -147,7 +230,7 @@ def main():
     rng = np.random.default_rng(1234)
     OUT.mkdir(parents=True, exist_ok=True)
     fixtures = dict(policy_loss=policy_cases(rng), advantages=advantage_cases(rng), adamw=adamw_case(rng),
-                    schedules=schedule_cases())
+                    schedules=schedule_cases(), policy_loss_variants=policy_variant_cases())
     for name, value in fixtures.items():
         (OUT / f"{name}.json").write_text(json.dumps(value, indent=1) + "\n")
         print("wrote", OUT / f"{name}.json")

@@ -286,8 +286,19 @@ public enum ConfigTable {
                     "beta", .number(0), "KL penalty towards the reference model (0: no reference model)"),
                 ConfigKey("epsilon", .number(0.2), "the ratio clip's lower bound: 1 - epsilon"),
                 ConfigKey(
-                    "epsilon_high", .number(nil), "the ratio clip's upper bound: 1 + epsilon_high",
+                    "epsilon_high", .number(nil),
+                    "the ratio clip's upper bound: 1 + epsilon_high (cispo: the cap)",
                     default: "epsilon"),
+                ConfigKey(
+                    "delta", .number(nil), "two-sided clipping: the unclipped ratio capped at delta too (> 1)"
+                ),
+                ConfigKey(
+                    "importance_sampling_level",
+                    .choice(ImportanceSamplingLevel.allCases.map(\.rawValue), "token"),
+                    "one ratio per token, or per sequence (GSPO: exp of the mean log-ratio)"),
+                ConfigKey(
+                    "use_bias_correction_kl", .bool(true),
+                    "multiply the k3 KL by the ratio: the unbiased reverse-KL gradient (DeepSeek-V3.2)"),
                 ConfigKey(
                     "loss_type", .choice(LossType.allCases.map(\.rawValue), "dapo"),
                     "how token losses are averaged"),
@@ -518,11 +529,7 @@ extension ConfigTable {
         NotedKey("optim_args", "AdamW takes adam_beta1, adam_beta2, adam_epsilon", onlyAt: "none"),
         NotedKey("optim_target_modules", "AdamW trains every trainable parameter", onlyAt: "none"),
         // Algorithm variants TRL offers and this project does not (yet): accepted at TRL's default.
-        NotedKey("delta", "two-sided clipping (INTELLECT-2's delta) is not offered", onlyAt: "none"),
-        NotedKey(
-            "importance_sampling_level", "sequence-level ratios (GSPO) are not offered", onlyAt: "token"),
         NotedKey("top_entropy_quantile", "training on high-entropy tokens only is not offered", onlyAt: "1"),
-        NotedKey("use_bias_correction_kl", "the KL term is TRL's k3 estimator of the sampled tokens"),
         NotedKey(
             "multi_objective_aggregation", "rewards are summed with their weights, then normalised",
             onlyAt: "sum_then_normalize"),

@@ -36,6 +36,12 @@ public struct GRPOConfig: Sendable {
     public var beta: Float
     public var epsilon: Float
     public var epsilonHigh: Float
+    /// Two-sided clipping (TRL's `delta`), or nil.
+    public var delta: Float?
+    /// Token ratios, or GSPO's sequence ratios.
+    public var importanceSamplingLevel: ImportanceSamplingLevel
+    /// TRL's `use_bias_correction_kl` (its default, true).
+    public var useBiasCorrectionKL: Bool
     public var lossType: LossType
     public var scaleRewards: RewardScaling
     public var numIterations: Int
@@ -123,6 +129,9 @@ public struct GRPOConfig: Sendable {
         beta = Float(try v.double("beta"))
         epsilon = Float(try v.double("epsilon"))
         epsilonHigh = Float(try v.double("epsilon_high", default: Double(epsilon)))
+        delta = try v.optionalDouble("delta").map(Float.init)
+        importanceSamplingLevel = try v.choice("importance_sampling_level")
+        useBiasCorrectionKL = try v.bool("use_bias_correction_kl")
         lossType = try v.choice("loss_type")
         scaleRewards = try Self.rewardScaling(v)
         numIterations = try v.int("num_iterations")
@@ -333,6 +342,11 @@ public struct GRPOConfig: Sendable {
         try require(beta >= 0, "beta", "must not be negative")
         try require(epsilon >= 0 && epsilon < 1, "epsilon", "must be in [0, 1)")
         try require(epsilonHigh >= 0, "epsilon_high", "must not be negative")
+        try require(
+            delta.map { $0 > 1 + epsilonHigh } ?? true, "delta",
+            "must exceed 1 + epsilon_high (\(1 + epsilonHigh)): it caps ratios above the clip")
+        try require(
+            lossType != .cispo || epsilonHigh > 0, "epsilon_high", "must be positive for cispo (its cap)")
         try require(numIterations >= 1, "num_iterations", "must be at least 1")
         try require(dynamicSamplingMaxRounds >= 0, "dynamic_sampling_max_rounds", "must not be negative")
         for spec in rewards where !RewardRegistry.names.contains(spec.name) {

@@ -294,6 +294,9 @@ public final class GRPOTrainer {
         settings.lossType = config.lossType
         settings.epsilonLow = config.epsilon
         settings.epsilonHigh = config.epsilonHigh
+        settings.delta = config.delta
+        settings.importanceSamplingLevel = config.importanceSamplingLevel
+        settings.biasCorrectedKL = config.useBiasCorrectionKL
         settings.beta = config.beta
         settings.maxCompletionLength = config.maxCompletionLength
         settings.tokensInBatch = mask.reduce(0, +)

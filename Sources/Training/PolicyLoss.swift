@@ -10,6 +10,17 @@ public enum LossType: String, Sendable, CaseIterable, Codable {
     case drGRPO = "dr_grpo"
     /// Token mean over the whole accumulated batch (DAPO).
     case dapo
+    /// CISPO (MiniMax-M1): the importance ratio, clipped at `epsilon_high` and detached, weights the
+    /// policy gradient, so no token's gradient is dropped; aggregated as dapo.
+    case cispo
+}
+
+/// Where the importance ratio is taken: TRL's `importance_sampling_level`.
+public enum ImportanceSamplingLevel: String, Sendable, CaseIterable, Codable {
+    /// One ratio per token.
+    case token
+    /// One ratio per sequence, exp of its tokens' mean log-ratio (GSPO), on all its tokens.
+    case sequence
 }
 
 /// The completions of one backward pass, as the loss sees them: plain arrays, no model.
@@ -57,6 +68,13 @@ public struct PolicyLossSettings: Sendable {
     public var tokensInBatch: Float? = nil
     /// Other loss types are averaged over this many micro-batches (gradient accumulation).
     public var accumulationSteps = 1
+    /// Token ratios, or GSPO's one ratio per sequence.
+    public var importanceSamplingLevel = ImportanceSamplingLevel.token
+    /// Two-sided clipping (TRL's `delta`): the unclipped ratio is capped at delta too, or nil.
+    public var delta: Float?
+    /// TRL's `use_bias_correction_kl`: the k3 KL times the ratio, so its gradient is the unbiased
+    /// reverse-KL one (DeepSeek-V3.2); the ratio's gradient counts even where its value is 1.
+    public var biasCorrectedKL = false
 
     public init() {}
 }
@@ -73,28 +91,29 @@ public struct PolicyLossResult: Sendable {
     public var tokens: Float
 }
 
-/// GRPO's clipped surrogate with a k3 KL penalty.
+/// GRPO's clipped surrogate with a k3 KL penalty, as TRL 1.16 computes it.
 ///
-/// Per token t of sequence i:
+/// Per token t of sequence i, with s = logp - old_logp (token level) or s_i = Σ_t m·(logp - old) / Σ_t m
+/// for every token of i (sequence level, GSPO) and ρ = exp(s):
 ///
-///     ρ = exp(logp - old_logp)
-///     ℓ = -w·min(ρ·A_i, clip(ρ, 1 - ε_low, 1 + ε_high)·A_i) + β·(exp(ref - logp) - (ref - logp) - 1)
+///     ℓ = -w·min(min(ρ, δ)·A_i, clip(ρ, 1 - ε_low, 1 + ε_high)·A_i) + β·KL·(ρ if bias-corrected, else 1)
+///     KL = exp(ref - logp) - (ref - logp) - 1
 ///
-/// with w the importance weight of the sampler/trainer correction (1 without it), as TRL applies
-/// its vLLM correction to the surrogate only.
+/// (δ: two-sided clipping, off when nil), and for `cispo` the surrogate -w·sg(min(ρ, ε_high))·A_i·logp
+/// (sg: no gradient). w is the importance weight of the sampler/trainer correction (1 without it), as
+/// TRL applies its vLLM correction to the surrogate only. Aggregated by `lossType` with the mask m
+/// (grpo: mean_i Σ_t m ℓ / Σ_t m; bnpo: Σ m ℓ / Σ m; dr_grpo: Σ m ℓ / (B · max_completion_length);
+/// dapo and cispo: Σ m ℓ / tokensInBatch). The gradient is exact: each token's own terms, plus what
+/// flows through ρ, which at sequence level is shared out over the sequence's tokens as m_t / Σ m.
 ///
-/// aggregated by `lossType` with the mask m (grpo: mean_i Σ_t m ℓ / Σ_t m; bnpo: Σ m ℓ / Σ m; dr_grpo:
-/// Σ m ℓ / (B · max_completion_length); dapo: Σ m ℓ / tokensInBatch). The gradient is exact:
-///
-///     dℓ/dlogp = -A·ρ  (0 where the clip is active: ρ > 1 + ε_high with A > 0, ρ < 1 - ε_low with A < 0)
-///                + β·(1 - exp(ref - logp))
-///
-/// With μ = 1 the old log-probs are the current ones detached, so ρ = 1 and dℓ/dlogp = -A (+ KL).
-/// Clip statistics are TRL's `clip_ratio/low_mean`, `high_mean` and `region_mean` numerators.
+/// With μ = 1 the old log-probs are the current ones detached, so ρ = 1, yet dρ/dlogp = ρ still
+/// carries the surrogate's -A and, bias-corrected, the KL's value into the gradient.
+/// Clip statistics are TRL's `clip_ratio/low_mean`, `high_mean` and `region_mean` numerators (for
+/// cispo, `high` counts the tokens whose ratio the cap held).
 ///
 /// `weights` (one per sequence, from `sequenceWeights`) let a batch be split into chunks that each
-/// run forward and backward on their own: every token's gradient depends only on its own log-prob
-/// and its sequence's weight, so the chunks' gradients add up to the whole batch's exactly.
+/// run forward and backward on their own: every sequence's gradient depends only on its own tokens
+/// and weight, so the chunks' gradients add up to the whole batch's exactly.
 public func policyLoss(
     _ batch: PolicyBatch, settings s: PolicyLossSettings, weights: [Float]? = nil
 ) -> PolicyLossResult {
@@ -112,33 +131,79 @@ public func policyLoss(
     var result = PolicyLossResult(
         loss: 0, dLogp: [Float](repeating: 0, count: T), klSum: 0, lowClipped: 0, highClipped: 0,
         regionClipped: 0, tokens: totalMask)
-    var t = 0
+    let perSequence = s.importanceSamplingLevel == .sequence
+    var start = 0
     for i in 0..<B {
         let A = batch.advantages[i]
-        for _ in 0..<batch.lengths[i] {
-            defer { t += 1 }
+        let range = start..<(start + batch.lengths[i])
+        defer { start = range.upperBound }
+        var sequenceMask: Float = 0
+        var sequenceLogRatio: Float = 0
+        if perSequence, let old = batch.oldLogp {
+            for t in range where batch.mask[t] != 0 {
+                sequenceMask += batch.mask[t]
+                sequenceLogRatio += batch.mask[t] * (batch.logp[t] - old[t])
+            }
+            sequenceLogRatio /= max(sequenceMask, 1)
+        } else if perSequence {
+            for t in range { sequenceMask += batch.mask[t] }
+        }
+        // d(aggregate)/dρ summed over the sequence's tokens (sequence level), spread back below.
+        var throughRatio: Float = 0
+        for t in range {
             let m = batch.mask[t]
             guard m != 0 else { continue }
             let logp = batch.logp[t]
-            let ratio = batch.oldLogp.map { exp(logp - $0[t]) } ?? 1
-            let clipped = min(max(ratio, 1 - s.epsilonLow), 1 + s.epsilonHigh)
-            let isLow = ratio < 1 - s.epsilonLow && A < 0
-            let isHigh = ratio > 1 + s.epsilonHigh && A > 0
+            let logRatio = perSequence ? sequenceLogRatio : batch.oldLogp.map { logp - $0[t] } ?? 0
+            let ratio = exp(logRatio)
             let w = batch.importanceWeights?[t] ?? 1
-            var loss = -min(ratio * A, clipped * A) * w
-            var dLoss: Float = isLow || isHigh ? 0 : -A * ratio * w
+            var loss: Float
+            var direct: Float = 0  // dℓ/dlogp other than through ρ
+            var slope: Float = 0  // dℓ/dρ
+            var (isLow, isHigh) = (false, false)
+            if s.lossType == .cispo {
+                let capped = min(ratio, s.epsilonHigh)
+                isHigh = ratio > s.epsilonHigh && A > 0
+                loss = -capped * A * logp * w
+                direct = -capped * A * w
+            } else {
+                let first = s.delta.map { min(ratio, $0) } ?? ratio
+                let clipped = min(max(ratio, 1 - s.epsilonLow), 1 + s.epsilonHigh)
+                isLow = ratio < 1 - s.epsilonLow && A < 0
+                isHigh = ratio > 1 + s.epsilonHigh && A > 0
+                if first * A <= clipped * A {
+                    loss = -first * A * w
+                    slope = (s.delta.map { ratio > $0 } ?? false) ? 0 : -A * w
+                } else {
+                    loss = -clipped * A * w
+                    slope = isLow || isHigh ? 0 : -A * w
+                }
+            }
             if let ref = batch.refLogp {
                 let delta = ref[t] - logp
                 let kl = exp(delta) - delta - 1
-                result.klSum += m * kl
-                loss += s.beta * kl
-                dLoss += s.beta * (1 - exp(delta))
+                let scale = s.biasCorrectedKL ? ratio : 1
+                result.klSum += m * kl * scale
+                loss += s.beta * kl * scale
+                direct += s.beta * (1 - exp(delta)) * scale
+                if s.biasCorrectedKL { slope += s.beta * kl }
             }
             result.loss += weights[i] * m * loss
-            result.dLogp[t] = weights[i] * m * dLoss
+            if perSequence {
+                result.dLogp[t] = weights[i] * m * direct
+                throughRatio += weights[i] * m * slope * ratio
+            } else {
+                result.dLogp[t] = weights[i] * m * (direct + slope * ratio)
+            }
             result.lowClipped += isLow ? m : 0
             result.highClipped += isHigh ? m : 0
             result.regionClipped += isLow || isHigh ? m : 0
+        }
+        // ds_i/dlogp_t = m_t / Σ m at sequence level (the ratio is the current one detached when old is nil).
+        if perSequence && throughRatio != 0 {
+            for t in range where batch.mask[t] != 0 {
+                result.dLogp[t] += throughRatio * batch.mask[t] / max(sequenceMask, 1)
+            }
         }
     }
     return result
@@ -147,7 +212,7 @@ public func policyLoss(
 /// The weight of each token's loss in the aggregate, per sequence, for `settings.lossType`.
 ///
 ///     grpo: 1 / (B · Σ_t m_i,t)   bnpo: 1 / Σ m   dr_grpo: 1 / (B · max_completion_length)
-///     dapo: 1 / tokensInBatch
+///     dapo, cispo: 1 / tokensInBatch
 ///
 /// The first three are also divided by the accumulation steps (each micro-batch a mean, then averaged).
 public func sequenceWeights(lengths: [Int], mask: [Float], settings s: PolicyLossSettings) -> [Float] {
@@ -162,7 +227,7 @@ public func sequenceWeights(lengths: [Int], mask: [Float], settings s: PolicyLos
         case .grpo: return 1 / (Float(B) * max(sequenceMask, 1) * accumulation)
         case .bnpo: return 1 / (max(totalMask, 1) * accumulation)
         case .drGRPO: return 1 / (Float(B) * Float(s.maxCompletionLength) * accumulation)
-        case .dapo: return 1 / max(s.tokensInBatch ?? totalMask, 1)
+        case .dapo, .cispo: return 1 / max(s.tokensInBatch ?? totalMask, 1)
         }
     }
 }

@@ -85,6 +85,38 @@ struct PolicyLossTests {
     }
 }
 
+struct PolicyLossVariantTests {
+    /// GSPO's sequence ratios, two-sided clipping, CISPO and the bias-corrected KL against TRL 1.16's
+    /// equations in numpy, gradients by central differences (scripts/make_training_fixtures.py).
+    @Test func variantsMatchTRLsEquations() throws {
+        let cases = try trainingFixture("policy_loss_variants.json") as! [[String: Any]]
+        #expect(cases.count == 20)
+        for c in cases {
+            var s = PolicyLossSettings()
+            s.lossType = LossType(rawValue: c["loss_type"] as! String)!
+            s.importanceSamplingLevel = ImportanceSamplingLevel(
+                rawValue: c["importance_sampling_level"] as! String)!
+            s.delta = (c["delta"] as? Double).map(Float.init)
+            s.biasCorrectedKL = c["use_bias_correction_kl"] as! Bool
+            s.beta = Float(c["beta"] as! Double)
+            s.epsilonLow = Float(c["epsilon_low"] as! Double)
+            s.epsilonHigh = Float(c["epsilon_high"] as! Double)
+            s.maxCompletionLength = c["max_completion_length"] as! Int
+            s.tokensInBatch = Float(c["tokens_in_batch"] as! Double)
+            let batch = PolicyBatch(
+                logp: floats(c["logp"])!, oldLogp: floats(c["old_logp"]), refLogp: floats(c["ref_logp"]),
+                mask: floats(c["mask"]), lengths: c["lengths"] as! [Int], advantages: floats(c["advantages"])!
+            )
+            let result = policyLoss(batch, settings: s)
+            let name = c["name"] as! String
+            let expectedLoss = Float(c["loss"] as! Double)
+            #expect(abs(result.loss - expectedLoss) < 2e-5, "\(name): loss \(result.loss) vs \(expectedLoss)")
+            let (diff, index) = maxAbsDiff(result.dLogp, floats(c["dlogp"])!)
+            #expect(diff < 2e-5, "\(name): dLogp max diff \(diff) at token \(index)")
+        }
+    }
+}
+
 struct OptimizerTests {
     @Test func adamWAndClippingMatchTorch() throws {
         let f = try trainingFixture("adamw.json") as! [String: Any]

@@ -85,11 +85,15 @@ struct ConfigTableTests {
 
     @Test func keysAskingForWhatIsNotHereAreRefused() throws {
         #expect {
-            _ = try GRPOConfig(values(["importance_sampling_level": "sequence"]))
+            _ = try GRPOConfig(values(["use_dora": true]))
         } throws: { error in
-            "\(error)".contains(
-                "importance_sampling_level: sequence is not offered here: sequence-level ratios (GSPO)")
+            "\(error)".contains("use_dora: true is not offered here: DoRA adapters are not offered")
         }
+        #expect(
+            try GRPOConfig(values(["importance_sampling_level": "sequence"])).importanceSamplingLevel
+                == .sequence)
+        #expect(try GRPOConfig(values([:])).useBiasCorrectionKL)  // TRL 1.16's default
+        #expect(throws: ConfigError.self) { _ = try GRPOConfig(values(["delta": 1.1])) }
         #expect(throws: ConfigError.self) { _ = try GRPOConfig(values(["push_to_hub": true])) }
         #expect(throws: ConfigError.self) { _ = try GRPOConfig(values(["fp16": true])) }
         #expect(throws: ConfigError.self) { _ = try SFTConfig(values(["packing": true])) }
