@@ -56,3 +56,53 @@ public func informativeGroups(rewards: [Double], groupSize G: Int) -> [Int] {
         return group.max()! - group.min()! > 1e-9 ? index : nil
     }
 }
+
+/// Which advantage estimator a run uses (`algorithm`).
+public enum AdvantageEstimator: String, Sendable, CaseIterable, Codable {
+    /// Group-relative: r - mean(group), scaled by `scale_rewards`.
+    case grpo
+    /// Leave-one-out (RLOO, Ahmadian et al. 2024): r_i - mean of the group's other rewards, which is
+    /// (r_i - mean) · G / (G - 1); veRL's `rloo` estimator. With `normalize_advantages`, whitened
+    /// over the batch as TRL's RLOOTrainer does ((A - mean) / (std + 1e-4)). TRL's RLOOTrainer also
+    /// puts the KL into the reward and takes one ratio per sequence; here the loss stays this
+    /// trainer's (set `importance_sampling_level: sequence` for one ratio per sequence).
+    case rloo
+    /// REINFORCE++-baseline (Hu et al. 2025, as OpenRLHF and veRL define it): r - mean(group), then
+    /// whitened over every completion token of the batch (each sequence's advantage weighted by its
+    /// length, unbiased variance, (A - mean) / sqrt(var + 1e-8)).
+    case reinforcePP = "reinforce_pp"
+}
+
+/// Advantages of `rewards` (B·G, groups contiguous) under `estimator`; `lengths` are the
+/// completions' token counts (REINFORCE++'s token-weighted whitening).
+public func estimateAdvantages(
+    rewards: [Double], groupSize G: Int, estimator: AdvantageEstimator, scaling: RewardScaling,
+    lengths: [Int], normalize: Bool = false
+) -> [Double] {
+    precondition(lengths.count == rewards.count, "one length per completion")
+    switch estimator {
+    case .grpo:
+        return groupAdvantages(rewards: rewards, groupSize: G, scaling: scaling)
+    case .rloo:
+        precondition(G >= 2, "RLOO needs groups of at least 2")
+        var advantages = groupAdvantages(rewards: rewards, groupSize: G, scaling: .none).map {
+            $0 * Double(G) / Double(G - 1)
+        }
+        if normalize {
+            let mean = advantages.reduce(0, +) / Double(advantages.count)
+            let std = advantages.count > 1 ? standardDeviation(advantages[...]) : 0
+            advantages = advantages.map { ($0 - mean) / (std + 1e-4) }
+        }
+        return advantages
+    case .reinforcePP:
+        let centred = groupAdvantages(rewards: rewards, groupSize: G, scaling: .none)
+        let tokens = Double(lengths.reduce(0, +))
+        guard tokens > 1 else { return centred }
+        let mean = zip(centred, lengths).reduce(0) { $0 + $1.0 * Double($1.1) } / tokens
+        let variance =
+            zip(centred, lengths).reduce(0) { $0 + Double($1.1) * ($1.0 - mean) * ($1.0 - mean) }
+            / (tokens - 1)
+        let scale = 1 / (variance + 1e-8).squareRoot()
+        return centred.map { ($0 - mean) * scale }
+    }
+}

@@ -305,6 +305,12 @@ public enum ConfigTable {
                 ConfigKey(
                     "scale_rewards", .choice(RewardScaling.allCases.map(\.rawValue), "group"),
                     "divide advantages by the group's or batch's std, or not (true: group, false: none)"),
+                ConfigKey(
+                    "algorithm", .choice(AdvantageEstimator.allCases.map(\.rawValue), "grpo"),
+                    "the advantage estimator: group-relative, leave-one-out (RLOO) or REINFORCE++-baseline"),
+                ConfigKey(
+                    "normalize_advantages", .bool(false),
+                    "rloo: whiten advantages over the batch (TRL's RLOO key)"),
                 ConfigKey("num_iterations", .int(1), "optimizer steps per generation round (mu)"),
                 ConfigKey(
                     "mask_truncated_completions", .bool(false),

@@ -44,6 +44,10 @@ public struct GRPOConfig: Sendable {
     public var useBiasCorrectionKL: Bool
     public var lossType: LossType
     public var scaleRewards: RewardScaling
+    /// The advantage estimator (`algorithm`).
+    public var algorithm: AdvantageEstimator
+    /// RLOO's batch whitening (TRL's `normalize_advantages`).
+    public var normalizeAdvantages: Bool
     public var numIterations: Int
     public var maskTruncatedCompletions: Bool
     public var dynamicSampling: Bool
@@ -134,6 +138,19 @@ public struct GRPOConfig: Sendable {
         useBiasCorrectionKL = try v.bool("use_bias_correction_kl")
         lossType = try v.choice("loss_type")
         scaleRewards = try Self.rewardScaling(v)
+        if try v.optionalString("algorithm") == "ppo" {
+            throw v.error(
+                "algorithm", "ppo (a critic with GAE) is not offered yet; grpo, rloo and reinforce_pp are")
+        }
+        algorithm = try v.choice("algorithm")
+        normalizeAdvantages = try v.bool("normalize_advantages")
+        if normalizeAdvantages && algorithm != .rloo {
+            throw v.error("normalize_advantages", "applies to algorithm: rloo (grpo has scale_rewards)")
+        }
+        if algorithm != .grpo && v.has("scale_rewards") {
+            throw v.error(
+                "scale_rewards", "applies to algorithm: grpo (\(algorithm.rawValue) scales its own way)")
+        }
         numIterations = try v.int("num_iterations")
         maskTruncatedCompletions = try v.bool("mask_truncated_completions")
         dynamicSampling = try v.bool("dynamic_sampling")

@@ -235,10 +235,11 @@ public final class GRPOTrainer {
                 $0 + $1.tokens
             },
             promptLengths: kept.examples.flatMap { Array(repeating: $0.tokens.count, count: G) },
-            advantages: groupAdvantages(rewards: kept.combined, groupSize: G, scaling: config.scaleRewards)
-                .map {
-                    Float($0)
-                },
+            advantages: estimateAdvantages(
+                rewards: kept.combined, groupSize: G, estimator: config.algorithm,
+                scaling: config.scaleRewards,
+                lengths: completions.map(\.tokens.count), normalize: config.normalizeAdvantages
+            ).map { Float($0) },
             truncated: completions.map { $0.finishReason == .length },
             samplingLogp: completions.flatMap(\.logprobs),
             metrics: roundMetrics(

@@ -85,6 +85,59 @@ struct PolicyLossTests {
     }
 }
 
+struct EstimatorTests {
+    @Test func rlooIsTheLeaveOneOutBaseline() {
+        let rewards = [1.0, 0, 0, 1, 0.5, 0.5, 0.5, 2.5]
+        let a = estimateAdvantages(
+            rewards: rewards, groupSize: 4, estimator: .rloo, scaling: .group,
+            lengths: Array(repeating: 3, count: 8))
+        for (i, r) in rewards.enumerated() {
+            let group = (i / 4 * 4)..<(i / 4 * 4 + 4)
+            let others = group.filter { $0 != i }.map { rewards[$0] }
+            #expect(abs(a[i] - (r - others.reduce(0, +) / 3)) < 1e-12)
+        }
+        #expect(abs(a[0] - 2.0 / 3) < 1e-12)
+        // normalize_advantages: whitened over the batch, TRL's 1e-4.
+        let n = estimateAdvantages(
+            rewards: rewards, groupSize: 4, estimator: .rloo, scaling: .group,
+            lengths: Array(repeating: 3, count: 8),
+            normalize: true)
+        let std = standardDeviation(a[...])
+        let mean = a.reduce(0, +) / 8
+        #expect(zip(n, a).allSatisfy { abs($0 - ($1 - mean) / (std + 1e-4)) < 1e-12 })
+    }
+
+    @Test func reinforcePlusPlusWhitensOverTokens() {
+        // Hand-computed: centred [0.5, -0.5, 0, 0]; token-weighted mean 0.125, unbiased variance 0.125.
+        let a = estimateAdvantages(
+            rewards: [1, 0, 0, 0], groupSize: 2, estimator: .reinforcePP, scaling: .group,
+            lengths: [3, 1, 2, 2])
+        let expected = [1.0606601717798212, -1.7677669529663689, -0.35355339059327373, -0.35355339059327373]
+        #expect(zip(a, expected).allSatisfy { abs($0 - $1) < 1e-7 }, "\(a)")
+    }
+
+    @Test func algorithmKeysAreChecked() throws {
+        func values(_ entries: [String: Any]) -> ConfigValues {
+            let v = ConfigValues()
+            v.merge(
+                ["model": NSTemporaryDirectory(), "dataset": "d.jsonl"].merging(entries) { $1 },
+                source: "r.yaml")
+            return v
+        }
+        #expect(
+            try GRPOConfig(values(["algorithm": "rloo", "normalize_advantages": true])).algorithm == .rloo)
+        #expect(try GRPOConfig(values(["algorithm": "reinforce_pp"])).algorithm == .reinforcePP)
+        #expect { _ = try GRPOConfig(values(["algorithm": "ppo"])) } throws: {
+            "\($0)".contains("ppo (a critic")
+        }
+        #expect(throws: Training.ConfigError.self) { _ = try GRPOConfig(values(["normalize_advantages": true])) }
+        #expect(throws: Training.ConfigError.self) {
+            _ = try GRPOConfig(values(["algorithm": "rloo", "scale_rewards": "batch"]))
+        }
+        #expect(throws: Training.ConfigError.self) { _ = try GRPOConfig(values(["algorithm": "dpo"])) }
+    }
+}
+
 struct PolicyLossVariantTests {
     /// GSPO's sequence ratios, two-sided clipping, CISPO and the bias-corrected KL against TRL 1.16's
     /// equations in numpy, gradients by central differences (scripts/make_training_fixtures.py).

@@ -141,6 +141,26 @@ struct TrainerTests {
         let after = rewards.suffix(4).reduce(0, +) / 4
         #expect(after > before + 0.25, "reward \(before) -> \(after): \(rewards)")
     }
+
+    /// The other advantage estimators learn the same reward (with GSPO's sequence ratios for RLOO).
+    @Test(arguments: ["rloo", "reinforce_pp"])
+    func otherEstimatorsLearnTheReward(algorithm: String) throws {
+        let w = try Workspace()
+        var config = try w.config([
+            "rewards": [["name": "format", "pattern": ".*[0-9].*"]], "max_steps": 24, "learning_rate": 1e-2,
+            "per_step_prompts": 4, "num_generations": 8, "save_steps": 100, "lr_scheduler_type": "constant",
+            "algorithm": algorithm, "num_iterations": 2,
+            "importance_sampling_level": algorithm == "rloo" ? "sequence" : "token",
+        ])
+        config.schedule.maxSteps = 24
+        var rewards: [Double] = []
+        try GRPOTrainer(config: config) { event in
+            if case .step(_, _, let metrics) = event { rewards.append(metrics["reward"]!) }
+        }.train()
+        let before = rewards.prefix(4).reduce(0, +) / 4
+        let after = rewards.suffix(4).reduce(0, +) / 4
+        #expect(after > before + 0.25, "\(algorithm): reward \(before) -> \(after): \(rewards)")
+    }
 }
 
 /// Element access to a raw parameter storage in tests.

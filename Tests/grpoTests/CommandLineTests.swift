@@ -136,7 +136,8 @@ func scoreRejectsBadLinesNamingTheLine(contents: String, message: String) throws
     let train = try runGRPO(["train", "--help"]).stdout
     for (key, type, value) in [
         ("num_generations", "int", "8"), ("beta", "number", "0"),
-        ("loss_type", "grpo|bnpo|dr_grpo|dapo", "dapo"),
+        ("loss_type", "grpo|bnpo|dr_grpo|dapo|cispo", "dapo"),
+        ("algorithm", "grpo|rloo|reinforce_pp", "grpo"),
         ("per_device_train_batch_size", "int", "none"), ("save_total_limit", "int", "none"),
         ("report_to", "list", "none"), ("eval_strategy", "no|steps|epoch", "no"),
     ] {
