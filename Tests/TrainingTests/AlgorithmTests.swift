@@ -130,7 +130,9 @@ struct EstimatorTests {
         #expect { _ = try GRPOConfig(values(["algorithm": "ppo"])) } throws: {
             "\($0)".contains("ppo (a critic")
         }
-        #expect(throws: Training.ConfigError.self) { _ = try GRPOConfig(values(["normalize_advantages": true])) }
+        #expect(throws: Training.ConfigError.self) {
+            _ = try GRPOConfig(values(["normalize_advantages": true]))
+        }
         #expect(throws: Training.ConfigError.self) {
             _ = try GRPOConfig(values(["algorithm": "rloo", "scale_rewards": "batch"]))
         }
