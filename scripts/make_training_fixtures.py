@@ -165,6 +165,44 @@ def policy_variant_cases():
     return cases
 
 
+def rloo_loss(logp, old, mask, lengths, adv, eps_low, eps_high):
+    """TRL 1.16 RLOOTrainer's loss from its equations: log_ratio = sum_t m (logp - old) per sequence,
+    -min(exp(log_ratio) A, clip(exp(log_ratio)) A), mean over sequences."""
+    starts = np.cumsum([0] + lengths[:-1])
+    losses = []
+    for i, (s, n) in enumerate(zip(starts, lengths)):
+        ratio = np.exp(((logp[s:s + n] - old[s:s + n]) * mask[s:s + n]).sum())
+        losses.append(-min(ratio * adv[i], np.clip(ratio, 1 - eps_low, 1 + eps_high) * adv[i]))
+    return float(np.mean(losses))
+
+
+def rloo_cases():
+    rng = np.random.default_rng(2405)
+    cases = []
+    for has_old in [False, True, True, True]:
+        lengths = [int(x) for x in rng.integers(1, 6, size=6)]
+        T = sum(lengths)
+        logp = rng.uniform(-4, -0.05, size=T)
+        # summed log-ratios spread across the clip edges
+        old = logp - rng.uniform(-0.12, 0.12, size=T) if has_old else None
+        mask = (rng.uniform(size=T) > 0.15).astype(np.float64)
+        adv = rng.normal(0, 1, size=len(lengths))
+        fixed_old = old if old is not None else logp.copy()
+        args = (fixed_old, mask, lengths, adv, 0.2, 0.28)
+        loss = rloo_loss(logp, *args)
+        grad = np.zeros(T)
+        h = 1e-6
+        for t in range(T):
+            up, down = logp.copy(), logp.copy()
+            up[t] += h
+            down[t] -= h
+            grad[t] = (rloo_loss(up, *args) - rloo_loss(down, *args)) / (2 * h)
+        cases.append(dict(
+            lengths=lengths, logp=logp.tolist(), old_logp=None if old is None else old.tolist(), mask=mask.tolist(),
+            advantages=adv.tolist(), epsilon_low=0.2, epsilon_high=0.28, loss=loss, dlogp=grad.tolist()))
+    return cases
+
+
 def advantage_cases(rng):
     cases = []
     for scaling in ["group", "batch", "none"]:
@@ -230,7 +268,7 @@ def main():
     rng = np.random.default_rng(1234)
     OUT.mkdir(parents=True, exist_ok=True)
     fixtures = dict(policy_loss=policy_cases(rng), advantages=advantage_cases(rng), adamw=adamw_case(rng),
-                    schedules=schedule_cases(), policy_loss_variants=policy_variant_cases())
+                    schedules=schedule_cases(), policy_loss_variants=policy_variant_cases(), policy_loss_rloo=rloo_cases())
     for name, value in fixtures.items():
         (OUT / f"{name}.json").write_text(json.dumps(value, indent=1) + "\n")
         print("wrote", OUT / f"{name}.json")

@@ -61,11 +61,12 @@ public func informativeGroups(rewards: [Double], groupSize G: Int) -> [Int] {
 public enum AdvantageEstimator: String, Sendable, CaseIterable, Codable {
     /// Group-relative: r - mean(group), scaled by `scale_rewards`.
     case grpo
-    /// Leave-one-out (RLOO, Ahmadian et al. 2024): r_i - mean of the group's other rewards, which is
-    /// (r_i - mean) · G / (G - 1); veRL's `rloo` estimator. With `normalize_advantages`, whitened
-    /// over the batch as TRL's RLOOTrainer does ((A - mean) / (std + 1e-4)). TRL's RLOOTrainer also
-    /// puts the KL into the reward and takes one ratio per sequence; here the loss stays this
-    /// trainer's (set `importance_sampling_level: sequence` for one ratio per sequence).
+    /// Leave-one-out (RLOO, Ahmadian et al. 2024) as TRL's RLOOTrainer: r_i - mean of the group's
+    /// other rewards, which is (r_i - mean) · G / (G - 1) (veRL's `rloo` estimator too), with
+    /// `normalize_advantages` whitened over the batch ((A - mean) / (std + 1e-4)). The trainer then
+    /// also follows TRL's RLOO: the KL (first-order, summed per sequence) comes off the reward, and
+    /// the loss is one clipped ratio per sequence from its summed log-ratio, averaged over sequences
+    /// (`PolicyLossSettings.sequenceObjective`). veRL's `rloo` keeps its token-level PPO loss instead.
     case rloo
     /// REINFORCE++-baseline (Hu et al. 2025, as OpenRLHF and veRL define it): r - mean(group), then
     /// whitened over every completion token of the batch (each sequence's advantage weighted by its

@@ -147,6 +147,15 @@ public struct GRPOConfig: Sendable {
         if normalizeAdvantages && algorithm != .rloo {
             throw v.error("normalize_advantages", "applies to algorithm: rloo (grpo has scale_rewards)")
         }
+        if algorithm == .rloo {
+            for key in ["loss_type", "importance_sampling_level", "delta", "use_bias_correction_kl"]
+            where v.has(key) {
+                throw v.error(
+                    key,
+                    "does not apply to algorithm: rloo (TRL's RLOO objective: one ratio per sequence from its summed "
+                        + "log-ratio, the mean over sequences, the KL in the reward)")
+            }
+        }
         if algorithm != .grpo && v.has("scale_rewards") {
             throw v.error(
                 "scale_rewards", "applies to algorithm: grpo (\(algorithm.rawValue) scales its own way)")

@@ -250,7 +250,9 @@ public final class GRPOTrainer {
             })
         if config.dynamicSampling { round.metrics["dynamic_sampling/rounds"] = Double(attempts) }
         let clock = Date()
-        if config.numIterations > 1 { round.oldLogp = logProbabilities(policy, round) }
+        // RLOO with a KL folds it into the reward from the old policy's log-probs, as TRL does.
+        let rlooKL = config.algorithm == .rloo && config.beta > 0
+        if config.numIterations > 1 || rlooKL { round.oldLogp = logProbabilities(policy, round) }
         if let reference {
             round.refLogp = logProbabilities(reference, round)
         } else if config.beta > 0, let lora = policy.lora {
@@ -259,6 +261,17 @@ public final class GRPOTrainer {
             lora.enabled = true
         }
         timings["time/reference", default: 0] += Date().timeIntervalSince(clock)
+        if rlooKL, let old = round.oldLogp, let ref = round.refLogp {
+            let mask = round.mask(maskTruncated: config.maskTruncatedCompletions)
+            let (rewards, klSum) = rlooRewards(
+                kept.combined, oldLogp: old, refLogp: ref, lengths: round.completionLengths, mask: mask,
+                beta: Double(config.beta))
+            round.advantages = estimateAdvantages(
+                rewards: rewards, groupSize: G, estimator: .rloo, scaling: config.scaleRewards,
+                lengths: round.completionLengths, normalize: config.normalizeAdvantages
+            ).map { Float($0) }
+            round.metrics["kl"] = klSum / Double(max(mask.reduce(0, +), 1))
+        }
         return round
     }
 
@@ -298,7 +311,9 @@ public final class GRPOTrainer {
         settings.delta = config.delta
         settings.importanceSamplingLevel = config.importanceSamplingLevel
         settings.biasCorrectedKL = config.useBiasCorrectionKL
-        settings.beta = config.beta
+        // TRL's RLOO: its own per-sequence objective, the KL already in the reward.
+        settings.sequenceObjective = config.algorithm == .rloo
+        settings.beta = config.algorithm == .rloo ? 0 : config.beta
         settings.maxCompletionLength = config.maxCompletionLength
         settings.tokensInBatch = mask.reduce(0, +)
         settings.accumulationSteps = config.optimizer.gradientAccumulationSteps
@@ -357,7 +372,9 @@ public final class GRPOTrainer {
         metrics["clip_ratio/low_mean"] = Double(totals.low / max(totals.tokens, 1))
         metrics["clip_ratio/high_mean"] = Double(totals.high / max(totals.tokens, 1))
         metrics["clip_ratio/region_mean"] = Double(totals.region / max(totals.tokens, 1))
-        if config.beta > 0 { metrics["kl"] = Double(totals.kl / max(totals.tokens, 1)) }
+        if config.beta > 0 && config.algorithm != .rloo {
+            metrics["kl"] = Double(totals.kl / max(totals.tokens, 1))
+        }
         metrics.merge(mismatch.metrics) { _, new in new }
         timings["time/optimizer", default: 0] += Date().timeIntervalSince(clock)
         return metrics

@@ -75,6 +75,12 @@ public struct PolicyLossSettings: Sendable {
     /// TRL's `use_bias_correction_kl`: the k3 KL times the ratio, so its gradient is the unbiased
     /// reverse-KL one (DeepSeek-V3.2); the ratio's gradient counts even where its value is 1.
     public var biasCorrectedKL = false
+    /// TRL's RLOOTrainer objective (no KL term: RLOO puts the KL into the reward).
+    ///
+    /// One ratio per sequence from its summed log-ratio, one clipped surrogate per sequence, their
+    /// mean over sequences (÷ accumulation); see `rlooRewards`. `lossType`, `delta` and the level
+    /// do not apply.
+    public var sequenceObjective = false
 
     public init() {}
 }
@@ -137,6 +143,10 @@ public func policyLoss(
         let A = batch.advantages[i]
         let range = start..<(start + batch.lengths[i])
         defer { start = range.upperBound }
+        if s.sequenceObjective {
+            rlooSequence(batch, range: range, advantage: A, weight: weights[i], settings: s, into: &result)
+            continue
+        }
         var sequenceMask: Float = 0
         var sequenceLogRatio: Float = 0
         if perSequence, let old = batch.oldLogp {
@@ -209,6 +219,55 @@ public func policyLoss(
     return result
 }
 
+/// TRL's RLOO surrogate for one sequence, into `result`.
+///
+/// s = Σ_t m (logp - old), ρ = exp(s), ℓ = -min(ρ·A, clip(ρ, 1 - ε_low, 1 + ε_high)·A), weighted
+/// by `weight`; dℓ/dlogp_t = -A·ρ·m_t where the clip is not active. Clip statistics count the
+/// sequence's tokens.
+private func rlooSequence(
+    _ batch: PolicyBatch, range: Range<Int>, advantage A: Float, weight: Float,
+    settings s: PolicyLossSettings,
+    into result: inout PolicyLossResult
+) {
+    var logRatio: Float = 0
+    if let old = batch.oldLogp {
+        for t in range { logRatio += batch.mask[t] * (batch.logp[t] - old[t]) }
+    }
+    let ratio = exp(logRatio)
+    let clipped = min(max(ratio, 1 - s.epsilonLow), 1 + s.epsilonHigh)
+    let isLow = ratio < 1 - s.epsilonLow && A < 0
+    let isHigh = ratio > 1 + s.epsilonHigh && A > 0
+    result.loss += weight * -min(ratio * A, clipped * A)
+    let slope: Float = isLow || isHigh ? 0 : -A * ratio
+    var tokens: Float = 0
+    for t in range where batch.mask[t] != 0 {
+        result.dLogp[t] = weight * slope * batch.mask[t]
+        tokens += batch.mask[t]
+    }
+    result.lowClipped += isLow ? tokens : 0
+    result.highClipped += isHigh ? tokens : 0
+    result.regionClipped += isLow || isHigh ? tokens : 0
+}
+
+/// RLOO's rewards with the KL to the reference folded in, as TRL's RLOOTrainer.
+///
+/// Each completion's reward minus beta times its summed first-order KL, Σ_t m (old_logp - ref_logp).
+/// Returns the rewards and the KL sum over all tokens (for the `kl` metric).
+public func rlooRewards(
+    _ rewards: [Double], oldLogp: [Float], refLogp: [Float], lengths: [Int], mask: [Float], beta: Double
+) -> (rewards: [Double], klSum: Double) {
+    var start = 0
+    var total = 0.0
+    let adjusted = zip(rewards, lengths).map { reward, length in
+        defer { start += length }
+        var kl = 0.0
+        for t in start..<(start + length) { kl += Double(mask[t]) * Double(oldLogp[t] - refLogp[t]) }
+        total += kl
+        return reward - beta * kl
+    }
+    return (adjusted, total)
+}
+
 /// The weight of each token's loss in the aggregate, per sequence, for `settings.lossType`.
 ///
 ///     grpo: 1 / (B · Σ_t m_i,t)   bnpo: 1 / Σ m   dr_grpo: 1 / (B · max_completion_length)
@@ -220,6 +279,7 @@ public func sequenceWeights(lengths: [Int], mask: [Float], settings s: PolicyLos
     let totalMask = mask.reduce(0, +)
     let accumulation = Float(s.accumulationSteps)
     var start = 0
+    if s.sequenceObjective { return [Float](repeating: 1 / (Float(B) * accumulation), count: B) }
     return lengths.map { length in
         defer { start += length }
         let sequenceMask = mask[start..<(start + length)].reduce(0, +)

@@ -172,6 +172,39 @@ struct PolicyLossVariantTests {
     }
 }
 
+struct RLOOTests {
+    /// TRL's RLOO objective against its equations in numpy (scripts/make_training_fixtures.py).
+    @Test func sequenceObjectiveMatchesTRLsEquations() throws {
+        let cases = try trainingFixture("policy_loss_rloo.json") as! [[String: Any]]
+        #expect(cases.count == 4)
+        for (index, c) in cases.enumerated() {
+            var s = PolicyLossSettings()
+            s.sequenceObjective = true
+            s.epsilonLow = Float(c["epsilon_low"] as! Double)
+            s.epsilonHigh = Float(c["epsilon_high"] as! Double)
+            let batch = PolicyBatch(
+                logp: floats(c["logp"])!, oldLogp: floats(c["old_logp"]), mask: floats(c["mask"]),
+                lengths: c["lengths"] as! [Int], advantages: floats(c["advantages"])!)
+            let result = policyLoss(batch, settings: s)
+            #expect(
+                abs(result.loss - Float(c["loss"] as! Double)) < 1e-5, "case \(index): loss \(result.loss)")
+            let (diff, at) = maxAbsDiff(result.dLogp, floats(c["dlogp"])!)
+            #expect(diff < 1e-5, "case \(index): dLogp max diff \(diff) at token \(at)")
+        }
+    }
+
+    @Test func theKLComesOffTheReward() {
+        // Two completions of 2 and 1 tokens; first-order KL sums 0.3 + (-0.1) and 0.5 (the second
+        // token of the first is masked out).
+        let (rewards, kl) = rlooRewards(
+            [1, 0], oldLogp: [-1.0, -2.0, -0.5], refLogp: [-1.3, -1.9, -1.0], lengths: [2, 1],
+            mask: [1, 0, 1],
+            beta: 0.1)
+        #expect(abs(rewards[0] - (1 - 0.1 * 0.3)) < 1e-6 && abs(rewards[1] - (0 - 0.1 * 0.5)) < 1e-6)
+        #expect(abs(kl - 0.8) < 1e-6)
+    }
+}
+
 struct OptimizerTests {
     @Test func adamWAndClippingMatchTorch() throws {
         let f = try trainingFixture("adamw.json") as! [String: Any]
