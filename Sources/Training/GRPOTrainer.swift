@@ -171,11 +171,11 @@ public final class GRPOTrainer {
             checkAlarms(metrics)
             if let reward = metrics["reward"] { trainRewards.append((state.step, reward)) }
             if sampleEvery > 0 && state.step % sampleEvery == 0 {
-                for i in stride(from: 0, to: round.sample.count - 2, by: 3) {
+                for sample in round.samples {
                     onEvent(
                         .sample(
-                            step: state.step, prompt: round.sample[i], completion: round.sample[i + 1],
-                            reward: Double(round.sample[i + 2]) ?? .nan))
+                            step: state.step, prompt: sample.prompt, completion: sample.completion,
+                            reward: sample.reward))
                 }
             }
             return StepResult(metrics: metrics, tokens: round.completionLengths.reduce(0, +))
@@ -245,8 +245,10 @@ public final class GRPOTrainer {
             metrics: roundMetrics(
                 scores: all.scores, names: rewards.map(\.name), combined: all.combined, groupSize: G,
                 lengths: all.lengths, truncated: all.truncated),
-            sample: (0..<min(config.numCompletionsToPrint, completions.count)).flatMap { i in
-                [kept.examples[i / G].prompt, completions[i].text ?? "", String(kept.combined[i])]
+            samples: (0..<min(config.numCompletionsToPrint, completions.count)).map { i in
+                LoggedSample(
+                    prompt: kept.examples[i / G].prompt, completion: completions[i].text ?? "",
+                    reward: kept.combined[i])
             })
         if config.dynamicSampling { round.metrics["dynamic_sampling/rounds"] = Double(attempts) }
         let clock = Date()

@@ -4,6 +4,19 @@ import Models
 import Rewards
 import Tokenizers
 
+/// A completion the log prints: its prompt, text and combined reward.
+public struct LoggedSample: Codable, Sendable, Equatable {
+    public var prompt: String
+    public var completion: String
+    public var reward: Double
+
+    public init(prompt: String, completion: String, reward: Double) {
+        self.prompt = prompt
+        self.completion = completion
+        self.reward = reward
+    }
+}
+
 /// One generation round: G completions for each of the step's prompts, scored, with advantages.
 public struct Round: Codable, Sendable, Equatable {
     /// Prompt + completion tokens of each completion, groups contiguous.
@@ -22,8 +35,69 @@ public struct Round: Codable, Sendable, Equatable {
     public var iterationsDone = 0
     /// Reward and length statistics, logged with every step of the round.
     public var metrics: [String: Double]
-    /// One sample (prompt, completion, reward) for the log.
-    public var sample: [String]
+    /// Completions to print (`num_completions_to_print`), with their prompts and rewards.
+    public var samples: [LoggedSample]
+
+    public init(
+        sequences: [[Int32]], promptLengths: [Int], advantages: [Float], truncated: [Bool],
+        oldLogp: [Float]? = nil, refLogp: [Float]? = nil, samplingLogp: [Float]? = nil,
+        iterationsDone: Int = 0,
+        metrics: [String: Double], samples: [LoggedSample]
+    ) {
+        self.sequences = sequences
+        self.promptLengths = promptLengths
+        self.advantages = advantages
+        self.truncated = truncated
+        self.oldLogp = oldLogp
+        self.refLogp = refLogp
+        self.samplingLogp = samplingLogp
+        self.iterationsDone = iterationsDone
+        self.metrics = metrics
+        self.samples = samples
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case sequences, promptLengths, advantages, truncated, oldLogp, refLogp, samplingLogp, iterationsDone
+        case metrics, samples
+        /// Checkpoints before typed samples: [prompt, completion, reward as text].
+        case sample
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        sequences = try c.decode([[Int32]].self, forKey: .sequences)
+        promptLengths = try c.decode([Int].self, forKey: .promptLengths)
+        advantages = try c.decode([Float].self, forKey: .advantages)
+        truncated = try c.decode([Bool].self, forKey: .truncated)
+        oldLogp = try c.decodeIfPresent([Float].self, forKey: .oldLogp)
+        refLogp = try c.decodeIfPresent([Float].self, forKey: .refLogp)
+        samplingLogp = try c.decodeIfPresent([Float].self, forKey: .samplingLogp)
+        iterationsDone = try c.decodeIfPresent(Int.self, forKey: .iterationsDone) ?? 0
+        metrics = try c.decode([String: Double].self, forKey: .metrics)
+        if let typed = try c.decodeIfPresent([LoggedSample].self, forKey: .samples) {
+            samples = typed
+        } else {
+            let legacy = try c.decodeIfPresent([String].self, forKey: .sample) ?? []
+            samples = stride(from: 0, to: legacy.count - 2, by: 3).map {
+                LoggedSample(
+                    prompt: legacy[$0], completion: legacy[$0 + 1], reward: Double(legacy[$0 + 2]) ?? 0)
+            }
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(sequences, forKey: .sequences)
+        try c.encode(promptLengths, forKey: .promptLengths)
+        try c.encode(advantages, forKey: .advantages)
+        try c.encode(truncated, forKey: .truncated)
+        try c.encodeIfPresent(oldLogp, forKey: .oldLogp)
+        try c.encodeIfPresent(refLogp, forKey: .refLogp)
+        try c.encodeIfPresent(samplingLogp, forKey: .samplingLogp)
+        try c.encode(iterationsDone, forKey: .iterationsDone)
+        try c.encode(metrics, forKey: .metrics)
+        try c.encode(samples, forKey: .samples)
+    }
 
     public var completionLengths: [Int] { zip(sequences, promptLengths).map { $0.count - $1 } }
 

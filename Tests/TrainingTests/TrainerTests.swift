@@ -212,10 +212,20 @@ struct TrainerEdgeTests {
         _ = try ModelLoader.load(folder: latest)
     }
 
+    @Test func roundsFromOlderCheckpointsDecodeTheirSamples() throws {
+        let legacy =
+            #"{"sequences": [[1, 2]], "promptLengths": [1], "advantages": [0.5], "truncated": [false], "metrics": {"reward": 1}, "iterationsDone": 1, "sample": ["1+1=", "2", "1.5"]}"#
+        let round = try JSONDecoder().decode(Round.self, from: Data(legacy.utf8))
+        #expect(round.samples == [LoggedSample(prompt: "1+1=", completion: "2", reward: 1.5)])
+        #expect(round.iterationsDone == 1)
+        let again = try JSONDecoder().decode(Round.self, from: try JSONEncoder().encode(round))
+        #expect(again == round)
+    }
+
     @Test func truncatedCompletionsCanBeMasked() {
         let round = Round(
             sequences: [[1, 2, 3], [1, 4, 5, 6]], promptLengths: [1, 1], advantages: [1, -1],
-            truncated: [false, true], metrics: [:], sample: [])
+            truncated: [false, true], metrics: [:], samples: [])
         #expect(round.mask(maskTruncated: false) == [1, 1, 1, 1, 1])
         #expect(round.mask(maskTruncated: true) == [1, 1, 0, 0, 0])
         #expect(round.tokenOffsets() == [0, 2, 5])
@@ -225,7 +235,7 @@ struct TrainerEdgeTests {
         // Two groups of two: prompts [1, 2] and [1, 3] (same length, different tokens).
         let round = Round(
             sequences: [[1, 2, 7, 8], [1, 2, 9], [1, 3, 7], [1, 3, 4, 5, 6]], promptLengths: [2, 2, 2, 2],
-            advantages: [1, -1, 1, -1], truncated: [false, false, false, false], metrics: [:], sample: [])
+            advantages: [1, -1, 1, -1], truncated: [false, false, false, false], metrics: [:], samples: [])
         #expect(round.sharedPromptLengths() == [0, 2, 0, 2])
         let batch = round.batch(0..<4)
         #expect(batch.tokens == [1, 2, 7, 8, 9, 1, 3, 7, 4, 5, 6])
