@@ -39,13 +39,15 @@ public struct PolicyBatch: Sendable {
     public var lengths: [Int]
     /// One advantage per sequence.
     public var advantages: [Float]
+    /// One advantage per token (GAE's), or nil: each token takes its sequence's (the broadcast case).
+    public var tokenAdvantages: [Float]?
     /// Per-token importance weights on the surrogate (not the KL) correcting the sampler/trainer
     /// mismatch (`SamplingCorrection`), or nil.
     public var importanceWeights: [Float]?
 
     public init(
         logp: [Float], oldLogp: [Float]? = nil, refLogp: [Float]? = nil, mask: [Float]? = nil, lengths: [Int],
-        advantages: [Float], importanceWeights: [Float]? = nil
+        advantages: [Float], importanceWeights: [Float]? = nil, tokenAdvantages: [Float]? = nil
     ) {
         self.logp = logp
         self.oldLogp = oldLogp
@@ -54,6 +56,7 @@ public struct PolicyBatch: Sendable {
         self.lengths = lengths
         self.advantages = advantages
         self.importanceWeights = importanceWeights
+        self.tokenAdvantages = tokenAdvantages
     }
 }
 
@@ -130,6 +133,10 @@ public func policyLoss(
     precondition(batch.refLogp.map { $0.count == T } ?? true, "policyLoss: reference log-probs")
     precondition(batch.importanceWeights.map { $0.count == T } ?? true, "policyLoss: importance weights")
     precondition(s.beta == 0 || batch.refLogp != nil, "policyLoss: beta > 0 needs reference log-probs")
+    precondition(batch.tokenAdvantages.map { $0.count == T } ?? true, "policyLoss: one advantage per token")
+    precondition(
+        !(s.sequenceObjective && batch.tokenAdvantages != nil),
+        "policyLoss: RLOO's objective takes sequence advantages")
     let B = batch.lengths.count
     let totalMask = batch.mask.reduce(0, +)
     let weights = weights ?? sequenceWeights(lengths: batch.lengths, mask: batch.mask, settings: s)
@@ -164,6 +171,7 @@ public func policyLoss(
             let m = batch.mask[t]
             guard m != 0 else { continue }
             let logp = batch.logp[t]
+            let A = batch.tokenAdvantages?[t] ?? A
             let logRatio = perSequence ? sequenceLogRatio : batch.oldLogp.map { logp - $0[t] } ?? 0
             let ratio = exp(logRatio)
             let w = batch.importanceWeights?[t] ?? 1

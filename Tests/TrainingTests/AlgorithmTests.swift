@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import Tensors
 import TestSupport
 import Testing
 
@@ -168,6 +169,59 @@ struct PolicyLossVariantTests {
             #expect(abs(result.loss - expectedLoss) < 2e-5, "\(name): loss \(result.loss) vs \(expectedLoss)")
             let (diff, index) = maxAbsDiff(result.dLogp, floats(c["dlogp"])!)
             #expect(diff < 2e-5, "\(name): dLogp max diff \(diff) at token \(index)")
+        }
+    }
+}
+
+struct TokenAdvantageTests {
+    /// Per-token advantages: the broadcast of sequence advantages changes nothing, and distinct ones
+    /// give the gradient finite differences of the loss give, at every level and loss type.
+    @Test(arguments: [LossType.grpo, .dapo, .cispo], [ImportanceSamplingLevel.token, .sequence])
+    func tokenAdvantagesAreExact(lossType: LossType, level: ImportanceSamplingLevel) {
+        var rng = Tensors.SplitMix64(seed: 9)
+        func uniform(_ low: Double, _ high: Double) -> Float {
+            let unit = Double(rng.next() >> 11) / 9_007_199_254_740_992.0
+            return Float(low + (high - low) * unit)
+        }
+        let lengths = [3, 1, 4, 2]
+        let T = lengths.reduce(0, +)
+        let logp = (0..<T).map { _ in uniform(-3, -0.1) }
+        let old = logp.map { $0 - uniform(-0.15, 0.15) }
+        let ref = logp.map { $0 + uniform(-0.3, 0.3) }
+        let advantages: [Float] = [0.7, -1.1, 0.4, -0.2]
+        var s = PolicyLossSettings()
+        s.lossType = lossType
+        s.importanceSamplingLevel = level
+        s.beta = 0.04
+        s.biasCorrectedKL = true
+        s.epsilonHigh = lossType == .cispo ? 1.1 : 0.28
+        s.tokensInBatch = Float(T)
+        let broadcast = zip(lengths, advantages).flatMap { Array(repeating: $1, count: $0) }
+        func batch(_ logp: [Float], _ tokenAdvantages: [Float]?) -> PolicyBatch {
+            PolicyBatch(
+                logp: logp, oldLogp: old, refLogp: ref, lengths: lengths, advantages: advantages,
+                tokenAdvantages: tokenAdvantages)
+        }
+        let plain = policyLoss(batch(logp, nil), settings: s)
+        let same = policyLoss(batch(logp, broadcast), settings: s)
+        #expect(plain.loss == same.loss && plain.dLogp == same.dLogp)
+        // CISPO's ratio is detached, so its loss value's slope is not its gradient: broadcast only.
+        guard lossType != .cispo else { return }
+        let distinct = (0..<T).map { _ in uniform(-1, 1) }
+        let result = policyLoss(batch(logp, distinct), settings: s)
+        let h: Float = 1e-3
+        for t in 0..<T {
+            var up = logp
+            var down = logp
+            up[t] += h
+            down[t] -= h
+            let numeric =
+                (policyLoss(batch(up, distinct), settings: s).loss
+                    - policyLoss(batch(down, distinct), settings: s).loss)
+                / (2 * h)
+            #expect(
+                abs(numeric - result.dLogp[t]) < 2e-3,
+                "\(lossType) \(level) token \(t): \(numeric) vs \(result.dLogp[t])")
         }
     }
 }
