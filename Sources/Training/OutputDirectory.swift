@@ -65,7 +65,11 @@ public final class OutputLock {
         _ = owner.withCString { write(descriptor, $0, strlen($0)) }
 
         let names = (try? manager.contentsOfDirectory(atPath: outputDir)) ?? []
-        for name in names where name.hasPrefix(".checkpoint-") && name.hasSuffix(".partial") {
+        // Half-written checkpoints, and old ones a save_total_limit rotation was deleting when stopped.
+        for name in names
+        where (name.hasPrefix(".checkpoint-") && name.hasSuffix(".partial"))
+            || name.hasPrefix(".removing-checkpoint-")
+        {
             try? manager.removeItem(atPath: outputDir + "/" + name)
         }
         let checkpoints = names.filter { Checkpoint.step(ofFolderNamed: $0) != nil }

@@ -237,6 +237,12 @@ struct ScheduleTests {
         #expect(removed == ["\(root)/checkpoint-2", "\(root)/checkpoint-6"])
         let left = try FileManager.default.contentsOfDirectory(atPath: root).sorted()
         #expect(left == ["checkpoint-10", "checkpoint-4", "checkpoint-8"])
+        // A rotation stopped mid-delete leaves a hidden folder; the next run's lock clears it.
+        try FileManager.default.createDirectory(
+            atPath: "\(root)/.removing-checkpoint-6", withIntermediateDirectories: true)
+        let lock = try OutputLock(outputDir: root, resuming: true, overwrite: false)
+        #expect(!FileManager.default.fileExists(atPath: "\(root)/.removing-checkpoint-6"))
+        _ = lock
     }
 
     @Test func rewardHackingIsWhenHeldOutFallsAsTrainingRewardRises() {
