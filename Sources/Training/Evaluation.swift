@@ -22,9 +22,10 @@ public struct EvaluationReport: Sendable {
 /// Samples `sampling.numGenerations` completions per example and scores them.
 public func evaluate(
     model: Transformer, tokenizer: Tokenizer, examples: [Example], rewards: [any Reward],
-    sampling: SamplingParameters
+    sampling: SamplingParameters, maxCacheBytes: Int? = nil
 ) throws -> EvaluationReport {
     let generator = Generator(model: model, tokenizer: tokenizer)
+    if let maxCacheBytes { generator.maxCacheBytes = maxCacheBytes }
     let groups = try generator.generate(prompts: examples.map(\.tokens), parameters: sampling)
     let inputs = rewardInputs(examples, groups)
     let scores = try scoreCompletions(inputs, rewards: rewards)

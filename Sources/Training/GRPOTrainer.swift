@@ -406,7 +406,7 @@ public final class GRPOTrainer {
         }
         let report = try evaluate(
             model: policy, tokenizer: tokenizer, examples: evalExamples, rewards: order.map { rewards[$0] },
-            sampling: sampling)
+            sampling: sampling, maxCacheBytes: config.maxCacheMiB << 20)
         var metrics: [String: Double] = [
             "eval/accuracy": report.accuracy, "eval/pass@\(report.samplesPerPrompt)": report.passAtK,
             "eval/completions/mean_length": report.meanCompletionLength,
