@@ -72,6 +72,8 @@ public final class GRPOTrainer {
     /// reward-hacking warning.
     private var evalHistory: [HeldOutMeasurement] = []
     private var trainRewards: [(step: Int, reward: Double)] = []
+    /// The largest activations a training forward of this step kept (memory/activations).
+    private var stepActivationBytes = 0
 
     /// Loads the model (from `resumeFrom`, a checkpoint folder, when given), the reference model when
     /// beta > 0, the tokenizer, rewards and dataset; every input problem surfaces here, before work.
@@ -168,6 +170,11 @@ public final class GRPOTrainer {
             metrics.merge(round.metrics) { new, _ in new }
             metrics.merge(timings) { new, _ in new }
             metrics["epoch"] = Double(state.consumedPrompts) / Double(examples.count)
+            metrics.merge(
+                memoryMetrics(
+                    trainable: policy.trainableParameters.count, activations: stepActivationBytes,
+                    kvCache: generator.peakCacheBytes)
+            ) { _, new in new }
             checkAlarms(metrics)
             if let reward = metrics["reward"] { trainRewards.append((state.step, reward)) }
             if sampleEvery > 0 && state.step % sampleEvery == 0 {
@@ -304,6 +311,7 @@ public final class GRPOTrainer {
     private func optimizeStep(on round: Round, timings: inout [String: Double]) throws -> [String: Double] {
         var clock = Date()
         policy.trainableParameters.zeroGradients()
+        stepActivationBytes = 0
         let mask = round.mask(maskTruncated: config.maskTruncatedCompletions)
         let offsets = round.tokenOffsets()
         var settings = PolicyLossSettings()
@@ -356,6 +364,7 @@ public final class GRPOTrainer {
                     weights: Array(
                         weights[(range.lowerBound - micro.lowerBound)..<(range.upperBound - micro.lowerBound)]
                     ))
+                stepActivationBytes = max(stepActivationBytes, policy.savedActivationBytes)
                 policy.backward(dLogp: result.dLogp)
                 totals.loss += result.loss
                 totals.kl += result.klSum

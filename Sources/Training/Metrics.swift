@@ -45,3 +45,27 @@ func meanAndStd(_ values: [Double?]) -> (mean: Double, std: Double) {
     let mean = present.reduce(0, +) / Double(present.count)
     return (mean, present.count > 1 ? standardDeviation(present[...]) : 0)
 }
+
+/// The process's peak resident memory so far, in bytes (getrusage's ru_maxrss, KiB on Linux).
+public func peakResidentBytes() -> Int {
+    var usage = rusage()
+    #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return usage.ru_maxrss * 1024
+    #else
+        getrusage(RUSAGE_SELF, &usage)
+        return usage.ru_maxrss
+    #endif
+}
+
+/// What a step holds, measured (`memory/...` metrics, bytes): the process's peak resident memory,
+/// the gradients and AdamW moments of what trains, the activations the largest forward kept for
+/// its backward, and (GRPO) the largest KV-cache wave of the step's sampling.
+func memoryMetrics(trainable: Int, activations: Int, kvCache: Int?) -> [String: Double] {
+    var metrics: [String: Double] = [
+        "memory/peak_rss": Double(peakResidentBytes()), "memory/gradients": Double(trainable * 4),
+        "memory/optimizer": Double(2 * trainable * 4), "memory/activations": Double(activations),
+    ]
+    if let kvCache { metrics["memory/kv_cache"] = Double(kvCache) }
+    return metrics
+}

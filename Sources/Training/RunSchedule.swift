@@ -154,8 +154,8 @@ struct ResolvedSchedule: Sendable {
 }
 
 /// Metrics of the steps since the last log line, averaged as TRL's trainers log them: the mean of
-/// each metric over the steps that had it, and for the running totals (epoch, learning_rate,
-/// num_tokens, nonfinite_steps) the latest value.
+/// each metric over the steps that had it, for the running totals (epoch, learning_rate,
+/// num_tokens, nonfinite_steps) the latest value, and for `memory/...` the window's largest.
 struct MetricsWindow {
     private var sums: [String: (total: Double, count: Int)] = [:]
     private var latest: [String: Double] = [:]
@@ -167,6 +167,8 @@ struct MetricsWindow {
         for (key, value) in metrics {
             if Self.latestKeys.contains(key) {
                 latest[key] = value
+            } else if key.hasPrefix("memory/") {
+                latest[key] = max(latest[key] ?? value, value)  // the window's peak
             } else if value.isFinite {
                 sums[key, default: (0, 0)].total += value
                 sums[key, default: (0, 0)].count += 1

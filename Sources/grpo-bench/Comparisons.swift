@@ -2,6 +2,7 @@ import Foundation
 import Generation
 import Models
 import Tensors
+import Training
 
 // The timing helpers and the comparisons `grpo-bench` prints (full fine-tuning against LoRA,
 // float32 against bf16), shared by its subcommands and its main run.
@@ -16,12 +17,6 @@ func seconds(_ body: () -> Void) -> Double {
 func best(_ repeats: Int, _ body: () -> Void) -> Double {
     body()
     return (0..<repeats).map { _ in seconds(body) }.min()!
-}
-
-func peakResidentBytes() -> Int {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return usage.ru_maxrss * 1024
 }
 
 func field(_ s: String, _ width: Int) -> String {

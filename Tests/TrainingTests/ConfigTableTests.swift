@@ -214,8 +214,10 @@ struct ScheduleTests {
     @Test func loggedMetricsAreMeansOverTheWindowAndTotalsTheLatest() {
         var window = MetricsWindow()
         window.add(["loss": 1, "reward": 0.5, "learning_rate": 1e-6, "kl": .nan])
-        window.add(["loss": 3, "learning_rate": 2e-6, "kl": 0.5])
+        window.add(["loss": 3, "learning_rate": 2e-6, "kl": 0.5, "memory/peak_rss": 7])
+        window.add(["memory/peak_rss": 5])
         let line = window.take()
+        #expect(line["memory/peak_rss"] == 7)  // the window's peak
         #expect(
             line["loss"] == 2 && line["reward"] == 0.5 && line["learning_rate"] == 2e-6 && line["kl"] == 0.5)
         #expect(window.isEmpty)

@@ -361,6 +361,16 @@ private func mountTinyFilesystem(bytes: Int) -> String? {
     let objects = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
     let logged = objects.filter { $0["loss"] != nil }.map { $0["step"] as! Int }
     #expect(logged == [1, 2, 4, 6])  // logging_first_step, then every 2
+    // What the steps held, measured: peak RSS, the largest KV-cache wave and kept activations.
+    for line in objects where line["loss"] != nil {
+        for key in [
+            "memory/peak_rss", "memory/kv_cache", "memory/activations", "memory/gradients",
+            "memory/optimizer",
+        ] {
+            #expect((line[key] as? Double ?? 0) > 0, "\(key) in \(line)")
+        }
+        #expect((line["memory/optimizer"] as? Double) == 2 * (line["memory/gradients"] as? Double ?? -1))
+    }
     let evaluated = objects.filter { $0["eval/accuracy"] != nil }.map { $0["step"] as! Int }
     #expect(evaluated == [2, 4, 6])
     #expect(objects.contains { $0["eval/pass@4"] != nil })
