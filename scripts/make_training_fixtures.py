@@ -13,6 +13,17 @@ import numpy as np
 OUT = pathlib.Path(__file__).resolve().parent.parent / "Tests/TrainingTests/Fixtures"
 
 
+def central_difference(loss, logp, args, h=1e-6):
+    """d loss(logp, *args) / d logp by central differences in float64."""
+    grad = np.zeros(len(logp))
+    for t in range(len(logp)):
+        up, down = logp.copy(), logp.copy()
+        up[t] += h
+        down[t] -= h
+        grad[t] = (loss(up, *args) - loss(down, *args)) / (2 * h)
+    return grad
+
+
 def loss_numpy(logp, old, ref, mask, lengths, adv, loss_type, eps_low, eps_high, beta, max_len, tokens_in_batch):
     """The per-token GRPO loss, aggregated, written from the equations (TRL docs, DAPO, Dr. GRPO papers)."""
     starts = np.cumsum([0] + lengths[:-1])
@@ -66,13 +77,7 @@ def policy_cases(rng):
         fixed_old = old if old is not None else logp.copy()
         args = (fixed_old, ref, mask, lengths, adv, loss_type, eps_low, eps_high, beta, max_len, tokens_in_batch)
         loss = loss_numpy(logp, *args)
-        grad = np.zeros(T)
-        h = 1e-6
-        for t in range(T):
-            up, down = logp.copy(), logp.copy()
-            up[t] += h
-            down[t] -= h
-            grad[t] = (loss_numpy(up, *args) - loss_numpy(down, *args)) / (2 * h)
+        grad = central_difference(loss_numpy, logp, args)
         cases.append(dict(
             name=f"{loss_type}-beta{beta}-{'old' if has_old else 'onpolicy'}", loss_type=loss_type, beta=beta,
             epsilon_low=eps_low, epsilon_high=eps_high, max_completion_length=max_len,
@@ -148,13 +153,7 @@ def policy_variant_cases():
                     level, delta, bias_kl, logp.copy())
             loss = loss_variant(logp, *args)
             # stay away from the kinks (clip edges, delta) so central differences are the gradient
-            grad = np.zeros(T)
-            h = 1e-6
-            for t in range(T):
-                up, down = logp.copy(), logp.copy()
-                up[t] += h
-                down[t] -= h
-                grad[t] = (loss_variant(up, *args) - loss_variant(down, *args)) / (2 * h)
+            grad = central_difference(loss_variant, logp, args)
             cases.append(dict(
                 name=f"{loss_type}-{level}-delta{delta}-biaskl{bias_kl}-beta{beta}-{'old' if has_old else 'onpolicy'}",
                 loss_type=loss_type, importance_sampling_level=level, delta=delta, use_bias_correction_kl=bias_kl,
@@ -190,13 +189,7 @@ def rloo_cases():
         fixed_old = old if old is not None else logp.copy()
         args = (fixed_old, mask, lengths, adv, 0.2, 0.28)
         loss = rloo_loss(logp, *args)
-        grad = np.zeros(T)
-        h = 1e-6
-        for t in range(T):
-            up, down = logp.copy(), logp.copy()
-            up[t] += h
-            down[t] -= h
-            grad[t] = (rloo_loss(up, *args) - rloo_loss(down, *args)) / (2 * h)
+        grad = central_difference(rloo_loss, logp, args)
         cases.append(dict(
             lengths=lengths, logp=logp.tolist(), old_logp=None if old is None else old.tolist(), mask=mask.tolist(),
             advantages=adv.tolist(), epsilon_low=0.2, epsilon_high=0.28, loss=loss, dlogp=grad.tolist()))

@@ -126,17 +126,20 @@ public enum Checkpoint {
         return final
     }
 
+    /// The steps of the complete checkpoints (those with a trainer_state.json) in `outputDir`, in order.
+    static func completeSteps(in outputDir: String) -> [Int] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: outputDir)) ?? []
+        return names.compactMap { name -> Int? in
+            guard let step = step(ofFolderNamed: name),
+                FileManager.default.fileExists(atPath: "\(outputDir)/\(name)/trainer_state.json")
+            else { return nil }
+            return step
+        }.sorted()
+    }
+
     /// The newest complete checkpoint folder in `outputDir`, or nil.
     public static func latest(in outputDir: String) -> String? {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: outputDir)) ?? []
-        let steps = names.compactMap { name -> Int? in
-            guard name.hasPrefix("checkpoint-"), let step = Int(name.dropFirst("checkpoint-".count)) else {
-                return nil
-            }
-            let path = "\(outputDir)/\(name)"
-            return FileManager.default.fileExists(atPath: path + "/trainer_state.json") ? step : nil
-        }
-        return steps.max().map { folder(outputDir, step: $0) }
+        completeSteps(in: outputDir).last.map { folder(outputDir, step: $0) }
     }
 
     /// Deletes the oldest complete checkpoints of `outputDir` beyond `keep` (TRL's
@@ -144,13 +147,7 @@ public enum Checkpoint {
     /// returns the folders removed.
     @discardableResult
     public static func rotate(outputDir: String, keep: Int, protecting: String) -> [String] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: outputDir)) ?? []
-        let complete = names.compactMap { name -> Int? in
-            guard let step = step(ofFolderNamed: name),
-                FileManager.default.fileExists(atPath: "\(outputDir)/\(name)/trainer_state.json")
-            else { return nil }
-            return step
-        }.sorted()
+        let complete = completeSteps(in: outputDir)
         guard complete.count > keep else { return [] }
         let protected = Set([folder(outputDir, step: complete.last!), protecting])
         var removable = complete.map { folder(outputDir, step: $0) }.filter { !protected.contains($0) }

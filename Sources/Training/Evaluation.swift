@@ -111,3 +111,39 @@ public struct EvaluationSettings: Sendable {
         }
     }
 }
+
+/// One held-out evaluation: its step, accuracy and the completions it scored.
+struct HeldOutMeasurement {
+    var step: Int
+    var accuracy: Double
+    var completions: Int
+}
+
+/// The reward-hacking warning, when held-out accuracy at `now` fell below the previous
+/// evaluation's by more than noise (twice the difference's standard error, and at least 2 points)
+/// while the mean training reward since that evaluation rose above the mean over the interval
+/// before it (or above the first step's reward, with one evaluation so far).
+func rewardHackingWarning(
+    evaluations: [HeldOutMeasurement], now: HeldOutMeasurement, trainRewards: [(step: Int, reward: Double)]
+) -> String? {
+    guard let last = evaluations.last, now.step > last.step else { return nil }
+    let before = evaluations.dropLast().last?.step ?? 0
+    func meanReward(after start: Int, through end: Int) -> Double? {
+        let values = trainRewards.filter { $0.step > start && $0.step <= end }.map(\.reward)
+        return values.isEmpty ? nil : values.reduce(0, +) / Double(values.count)
+    }
+    guard let recent = meanReward(after: last.step, through: now.step),
+        let earlier = meanReward(after: before, through: last.step) ?? trainRewards.first?.reward
+    else { return nil }
+    let (p, q) = (now.accuracy, last.accuracy)
+    let error =
+        (p * (1 - p) / Double(max(now.completions, 1)) + q * (1 - q) / Double(max(last.completions, 1)))
+        .squareRoot()
+    guard recent > earlier, q - p > max(2 * error, 0.02) else { return nil }
+    return String(
+        format:
+            "held-out accuracy fell from %.1f%% (step %d) to %.1f%% (step %d) while the training reward rose "
+            + "from %.3f to %.3f: the policy may be exploiting the reward (reward hacking). Read the samples, "
+            + "tighten the rewards, or keep the checkpoint nearest step %d",
+        q * 100, last.step, p * 100, now.step, earlier, recent, last.step)
+}

@@ -254,7 +254,6 @@ public struct GRPOConfig: Sendable {
                 "is \(try v.int("per_step_prompts")) but \(completions.key) gives \(prompts) prompts a step; give one of them"
             )
         }
-        _ = try v.int("per_step_prompts")
         return prompts
     }
 
@@ -288,9 +287,6 @@ public struct GRPOConfig: Sendable {
         let names = [
             "importance_sampling_mode", "importance_sampling_clip_max", "importance_sampling_clip_min",
         ]
-        for name in ["importance_sampling_correction"] + names where v.has(name) && v.has("vllm_" + name) {
-            _ = try v.optionalString("vllm_" + name)
-        }
         guard try v.bool(key("importance_sampling_correction"), default: false) else {
             for name in names where v.has(key(name)) {
                 throw v.error(key(name), "needs importance_sampling_correction: true")

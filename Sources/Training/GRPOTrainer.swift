@@ -126,14 +126,12 @@ public final class GRPOTrainer {
         let logEvery = RunSchedule.interval(config.schedule.loggingSteps, total: totalSteps)
         sampleEvery = config.logCompletionsSteps ?? (config.logCompletions.map { $0 ? logEvery : 0 } ?? 10)
         let context = policy.config.maxPositionEmbeddings
-        if let long = (examples + evalExamples).first(where: {
-            $0.tokens.count + config.maxCompletionLength > context
-        }) {
-            throw TrainingError.promptTooLong(
-                path: examples.contains { $0.line == long.line && $0.prompt == long.prompt }
-                    ? config.dataset : config.evaluation?.dataset ?? config.dataset, line: long.line,
-                tokens: long.tokens.count,
-                maxCompletionLength: config.maxCompletionLength, context: context)
+        for (path, set) in [(config.dataset, examples), (config.evaluation?.dataset ?? "", evalExamples)] {
+            if let long = set.first(where: { $0.tokens.count + config.maxCompletionLength > context }) {
+                throw TrainingError.promptTooLong(
+                    path: path, line: long.line, tokens: long.tokens.count,
+                    maxCompletionLength: config.maxCompletionLength, context: context)
+            }
         }
         optimizer = AdamW(parameters: policy.trainableParameters, settings: config.optimizer.adamW)
         generator = Generator(model: policy, tokenizer: tokenizer)
@@ -193,15 +191,7 @@ public final class GRPOTrainer {
 
     private func makeRound(_ timings: inout [String: Double]) throws -> Round {
         let G = config.numGenerations
-        var sampling = SamplingParameters()
-        sampling.temperature = config.temperature
-        sampling.topP = config.topP
-        sampling.topK = config.topK
-        sampling.minP = config.minP
-        sampling.repetitionPenalty = config.repetitionPenalty
-        sampling.maxNewTokens = config.maxCompletionLength
-        sampling.stopTokenIDs = stopTokenIDs
-        sampling.numGenerations = G
+        var sampling = samplingParameters(temperature: config.temperature, numGenerations: G)
         var kept:
             (examples: [Example], completions: [[Completion]], scores: [[Double?]], combined: [Double]) =
                 ([], [], rewards.map { _ in [] }, [])
@@ -282,6 +272,21 @@ public final class GRPOTrainer {
             round.metrics["kl"] = klSum / Double(max(mask.reduce(0, +), 1))
         }
         return round
+    }
+
+    /// The run's sampling knobs (top-p, top-k, min-p, repetition penalty, length, stop tokens) at
+    /// `temperature` with `numGenerations` completions per prompt.
+    private func samplingParameters(temperature: Float, numGenerations: Int) -> SamplingParameters {
+        var sampling = SamplingParameters()
+        sampling.temperature = temperature
+        sampling.topP = config.topP
+        sampling.topK = config.topK
+        sampling.minP = config.minP
+        sampling.repetitionPenalty = config.repetitionPenalty
+        sampling.maxNewTokens = config.maxCompletionLength
+        sampling.stopTokenIDs = stopTokenIDs
+        sampling.numGenerations = numGenerations
+        return sampling
     }
 
     /// Completion-token log-probs of every sequence at the sampling temperature, without gradients.
@@ -398,15 +403,9 @@ public final class GRPOTrainer {
     private func evaluateHeldOut(step: Int) throws -> [String: Double] {
         guard let settings = config.evaluation else { return [:] }
         let clock = Date()
-        var sampling = SamplingParameters()
-        sampling.temperature = settings.temperature ?? config.temperature
-        sampling.topP = config.topP
-        sampling.topK = config.topK
-        sampling.minP = config.minP
-        sampling.repetitionPenalty = config.repetitionPenalty
-        sampling.maxNewTokens = config.maxCompletionLength
-        sampling.stopTokenIDs = stopTokenIDs
-        sampling.numGenerations = settings.numGenerations ?? config.numGenerations
+        var sampling = samplingParameters(
+            temperature: settings.temperature ?? config.temperature,
+            numGenerations: settings.numGenerations ?? config.numGenerations)
         // The same seed at every evaluation: successive measurements differ by the policy alone.
         sampling.seed = config.seed &* 0x9E37_79B9_7F4A_7C15 &+ 0x5EED_E7A1
         // Accuracy is the accuracy reward's when there is one, else the first reward's.
@@ -462,40 +461,4 @@ public final class GRPOTrainer {
                 ))
         }
     }
-}
-
-/// One held-out evaluation: its step, accuracy and the completions it scored.
-struct HeldOutMeasurement {
-    var step: Int
-    var accuracy: Double
-    var completions: Int
-}
-
-/// The reward-hacking warning, when held-out accuracy at `now` fell below the previous
-/// evaluation's by more than noise (twice the difference's standard error, and at least 2 points)
-/// while the mean training reward since that evaluation rose above the mean over the interval
-/// before it (or above the first step's reward, with one evaluation so far).
-func rewardHackingWarning(
-    evaluations: [HeldOutMeasurement], now: HeldOutMeasurement, trainRewards: [(step: Int, reward: Double)]
-) -> String? {
-    guard let last = evaluations.last, now.step > last.step else { return nil }
-    let before = evaluations.dropLast().last?.step ?? 0
-    func meanReward(after start: Int, through end: Int) -> Double? {
-        let values = trainRewards.filter { $0.step > start && $0.step <= end }.map(\.reward)
-        return values.isEmpty ? nil : values.reduce(0, +) / Double(values.count)
-    }
-    guard let recent = meanReward(after: last.step, through: now.step),
-        let earlier = meanReward(after: before, through: last.step) ?? trainRewards.first?.reward
-    else { return nil }
-    let (p, q) = (now.accuracy, last.accuracy)
-    let error =
-        (p * (1 - p) / Double(max(now.completions, 1)) + q * (1 - q) / Double(max(last.completions, 1)))
-        .squareRoot()
-    guard recent > earlier, q - p > max(2 * error, 0.02) else { return nil }
-    return String(
-        format:
-            "held-out accuracy fell from %.1f%% (step %d) to %.1f%% (step %d) while the training reward rose "
-            + "from %.3f to %.3f: the policy may be exploiting the reward (reward hacking). Read the samples, "
-            + "tighten the rewards, or keep the checkpoint nearest step %d",
-        q * 100, last.step, p * 100, now.step, earlier, recent, last.step)
 }

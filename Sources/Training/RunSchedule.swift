@@ -99,11 +99,6 @@ public struct RunSchedule: Sendable {
     public func tensorBoardFolder(outputDir: String) -> String? {
         tensorBoard ? loggingDir ?? outputDir + "/runs" : nil
     }
-
-    /// The keys and values the summary records for these settings once resolved.
-    var summary: [String: Any] {
-        ["max_steps": maxSteps, "num_train_epochs": numTrainEpochs, "save_strategy": saveStrategy.rawValue]
-    }
 }
 
 /// A schedule with its intervals in whole steps: what the training loop asks at each step.

@@ -16,6 +16,26 @@ func trainingFixture(_ name: String, file: String = #filePath) throws -> Any {
 
 private func floats(_ any: Any?) -> [Float]? { (any as? [Double])?.map(Float.init) }
 
+/// A policy-loss fixture case's batch and settings (the variant keys default to plain GRPO's).
+private func policyCase(_ c: [String: Any]) -> (PolicyBatch, PolicyLossSettings) {
+    var s = PolicyLossSettings()
+    s.lossType = LossType(rawValue: c["loss_type"] as! String)!
+    if let level = c["importance_sampling_level"] as? String {
+        s.importanceSamplingLevel = ImportanceSamplingLevel(rawValue: level)!
+    }
+    s.delta = (c["delta"] as? Double).map(Float.init)
+    s.biasCorrectedKL = c["use_bias_correction_kl"] as? Bool ?? false
+    s.beta = Float(c["beta"] as! Double)
+    s.epsilonLow = Float(c["epsilon_low"] as! Double)
+    s.epsilonHigh = Float(c["epsilon_high"] as! Double)
+    s.maxCompletionLength = c["max_completion_length"] as! Int
+    s.tokensInBatch = Float(c["tokens_in_batch"] as! Double)
+    let batch = PolicyBatch(
+        logp: floats(c["logp"])!, oldLogp: floats(c["old_logp"]), refLogp: floats(c["ref_logp"]),
+        mask: floats(c["mask"]), lengths: c["lengths"] as! [Int], advantages: floats(c["advantages"])!)
+    return (batch, s)
+}
+
 struct AdvantageTests {
     @Test func handComputedGroups() {
         // Group [1, 0, 0, 1]: mean 0.5, unbiased std √(1/3) = 0.57735.
@@ -65,17 +85,7 @@ struct PolicyLossTests {
         let cases = try trainingFixture("policy_loss.json") as! [[String: Any]]
         #expect(cases.count == 16)
         for c in cases {
-            var s = PolicyLossSettings()
-            s.lossType = LossType(rawValue: c["loss_type"] as! String)!
-            s.beta = Float(c["beta"] as! Double)
-            s.epsilonLow = Float(c["epsilon_low"] as! Double)
-            s.epsilonHigh = Float(c["epsilon_high"] as! Double)
-            s.maxCompletionLength = c["max_completion_length"] as! Int
-            s.tokensInBatch = Float(c["tokens_in_batch"] as! Double)
-            let batch = PolicyBatch(
-                logp: floats(c["logp"])!, oldLogp: floats(c["old_logp"]), refLogp: floats(c["ref_logp"]),
-                mask: floats(c["mask"]), lengths: c["lengths"] as! [Int], advantages: floats(c["advantages"])!
-            )
+            let (batch, s) = policyCase(c)
             let result = policyLoss(batch, settings: s)
             let name = c["name"] as! String
             let expectedLoss = Float(c["loss"] as! Double)
@@ -148,21 +158,7 @@ struct PolicyLossVariantTests {
         let cases = try trainingFixture("policy_loss_variants.json") as! [[String: Any]]
         #expect(cases.count == 20)
         for c in cases {
-            var s = PolicyLossSettings()
-            s.lossType = LossType(rawValue: c["loss_type"] as! String)!
-            s.importanceSamplingLevel = ImportanceSamplingLevel(
-                rawValue: c["importance_sampling_level"] as! String)!
-            s.delta = (c["delta"] as? Double).map(Float.init)
-            s.biasCorrectedKL = c["use_bias_correction_kl"] as! Bool
-            s.beta = Float(c["beta"] as! Double)
-            s.epsilonLow = Float(c["epsilon_low"] as! Double)
-            s.epsilonHigh = Float(c["epsilon_high"] as! Double)
-            s.maxCompletionLength = c["max_completion_length"] as! Int
-            s.tokensInBatch = Float(c["tokens_in_batch"] as! Double)
-            let batch = PolicyBatch(
-                logp: floats(c["logp"])!, oldLogp: floats(c["old_logp"]), refLogp: floats(c["ref_logp"]),
-                mask: floats(c["mask"]), lengths: c["lengths"] as! [Int], advantages: floats(c["advantages"])!
-            )
+            let (batch, s) = policyCase(c)
             let result = policyLoss(batch, settings: s)
             let name = c["name"] as! String
             let expectedLoss = Float(c["loss"] as! Double)

@@ -121,43 +121,39 @@ struct TrainerTests {
         #expect(leftovers.isEmpty)
     }
 
-    /// In float32 and in bf16 (float32 where the CPU lacks bf16).
-    @Test(arguments: [PrecisionSetting.float32, .bf16])
-    func learnsASimpleReward(precision: PrecisionSetting) throws {
-        // Reward: the completion contains a digit. A random toy model does so about a quarter of the
-        // time; a few GRPO steps must raise that.
+    /// The rewards of 24 steps on the toy model with the digit reward under `extra` keys.
+    ///
+    /// Reward: the completion contains a digit. A random toy model does so about a quarter of the
+    /// time; a few steps must raise that.
+    func digitRewardCurve(_ extra: [String: Any]) throws -> (before: Double, after: Double, rewards: [Double])
+    {
         let w = try Workspace()
-        var config = try w.config([
-            "rewards": [["name": "format", "pattern": ".*[0-9].*"]], "max_steps": 24, "learning_rate": 1e-2,
-            "per_step_prompts": 4, "num_generations": 8, "save_steps": 100, "lr_scheduler_type": "constant",
-            "precision": precision.rawValue,
-        ])
-        config.schedule.maxSteps = 24
+        let config = try w.config(
+            [
+                "rewards": [["name": "format", "pattern": ".*[0-9].*"]], "max_steps": 24,
+                "learning_rate": 1e-2,
+                "per_step_prompts": 4, "num_generations": 8, "save_steps": 100,
+                "lr_scheduler_type": "constant",
+            ].merging(extra) { $1 })
         var rewards: [Double] = []
         try GRPOTrainer(config: config) { event in
             if case .step(_, _, let metrics) = event { rewards.append(metrics["reward"]!) }
         }.train()
-        let before = rewards.prefix(4).reduce(0, +) / 4
-        let after = rewards.suffix(4).reduce(0, +) / 4
+        return (rewards.prefix(4).reduce(0, +) / 4, rewards.suffix(4).reduce(0, +) / 4, rewards)
+    }
+
+    /// In float32 and in bf16 (float32 where the CPU lacks bf16).
+    @Test(arguments: [PrecisionSetting.float32, .bf16])
+    func learnsASimpleReward(precision: PrecisionSetting) throws {
+        let (before, after, rewards) = try digitRewardCurve(["precision": precision.rawValue])
         #expect(after > before + 0.25, "reward \(before) -> \(after): \(rewards)")
     }
 
     /// The other estimators learn the same reward: RLOO with TRL's objective and its KL in the reward.
     @Test(arguments: ["rloo", "reinforce_pp"])
     func otherEstimatorsLearnTheReward(algorithm: String) throws {
-        let w = try Workspace()
-        var config = try w.config([
-            "rewards": [["name": "format", "pattern": ".*[0-9].*"]], "max_steps": 24, "learning_rate": 1e-2,
-            "per_step_prompts": 4, "num_generations": 8, "save_steps": 100, "lr_scheduler_type": "constant",
-            "algorithm": algorithm, "num_iterations": 2, "beta": 0.04,
-        ])
-        config.schedule.maxSteps = 24
-        var rewards: [Double] = []
-        try GRPOTrainer(config: config) { event in
-            if case .step(_, _, let metrics) = event { rewards.append(metrics["reward"]!) }
-        }.train()
-        let before = rewards.prefix(4).reduce(0, +) / 4
-        let after = rewards.suffix(4).reduce(0, +) / 4
+        let (before, after, rewards) = try digitRewardCurve(
+            ["algorithm": algorithm, "num_iterations": 2, "beta": 0.04])
         #expect(after > before + 0.25, "\(algorithm): reward \(before) -> \(after): \(rewards)")
     }
 }
