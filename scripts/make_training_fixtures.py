@@ -257,11 +257,84 @@ def schedule_cases():
     return cases
 
 
+def ppo_cases():
+    """PPO's rollout arithmetic and losses as TRL's PPOTrainer states them, in torch with autograd.
+
+    Written from the equations: k1/k3 token KL, -kl_coef * KL plus the score on the last token (veRL's
+    placement; TRL puts it one past the end when there is room), masked whitening with the unbiased
+    variance, GAE backwards in time, returns = advantages + values, whitened advantages, the clipped
+    ratio loss and the clipped value loss (0.5 * masked mean of the larger square).
+    """
+    import torch
+    torch.manual_seed(77)
+    cases = []
+    for kl_estimator, whiten in (("k1", False), ("k3", True)):
+        lengths = [3, 5, 1, 4]
+        T = sum(lengths)
+        settings = dict(kl_coef=0.05, kl_estimator=kl_estimator, whiten_rewards=whiten, gamma=0.97, lam=0.9,
+                        cliprange=0.2, cliprange_value=0.2, vf_coef=0.1)
+        scores = torch.tensor([1.0, 0.0, 0.5, -1.0], dtype=torch.float64)
+        old = -torch.rand(T, dtype=torch.float64) * 3
+        ref = old + torch.randn(T, dtype=torch.float64) * 0.3
+        values = torch.randn(T, dtype=torch.float64) * 0.5
+        mask = torch.ones(T, dtype=torch.float64)
+        mask[3:8] = 0 if whiten else 1
+        new_logp = (old + torch.randn(T, dtype=torch.float64) * 0.25).requires_grad_()
+        new_values = (values + torch.randn(T, dtype=torch.float64) * 0.3).requires_grad_()
+
+        def whiten_fn(x, m, shift_mean=True):
+            n = m.sum()
+            mean = (x * m).sum() / n
+            var = (((x - mean) ** 2) * m).sum() / n * (n / (n - 1))
+            out = (x - mean) * torch.rsqrt(var + 1e-8)
+            return (out if shift_mean else out + mean) * m
+
+        log_ratio = ref - old
+        kl = -log_ratio if kl_estimator == "k1" else torch.expm1(log_ratio) - log_ratio
+        rewards = -settings["kl_coef"] * kl
+        ends = torch.tensor(np.cumsum(lengths) - 1)
+        rewards[ends] += scores
+        if whiten:
+            rewards = whiten_fn(rewards, mask, shift_mean=False)
+        advantages = torch.zeros(T, dtype=torch.float64)
+        start = 0
+        for length in lengths:
+            running, next_value = 0.0, 0.0
+            for t in reversed(range(start, start + length)):
+                delta = rewards[t] + settings["gamma"] * next_value - values[t]
+                running = delta + settings["gamma"] * settings["lam"] * running
+                advantages[t] = running
+                next_value = values[t]
+            start += length
+        returns = advantages + values
+        advantages = whiten_fn(advantages, mask)
+
+        ratio = torch.exp(new_logp - old)
+        clip = settings["cliprange"]
+        pg = torch.max(-advantages * ratio, -advantages * torch.clamp(ratio, 1 - clip, 1 + clip))
+        pg_loss = (pg * mask).sum() / mask.sum()
+        c = settings["cliprange_value"]
+        clipped_values = torch.clamp(new_values, values - c, values + c)
+        vf1 = (new_values - returns) ** 2
+        vf2 = (clipped_values - returns) ** 2
+        vf_loss = 0.5 * (torch.max(vf1, vf2) * mask).sum() / mask.sum()
+        vf_clipfrac = ((vf2 > vf1).double() * mask).sum() / mask.sum()
+        (pg_loss + settings["vf_coef"] * vf_loss).backward()
+        f = lambda x: [float(v) for v in x.detach()]
+        cases.append(dict(settings=settings, lengths=lengths, scores=f(scores), old_logp=f(old), ref_logp=f(ref),
+                          values=f(values), mask=f(mask), new_logp=f(new_logp), new_values=f(new_values),
+                          rewards=f(rewards), returns=f(returns), advantages=f(advantages),
+                          pg_loss=float(pg_loss), vf_loss=float(vf_loss), vf_clipfrac=float(vf_clipfrac),
+                          d_new_logp=f(new_logp.grad), d_new_values=f(new_values.grad)))
+    return dict(cases=cases)
+
+
 def main():
     rng = np.random.default_rng(1234)
     OUT.mkdir(parents=True, exist_ok=True)
     fixtures = dict(policy_loss=policy_cases(rng), advantages=advantage_cases(rng), adamw=adamw_case(rng),
-                    schedules=schedule_cases(), policy_loss_variants=policy_variant_cases(), policy_loss_rloo=rloo_cases())
+                    schedules=schedule_cases(), policy_loss_variants=policy_variant_cases(), policy_loss_rloo=rloo_cases(),
+                    ppo_equations=ppo_cases())
     for name, value in fixtures.items():
         (OUT / f"{name}.json").write_text(json.dumps(value, indent=1) + "\n")
         print("wrote", OUT / f"{name}.json")

@@ -12,8 +12,18 @@ public enum Architecture: String, CaseIterable, Sendable {
         }
     }
 
+    /// The transformers class of this family with a score head (`*ForSequenceClassification`).
+    public var classifierClassName: String {
+        className.replacingOccurrences(of: "ForCausalLM", with: "ForSequenceClassification")
+    }
+
+    /// The family of a `*ForCausalLM` or `*ForSequenceClassification` class name.
     public init?(className: String) {
-        guard let match = Architecture.allCases.first(where: { $0.className == className }) else {
+        guard
+            let match = Architecture.allCases.first(where: {
+                $0.className == className || $0.classifierClassName == className
+            })
+        else {
             return nil
         }
         self = match

@@ -65,6 +65,7 @@ public struct ConfigFile: Codable, Sendable {
     public var eosTokenID: TokenIDs?
     public var torchDtype: String?
     public var dtype: String?
+    public var initializerRange: Double?
 
     enum CodingKeys: String, CodingKey {
         case architectures
@@ -77,6 +78,7 @@ public struct ConfigFile: Codable, Sendable {
         case numKeyValueHeads = "num_key_value_heads"
         case headDim = "head_dim"
         case rmsNormEps = "rms_norm_eps"
+        case initializerRange = "initializer_range"
         case ropeTheta = "rope_theta"
         case ropeScaling = "rope_scaling"
         case ropeParameters = "rope_parameters"

@@ -24,6 +24,8 @@ public struct ModelConfig: Equatable, Sendable {
     public var slidingWindow: Int?
     public var bosTokenID: Int?
     public var eosTokenIDs: [Int]
+    /// The standard deviation transformers draws new matrices with (a new score head's).
+    public var initializerRange = 0.02
 
     public var qkNorm: Bool { architecture.hasQKNorm }
     public var heads: AttentionHeads {
@@ -132,6 +134,7 @@ public struct ModelConfig: Equatable, Sendable {
         if architecture == .mistral { slidingWindow = file.slidingWindow }
         bosTokenID = file.bosTokenID?.ids.first
         eosTokenIDs = file.eosTokenID?.ids ?? []
+        if let range = file.initializerRange, range.isFinite, range > 0 { initializerRange = range }
     }
 
     public static func load(path: String) throws -> ModelConfig {

@@ -33,13 +33,18 @@ public enum ModelLoader {
     ]
 
     /// Loads config.json and the safetensors weights (single file or sharded; F32/F16/BF16).
-    public static func load(folder: String) throws -> Transformer {
+    ///
+    /// With a score `head` the folder's lm_head, if any, is not read; tensors named in `skipping`
+    /// are left zero for the caller to fill.
+    public static func load(
+        folder: String, head: OutputHead = .languageModel, skipping: Set<String> = []
+    ) throws -> Transformer {
         let config = try ModelConfig.load(path: folder + "/config.json")
         let weights = try SafeTensorsCollection(folder: folder)
         // Every tensor is checked against config.json before anything is allocated, so a config that
         // claims a huge model is an error naming the tensor, not an allocation that fails.
-        let layout = config.parameterLayout
-        for (name, shape) in layout {
+        let layout = config.parameterLayout(head: head)
+        for (name, shape) in layout where !skipping.contains(name) {
             guard let info = weights.info(name) else {
                 throw WeightsError.missingTensor(folder: folder, name: name)
             }
@@ -48,27 +53,29 @@ public enum ModelLoader {
                     folder: folder, name: name, expected: shape, found: info.shape)
             }
         }
-        let bytes = Double(config.parameterCount) * 4
+        let bytes = Double(layout.reduce(0) { $0 + $1.shape.reduce(1, *) }) * 4
         let memory = Double(ProcessInfo.processInfo.physicalMemory)
         guard bytes < memory else {
             throw WeightsError.tooLarge(folder: folder, bytes: bytes, memory: memory)
         }
         let store = ParameterStore(layout: layout)
-        for slot in store.slots {
+        for slot in store.slots where !skipping.contains(slot.name) {
             let values = UnsafeMutableBufferPointer(
                 start: store.values.pointer + slot.offset, count: slot.count)
             try weights.read(slot.name, into: values)
             let broken = values.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
             if broken > 0 { throw WeightsError.nonFinite(folder: folder, name: slot.name, count: broken) }
         }
-        let model = Transformer(config: config, parameters: store)
+        let model = Transformer(config: config, parameters: store, head: head)
         model.sourceFolder = folder
         return model
     }
 
     /// A model with transformers' default initialisation: N(0, 0.02) matrices, unit norms, zero biases.
-    public static func randomModel(config: ModelConfig, seed: UInt64) -> Transformer {
-        let store = ParameterStore(layout: config.parameterLayout)
+    public static func randomModel(
+        config: ModelConfig, seed: UInt64, head: OutputHead = .languageModel
+    ) -> Transformer {
+        let store = ParameterStore(layout: config.parameterLayout(head: head))
         var rng = SplitMix64(seed: seed)
         for slot in store.slots {
             let values = store.value(slot.name)
@@ -78,7 +85,7 @@ public enum ModelLoader {
                 for i in 0..<slot.count { values[i] = 0.02 * rng.nextNormal() }
             }
         }
-        return Transformer(config: config, parameters: store)
+        return Transformer(config: config, parameters: store, head: head)
     }
 
     /// What a training run saves: the adapter and the tokenizer files when the model has LoRA
@@ -114,6 +121,13 @@ public enum ModelLoader {
         {
             config = original  // keep every key transformers wrote, changing only the dtype
             config[original["dtype"] != nil ? "dtype" : "torch_dtype"] = dtypeName
+        }
+        if case .score(let labels) = model.outputHead {
+            // transformers reads num_labels from id2label.
+            config["architectures"] = [model.config.architecture.classifierClassName]
+            config["id2label"] = Dictionary(
+                uniqueKeysWithValues: (0..<labels).map { ("\($0)", "LABEL_\($0)") })
+            config["label2id"] = Dictionary(uniqueKeysWithValues: (0..<labels).map { ("LABEL_\($0)", $0) })
         }
         let json = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
         let store = model.parameters

@@ -38,6 +38,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
 public final class Transformer {
     public let config: ModelConfig
     public let parameters: ParameterStore
+    /// lm_head (log-probs through `forward`), or a score head (`forwardScores`).
+    public let outputHead: OutputHead
     /// Keep only each layer's input and recompute the rest during backward (less memory, ~1/3 more time).
     public var gradientCheckpointing = false
     /// Up to this many bytes of bf16 softmax numerators are kept for the lm_head's backward
@@ -57,7 +59,9 @@ public final class Transformer {
     public var frozenBase = false {
         didSet {
             for linear in layers.flatMap(\.linears) { linear.frozen = frozenBase }
-            if !float32WeightsReleased { headCopy.layouts = frozenBase ? .rowMajor : [.rowMajor, .packed] }
+            if !float32WeightsReleased && outputHead == .languageModel {
+                headCopy.layouts = frozenBase ? .rowMajor : [.rowMajor, .packed]
+            }
         }
     }
     /// The decoder layers' projections' matmul precision (the embedding, norms, attention, lm_head
@@ -65,7 +69,7 @@ public final class Transformer {
     public var precision = LinearPrecision.float32 {
         didSet {
             for linear in layers.flatMap(\.linears) { linear.precision = precision }
-            if precision == .float32 { headCopy.release() }
+            if precision == .float32 && outputHead == .languageModel { headCopy.release() }
         }
     }
     /// Whether some weights are held in bf16 only (`holdFrozenWeightsInBF16`): the model can run but
@@ -161,10 +165,15 @@ public final class Transformer {
         let numerators: SoftmaxNumerators?  // the lm_head's softmax, when kept
     }
 
-    public init(config: ModelConfig, parameters: ParameterStore) {
-        precondition(parameters.count == config.parameterCount, "parameter store does not match the config")
+    public init(config: ModelConfig, parameters: ParameterStore, head: OutputHead = .languageModel) {
+        precondition(
+            parameters.slots.map(\.name) == config.parameterLayout(head: head).map(\.name)
+                && parameters.count
+                    == config.parameterLayout(head: head).reduce(0) { $0 + $1.shape.reduce(1, *) },
+            "parameter store does not match the config")
         self.config = config
         self.parameters = parameters
+        outputHead = head
         rope = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling)
         layers = (0..<config.numHiddenLayers).map {
             DecoderLayer(layer: $0, config: config, store: parameters)
@@ -201,6 +210,8 @@ public final class Transformer {
     }
 
     private func forward(_ batch: TokenBatch, temperature: Float, backwardFollows: Bool) -> [Float] {
+        precondition(
+            outputHead == .languageModel, "log-probs need lm_head; this is a score model (forwardScores)")
         let (finalRows, finalNormed, finalRstd, residuals, layers, cos, sin) = trunkForward(batch)
         let M = batch.targetRows.count
         let (logp, lse) = (Tensor(zeros: [M]), Tensor(zeros: [M]))
@@ -455,6 +466,9 @@ public final class Transformer {
 
     /// Drops what the last forward kept for backward (after inference-only use).
     public func releaseSavedActivations() { saved = nil }
+
+    /// The final norm's output the last forward kept, (M, C), or nil.
+    var savedHidden: Tensor? { saved?.finalNormed }
 
     /// Bytes of activations the last forward kept for backward.
     public var savedActivationBytes: Int {

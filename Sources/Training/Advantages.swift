@@ -72,6 +72,9 @@ public enum AdvantageEstimator: String, Sendable, CaseIterable, Codable {
     /// whitened over every completion token of the batch (each sequence's advantage weighted by its
     /// length, unbiased variance, (A - mean) / sqrt(var + 1e-8)).
     case reinforcePP = "reinforce_pp"
+    /// PPO: per-token advantages by GAE over a critic's values (`generalizedAdvantages`), not a
+    /// function of the rewards alone.
+    case ppo
 }
 
 /// Advantages of `rewards` (B·G, groups contiguous) under `estimator`; `lengths` are the
@@ -105,5 +108,7 @@ public func estimateAdvantages(
             / (tokens - 1)
         let scale = 1 / (variance + 1e-8).squareRoot()
         return centred.map { ($0 - mean) * scale }
+    case .ppo:
+        preconditionFailure("PPO's advantages come from GAE over the critic's values (generalizedAdvantages)")
     }
 }

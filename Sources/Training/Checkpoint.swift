@@ -57,6 +57,21 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+/// A model trained beside the policy (PPO's critic): every checkpoint holds it, as a Hugging Face
+/// folder with its AdamW moments, in `OUTPUT/checkpoint-N/<folderName>/`, and a finished run
+/// writes it to `OUTPUT/<folderName>/`.
+public struct CompanionModel {
+    public let folderName: String
+    public let model: Transformer
+    public let optimizer: AdamW
+
+    public init(folderName: String, model: Transformer, optimizer: AdamW) {
+        self.folderName = folderName
+        self.model = model
+        self.optimizer = optimizer
+    }
+}
+
 /// Checkpoint folders: `OUTPUT/checkpoint-N/` is a Hugging Face model folder (config.json,
 /// model.safetensors in float32, tokenizer files), or with LoRA a PEFT adapter folder
 /// (adapter_config.json, adapter_model.safetensors), plus `optimizer.safetensors` (AdamW's moments
@@ -73,13 +88,14 @@ public enum Checkpoint {
     /// failed where, in a sentence; earlier checkpoints are untouched.
     @discardableResult
     public static func save(
-        model: Transformer, optimizer: AdamW, state: TrainerState, config: [String: Any], outputDir: String
+        model: Transformer, optimizer: AdamW, state: TrainerState, config: [String: Any], outputDir: String,
+        companions: [CompanionModel] = []
     ) throws -> String {
         let temporary = "\(outputDir)/.checkpoint-\(state.step).partial"
         do {
             return try write(
                 model: model, optimizer: optimizer, state: state, config: config, outputDir: outputDir,
-                temporary: temporary)
+                temporary: temporary, companions: companions)
         } catch {
             try? FileManager.default.removeItem(atPath: temporary)
             throw CheckpointError.saveFailed(
@@ -89,7 +105,7 @@ public enum Checkpoint {
 
     private static func write(
         model: Transformer, optimizer: AdamW, state: TrainerState, config: [String: Any], outputDir: String,
-        temporary: String
+        temporary: String, companions: [CompanionModel]
     ) throws -> String {
         let manager = FileManager.default
         try manager.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
@@ -97,16 +113,12 @@ public enum Checkpoint {
         try? manager.removeItem(atPath: temporary)
         try manager.createDirectory(atPath: temporary, withIntermediateDirectories: true)
         try ModelLoader.saveTrained(model, to: temporary)
-        let P = optimizer.parameters.count
-        try SafeTensorsWriter.write(
-            [
-                TensorToWrite(
-                    name: "exp_avg", shape: [P],
-                    values: UnsafeBufferPointer(start: optimizer.m.pointer, count: P)),
-                TensorToWrite(
-                    name: "exp_avg_sq", shape: [P],
-                    values: UnsafeBufferPointer(start: optimizer.v.pointer, count: P)),
-            ], dtype: .f32, to: temporary + "/optimizer.safetensors")
+        try writeMoments(of: optimizer, to: temporary + "/optimizer.safetensors")
+        for companion in companions {
+            let folder = temporary + "/" + companion.folderName
+            try ModelLoader.save(companion.model, to: folder)
+            try writeMoments(of: companion.optimizer, to: folder + "/optimizer.safetensors")
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try atomicWrite(try encoder.encode(state), to: temporary + "/trainer_state.json")
@@ -124,6 +136,20 @@ public enum Checkpoint {
             try manager.moveItem(atPath: temporary, toPath: final)
         }
         return final
+    }
+
+    /// AdamW's moments as `exp_avg` and `exp_avg_sq`, (P) each.
+    private static func writeMoments(of optimizer: AdamW, to path: String) throws {
+        let P = optimizer.parameters.count
+        try SafeTensorsWriter.write(
+            [
+                TensorToWrite(
+                    name: "exp_avg", shape: [P],
+                    values: UnsafeBufferPointer(start: optimizer.m.pointer, count: P)),
+                TensorToWrite(
+                    name: "exp_avg_sq", shape: [P],
+                    values: UnsafeBufferPointer(start: optimizer.v.pointer, count: P)),
+            ], dtype: .f32, to: path)
     }
 
     /// The steps of the complete checkpoints (those with a trainer_state.json) in `outputDir`, in order.
@@ -177,17 +203,30 @@ public enum Checkpoint {
         } catch {
             throw DatasetError(path: statePath, line: nil, reason: "not a trainer state: \(error)")
         }
-        let file = try SafeTensorsFile(path: folder + "/optimizer.safetensors")
+        try readMoments(into: optimizer, from: folder + "/optimizer.safetensors")
+        optimizer.steps = state.optimizerSteps
+        return state
+    }
+
+    /// Reads a companion's AdamW moments from `checkpoint/<folderName>/optimizer.safetensors`; its
+    /// steps are the policy's (they step together).
+    public static func restoreCompanion(
+        _ folderName: String, from checkpoint: String, optimizer: AdamW, state: TrainerState
+    ) throws {
+        try readMoments(into: optimizer, from: checkpoint + "/" + folderName + "/optimizer.safetensors")
+        optimizer.steps = state.optimizerSteps
+    }
+
+    private static func readMoments(into optimizer: AdamW, from path: String) throws {
+        let file = try SafeTensorsFile(path: path)
         let P = optimizer.parameters.count
         for (name, tensor) in [("exp_avg", optimizer.m), ("exp_avg_sq", optimizer.v)] {
             guard let info = file.tensors[name], info.shape == [P] else {
                 throw DatasetError(
-                    path: folder + "/optimizer.safetensors", line: nil,
+                    path: path, line: nil,
                     reason: "expected tensor \(name) of shape [\(P)] (the model's parameter count)")
             }
             try file.read(name, into: UnsafeMutableBufferPointer(start: tensor.pointer, count: P))
         }
-        optimizer.steps = state.optimizerSteps
-        return state
     }
 }

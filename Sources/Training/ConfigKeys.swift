@@ -287,7 +287,8 @@ public enum ConfigTable {
                     "divide advantages by the group's or batch's std, or not (true: group, false: none)"),
                 ConfigKey(
                     "algorithm", .choice(AdvantageEstimator.allCases.map(\.rawValue), "grpo"),
-                    "the advantage estimator: group-relative, leave-one-out (RLOO) or REINFORCE++-baseline"),
+                    "group-relative (GRPO), leave-one-out (RLOO), REINFORCE++-baseline, or PPO (a critic with GAE)"
+                ),
                 ConfigKey(
                     "normalize_advantages", .bool(false),
                     "rloo: whiten advantages over the batch (TRL's RLOO key)"),
@@ -299,6 +300,34 @@ public enum ConfigTable {
                     "dynamic_sampling", .bool(false), "resample until every group has reward variance (DAPO)"),
                 ConfigKey(
                     "dynamic_sampling_max_rounds", .int(8), "extra sampling rounds dynamic sampling may take"),
+            ]
+        ),
+        (
+            "PPO (algorithm: ppo; TRL's PPOConfig)",
+            [
+                ConfigKey(
+                    "value_model", .text(nil),
+                    "the critic: a ForSequenceClassification folder (1 label) or a causal LM given a new score head",
+                    default: "the policy, new score head"),
+                ConfigKey(
+                    "kl_coef", .number(0.05), "weight of the per-token KL to the reference in the reward"),
+                ConfigKey(
+                    "kl_estimator", .choice(KLEstimator.allCases.map(\.rawValue), "k1"),
+                    "k1: logp - ref_logp; k3: (r - 1) - log r"),
+                ConfigKey("cliprange", .number(0.2), "the policy ratio's clip: 1 +- cliprange"),
+                ConfigKey("vf_coef", .number(0.1), "the value loss's weight"),
+                ConfigKey(
+                    "cliprange_value", .number(0.2), "how far a value may move from the rollout's unclipped"),
+                ConfigKey("gamma", .number(1), "GAE's discount"),
+                ConfigKey("lam", .number(0.95), "GAE's lambda"),
+                ConfigKey("num_ppo_epochs", .int(4), "passes over each rollout batch"),
+                ConfigKey(
+                    "num_mini_batches", .int(1),
+                    "optimizer steps per pass; a rollout is this many steps' batches"),
+                ConfigKey("whiten_rewards", .bool(false), "whiten token rewards over the batch (scale only)"),
+                ConfigKey(
+                    "missing_eos_penalty", .number(nil),
+                    "subtracted from the score of a completion without a stop token"),
             ]
         ),
         (

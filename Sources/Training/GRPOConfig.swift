@@ -49,6 +49,11 @@ public struct GRPOConfig: Sendable {
     /// RLOO's batch whitening (TRL's `normalize_advantages`).
     public var normalizeAdvantages: Bool
     public var numIterations: Int
+    /// PPO's critic, GAE and losses (`algorithm: ppo`), else nil.
+    public var ppo: PPOSettings?
+    /// Prompts sampled per trainer step: `perStepPrompts`, times PPO's `num_mini_batches` (PPO's
+    /// step is a rollout batch and every optimizer step on it, as TRL counts).
+    public var promptsPerRound: Int { perStepPrompts * (ppo?.numMiniBatches ?? 1) }
     public var maskTruncatedCompletions: Bool
     public var dynamicSampling: Bool
     /// Extra sampling rounds dynamic sampling may take per step before training on what it has.
@@ -117,9 +122,13 @@ public struct GRPOConfig: Sendable {
         shuffleDataset = try v.bool("shuffle_dataset")
 
         optimizer = try OptimizerConfig(v)
+        algorithm = try v.choice("algorithm")
         numGenerations = try v.int("num_generations")
-        guard numGenerations >= 2 else {
-            throw v.error("num_generations", "must be at least 2: group-relative advantages need a group")
+        guard numGenerations >= (algorithm == .ppo ? 1 : 2) else {
+            throw v.error(
+                "num_generations",
+                algorithm == .ppo
+                    ? "must be at least 1" : "must be at least 2: group-relative advantages need a group")
         }
         perStepPrompts = try Self.promptsPerStep(
             v, numGenerations: numGenerations, accumulation: optimizer.gradientAccumulationSteps)
@@ -138,11 +147,7 @@ public struct GRPOConfig: Sendable {
         useBiasCorrectionKL = try v.bool("use_bias_correction_kl")
         lossType = try v.choice("loss_type")
         scaleRewards = try Self.rewardScaling(v)
-        if try v.optionalString("algorithm") == "ppo" {
-            throw v.error(
-                "algorithm", "ppo (a critic with GAE) is not offered yet; grpo, rloo and reinforce_pp are")
-        }
-        algorithm = try v.choice("algorithm")
+        ppo = try Self.ppoSettings(v, algorithm: algorithm)
         normalizeAdvantages = try v.bool("normalize_advantages")
         if normalizeAdvantages && algorithm != .rloo {
             throw v.error("normalize_advantages", "applies to algorithm: rloo (grpo has scale_rewards)")
@@ -156,7 +161,7 @@ public struct GRPOConfig: Sendable {
                         + "log-ratio, the mean over sequences, the KL in the reward)")
             }
         }
-        if algorithm != .grpo && v.has("scale_rewards") {
+        if algorithm != .grpo && algorithm != .ppo && v.has("scale_rewards") {
             throw v.error(
                 "scale_rewards", "applies to algorithm: grpo (\(algorithm.rawValue) scales its own way)")
         }
@@ -201,6 +206,63 @@ public struct GRPOConfig: Sendable {
         ) { _, new in new }
         resolved.merge(correctionSummary) { _, new in new }
         summaryValues = SummaryBox(resolved)
+    }
+
+    /// PPO's settings (TRL's `PPOConfig` keys) for `algorithm: ppo`, else nil; GRPO's keys that PPO
+    /// replaces, and PPO's keys without it, are errors naming the key.
+    private static func ppoSettings(_ v: ConfigValues, algorithm: AdvantageEstimator) throws -> PPOSettings? {
+        let keys = [
+            "value_model", "kl_coef", "kl_estimator", "cliprange", "vf_coef", "cliprange_value", "gamma",
+            "lam",
+            "num_ppo_epochs", "num_mini_batches", "whiten_rewards", "missing_eos_penalty",
+        ]
+        guard algorithm == .ppo else {
+            if let key = keys.first(where: v.has) { throw v.error(key, "applies to algorithm: ppo") }
+            return nil
+        }
+        let replaced = [
+            ("beta", "kl_coef"), ("epsilon", "cliprange"), ("epsilon_high", "cliprange"),
+            ("delta", "cliprange"),
+            ("num_iterations", "num_ppo_epochs"), ("scale_rewards", "whiten_rewards"),
+            ("loss_type", "PPO's token mean per micro-batch"),
+            ("importance_sampling_level", "PPO's token ratios"),
+            ("use_bias_correction_kl", "kl_estimator"),
+            ("normalize_advantages", "PPO's whitened GAE advantages"),
+        ]
+        for (key, instead) in replaced where v.has(key) {
+            throw v.error(key, "does not apply to algorithm: ppo (it has \(instead))")
+        }
+        var s = PPOSettings()
+        s.valueModel = try v.optionalString("value_model")
+        s.klCoef = Float(try v.double("kl_coef"))
+        s.klEstimator = try v.choice("kl_estimator")
+        s.clipRange = Float(try v.double("cliprange"))
+        s.vfCoef = Float(try v.double("vf_coef"))
+        s.clipRangeValue = Float(try v.double("cliprange_value"))
+        s.gamma = Float(try v.double("gamma"))
+        s.lam = Float(try v.double("lam"))
+        s.numPPOEpochs = try v.int("num_ppo_epochs")
+        s.numMiniBatches = try v.int("num_mini_batches")
+        s.whitenRewards = try v.bool("whiten_rewards")
+        s.missingEOSPenalty = try v.optionalDouble("missing_eos_penalty").map(Float.init)
+        func require(_ ok: Bool, _ key: String, _ message: String) throws {
+            if !ok { throw v.error(key, message) }
+        }
+        try require(s.klCoef >= 0, "kl_coef", "must not be negative")
+        try require(s.clipRange > 0 && s.clipRange < 1, "cliprange", "must be in (0, 1)")
+        try require(s.vfCoef > 0, "vf_coef", "must be positive (the critic learns from the value loss alone)")
+        try require(s.clipRangeValue > 0, "cliprange_value", "must be positive")
+        try require(s.gamma >= 0 && s.gamma <= 1, "gamma", "must be in [0, 1]")
+        try require(s.lam >= 0 && s.lam <= 1, "lam", "must be in [0, 1]")
+        try require(s.numPPOEpochs >= 1, "num_ppo_epochs", "must be at least 1")
+        try require(s.numMiniBatches >= 1, "num_mini_batches", "must be at least 1")
+        try require(
+            s.missingEOSPenalty.map { $0 >= 0 } ?? true, "missing_eos_penalty",
+            "must not be negative (TRL: the penalty is subtracted)")
+        if let folder = s.valueModel, !FileManager.default.fileExists(atPath: folder + "/config.json") {
+            throw v.error("value_model", "\(folder) is not a model folder (no config.json)")
+        }
+        return s
     }
 
     /// Prompts per optimizer step: `per_step_prompts`, or TRL's arithmetic, where a step takes
@@ -381,7 +443,7 @@ public struct GRPOConfig: Sendable {
             "has \(rewardWeights.count) weights for \(rewards.count) rewards")
         // A step keeps every completion's tokens, log-probs (sampled, old, reference), advantages and
         // text: about 64 bytes a token. Refuse a step that cannot fit rather than grow until killed.
-        let completions = Double(perStepPrompts) * Double(numGenerations)
+        let completions = Double(promptsPerRound) * Double(numGenerations)
         let stepBytes = completions * Double(maxCompletionLength) * 64
         let memory = Double(ProcessInfo.processInfo.physicalMemory)
         try require(
@@ -389,7 +451,7 @@ public struct GRPOConfig: Sendable {
             String(
                 format:
                     "%.0f prompts x %d completions of up to %d tokens need about %.0f GiB a step; this machine has %.0f GiB",
-                Double(perStepPrompts), numGenerations, maxCompletionLength, stepBytes / 1_073_741_824,
+                Double(promptsPerRound), numGenerations, maxCompletionLength, stepBytes / 1_073_741_824,
                 memory / 1_073_741_824))
         try require(
             (perStepPrompts * numGenerations) % optimizer.gradientAccumulationSteps == 0,

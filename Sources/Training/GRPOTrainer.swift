@@ -23,6 +23,8 @@ public enum TrainingError: Error, CustomStringConvertible {
     case missingTokenizer(folder: String)
     case promptTooLong(path: String, line: Int, tokens: Int, maxCompletionLength: Int, context: Int)
     case tooManyNonfiniteSteps(Int)
+    case missingCritic(checkpoint: String)
+    case criticVocabulary(folder: String, critic: Int, policy: Int)
 
     public var description: String {
         switch self {
@@ -32,6 +34,12 @@ public enum TrainingError: Error, CustomStringConvertible {
         case .promptTooLong(let path, let line, let tokens, let maxCompletionLength, let context):
             "\(path):\(line): the prompt's \(tokens) tokens plus max_completion_length \(maxCompletionLength) "
                 + "exceed the model's context of \(context) tokens (set max_prompt_length or shorten it)"
+        case .missingCritic(let checkpoint):
+            "\(checkpoint) has no \(criticFolderName)/ with a score.weight: algorithm: ppo resumes its critic "
+                + "from the checkpoint, and this one was not written by a PPO run"
+        case .criticVocabulary(let folder, let critic, let policy):
+            "value_model \(folder): its vocab_size \(critic) is smaller than the policy's \(policy); the critic "
+                + "reads the policy's tokens"
         case .tooManyNonfiniteSteps(let count):
             "\(count) steps had a NaN or infinite loss or gradient (max_nonfinite_steps); stopping. The last "
                 + "checkpoint is intact: lower learning_rate or check the rewards"
@@ -48,10 +56,13 @@ public final class GRPOTrainer {
     public let config: GRPOConfig
     public let policy: Transformer
     public let tokenizer: Tokenizer
-    public private(set) var state = TrainerState()
+    public internal(set) var state = TrainerState()
     /// Checked after every step; when true the trainer saves a checkpoint and returns.
     public var shouldStop: () -> Bool = { false }
     let reference: Transformer?
+    /// PPO's value model (a score head with one label) and its optimizer; nil for the other algorithms.
+    let critic: Transformer?
+    let criticOptimizer: AdamW?
     let rewards: [any Reward]
     let examples: [Example]
     let optimizer: AdamW
@@ -73,7 +84,7 @@ public final class GRPOTrainer {
     private var evalHistory: [HeldOutMeasurement] = []
     private var trainRewards: [(step: Int, reward: Double)] = []
     /// The largest activations a training forward of this step kept (memory/activations).
-    private var stepActivationBytes = 0
+    var stepActivationBytes = 0
 
     /// Loads the model (from `resumeFrom`, a checkpoint folder, when given), the reference model when
     /// beta > 0, the tokenizer, rewards and dataset; every input problem surfaces here, before work.
@@ -95,7 +106,8 @@ public final class GRPOTrainer {
             tokenizerConfig.useTemplate(template, source: "chat_template (config)")
         }
         // With adapters the reference is the base itself, adapters off: no second model.
-        reference = config.beta > 0 && policy.lora == nil ? try ModelLoader.load(folder: config.model) : nil
+        let klWeight = config.ppo?.klCoef ?? config.beta
+        reference = klWeight > 0 && policy.lora == nil ? try ModelLoader.load(folder: config.model) : nil
         if let reference, precision == .bf16 {
             reference.precision = .bf16
             reference.frozenBase = true
@@ -122,10 +134,20 @@ public final class GRPOTrainer {
             evalExamples = []
         }
         totalSteps = config.schedule.totalSteps(
-            stepsPerEpoch: Double(examples.count) / Double(config.perStepPrompts))
+            stepsPerEpoch: Double(examples.count) / Double(config.promptsPerRound))
         let logEvery = RunSchedule.interval(config.schedule.loggingSteps, total: totalSteps)
         sampleEvery = config.logCompletionsSteps ?? (config.logCompletions.map { $0 ? logEvery : 0 } ?? 10)
-        let context = policy.config.maxPositionEmbeddings
+        if let ppo = config.ppo {
+            let critic = try Self.loadCritic(
+                ppo, config: config, resumeFrom: resumeFrom, policy: policy, onEvent: onEvent)
+            critic.gradientCheckpointing = config.gradientCheckpointing
+            critic.precision = precision
+            self.critic = critic
+            criticOptimizer = AdamW(parameters: critic.parameters, settings: config.optimizer.adamW)
+        } else {
+            (critic, criticOptimizer) = (nil, nil)
+        }
+        let context = min(policy.config.maxPositionEmbeddings, critic?.config.maxPositionEmbeddings ?? .max)
         for (path, set) in [(config.dataset, examples), (config.evaluation?.dataset ?? "", evalExamples)] {
             if let long = set.first(where: { $0.tokens.count + config.maxCompletionLength > context }) {
                 throw TrainingError.promptTooLong(
@@ -139,7 +161,13 @@ public final class GRPOTrainer {
         generator.nonFiniteLogitsAreErrors = false
         stream = PromptStream(count: examples.count, seed: config.seed, shuffle: config.shuffleDataset)
         state.seed = config.seed
-        if let resumeFrom { state = try Checkpoint.restore(from: resumeFrom, optimizer: optimizer) }
+        if let resumeFrom {
+            state = try Checkpoint.restore(from: resumeFrom, optimizer: optimizer)
+            if let criticOptimizer {
+                try Checkpoint.restoreCompanion(
+                    criticFolderName, from: resumeFrom, optimizer: criticOptimizer, state: state)
+            }
+        }
     }
 
     /// Trains until `maxSteps` (or `shouldStop`), saving every `saveSteps` and at the end; returns the
@@ -157,20 +185,29 @@ public final class GRPOTrainer {
             outputDir: config.outputDir, summary: config.summary, examples: examples.count, onEvent: onEvent,
             shouldStop: shouldStop,
             epoch: { Double(self.state.consumedPrompts) / Double(self.examples.count) },
-            evaluate: config.evaluation == nil ? nil : { try self.evaluateHeldOut(step: $0) }
+            evaluate: config.evaluation == nil ? nil : { try self.evaluateHeldOut(step: $0) },
+            companions: zip([critic].compactMap { $0 }, [criticOptimizer].compactMap { $0 }).map {
+                CompanionModel(folderName: criticFolderName, model: $0, optimizer: $1)
+            }
         ) {
             var timings: [String: Double] = [:]
             var round = try state.pendingRound ?? makeRound(&timings)
-            var metrics = try optimizeStep(on: round, timings: &timings)
-            round.iterationsDone += 1
-            state.pendingRound = round.iterationsDone < config.numIterations ? round : nil
+            var metrics: [String: Double]
+            if config.ppo != nil {
+                metrics = try ppoStep(on: round, timings: &timings)
+            } else {
+                metrics = try optimizeStep(on: round, timings: &timings)
+                round.iterationsDone += 1
+                state.pendingRound = round.iterationsDone < config.numIterations ? round : nil
+            }
             state.step += 1
             metrics.merge(round.metrics) { new, _ in new }
             metrics.merge(timings) { new, _ in new }
             metrics["epoch"] = Double(state.consumedPrompts) / Double(examples.count)
             metrics.merge(
                 memoryMetrics(
-                    trainable: policy.trainableParameters.count, activations: stepActivationBytes,
+                    trainable: policy.trainableParameters.count + (critic?.parameters.count ?? 0),
+                    activations: stepActivationBytes,
                     kvCache: generator.peakCacheBytes)
             ) { _, new in new }
             checkAlarms(metrics)
@@ -189,7 +226,7 @@ public final class GRPOTrainer {
 
     // MARK: - One generation round
 
-    private func makeRound(_ timings: inout [String: Double]) throws -> Round {
+    func makeRound(_ timings: inout [String: Double]) throws -> Round {
         let G = config.numGenerations
         var sampling = samplingParameters(temperature: config.temperature, numGenerations: G)
         var kept:
@@ -198,8 +235,8 @@ public final class GRPOTrainer {
         var all: (scores: [[Double?]], combined: [Double], lengths: [Int], truncated: [Bool]) =
             (rewards.map { _ in [] }, [], [], [])
         var attempts = 0
-        while kept.examples.count < config.perStepPrompts {
-            let wanted = config.perStepPrompts - kept.examples.count
+        while kept.examples.count < config.promptsPerRound {
+            let wanted = config.promptsPerRound - kept.examples.count
             let drawn = (0..<wanted).map { examples[stream.index(at: state.consumedPrompts + $0)] }
             state.consumedPrompts += wanted
             sampling.seed = config.seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(state.rounds)
@@ -232,13 +269,16 @@ public final class GRPOTrainer {
                 $0 + $1.tokens
             },
             promptLengths: kept.examples.flatMap { Array(repeating: $0.tokens.count, count: G) },
-            advantages: estimateAdvantages(
-                rewards: kept.combined, groupSize: G, estimator: config.algorithm,
-                scaling: config.scaleRewards,
-                lengths: completions.map(\.tokens.count), normalize: config.normalizeAdvantages
-            ).map { Float($0) },
+            // PPO's advantages are per token, from GAE over the critic's values (`ppoStep`).
+            advantages: config.algorithm == .ppo
+                ? [Float](repeating: 0, count: completions.count)
+                : estimateAdvantages(
+                    rewards: kept.combined, groupSize: G, estimator: config.algorithm,
+                    scaling: config.scaleRewards,
+                    lengths: completions.map(\.tokens.count), normalize: config.normalizeAdvantages
+                ).map { Float($0) },
             truncated: completions.map { $0.finishReason == .length },
-            samplingLogp: completions.flatMap(\.logprobs),
+            samplingLogp: completions.flatMap(\.logprobs), rewards: kept.combined,
             metrics: roundMetrics(
                 scores: all.scores, names: rewards.map(\.name), combined: all.combined, groupSize: G,
                 lengths: all.lengths, truncated: all.truncated),
@@ -251,10 +291,13 @@ public final class GRPOTrainer {
         let clock = Date()
         // RLOO with a KL folds it into the reward from the old policy's log-probs, as TRL does.
         let rlooKL = config.algorithm == .rloo && config.beta > 0
-        if config.numIterations > 1 || rlooKL { round.oldLogp = logProbabilities(policy, round) }
+        // PPO's ratios and token KL start from the rollout policy's log-probs.
+        if config.numIterations > 1 || rlooKL || config.ppo != nil {
+            round.oldLogp = logProbabilities(policy, round)
+        }
         if let reference {
             round.refLogp = logProbabilities(reference, round)
-        } else if config.beta > 0, let lora = policy.lora {
+        } else if (config.ppo?.klCoef ?? config.beta) > 0, let lora = policy.lora {
             lora.enabled = false
             round.refLogp = logProbabilities(policy, round)
             lora.enabled = true
@@ -290,14 +333,14 @@ public final class GRPOTrainer {
     }
 
     /// Completion-token log-probs of every sequence at the sampling temperature, without gradients.
-    private func logProbabilities(_ model: Transformer, _ round: Round) -> [Float] {
+    func logProbabilities(_ model: Transformer, _ round: Round) -> [Float] {
         chunks(round, 0..<round.sequences.count).flatMap {
             model.logProbabilities(round.batch($0), temperature: config.temperature)
         }
     }
 
     /// The gradient-accumulation micro-batches: `gradient_accumulation_steps` equal runs of sequences.
-    private func microBatches(_ round: Round) -> [Range<Int>] {
+    func microBatches(_ round: Round) -> [Range<Int>] {
         let size = round.sequences.count / config.optimizer.gradientAccumulationSteps
         return stride(from: 0, to: round.sequences.count, by: size).map {
             $0..<min($0 + size, round.sequences.count)
@@ -305,7 +348,7 @@ public final class GRPOTrainer {
     }
 
     /// Consecutive runs of `range` within `forward_batch_tokens`.
-    private func chunks(_ round: Round, _ range: Range<Int>) -> [Range<Int>] {
+    func chunks(_ round: Round, _ range: Range<Int>) -> [Range<Int>] {
         tokenChunks(
             lengths: round.sequences.map(\.count), shared: round.sharedPromptLengths(), range,
             maxTokens: config.forwardBatchTokens)

@@ -33,6 +33,8 @@ public struct Round: Codable, Sendable, Equatable {
     public var samplingLogp: [Float]?
     /// Optimizer steps already taken on this round.
     public var iterationsDone = 0
+    /// Each completion's combined reward (Σ_k w_k · r_k), before any advantage estimator.
+    public var rewards: [Double]
     /// Reward and length statistics, logged with every step of the round.
     public var metrics: [String: Double]
     /// Completions to print (`num_completions_to_print`), with their prompts and rewards.
@@ -41,9 +43,10 @@ public struct Round: Codable, Sendable, Equatable {
     public init(
         sequences: [[Int32]], promptLengths: [Int], advantages: [Float], truncated: [Bool],
         oldLogp: [Float]? = nil, refLogp: [Float]? = nil, samplingLogp: [Float]? = nil,
-        iterationsDone: Int = 0,
+        iterationsDone: Int = 0, rewards: [Double] = [],
         metrics: [String: Double], samples: [LoggedSample]
     ) {
+        self.rewards = rewards
         self.sequences = sequences
         self.promptLengths = promptLengths
         self.advantages = advantages
@@ -58,7 +61,7 @@ public struct Round: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case sequences, promptLengths, advantages, truncated, oldLogp, refLogp, samplingLogp, iterationsDone
-        case metrics, samples
+        case rewards, metrics, samples
         /// Checkpoints before typed samples: [prompt, completion, reward as text].
         case sample
     }
@@ -73,6 +76,7 @@ public struct Round: Codable, Sendable, Equatable {
         refLogp = try c.decodeIfPresent([Float].self, forKey: .refLogp)
         samplingLogp = try c.decodeIfPresent([Float].self, forKey: .samplingLogp)
         iterationsDone = try c.decodeIfPresent(Int.self, forKey: .iterationsDone) ?? 0
+        rewards = try c.decodeIfPresent([Double].self, forKey: .rewards) ?? []
         metrics = try c.decode([String: Double].self, forKey: .metrics)
         if let typed = try c.decodeIfPresent([LoggedSample].self, forKey: .samples) {
             samples = typed
@@ -95,6 +99,7 @@ public struct Round: Codable, Sendable, Equatable {
         try c.encodeIfPresent(refLogp, forKey: .refLogp)
         try c.encodeIfPresent(samplingLogp, forKey: .samplingLogp)
         try c.encode(iterationsDone, forKey: .iterationsDone)
+        try c.encode(rewards, forKey: .rewards)
         try c.encode(metrics, forKey: .metrics)
         try c.encode(samples, forKey: .samples)
     }
@@ -139,12 +144,32 @@ public struct Round: Codable, Sendable, Equatable {
     /// `sharedPromptLength` of every sequence.
     public func sharedPromptLengths() -> [Int] { sequences.indices.map(sharedPromptLength) }
 
+    /// The sequences at `indices` (in that order), with their token arrays: a mini-batch.
+    public func subset(_ indices: [Int]) -> Round {
+        let offsets = tokenOffsets()
+        func tokens(_ array: [Float]?) -> [Float]? {
+            array.map { gatherTokens($0, offsets: offsets, indices) }
+        }
+        return Round(
+            sequences: indices.map { sequences[$0] }, promptLengths: indices.map { promptLengths[$0] },
+            advantages: indices.map { advantages[$0] }, truncated: indices.map { truncated[$0] },
+            oldLogp: tokens(oldLogp), refLogp: tokens(refLogp), samplingLogp: tokens(samplingLogp),
+            iterationsDone: iterationsDone, rewards: rewards.isEmpty ? [] : indices.map { rewards[$0] },
+            metrics: metrics, samples: samples)
+    }
+
     /// Token offsets of each sequence's completion in the flat log-prob arrays.
     public func tokenOffsets() -> [Int] {
         var offsets = [0]
         for length in completionLengths { offsets.append(offsets.last! + length) }
         return offsets
     }
+}
+
+/// The tokens of sequences `indices` from a flat per-token array whose sequence i spans
+/// `offsets[i]..<offsets[i + 1]`, concatenated in the order given.
+func gatherTokens<T>(_ array: [T], offsets: [Int], _ indices: [Int]) -> [T] {
+    indices.flatMap { array[offsets[$0]..<offsets[$0 + 1]] }
 }
 
 /// What the rewards see of each completion, in order, group p being example p's completions.

@@ -57,7 +57,8 @@ func runTrainingLoop(
     model: Transformer, optimizer: AdamW, state: () -> TrainerState, schedule: ResolvedSchedule,
     tensorBoardDir: String?, outputDir: String, summary: [String: Any], examples: Int,
     onEvent: (TrainerEvent) -> Void, shouldStop: () -> Bool, epoch: () -> Double,
-    evaluate: ((Int) throws -> [String: Double])? = nil, step: () throws -> StepResult
+    evaluate: ((Int) throws -> [String: Double])? = nil, companions: [CompanionModel] = [],
+    step: () throws -> StepResult
 ) throws -> String? {
     try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
     let log = try MetricsLog(path: outputDir + "/metrics.jsonl", keepingStepsThrough: state().step)
@@ -102,7 +103,8 @@ func runTrainingLoop(
         if schedule.evaluates(step: step, endsEpoch: endsEpoch), !stopping { try measure(step) }
         if schedule.saves(step: step, endsEpoch: endsEpoch) || stopping {
             lastSaved = try Checkpoint.save(
-                model: model, optimizer: optimizer, state: state(), config: summary, outputDir: outputDir)
+                model: model, optimizer: optimizer, state: state(), config: summary, outputDir: outputDir,
+                companions: companions)
             onEvent(.saved(lastSaved!))
             if let limit = schedule.saveTotalLimit {
                 for removed in Checkpoint.rotate(outputDir: outputDir, keep: limit, protecting: lastSaved!) {
@@ -115,6 +117,9 @@ func runTrainingLoop(
     // The trained model itself, as TRL's save_model: output_dir is a Hugging Face model folder.
     do {
         try ModelLoader.saveTrained(model, to: outputDir)
+        for companion in companions {
+            try ModelLoader.save(companion.model, to: outputDir + "/" + companion.folderName)
+        }
     } catch {
         throw CheckpointError.saveFailed(folder: outputDir, reason: describeFileError(error))
     }
@@ -125,16 +130,21 @@ func runTrainingLoop(
 /// Clips the accumulated gradients and applies AdamW at the schedule's rate, or skips the update
 /// when the loss or gradient is not finite (counting it, and failing after `maxNonfiniteSteps`).
 ///
-/// Returns grad_norm, learning_rate and, when skipped, nonfinite_steps.
+/// `companions` (PPO's critic) are clipped on their own and step with the policy, or are skipped
+/// with it. Returns grad_norm (grad_norm/companion), learning_rate and, when skipped,
+/// nonfinite_steps.
 func applyUpdate(
     optimizer: AdamW, config: OptimizerConfig, state: inout TrainerState, totalSteps: Int, loss: Float,
-    maxNonfiniteSteps: Int, onEvent: (TrainerEvent) -> Void
+    maxNonfiniteSteps: Int, onEvent: (TrainerEvent) -> Void, companions: [AdamW] = []
 ) throws -> [String: Double] {
     let rate = config.learningRate(step: state.step, totalSteps: totalSteps)
     let norm = clipGradientNorm(optimizer.parameters, maxNorm: config.maxGradNorm)
+    let companionNorms = companions.map { clipGradientNorm($0.parameters, maxNorm: config.maxGradNorm) }
     var metrics: [String: Double] = ["loss": Double(loss), "grad_norm": norm, "learning_rate": rate]
-    if loss.isFinite && norm.isFinite {
+    if let first = companionNorms.first { metrics["grad_norm/companion"] = first }
+    if loss.isFinite && norm.isFinite && companionNorms.allSatisfy(\.isFinite) {
         optimizer.step(learningRate: rate)
+        for companion in companions { companion.step(learningRate: rate) }
         state.optimizerSteps += 1
     } else {
         state.nonfiniteSteps += 1

@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import SafeTensors
 import Tensors
 import Testing
 
@@ -105,4 +106,91 @@ func hiddenStateGradientsMatchFiniteDifferences(configIndex: Int) throws {
         layer.gateUp.modules.map(\.name) == ["model.layers.1.mlp.gate_proj", "model.layers.1.mlp.up_proj"])
     #expect(layer.down.inputs == config.intermediateSize && layer.down.outputs == config.hiddenSize)
     #expect(layer.output.precision == .float32)
+}
+
+/// Σ g ⊙ scores of a score model, in Double.
+private func scoreLoss(_ model: Transformer, _ g: [Float]) -> Double {
+    let scores = model.scores(seamBatch).toArray()
+    return zip(scores, g).reduce(0) { $0 + Double($1.0) * Double($1.1) }
+}
+
+/// A score head (a PPO critic's, one label; a classifier's, three): `forwardScores` is the final
+/// hidden state times score.weightᵀ at every target row, and `backward(dScores:)` gives central
+/// differences' gradients for the head and the trunk under it.
+@Test(arguments: [(0, 1), (1, 3)])
+func scoreHeadGradientsMatchFiniteDifferences(configIndex: Int, labels: Int) throws {
+    let config = seamConfigs[configIndex]
+    let model = ModelLoader.randomModel(config: config, seed: 5, head: .score(labels: labels))
+    #expect(model.parameters.slot("lm_head.weight") == nil)
+    #expect(model.parameters.slot("score.weight")?.shape == [labels, config.hiddenSize])
+    let M = seamBatch.targetRows.count
+    let hidden = model.forwardHidden(seamBatch).toArray()
+    let scores = model.forwardScores(seamBatch).toArray()
+    let weight = model.parameters.value("score.weight").toArray()
+    let C = config.hiddenSize
+    for row in [0, M - 1] {
+        for label in 0..<labels {
+            let expected = (0..<C).reduce(Float(0)) { $0 + hidden[row * C + $1] * weight[label * C + $1] }
+            #expect(abs(scores[row * labels + label] - expected) <= 1e-5 * max(1, abs(expected)))
+        }
+    }
+    let g = (0..<(M * labels)).map { Float(cos(Double($0) * 1.3)) }
+    model.parameters.zeroGradients()
+    _ = model.forwardScores(seamBatch)
+    model.backward(dScores: Tensor(g, shape: [M, labels]))
+    for name in [
+        "score.weight", "model.norm.weight", "model.layers.1.mlp.down_proj.weight",
+        "model.embed_tokens.weight",
+    ] {
+        let slot = try #require(model.parameters.slot(name))
+        for k in [0, slot.count / 2, slot.count - 1] {
+            let i = slot.offset + k
+            let values = model.parameters.values.pointer
+            let original = values[i]
+            let eps: Float = 1e-2
+            values[i] = original + eps
+            let up = scoreLoss(model, g)
+            values[i] = original - eps
+            let down = scoreLoss(model, g)
+            values[i] = original
+            let numeric = (up - down) / (2 * Double(eps))
+            let analytic = Double(model.parameters.gradients.pointer[i])
+            #expect(
+                abs(numeric - analytic) <= 2e-2 * max(1, abs(numeric)),
+                "\(name)[\(k)]: analytic \(analytic), numeric \(numeric)")
+        }
+    }
+}
+
+/// A value model saved is a transformers `*ForSequenceClassification` folder with one label and no
+/// lm_head, and loads back with its score head; a causal LM folder loads as a value model with a
+/// new head drawn at initializer_range, and a head with two labels is refused, naming the tensor.
+@Test func valueModelsSaveAndLoadAsSequenceClassifiers() throws {
+    let root = NSTemporaryDirectory() + "grpo-value-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let config = seamConfigs[1]
+    try ModelLoader.save(ModelLoader.randomModel(config: config, seed: 6), to: root + "/lm")
+    let (fresh, newHead) = try ModelLoader.loadValueModel(folder: root + "/lm", seed: 9)
+    #expect(newHead)
+    let head = fresh.parameters.value("score.weight").toArray()
+    let std = (head.reduce(0) { $0 + $1 * $1 } / Float(head.count)).squareRoot()
+    #expect(std > 0.01 && std < 0.04, "a new head is drawn N(0, 0.02): std \(std)")
+    try ModelLoader.save(fresh, to: root + "/critic")
+    let json =
+        try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: root + "/critic/config.json")))
+        as! [String: Any]
+    #expect(json["architectures"] as? [String] == ["Qwen2ForSequenceClassification"])
+    #expect((json["id2label"] as? [String: String])?.count == 1)
+    let file = try SafeTensors.SafeTensorsFile(path: root + "/critic/model.safetensors")
+    #expect(file.tensors["lm_head.weight"] == nil && file.tensors["score.weight"]?.shape == [1, 16])
+    let (back, again) = try ModelLoader.loadValueModel(folder: root + "/critic", seed: 1)
+    #expect(!again)
+    #expect(back.parameters.value("score.weight").toArray() == head)
+
+    try ModelLoader.save(
+        ModelLoader.randomModel(config: config, seed: 6, head: .score(labels: 2)), to: root + "/two")
+    #expect(throws: ValueModelError.labels(folder: root + "/two", found: [2, 16], hidden: 16)) {
+        try ModelLoader.loadValueModel(folder: root + "/two", seed: 1)
+    }
 }

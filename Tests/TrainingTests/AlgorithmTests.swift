@@ -138,8 +138,9 @@ struct EstimatorTests {
         #expect(
             try GRPOConfig(values(["algorithm": "rloo", "normalize_advantages": true])).algorithm == .rloo)
         #expect(try GRPOConfig(values(["algorithm": "reinforce_pp"])).algorithm == .reinforcePP)
-        #expect { _ = try GRPOConfig(values(["algorithm": "ppo"])) } throws: {
-            "\($0)".contains("ppo (a critic")
+        #expect(try GRPOConfig(values(["algorithm": "ppo"])).ppo == PPOSettings())
+        #expect { _ = try GRPOConfig(values(["algorithm": "ppo", "epsilon": 0.3])) } throws: {
+            "\($0)".contains("epsilon") && "\($0)".contains("cliprange")
         }
         #expect(throws: Training.ConfigError.self) {
             _ = try GRPOConfig(values(["normalize_advantages": true]))

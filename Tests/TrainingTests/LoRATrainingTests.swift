@@ -131,7 +131,8 @@ private func modelFixture(_ name: String, file: String = #filePath) -> String {
     for slot in lora.parameters.slots {
         let values = try saved.floats(slot.name)
         let (diff, _) = maxAbsDiff(lora.parameters.value(slot.name).toArray(), values)
-        #expect(diff <= 1e-6, "\(slot.name) differs from the committed adapter by \(diff)")
+        // 1e-5: the committed adapter was trained on another CPU class, whose matmuls round differently.
+        #expect(diff <= 1e-5, "\(slot.name) differs from the committed adapter by \(diff)")
     }
     let peft =
         try JSONSerialization.jsonObject(

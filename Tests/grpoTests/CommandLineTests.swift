@@ -137,7 +137,7 @@ func scoreRejectsBadLinesNamingTheLine(contents: String, message: String) throws
     for (key, type, value) in [
         ("num_generations", "int", "8"), ("beta", "number", "0"),
         ("loss_type", "grpo|bnpo|dr_grpo|dapo|cispo", "dapo"),
-        ("algorithm", "grpo|rloo|reinforce_pp", "grpo"),
+        ("algorithm", "grpo|rloo|reinforce_pp|ppo", "grpo"), ("num_ppo_epochs", "int", "4"),
         ("per_device_train_batch_size", "int", "none"), ("save_total_limit", "int", "none"),
         ("report_to", "list", "none"), ("eval_strategy", "no|steps|epoch", "no"),
     ] {
