@@ -78,6 +78,18 @@ public final class Transformer {
         layers.contains { $0.linears.contains(where: \.float32Released) }
     }
 
+    /// Bytes this model's weights hold now: the float32 parameters (less what bf16-only layers
+    /// gave back), their bf16 copies and lm_head's, and the adapters' parameters.
+    public var weightBytes: Int {
+        let linears = layers.flatMap(\.linears)
+        let released = linears.filter(\.float32Released).reduce(0) { $0 + $1.outputs * $1.inputs }
+        let untiedHeadReleased = float32WeightsReleased && !config.tieWordEmbeddings ? head.count : 0
+        let headCopyBytes = outputHead == .languageModel ? headCopy.bytes : 0
+        return 4 * (parameters.count - released - untiedHeadReleased)
+            + linears.reduce(0) { $0 + $1.extraBytes }
+            + headCopyBytes + 4 * (lora?.parameters.count ?? 0)
+    }
+
     /// Keeps every frozen bf16 projection in bf16 only, halving its weights' memory.
     ///
     /// For the reference model, a LoRA base (`backward`: gradients flow through it), a model that
@@ -469,6 +481,20 @@ public final class Transformer {
 
     /// The final norm's output the last forward kept, (M, C), or nil.
     var savedHidden: Tensor? { saved?.finalNormed }
+
+    /// Bytes of the activation buffers a forward over `tokens` packed tokens holds: the residual
+    /// stream and `layers` per-layer sets (all of them for training, 1 under gradient
+    /// checkpointing or without gradients).
+    public static func activationBytes(config: ModelConfig, tokens: Int, layers: Int) -> Int {
+        let width = LayerActivations.Buffer.allCases.reduce(0) { $0 + $1.width(config) }
+        return 4 * tokens * ((config.numHiddenLayers + 1) * config.hiddenSize + layers * width)
+    }
+
+    /// Bytes of activation buffers this model holds between passes (they are reused): the
+    /// residual stream, the per-layer sets, and the bf16 softmax numerators.
+    public var heldActivationBytes: Int {
+        residualPool.count * 4 + pool.reduce(0) { $0 + $1.byteCount } + softmaxNumerators.bytes
+    }
 
     /// Bytes of activations the last forward kept for backward.
     public var savedActivationBytes: Int {

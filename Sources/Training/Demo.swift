@@ -58,6 +58,12 @@ public struct DemoSettings: Sendable {
     public var evalSteps = 20
     /// Completions sampled per held-out problem for the sampled accuracy.
     public var evalSamples = 4
+    /// Further keys of the RL stage's config, as a YAML recipe spells them (`algorithm: ppo`,
+    /// `kl_coef: 0`, ...); they override the demo's own.
+    public var rlKeys: [String: String] = [:]
+
+    /// The RL stage's algorithm (`rlKeys["algorithm"]`, else grpo): its output folder's name.
+    public var algorithm: String { rlKeys["algorithm"] ?? "grpo" }
 
     public init() {}
 }
@@ -66,6 +72,7 @@ public struct DemoSettings: Sendable {
 public enum DemoEvent {
     case stage(String)
     case sft(TrainerEvent)
+    /// The RL stage's trainer (GRPO, or the algorithm `rlKeys` names).
     case grpo(TrainerEvent)
     case evaluated(DemoEvaluation)
 }
@@ -73,7 +80,7 @@ public enum DemoEvent {
 /// Held-out figures at one point of the demo.
 public struct DemoEvaluation: Sendable {
     public var stage: String
-    /// GRPO steps taken when measured (0 before GRPO).
+    /// RL steps taken when measured (0 before the RL stage).
     public var step: Int
     /// Fraction of held-out problems answered exactly with greedy decoding.
     public var accuracy: Double
@@ -88,9 +95,12 @@ public struct DemoEvaluation: Sendable {
     public var meanLength: Double
 }
 
-/// The demo's results: held-out figures before training, after SFT, during and after GRPO.
+/// The demo's results: held-out figures before training, after SFT, during and after the RL stage
+/// (stage "rl").
 public struct DemoReport: Sendable {
     public var evaluations: [DemoEvaluation]
+    /// The RL stage's algorithm.
+    public var algorithm: String
     /// Per GRPO step: (step, mean reward, mean accuracy reward of the sampled completions).
     public var trainingCurve: [(step: Int, reward: Double, accuracy: Double)]
     public var seconds: (sft: Double, grpo: Double, total: Double)
@@ -137,11 +147,31 @@ public func writeDemoFiles(_ settings: DemoSettings) throws -> DemoFiles {
     return files
 }
 
+/// The demo up to its RL stage: the files, the SFT model and the held-out measurements so far.
+public struct DemoPreparation {
+    public var files: DemoFiles
+    /// The cold-start SFT model's folder.
+    public var sftFolder: String
+    public var evaluations: [DemoEvaluation]
+    public var seconds: (sft: Double, total: Double)
+    /// Measures a model on the held-out problems (greedy and sampled) as stage `stage` at `step`.
+    let measure: (Transformer, String, Int) throws -> DemoEvaluation
+}
+
 /// Runs the whole demo in `settings.outputDir`: writes the base model and the datasets, runs SFT,
-/// measures held-out accuracy, runs GRPO (measuring along the way), measures again, and draws
-/// `demo.svg`.
+/// measures held-out accuracy, runs the RL stage (measuring along the way), measures again, and
+/// draws `demo.svg`.
 public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> Void = { _ in }) throws
     -> DemoReport
+{
+    let preparation = try prepareDemo(settings, onEvent: onEvent)
+    return try runDemoRL(preparation, settings, onEvent: onEvent)
+}
+
+/// The demo's first half: writes the base model and the datasets, measures the base model, runs
+/// the cold-start SFT and measures it.
+public func prepareDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> Void = { _ in }) throws
+    -> DemoPreparation
 {
     let started = Date()
     let root = settings.outputDir
@@ -153,8 +183,7 @@ public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> 
     let rewards: [any Reward] = [AccuracyReward(field: "answer"), try FormatReward()]
     let heldOutExamples = try loadPromptDataset(
         path: files.heldOut, tokenizer: tokenizer, config: tokenizerConfig, maxPromptLength: nil)
-    var evaluations: [DemoEvaluation] = []
-    func measure(_ model: Transformer, stage: String, step: Int) throws {
+    func measure(_ model: Transformer, stage: String, step: Int) throws -> DemoEvaluation {
         var sampling = SamplingParameters()
         sampling.temperature = 0
         sampling.maxNewTokens = settings.maxCompletionLength
@@ -173,12 +202,13 @@ public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> 
             format: greedy.meanRewards[1].mean,
             worked: fraction(sampled.completions.joined().map { worksTheProblem($0.text) }),
             meanLength: sampled.meanCompletionLength)
-        evaluations.append(result)
         onEvent(.evaluated(result))
+        return result
     }
+    var evaluations: [DemoEvaluation] = []
     let baseModel = try ModelLoader.load(folder: base)
     baseModel.precision = settings.precision.resolved().0
-    try measure(baseModel, stage: "base", step: 0)
+    evaluations.append(try measure(baseModel, stage: "base", step: 0))
 
     let directCount = Int(Double(settings.sftExamples) * settings.directFraction)
     onEvent(
@@ -200,29 +230,46 @@ public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> 
     let sftTrainer = try SFTTrainer(config: try SFTConfig(sftValues)) { onEvent(.sft($0)) }
     try sftTrainer.train()
     let sftSeconds = Date().timeIntervalSince(sftClock)
-    try measure(sftTrainer.model, stage: "sft", step: 0)
+    evaluations.append(try measure(sftTrainer.model, stage: "sft", step: 0))
+    return DemoPreparation(
+        files: files, sftFolder: root + "/sft", evaluations: evaluations,
+        seconds: (sftSeconds, Date().timeIntervalSince(started)), measure: measure)
+}
 
+/// The demo's RL stage from `preparation`'s SFT model: `settings.grpoSteps` steps of
+/// `settings.algorithm` (GRPO unless `rlKeys` says otherwise) with accuracy and format rewards into
+/// `OUTPUT/<algorithm>`, measured every `evalSteps` and at the end, and `demo.svg`.
+public func runDemoRL(
+    _ preparation: DemoPreparation, _ settings: DemoSettings,
+    onEvent: @escaping (DemoEvent) -> Void = { _ in }
+) throws -> DemoReport {
+    let root = settings.outputDir
+    let name = settings.algorithm == "grpo" ? "GRPO" : settings.algorithm.uppercased()
     onEvent(
         .stage(
-            "GRPO: \(settings.grpoSteps) steps of \(settings.perStepPrompts) prompts x \(settings.numGenerations) completions"
+            "\(name): \(settings.grpoSteps) steps of \(settings.perStepPrompts) prompts x \(settings.numGenerations) completions"
         ))
     let grpoClock = Date()
     let grpoValues = ConfigValues()
     grpoValues.merge(
         [
-            "model": root + "/sft", "dataset": files.rl, "output_dir": root + "/grpo",
+            "model": preparation.sftFolder, "dataset": preparation.files.rl,
+            "output_dir": root + "/" + settings.algorithm,
             "seed": Int(settings.seed), "overwrite_output_dir": true,
             "num_generations": settings.numGenerations, "per_step_prompts": settings.perStepPrompts,
             "max_completion_length": settings.maxCompletionLength,
             "temperature": Double(settings.temperature),
             "learning_rate": settings.grpoLearningRate, "lr_scheduler_type": "constant_with_warmup",
-            "beta": settings.beta,
             "warmup_steps": settings.warmupSteps,
             "max_steps": settings.grpoSteps, "save_steps": settings.grpoSteps,
             "rewards": ["accuracy", "format"],
             "reward_weights": [1.0, 0.5], "log_completions_steps": 0, "logging_steps": 1,
             "precision": settings.precision.rawValue,
         ], source: "demo")
+    // PPO's KL weight is kl_coef; GRPO's is beta.
+    if settings.algorithm != "ppo" { grpoValues.merge(["beta": settings.beta], source: "demo") }
+    grpoValues.merge(settings.rlKeys, source: "demo (rl keys)")
+    var evaluations = preparation.evaluations
     var curve: [(step: Int, reward: Double, accuracy: Double)] = []
     var policy: Transformer?
     var evaluationError: Error?
@@ -231,7 +278,11 @@ public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> 
         guard case .step(let step, let maxSteps, let metrics) = event else { return }
         curve.append((step, metrics["reward"] ?? .nan, metrics["rewards/accuracy/mean"] ?? .nan))
         if step % settings.evalSteps == 0 && step < maxSteps, let policy {
-            do { try measure(policy, stage: "grpo", step: step) } catch { evaluationError = error }
+            do {
+                evaluations.append(try preparation.measure(policy, "rl", step))
+            } catch {
+                evaluationError = error
+            }
         }
     }
     policy = grpoTrainer.policy
@@ -239,15 +290,15 @@ public func runDemo(_ settings: DemoSettings, onEvent: @escaping (DemoEvent) -> 
     try grpoTrainer.train()
     if let evaluationError { throw evaluationError }
     let grpoSeconds = Date().timeIntervalSince(grpoClock)
-    try measure(grpoTrainer.policy, stage: "grpo", step: settings.grpoSteps)
+    evaluations.append(try preparation.measure(grpoTrainer.policy, "rl", settings.grpoSteps))
 
     let plot = root + "/demo.svg"
     try atomicWrite(
         Data(demoPlot(curve: curve, evaluations: evaluations, steps: settings.grpoSteps).utf8), to: plot)
     return DemoReport(
-        evaluations: evaluations, trainingCurve: curve,
-        seconds: (sftSeconds, grpoSeconds, Date().timeIntervalSince(started)), modelFolder: root + "/grpo",
-        plotPath: plot)
+        evaluations: evaluations, algorithm: settings.algorithm, trainingCurve: curve,
+        seconds: (preparation.seconds.sft, grpoSeconds, preparation.seconds.total + grpoSeconds),
+        modelFolder: root + "/" + settings.algorithm, plotPath: plot)
 }
 
 /// A dataset line: the question as a user turn, with the worked solution as the assistant turn
@@ -290,7 +341,7 @@ public struct DemoGain: Sendable {
     public var seconds: Double
 
     public init?(seed: UInt64, report: DemoReport) {
-        guard let sft = report.evaluation("sft"), let grpo = report.evaluation("grpo") else { return nil }
+        guard let sft = report.evaluation("sft"), let grpo = report.evaluation("rl") else { return nil }
         (self.seed, self.sft, self.grpo, self.seconds) = (seed, sft, grpo, report.seconds.total)
     }
 

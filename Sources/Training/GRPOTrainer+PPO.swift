@@ -179,13 +179,11 @@ extension GRPOTrainer {
                     weights: Array(
                         weights[(range.lowerBound - micro.lowerBound)..<(range.upperBound - micro.lowerBound)]
                     ))
-                stepActivationBytes = max(stepActivationBytes, policy.savedActivationBytes)
                 policy.backward(dLogp: result.dLogp)
                 policy.lora?.dropout.endTrainingPass()
                 policy.releaseSavedActivations()
 
                 let predicted = critic.forwardScores(batch.batch(range))
-                stepActivationBytes = max(stepActivationBytes, critic.savedActivationBytes)
                 let value = clippedValueLoss(
                     values: predicted.toArray(), oldValues: Array(oldValues[tokens]),
                     returns: Array(returns[tokens]),

@@ -83,8 +83,6 @@ public final class GRPOTrainer {
     /// reward-hacking warning.
     private var evalHistory: [HeldOutMeasurement] = []
     private var trainRewards: [(step: Int, reward: Double)] = []
-    /// The largest activations a training forward of this step kept (memory/activations).
-    var stepActivationBytes = 0
 
     /// Loads the model (from `resumeFrom`, a checkpoint folder, when given), the reference model when
     /// beta > 0, the tokenizer, rewards and dataset; every input problem surfaces here, before work.
@@ -204,12 +202,14 @@ public final class GRPOTrainer {
             metrics.merge(round.metrics) { new, _ in new }
             metrics.merge(timings) { new, _ in new }
             metrics["epoch"] = Double(state.consumedPrompts) / Double(examples.count)
-            metrics.merge(
-                memoryMetrics(
-                    trainable: policy.trainableParameters.count + (critic?.parameters.count ?? 0),
-                    activations: stepActivationBytes,
-                    kvCache: generator.peakCacheBytes)
-            ) { _, new in new }
+            var account = MemoryAccount(
+                model: policy,
+                activations: policy.heldActivationBytes + (reference?.heldActivationBytes ?? 0)
+                    + (critic?.heldActivationBytes ?? 0), kvCache: generator.peakCacheBytes,
+                tokensPerForward: config.forwardBatchTokens)
+            account.reference = reference?.weightBytes ?? 0
+            account.critic = critic.map { $0.weightBytes + 12 * $0.parameters.count } ?? 0
+            metrics.merge(account.metrics) { _, new in new }
             checkAlarms(metrics)
             if let reward = metrics["reward"] { trainRewards.append((state.step, reward)) }
             if sampleEvery > 0 && state.step % sampleEvery == 0 {
@@ -359,7 +359,6 @@ public final class GRPOTrainer {
     private func optimizeStep(on round: Round, timings: inout [String: Double]) throws -> [String: Double] {
         var clock = Date()
         policy.trainableParameters.zeroGradients()
-        stepActivationBytes = 0
         let mask = round.mask(maskTruncated: config.maskTruncatedCompletions)
         let offsets = round.tokenOffsets()
         var settings = PolicyLossSettings()
@@ -412,7 +411,6 @@ public final class GRPOTrainer {
                     weights: Array(
                         weights[(range.lowerBound - micro.lowerBound)..<(range.upperBound - micro.lowerBound)]
                     ))
-                stepActivationBytes = max(stepActivationBytes, policy.savedActivationBytes)
                 policy.backward(dLogp: result.dLogp)
                 totals.loss += result.loss
                 totals.kl += result.klSum

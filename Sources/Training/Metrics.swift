@@ -1,5 +1,7 @@
 import Foundation
+import Models
 import SafeTensors
+import Tensors
 
 /// `metrics.jsonl`: one JSON object per optimizer step, TRL's metric names.
 ///
@@ -58,14 +60,48 @@ public func peakResidentBytes() -> Int {
     #endif
 }
 
-/// What a step holds, measured (`memory/...` metrics, bytes): the process's peak resident memory,
-/// the gradients and AdamW moments of what trains, the activations the largest forward kept for
-/// its backward, and (GRPO) the largest KV-cache wave of the step's sampling.
-func memoryMetrics(trainable: Int, activations: Int, kvCache: Int?) -> [String: Double] {
-    var metrics: [String: Double] = [
-        "memory/peak_rss": Double(peakResidentBytes()), "memory/gradients": Double(trainable * 4),
-        "memory/optimizer": Double(2 * trainable * 4), "memory/activations": Double(activations),
-    ]
-    if let kvCache { metrics["memory/kv_cache"] = Double(kvCache) }
-    return metrics
+/// What a training step holds, by category, in bytes: the `memory/...` metrics.
+///
+/// Each figure is read from the objects that hold the memory (weights as loaded, converted or
+/// released; gradient and AdamW buffers; the activation buffers every model holds; the largest
+/// KV-cache wave; the logits chunk), not estimated; `memory/accounted` is their sum and
+/// `memory/peak_rss` what the process measured (getrusage), which also holds the code, the
+/// tokenizer, the dataset and the allocator's slack.
+struct MemoryAccount {
+    var policyWeights = 0
+    /// Parameters that train (the adapters with LoRA): gradients and two AdamW moments each.
+    var trainable = 0
+    /// The frozen reference model's weights (0 with LoRA, whose reference is the base).
+    var reference = 0
+    /// PPO's critic: weights, gradients and AdamW moments.
+    var critic = 0
+    var activations = 0
+    var kvCache: Int?
+    /// The lm_head's logits chunk (rows x vocabulary, float32).
+    var logits = 0
+
+    var metrics: [String: Double] {
+        var metrics: [String: Double] = [
+            "memory/peak_rss": Double(peakResidentBytes()), "memory/policy_weights": Double(policyWeights),
+            "memory/gradients": Double(trainable * 4), "memory/optimizer": Double(2 * trainable * 4),
+            "memory/activations": Double(activations), "memory/logits": Double(logits),
+        ]
+        if reference > 0 { metrics["memory/reference"] = Double(reference) }
+        if critic > 0 { metrics["memory/critic"] = Double(critic) }
+        if let kvCache { metrics["memory/kv_cache"] = Double(kvCache) }
+        metrics["memory/accounted"] =
+            Double(
+                policyWeights + 12 * trainable + reference + critic + activations + (kvCache ?? 0) + logits)
+        return metrics
+    }
+
+    /// The account of `model` training with what it kept this step.
+    init(model: Transformer, activations: Int, kvCache: Int?, tokensPerForward: Int) {
+        policyWeights = model.weightBytes
+        trainable = model.trainableParameters.count
+        self.activations = activations
+        self.kvCache = kvCache
+        let V = model.config.vocabSize
+        logits = min(logitChunkRows(vocabSize: V), max(tokensPerForward, 1)) * V * 4
+    }
 }

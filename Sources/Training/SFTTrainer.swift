@@ -21,8 +21,6 @@ public final class SFTTrainer {
     let optimizer: AdamW
     let onEvent: (TrainerEvent) -> Void
     private var stream: PromptStream
-    /// The largest activations a forward of the current step kept (memory/activations).
-    private var activationBytes = 0
 
     /// Loads the model (from `resumeFrom`, a checkpoint folder, when given), tokenizer and dataset;
     /// every input problem surfaces here, before work.
@@ -87,10 +85,10 @@ public final class SFTTrainer {
             state.step += 1
             metrics["num_tokens"] = Double(state.learnedTokens)
             metrics["epoch"] = Double(state.consumedPrompts) / Double(examples.count)
-            metrics.merge(
-                memoryMetrics(
-                    trainable: model.trainableParameters.count, activations: activationBytes, kvCache: nil)
-            ) { _, new in new }
+            let account = MemoryAccount(
+                model: model, activations: model.heldActivationBytes, kvCache: nil,
+                tokensPerForward: config.forwardBatchTokens)
+            metrics.merge(account.metrics) { _, new in new }
             return StepResult(metrics: metrics, tokens: tokens)
         }
     }
@@ -99,7 +97,6 @@ public final class SFTTrainer {
     /// over the learned tokens and their number.
     func accumulateGradients(_ batch: [SFTExample]) -> (loss: Float, tokens: Int) {
         model.trainableParameters.zeroGradients()
-        activationBytes = 0
         let tokens = batch.reduce(0) { $0 + $1.trainedCount }
         let scale = 1 / Float(tokens)
         var loss: Float = 0
@@ -112,7 +109,6 @@ public final class SFTTrainer {
             let logp = model.forward(
                 TokenBatch(sequences: chunk.map(\.tokens), scored: chunk.map(\.trained)), temperature: 1)
             loss -= logp.reduce(0, +) * scale
-            activationBytes = max(activationBytes, model.savedActivationBytes)
             model.backward(dLogp: [Float](repeating: -scale, count: logp.count))
         }
         model.releaseSavedActivations()

@@ -57,6 +57,12 @@ struct DemoCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "GRPO warmup steps.") var warmupSteps: Int?
     @Option(parsing: .unconditional, help: "Transformer layers.") var layers: Int?
     @Option(parsing: .unconditional, help: "Hidden size.") var hiddenSize: Int?
+    @Option(
+        name: .customLong("rl"),
+        help: ArgumentHelp(
+            "A key of the RL stage's config as KEY=VALUE, repeatable (algorithm=ppo, kl_coef=0, num_ppo_epochs=2).",
+            valueName: "KEY=VALUE"))
+    var rlKeys: [String] = []
 
     func run() throws {
         var settings = DemoSettings()
@@ -82,6 +88,12 @@ struct DemoCommand: ParsableCommand {
         if let layers { settings.layers = layers }
         if let beta { settings.beta = beta }
         if let warmupSteps { settings.warmupSteps = warmupSteps }
+        for entry in rlKeys {
+            guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
+                throw ValidationError("--rl: expected KEY=VALUE (such as algorithm=ppo), got '\(entry)'")
+            }
+            settings.rlKeys[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
+        }
         let fewest = minOperands ?? settings.task.operands.lowerBound
         let most = maxOperands ?? settings.task.operands.upperBound
         guard fewest >= 2, most >= fewest else {
@@ -165,14 +177,15 @@ struct DemoCommand: ParsableCommand {
             printTable(report, heldOut: settings.heldOutExamples, temperature: settings.temperature)
             print(
                 String(
-                    format: "time: SFT %.0f s, GRPO %.0f s, total %.0f s (%@)", report.seconds.sft,
-                    report.seconds.grpo, report.seconds.total, CPUFeatures.summary))
+                    format: "time: SFT %.0f s, %@ %.0f s, total %.0f s (%@)", report.seconds.sft,
+                    algorithmName(report.algorithm), report.seconds.grpo, report.seconds.total,
+                    CPUFeatures.summary))
             print("trained model: \(report.modelFolder)   plot: \(report.plotPath)")
             if let gain = DemoGain(seed: settings.seed, report: report) {
                 print(
                     String(
-                        format: "GRPO changed held-out accuracy by %+.1f points sampled, %+.1f points greedy",
-                        gain.sampled, gain.greedy))
+                        format: "%@ changed held-out accuracy by %+.1f points sampled, %+.1f points greedy",
+                        algorithmName(report.algorithm), gain.sampled, gain.greedy))
             }
             return
         }
@@ -190,7 +203,7 @@ struct DemoCommand: ParsableCommand {
             let report = try runWithProgress(run, label: "[seed \(seed)] ")
             if let gain = DemoGain(seed: seed, report: report) { gains.append(gain) }
         }
-        printSeedTable(gains, heldOut: settings.heldOutExamples)
+        printSeedTable(gains, heldOut: settings.heldOutExamples, algorithm: algorithmName(settings.algorithm))
     }
 
     /// Runs the demo, showing stage lines, a progress line and held-out figures on stderr.
@@ -209,8 +222,9 @@ struct DemoCommand: ParsableCommand {
             case .evaluated(let e):
                 progress.finish()
                 let name =
-                    e.stage == "grpo"
-                    ? "GRPO step \(e.step)" : e.stage == "sft" ? "after SFT" : "untrained model"
+                    e.stage == "rl"
+                    ? "\(algorithmName(settings.algorithm)) step \(e.step)"
+                    : e.stage == "sft" ? "after SFT" : "untrained model"
                 say(
                     String(
                         format: "   %@held-out: sampled %5.1f%%  greedy %5.1f%%  worked %5.1f%%  (%@)", label,
@@ -227,10 +241,12 @@ struct DemoCommand: ParsableCommand {
             "| held-out problems (\(heldOut)) | accuracy, sampled (T = \(temperature)) | accuracy, greedy | worked answers | R1 format | mean length |"
         )
         print("| --- | --- | --- | --- | --- | --- |")
-        for stage in ["base", "sft", "grpo"] {
+        for stage in ["base", "sft", "rl"] {
             guard let e = report.evaluation(stage) else { continue }
-            let name = ["base": "untrained model", "sft": "after cold-start SFT", "grpo": "after GRPO"][
-                stage]!
+            let name = [
+                "base": "untrained model", "sft": "after cold-start SFT",
+                "rl": "after \(algorithmName(report.algorithm))",
+            ][stage]!
             print(
                 String(
                     format: "| %@ | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.0f tokens |", name,
@@ -240,12 +256,12 @@ struct DemoCommand: ParsableCommand {
     }
 
     /// One row per seed, then the smallest, mean and largest gain.
-    private func printSeedTable(_ gains: [DemoGain], heldOut: Int) {
+    private func printSeedTable(_ gains: [DemoGain], heldOut: Int, algorithm: String) {
         func percent(_ x: Double) -> String { String(format: "%.1f%%", x * 100) }
         func points(_ x: Double) -> String { String(format: "%+.1f", x) }
         print("")
         print(
-            "| seed | sampled, after SFT -> after GRPO | gain | greedy, after SFT -> after GRPO | gain | worked answers | seconds |"
+            "| seed | sampled, after SFT -> after \(algorithm) | gain | greedy, after SFT -> after \(algorithm) | gain | worked answers | seconds |"
         )
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for g in gains {
@@ -271,7 +287,10 @@ struct DemoCommand: ParsableCommand {
         print(
             String(
                 format:
-                    "GRPO changed held-out accuracy by %+.1f to %+.1f points sampled (mean %+.1f), %+.1f to %+.1f points greedy (mean %+.1f)",
-                sampled[0], sampled[2], sampled[1], greedy[0], greedy[2], greedy[1]))
+                    "%@ changed held-out accuracy by %+.1f to %+.1f points sampled (mean %+.1f), %+.1f to %+.1f points greedy (mean %+.1f)",
+                algorithm, sampled[0], sampled[2], sampled[1], greedy[0], greedy[2], greedy[1]))
     }
 }
+
+/// How the demo names an algorithm in its lines and tables: GRPO, PPO, RLOO, REINFORCE_PP.
+func algorithmName(_ algorithm: String) -> String { algorithm.uppercased() }
