@@ -205,8 +205,7 @@ public final class GRPOTrainer {
             var account = MemoryAccount(
                 model: policy,
                 activations: policy.heldActivationBytes + (reference?.heldActivationBytes ?? 0)
-                    + (critic?.heldActivationBytes ?? 0), kvCache: generator.peakCacheBytes,
-                tokensPerForward: config.forwardBatchTokens)
+                    + (critic?.heldActivationBytes ?? 0), kvCache: generator.peakCacheBytes)
             account.reference = reference?.weightBytes ?? 0
             account.critic = critic.map { $0.weightBytes + 12 * $0.parameters.count } ?? 0
             metrics.merge(account.metrics) { _, new in new }

@@ -14,7 +14,7 @@ public struct MemoryEstimate: Sendable {
         public var numGenerations = 8
         public var promptLength = 128
         public var completionLength = 256
-        public var forwardBatchTokens = 8192
+        public var forwardBatchTokens = 1024
         public var maxCacheBytes = 4 << 30
 
         public init() {}
@@ -82,7 +82,9 @@ public struct MemoryEstimate: Sendable {
         let groups = max(rolloutCompletions / max(batch.numGenerations, 1), 1)
         categories.append(
             ("kv_cache", min(groups, max(batch.maxCacheBytes / max(groupCache, 1), 1)) * groupCache))
-        categories.append(("logits", min(logitChunkRows(vocabSize: V), tokens) * V * 4))
+        // The logits chunk covers the completion tokens of a forward, a chunk of rows at a time.
+        let targets = tokens * batch.numGenerations * batch.completionLength / max(groupTokens, 1)
+        categories.append(("logits", min(logitChunkRows(vocabSize: V), max(targets, 1)) * V * 4))
         self.categories = categories
     }
 }

@@ -96,12 +96,11 @@ struct MemoryAccount {
     }
 
     /// The account of `model` training with what it kept this step.
-    init(model: Transformer, activations: Int, kvCache: Int?, tokensPerForward: Int) {
+    init(model: Transformer, activations: Int, kvCache: Int?) {
         policyWeights = model.weightBytes
         trainable = model.trainableParameters.count
         self.activations = activations
         self.kvCache = kvCache
-        let V = model.config.vocabSize
-        logits = min(logitChunkRows(vocabSize: V), max(tokensPerForward, 1)) * V * 4
+        logits = logitScratchBytes
     }
 }

@@ -86,8 +86,7 @@ public final class SFTTrainer {
             metrics["num_tokens"] = Double(state.learnedTokens)
             metrics["epoch"] = Double(state.consumedPrompts) / Double(examples.count)
             let account = MemoryAccount(
-                model: model, activations: model.heldActivationBytes, kvCache: nil,
-                tokensPerForward: config.forwardBatchTokens)
+                model: model, activations: model.heldActivationBytes, kvCache: nil)
             metrics.merge(account.metrics) { _, new in new }
             return StepResult(metrics: metrics, tokens: tokens)
         }

@@ -29,7 +29,7 @@ struct InfoCommand: ParsableCommand {
     @Option(name: .customLong("max_prompt_length"), help: "Prompt tokens.") var promptLength = 128
     @Option(name: .customLong("max_completion_length"), help: "Completion tokens.") var completionLength = 256
     @Option(name: .customLong("forward_batch_tokens"), help: "Tokens per forward/backward pass.")
-    var forwardBatchTokens = 8192
+    var forwardBatchTokens = 1024
     @Option(name: .customLong("num_mini_batches"), help: "PPO's mini-batches per rollout.")
     var numMiniBatches = 1
     @Flag(name: .customLong("gradient_checkpointing"), help: "Keep one layer's activations.")

@@ -220,3 +220,40 @@ struct PPOTrainerTests {
         }
     }
 }
+
+/// The dry-run estimate (`grpo info --algorithm`) against what the trainer logs it held.
+struct MemoryEstimateTests {
+    @Test(arguments: ["grpo", "ppo"])
+    func estimateMatchesTheTrainersAccount(algorithm: String) throws {
+        let w = try Workspace()
+        var keys: [String: Any] = ["algorithm": algorithm, "max_steps": 1, "save_steps": 10]
+        if algorithm == "grpo" { keys["beta"] = 0.04 }
+        let config = try w.config(keys)
+        var logged: [String: Double] = [:]
+        let trainer = try GRPOTrainer(config: config) { event in
+            if case .step(_, _, let metrics) = event { logged = metrics }
+        }
+        try trainer.train()
+        var batch = MemoryEstimate.Batch()
+        batch.completions = config.perStepPrompts * config.numGenerations
+        batch.numGenerations = config.numGenerations
+        batch.promptLength = trainer.examples.map(\.tokens.count).max()!
+        batch.completionLength = config.maxCompletionLength
+        batch.forwardBatchTokens = config.forwardBatchTokens
+        let estimate = MemoryEstimate(
+            config: trainer.policy.config, algorithm: config.algorithm, referenceWeight: 0.04, lora: nil,
+            precision: .float32, gradientCheckpointing: false, batch: batch)
+        for (name, bytes) in estimate.categories {
+            let measured = try #require(logged["memory/" + name], "the trainer logs no memory/\(name)")
+            // Completions that stop early hold less than the estimate's full length: for what
+            // scales with tokens the estimate is a bound, within 20% here.
+            let byLength = ["activations", "kv_cache", "logits"].contains(name)
+            #expect(
+                byLength
+                    ? Double(bytes) >= measured && Double(bytes) <= 1.2 * measured
+                    : Double(bytes) == measured,
+                "\(algorithm) memory/\(name): estimated \(bytes), logged \(measured)")
+        }
+        #expect(logged["memory/accounted"]! <= logged["memory/peak_rss"]! * 1.1)
+    }
+}

@@ -19,7 +19,16 @@ final class LogitScratch: @unchecked Sendable {
         defer { lock.unlock() }
         return body(reuse(&storage, shape: [count]).pointer)
     }
+
+    var bytes: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return storage.count * 4
+    }
 }
+
+/// Bytes the logits chunk holds now (it is kept between calls), for memory accounts.
+public var logitScratchBytes: Int { LogitScratch.shared.bytes }
 
 /// What a bf16 forward keeps so its backward needs no second logits matmul.
 ///
