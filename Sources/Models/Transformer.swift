@@ -496,6 +496,19 @@ public final class Transformer {
         residualPool.count * 4 + pool.reduce(0) { $0 + $1.byteCount } + softmaxNumerators.bytes
     }
 
+    /// Bytes a backward over `tokens` packed tokens allocates while it runs: the gradient of the
+    /// residual stream and the layer scratch every layer's backward reuses.
+    public static func backwardScratchBytes(config: ModelConfig, tokens: Int) -> Int {
+        let c = config
+        return 4 * tokens
+            * (3 * c.intermediateSize + 3 * c.hiddenSize + c.numAttentionHeads * c.headDim + c.heads.qkvWidth)
+    }
+
+    /// `backwardScratchBytes` for the most tokens this model's activation buffers have held.
+    public var backwardScratchBytes: Int {
+        Self.backwardScratchBytes(config: config, tokens: pool.map(\.capacity).max() ?? 0)
+    }
+
     /// Bytes of activations the last forward kept for backward.
     public var savedActivationBytes: Int {
         guard let s = saved else { return 0 }

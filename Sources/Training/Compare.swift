@@ -1,4 +1,5 @@
 import Foundation
+import Models
 
 /// One algorithm setting `grpo compare` trains: a name and the keys it lays over the base config.
 public struct CompareVariant: Sendable, Equatable {
@@ -49,14 +50,14 @@ public struct CompareVariant: Sendable, Equatable {
 
 public enum CompareError: Error, CustomStringConvertible, Equatable {
     case unknownVariant(String, known: [String])
-    case runFailed(variant: String, seed: UInt64, status: Int32, log: String)
+    case runFailed(variant: String, seed: UInt64, status: Int32, log: String, tail: String)
 
     public var description: String {
         switch self {
         case .unknownVariant(let name, let known):
             "--variants: '\(name)' is not a variant; known: \(known.joined(separator: ", ")), each also with +lora"
-        case .runFailed(let variant, let seed, let status, let log):
-            "the \(variant) run (seed \(seed)) exited with status \(status); its output is in \(log)"
+        case .runFailed(let variant, let seed, let status, let log, let tail):
+            "the \(variant) run (seed \(seed)) exited with status \(status); its output is in \(log), ending:\n\(tail)"
         }
     }
 }
@@ -134,9 +135,7 @@ public func compareTables(_ runs: [ComparedRun], order: [String]) -> String {
     }
     func gib(_ bytes: Double?) -> String {
         guard let bytes, bytes > 0 else { return "-" }
-        return bytes >= Double(1 << 30)
-            ? String(format: "%.2f GiB", bytes / Double(1 << 30))
-            : String(format: "%.0f MiB", bytes / Double(1 << 20))
+        return formatBytes(Int(bytes))
     }
     let groups = order.map { name in (name, runs.filter { $0.variant == name }) }.filter { !$0.1.isEmpty }
     // Equal wall time: the training seconds of the variant that finished soonest (mean over seeds).

@@ -83,6 +83,8 @@ public final class GRPOTrainer {
     /// reward-hacking warning.
     private var evalHistory: [HeldOutMeasurement] = []
     private var trainRewards: [(step: Int, reward: Double)] = []
+    /// Resident bytes before anything was loaded (memory/process).
+    private let processBytes: Int
 
     /// Loads the model (from `resumeFrom`, a checkpoint folder, when given), the reference model when
     /// beta > 0, the tokenizer, rewards and dataset; every input problem surfaces here, before work.
@@ -93,6 +95,7 @@ public final class GRPOTrainer {
     {
         self.config = config
         self.onEvent = onEvent
+        processBytes = residentBytes()
         var tokenizerConfig: TokenizerConfig
         let precision = resolvedPrecision(config.precision) { onEvent(.warning($0)) }
         (policy, tokenizer, tokenizerConfig, lock) = try loadForTraining(
@@ -207,6 +210,8 @@ public final class GRPOTrainer {
                 activations: policy.heldActivationBytes + (reference?.heldActivationBytes ?? 0)
                     + (critic?.heldActivationBytes ?? 0), kvCache: generator.peakCacheBytes)
             account.reference = reference?.weightBytes ?? 0
+            account.process = processBytes
+            account.backward = max(account.backward, critic?.backwardScratchBytes ?? 0)
             account.critic = critic.map { $0.weightBytes + 12 * $0.parameters.count } ?? 0
             metrics.merge(account.metrics) { _, new in new }
             checkAlarms(metrics)
@@ -224,6 +229,17 @@ public final class GRPOTrainer {
     }
 
     // MARK: - One generation round
+
+    /// The rollout: draws the next prompts, samples `num_generations` completions of each (more
+    /// rounds under dynamic sampling), scores them with every reward, and returns them as a typed
+    /// round with the estimator's advantages and the log-probs the loss needs (old ones for
+    /// `num_iterations` > 1, RLOO and PPO; the reference's when its KL weight is positive).
+    ///
+    /// It advances the data stream and the round counter, as a training step would.
+    public func rollout() throws -> Round {
+        var timings: [String: Double] = [:]
+        return try makeRound(&timings)
+    }
 
     func makeRound(_ timings: inout [String: Double]) throws -> Round {
         let G = config.numGenerations

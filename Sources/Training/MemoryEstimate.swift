@@ -75,6 +75,7 @@ public struct MemoryEstimate: Sendable {
             activations += Transformer.activationBytes(config: config, tokens: tokens, layers: trainingLayers)
         }
         categories.append(("activations", activations))
+        categories.append(("backward", Transformer.backwardScratchBytes(config: config, tokens: tokens)))
         let groupCache =
             L * 2 * (batch.promptLength + batch.completionLength) * config.numKeyValueHeads * config.headDim
             * 4

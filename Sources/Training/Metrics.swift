@@ -60,11 +60,24 @@ public func peakResidentBytes() -> Int {
     #endif
 }
 
+/// The process's resident memory now, in bytes (/proc/self/statm on Linux; 0 elsewhere).
+public func residentBytes() -> Int {
+    #if os(Linux)
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
+            let pages = text.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
+        else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    #else
+        return 0
+    #endif
+}
+
 /// What a training step holds, by category, in bytes: the `memory/...` metrics.
 ///
 /// Each figure is read from the objects that hold the memory (weights as loaded, converted or
 /// released; gradient and AdamW buffers; the activation buffers every model holds; the largest
-/// KV-cache wave; the logits chunk), not estimated; `memory/accounted` is their sum and
+/// KV-cache wave; the logits chunk; the process before the trainer loaded anything), not
+/// estimated; `memory/accounted` is their sum and
 /// `memory/peak_rss` what the process measured (getrusage), which also holds the code, the
 /// tokenizer, the dataset and the allocator's slack.
 struct MemoryAccount {
@@ -76,15 +89,20 @@ struct MemoryAccount {
     /// PPO's critic: weights, gradients and AdamW moments.
     var critic = 0
     var activations = 0
+    /// What a backward allocates while it runs (the largest of the trained models').
+    var backward = 0
     var kvCache: Int?
     /// The lm_head's logits chunk (rows x vocabulary, float32).
     var logits = 0
+    /// What the process held before the trainer loaded anything: code, the Swift runtime, oneDNN.
+    var process = 0
 
     var metrics: [String: Double] {
         var metrics: [String: Double] = [
             "memory/peak_rss": Double(peakResidentBytes()), "memory/policy_weights": Double(policyWeights),
             "memory/gradients": Double(trainable * 4), "memory/optimizer": Double(2 * trainable * 4),
             "memory/activations": Double(activations), "memory/logits": Double(logits),
+            "memory/backward": Double(backward),
         ]
         if reference > 0 { metrics["memory/reference"] = Double(reference) }
         if critic > 0 { metrics["memory/critic"] = Double(critic) }
@@ -101,6 +119,7 @@ struct MemoryAccount {
         trainable = model.trainableParameters.count
         self.activations = activations
         self.kvCache = kvCache
+        backward = model.backwardScratchBytes
         logits = logitScratchBytes
     }
 }

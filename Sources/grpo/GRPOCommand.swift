@@ -11,6 +11,7 @@ struct GRPOCommand: ParsableCommand {
             InfoCommand.self, ScoreCommand.self, ConvertCommand.self, TokenizeCommand.self,
             ChatTemplateCommand.self, GenerateCommand.self, TrainCommand.self, SFTCommand.self,
             EvalCommand.self, SampleCommand.self, MergeCommand.self, PlotCommand.self, DemoCommand.self,
+            CompareCommand.self,
         ])
 
     /// Runs the command; a filesystem error that reached this far is said in a sentence (what

@@ -36,7 +36,7 @@ struct InfoCommand: ParsableCommand {
     var gradientCheckpointing = false
 
     func run() throws {
-        let config = try ModelConfig.load(path: try model.folder() + "/config.json")
+        let config = try model.load().config
         print(ModelInfo(config: config).report())
         guard let algorithm else { return }
         guard completions >= 1, numGenerations >= 1, promptLength >= 1, completionLength >= 1,

@@ -243,11 +243,12 @@ struct MemoryEstimateTests {
         let estimate = MemoryEstimate(
             config: trainer.policy.config, algorithm: config.algorithm, referenceWeight: 0.04, lora: nil,
             precision: .float32, gradientCheckpointing: false, batch: batch)
-        for (name, bytes) in estimate.categories {
+        // The logits chunk is one buffer per process, which tests running beside this one grow too.
+        for (name, bytes) in estimate.categories where name != "logits" {
             let measured = try #require(logged["memory/" + name], "the trainer logs no memory/\(name)")
             // Completions that stop early hold less than the estimate's full length: for what
             // scales with tokens the estimate is a bound, within 20% here.
-            let byLength = ["activations", "kv_cache", "logits"].contains(name)
+            let byLength = ["activations", "backward", "kv_cache"].contains(name)
             #expect(
                 byLength
                     ? Double(bytes) >= measured && Double(bytes) <= 1.2 * measured
@@ -255,5 +256,44 @@ struct MemoryEstimateTests {
                 "\(algorithm) memory/\(name): estimated \(bytes), logged \(measured)")
         }
         #expect(logged["memory/accounted"]! <= logged["memory/peak_rss"]! * 1.1)
+    }
+}
+
+/// The rollout on its own, and resuming the other estimators.
+struct RolloutTests {
+    @Test func rolloutReturnsATypedScoredRound() throws {
+        let w = try Workspace()
+        let trainer = try GRPOTrainer(
+            config: try w.config(["algorithm": "rloo", "beta": 0.04, "rewards": ["accuracy"]]))
+        let round = try trainer.rollout()
+        #expect(round.sequences.count == 2 * 4 && round.rewards.count == 8 && round.advantages.count == 8)
+        #expect(round.completionLengths.allSatisfy { $0 >= 1 && $0 <= 8 })
+        let tokens = round.completionLengths.reduce(0, +)
+        #expect(round.oldLogp?.count == tokens && round.refLogp?.count == tokens)
+        #expect(round.samplingLogp?.count == tokens)
+        // RLOO's advantages of each group sum to zero (before the KL moves the rewards, and after).
+        for group in 0..<2 {
+            let sum = round.advantages[(group * 4)..<((group + 1) * 4)].reduce(0, +)
+            #expect(abs(sum) < 1e-4)
+        }
+        #expect(trainer.state.consumedPrompts == 2 && trainer.state.rounds == 1)
+    }
+
+    @Test(arguments: ["rloo", "reinforce_pp"])
+    func resumeContinuesExactly(algorithm: String) throws {
+        let w = try Workspace()
+        let settings: [String: Any] = ["algorithm": algorithm, "beta": algorithm == "rloo" ? 0.05 : 0]
+        let straight = try GRPOTrainer(config: try w.config(settings, output: "a"))
+        try straight.train()
+        let stopped = try w.config(settings, output: "b")
+        let first = try GRPOTrainer(config: stopped)
+        first.shouldStop = stopAfter(2)
+        let checkpoint = try #require(try first.train())
+        let resumed = try GRPOTrainer(config: stopped, resumeFrom: checkpoint)
+        try resumed.train()
+        let (x, y) = (straight.policy.parameters.values, resumed.policy.parameters.values)
+        #expect(
+            (0..<x.count).allSatisfy { Tensor1(x)[$0] == Tensor1(y)[$0] }, "\(algorithm) differs after resume"
+        )
     }
 }
