@@ -63,9 +63,11 @@ public func peakResidentBytes() -> Int {
 /// The process's resident memory now, in bytes (/proc/self/statm on Linux; 0 elsewhere).
 public func residentBytes() -> Int {
     #if os(Linux)
-        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
-            let pages = text.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
-        else { return 0 }
+        // procfs files report size 0, so read them as a stream rather than by their size.
+        guard let handle = FileHandle(forReadingAtPath: "/proc/self/statm") else { return 0 }
+        defer { try? handle.close() }
+        let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        guard let pages = text.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return 0 }
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     #else
         return 0
@@ -107,9 +109,9 @@ struct MemoryAccount {
         if reference > 0 { metrics["memory/reference"] = Double(reference) }
         if critic > 0 { metrics["memory/critic"] = Double(critic) }
         if let kvCache { metrics["memory/kv_cache"] = Double(kvCache) }
-        metrics["memory/accounted"] =
-            Double(
-                policyWeights + 12 * trainable + reference + critic + activations + (kvCache ?? 0) + logits)
+        if process > 0 { metrics["memory/process"] = Double(process) }
+        let held = policyWeights + 12 * trainable + reference + critic + activations + backward
+        metrics["memory/accounted"] = Double(process + held + (kvCache ?? 0) + logits)
         return metrics
     }
 
