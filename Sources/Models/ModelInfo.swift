@@ -59,7 +59,8 @@ public struct ModelInfo {
     }
 }
 
-func pad(_ s: String, _ width: Int) -> String {
+/// `s` padded with spaces to `width` columns (one space after it when it is wider).
+public func pad(_ s: String, _ width: Int) -> String {
     s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count)
 }
 

@@ -84,7 +84,3 @@ struct InfoCommand: ParsableCommand {
 }
 
 extension AdvantageEstimator: ExpressibleByArgument {}
-
-private func pad(_ s: String, _ width: Int) -> String {
-    s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count)
-}

@@ -25,6 +25,30 @@ private func hiddenLoss(_ model: Transformer, _ g: [Float]) -> Double {
     return zip(hidden, g).reduce(0) { $0 + Double($1.0) * Double($1.1) }
 }
 
+/// Expects the gradients in `model.parameters.gradients` of three entries of each named parameter
+/// to be `loss`'s central differences.
+private func expectFiniteDifferences(_ model: Transformer, _ names: [String], _ loss: () -> Double) throws {
+    for name in names {
+        let slot = try #require(model.parameters.slot(name))
+        for k in [0, slot.count / 2, slot.count - 1] {
+            let i = slot.offset + k
+            let values = model.parameters.values.pointer
+            let original = values[i]
+            let eps: Float = 1e-2
+            values[i] = original + eps
+            let up = loss()
+            values[i] = original - eps
+            let down = loss()
+            values[i] = original
+            let numeric = (up - down) / (2 * Double(eps))
+            let analytic = Double(model.parameters.gradients.pointer[i])
+            #expect(
+                abs(numeric - analytic) <= 2e-2 * max(1, abs(numeric)),
+                "\(name)[\(k)]: analytic \(analytic), numeric \(numeric)")
+        }
+    }
+}
+
 /// `forwardHidden` / `backward(dHidden:)`, the path a value head or a classifier uses, give the
 /// gradient central differences give, for a parameter of every kind.
 @Test(arguments: [0, 1])
@@ -44,25 +68,7 @@ func hiddenStateGradientsMatchFiniteDifferences(configIndex: Int) throws {
     ]
     names +=
         config.qkNorm ? ["model.layers.0.self_attn.k_norm.weight"] : ["model.layers.1.self_attn.k_proj.bias"]
-    for name in names {
-        let slot = try #require(model.parameters.slot(name))
-        for k in [0, slot.count / 2, slot.count - 1] {
-            let i = slot.offset + k
-            let values = model.parameters.values.pointer
-            let original = values[i]
-            let eps: Float = 1e-2
-            values[i] = original + eps
-            let up = hiddenLoss(model, g)
-            values[i] = original - eps
-            let down = hiddenLoss(model, g)
-            values[i] = original
-            let numeric = (up - down) / (2 * Double(eps))
-            let analytic = Double(model.parameters.gradients.pointer[i])
-            #expect(
-                abs(numeric - analytic) <= 2e-2 * max(1, abs(numeric)),
-                "\(name)[\(k)]: analytic \(analytic), numeric \(numeric)")
-        }
-    }
+    try expectFiniteDifferences(model, names) { hiddenLoss(model, g) }
 }
 
 /// A frozen base: backward computes input gradients only (for adapters) and leaves every base
@@ -138,28 +144,11 @@ func scoreHeadGradientsMatchFiniteDifferences(configIndex: Int, labels: Int) thr
     model.parameters.zeroGradients()
     _ = model.forwardScores(seamBatch)
     model.backward(dScores: Tensor(g, shape: [M, labels]))
-    for name in [
+    let names = [
         "score.weight", "model.norm.weight", "model.layers.1.mlp.down_proj.weight",
         "model.embed_tokens.weight",
-    ] {
-        let slot = try #require(model.parameters.slot(name))
-        for k in [0, slot.count / 2, slot.count - 1] {
-            let i = slot.offset + k
-            let values = model.parameters.values.pointer
-            let original = values[i]
-            let eps: Float = 1e-2
-            values[i] = original + eps
-            let up = scoreLoss(model, g)
-            values[i] = original - eps
-            let down = scoreLoss(model, g)
-            values[i] = original
-            let numeric = (up - down) / (2 * Double(eps))
-            let analytic = Double(model.parameters.gradients.pointer[i])
-            #expect(
-                abs(numeric - analytic) <= 2e-2 * max(1, abs(numeric)),
-                "\(name)[\(k)]: analytic \(analytic), numeric \(numeric)")
-        }
-    }
+    ]
+    try expectFiniteDifferences(model, names) { scoreLoss(model, g) }
 }
 
 /// A value model saved is a transformers `*ForSequenceClassification` folder with one label and no

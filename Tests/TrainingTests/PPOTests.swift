@@ -126,6 +126,22 @@ struct PPOEquationTests {
     }
 }
 
+/// The run of `settings` straight (into "a"), and the same run stopped after 2 steps (into "b")
+/// and resumed from that checkpoint, trained to the end.
+private func straightAndResumed(_ w: Workspace, _ settings: [String: Any]) throws -> (
+    straight: GRPOTrainer, stopped: GRPOTrainer, checkpoint: String, resumed: GRPOTrainer
+) {
+    let straight = try GRPOTrainer(config: try w.config(settings, output: "a"))
+    try straight.train()
+    let config = try w.config(settings, output: "b")
+    let stopped = try GRPOTrainer(config: config)
+    stopped.shouldStop = stopAfter(2)
+    let checkpoint = try #require(try stopped.train())
+    let resumed = try GRPOTrainer(config: config, resumeFrom: checkpoint)
+    try resumed.train()
+    return (straight, stopped, checkpoint, resumed)
+}
+
 /// PPO in the trainer: it learns, resumes exactly, and refuses what does not fit.
 struct PPOTrainerTests {
     @Test func learnsTheDigitReward() throws {
@@ -141,12 +157,7 @@ struct PPOTrainerTests {
             "algorithm": "ppo", "num_ppo_epochs": 2, "num_mini_batches": 2, "gradient_accumulation_steps": 2,
             "kl_coef": 0.05, "kl_estimator": "k3", "whiten_rewards": true, "missing_eos_penalty": 0.5,
         ]
-        let straight = try GRPOTrainer(config: try w.config(settings, output: "a"))
-        try straight.train()
-        let stopped = try w.config(settings, output: "b")
-        let first = try GRPOTrainer(config: stopped)
-        first.shouldStop = stopAfter(2)
-        let checkpoint = try #require(try first.train())
+        let (straight, first, checkpoint, resumed) = try straightAndResumed(w, settings)
         for file in [
             "value_model/config.json", "value_model/model.safetensors", "value_model/optimizer.safetensors",
         ] {
@@ -155,8 +166,6 @@ struct PPOTrainerTests {
         }
         // 2 steps x 2 passes x 2 mini-batches.
         #expect(first.state.optimizerSteps == 8)
-        let resumed = try GRPOTrainer(config: stopped, resumeFrom: checkpoint)
-        try resumed.train()
         for (a, b, what) in [
             (straight.policy, resumed.policy, "policy"), (straight.critic!, resumed.critic!, "critic"),
         ] {
@@ -283,14 +292,7 @@ struct RolloutTests {
     func resumeContinuesExactly(algorithm: String) throws {
         let w = try Workspace()
         let settings: [String: Any] = ["algorithm": algorithm, "beta": algorithm == "rloo" ? 0.05 : 0]
-        let straight = try GRPOTrainer(config: try w.config(settings, output: "a"))
-        try straight.train()
-        let stopped = try w.config(settings, output: "b")
-        let first = try GRPOTrainer(config: stopped)
-        first.shouldStop = stopAfter(2)
-        let checkpoint = try #require(try first.train())
-        let resumed = try GRPOTrainer(config: stopped, resumeFrom: checkpoint)
-        try resumed.train()
+        let (straight, _, _, resumed) = try straightAndResumed(w, settings)
         let (x, y) = (straight.policy.parameters.values, resumed.policy.parameters.values)
         #expect(
             (0..<x.count).allSatisfy { Tensor1(x)[$0] == Tensor1(y)[$0] }, "\(algorithm) differs after resume"
