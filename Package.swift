@@ -33,7 +33,9 @@ let package = Package(
             name: "Generation", dependencies: ["Models", "Tokenizers", "Tensors"],
             swiftSettings: kernelSettings),
 
-        .target(name: "Rewards", dependencies: ["Tokenizers"], swiftSettings: kernelSettings),
+        .target(
+            name: "Rewards", dependencies: ["Models", "SafeTensors", "Tensors", "Tokenizers"],
+            swiftSettings: kernelSettings),
 
         .target(
             name: "Training", dependencies: ["Models", "Tensors", "Tokenizers", "Generation", "Rewards"],
@@ -65,7 +67,9 @@ let package = Package(
         .testTarget(
             name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"], exclude: ["Fixtures"],
             swiftSettings: hostCPU),
-        .testTarget(name: "RewardsTests", dependencies: ["Rewards", "Tokenizers"], swiftSettings: hostCPU),
+        .testTarget(
+            name: "RewardsTests", dependencies: ["Rewards", "Models", "Tokenizers", "TestSupport"],
+            exclude: ["Fixtures"], swiftSettings: hostCPU),
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "Models", "Rewards", "Tensors", "TestSupport"],
             exclude: ["Fixtures"],

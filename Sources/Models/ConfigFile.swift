@@ -63,6 +63,7 @@ public struct ConfigFile: Codable, Sendable {
     public var useSlidingWindow: Bool?
     public var bosTokenID: TokenIDs?
     public var eosTokenID: TokenIDs?
+    public var padTokenID: TokenIDs?
     public var torchDtype: String?
     public var dtype: String?
     public var initializerRange: Double?
@@ -91,6 +92,7 @@ public struct ConfigFile: Codable, Sendable {
         case useSlidingWindow = "use_sliding_window"
         case bosTokenID = "bos_token_id"
         case eosTokenID = "eos_token_id"
+        case padTokenID = "pad_token_id"
         case torchDtype = "torch_dtype"
         case dtype
     }

@@ -24,6 +24,8 @@ public struct ModelConfig: Equatable, Sendable {
     public var slidingWindow: Int?
     public var bosTokenID: Int?
     public var eosTokenIDs: [Int]
+    /// config.json's `pad_token_id`: where a sequence classifier stops reading (its last non-pad token).
+    public var padTokenID: Int?
     /// The standard deviation transformers draws new matrices with (a new score head's).
     public var initializerRange = 0.02
 
@@ -134,6 +136,7 @@ public struct ModelConfig: Equatable, Sendable {
         if architecture == .mistral { slidingWindow = file.slidingWindow }
         bosTokenID = file.bosTokenID?.ids.first
         eosTokenIDs = file.eosTokenID?.ids ?? []
+        padTokenID = file.padTokenID?.ids.first
         if let range = file.initializerRange, range.isFinite, range > 0 { initializerRange = range }
     }
 

@@ -114,3 +114,19 @@ extension ModelLoader {
         return (model, newHead)
     }
 }
+
+extension TokenBatch {
+    /// Sequences packed back to back, one row of each read.
+    ///
+    /// Row `rows[s]` (0-based within sequence s) is read. A reward model reads its score there, at the last token that is not padding;
+    /// nothing is predicted, so `targetTokens` holds the token at each row.
+    public init(sequences: [[Int32]], readingRows rows: [Int]) {
+        precondition(rows.count == sequences.count, "one row per sequence")
+        self.sequences = PackedSequences(lengths: sequences.map(\.count))
+        tokens = sequences.flatMap { $0 }
+        targetRows = zip(self.sequences.offsets, rows).map { $0 + $1 }
+        targetTokens = zip(sequences, rows).map { $0[$1] }
+        precondition(
+            zip(sequences, rows).allSatisfy { $0.indices.contains($1) }, "a row outside its sequence")
+    }
+}

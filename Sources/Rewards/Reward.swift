@@ -12,11 +12,15 @@ public struct RewardInput: Sendable {
     public var group: Int
     /// The dataset line's other fields (`answer`, `target`, `nums`, ...).
     public var fields: [String: Value]
+    /// The prompt's chat messages, before the chat template, when the dataset is conversational;
+    /// a reward model renders them with its own template.
+    public var messages: Value?
 
     public init(
         prompt: String, completion: String, completionLength: Int = 0, group: Int = 0,
-        fields: [String: Value] = [:]
+        fields: [String: Value] = [:], messages: Value? = nil
     ) {
+        self.messages = messages
         self.prompt = prompt
         self.completion = completion
         self.completionLength = completionLength
@@ -73,17 +77,21 @@ public enum RewardError: Error, CustomStringConvertible, Equatable {
     case missingField(reward: String, field: String, line: Int?)
     case badOption(reward: String, option: String, expected: String)
     case external(String)
+    case model(String)
 
     public var description: String {
         switch self {
         case .unknownReward(let name, let known):
-            "unknown reward '\(name)'; known rewards: \(known.joined(separator: ", "))"
+            "unknown reward '\(name)'"
+                + (nearestName(name, among: known).map { " (did you mean '\($0)'?)" } ?? "")
+                + "; known rewards: \(known.joined(separator: ", "))"
         case .missingField(let reward, let field, let line):
             "reward '\(reward)' needs the dataset field '\(field)'"
                 + (line.map { ", missing on line \($0)" } ?? "")
         case .badOption(let reward, let option, let expected):
             "reward '\(reward)': option '\(option)' must be \(expected)"
         case .external(let message): "external reward: \(message)"
+        case .model(let message): "reward model: \(message)"
         }
     }
 }

@@ -316,7 +316,7 @@ public final class ConfigValues {
                 continue
             }
             var message = "unknown option"
-            if let near = Self.nearest(key, among: Set(table.keys)) { message += "; did you mean '\(near)'?" }
+            if let near = nearestName(key, among: table.keys) { message += "; did you mean '\(near)'?" }
             throw ConfigError(key: key, source: source(key), message: message)
         }
     }
@@ -341,26 +341,6 @@ public final class ConfigValues {
         case "true", "false": return text.lowercased()
         default: return Double(text).map { formatNumber($0) } ?? text
         }
-    }
-
-    /// The key of `known` fewest single-character edits from `key` (Levenshtein distance), if it
-    /// is close enough to be a typo: at most 2 edits, or a third of the key's length.
-    static func nearest(_ key: String, among known: Set<String>) -> String? {
-        let limit = max(2, key.count / 3)
-        let scored = known.map { ($0, editDistance(Array(key), Array($0))) }.filter { $0.1 <= limit }
-        return scored.min { $0.1 != $1.1 ? $0.1 < $1.1 : $0.0 < $1.0 }?.0
-    }
-
-    static func editDistance(_ a: [Character], _ b: [Character]) -> Int {
-        var previous = Array(0...b.count)
-        for (i, x) in a.enumerated() {
-            var current = [i + 1]
-            for (j, y) in b.enumerated() {
-                current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
-            }
-            previous = current
-        }
-        return previous[b.count]
     }
 
     /// The keys every run has: `model` (or TRL's `model_name_or_path`, a folder or a cached Hub id

@@ -28,6 +28,8 @@ public struct Example: Sendable {
     public var tokens: [Int32]
     /// Every other field of the line (`answer`, `target`, `nums`, ...).
     public var fields: [String: Value]
+    /// The chat the prompt was rendered from (system prompt included), for a conversational line.
+    public var messages: Value? = nil
 }
 
 /// Reads a JSON Lines file: one JSON object per non-blank line, each with its line number.
@@ -199,6 +201,7 @@ public func promptExamples(
     var examples: [Example] = []
     for (line, object) in lines {
         var prompt: String
+        var chat: Value?
         let config = try lineTemplateConfig(config, object, path: path, line: line)
         if format.asChat {
             guard let value = object[format.column] else {
@@ -211,6 +214,7 @@ public func promptExamples(
                     path: path, line: line,
                     reason: "\"\(format.column)\" must be text or a list of messages, got \(value.jsonText)")
             }
+            chat = messages
             do {
                 prompt = try config.renderChat(messages: messages, addGenerationPrompt: true)
             } catch {
@@ -225,6 +229,7 @@ public func promptExamples(
                     throw DatasetError(
                         path: path, line: line, reason: "\"messages\" must be a list of messages")
                 }
+                chat = messages
                 do {
                     prompt = try config.renderChat(messages: messages, addGenerationPrompt: true)
                 } catch {
@@ -245,25 +250,8 @@ public func promptExamples(
         where !["prompt", "messages", "chat_template_kwargs", format.column].contains(key) {
             fields[key] = object[key]
         }
-        for (field, requirement) in requiredFields.sorted(by: { $0.key < $1.key }) {
-            let reward = requirement.reward
-            switch fields[field] {
-            case nil:
-                throw DatasetError(
-                    path: path, line: line, reason: "reward '\(reward)' needs the field \"\(field)\"")
-            case .some(Value.none):
-                throw DatasetError(
-                    path: path, line: line,
-                    reason: "reward '\(reward)' needs the field \"\(field)\", got null")
-            case .some(let value):
-                if let expected = requirement.problem(value) {
-                    throw DatasetError(
-                        path: path, line: line,
-                        reason:
-                            "reward '\(reward)': field \"\(field)\" must be \(expected), got \(value.jsonText)"
-                    )
-                }
-            }
+        if let problem = fieldProblem(fields, requiredFields) {
+            throw DatasetError(path: path, line: line, reason: problem)
         }
         if prompt.unicodeScalars.contains("\0") {
             throw DatasetError(path: path, line: line, reason: "the prompt holds a NUL character (\\u0000)")
@@ -273,7 +261,7 @@ public func promptExamples(
             throw DatasetError(path: path, line: line, reason: "the prompt is empty")
         }
         if let limit = maxPromptLength, tokens.count > limit { tokens = Array(tokens.suffix(limit)) }
-        examples.append(Example(line: line, prompt: prompt, tokens: tokens, fields: fields))
+        examples.append(Example(line: line, prompt: prompt, tokens: tokens, fields: fields, messages: chat))
     }
     guard !examples.isEmpty else { throw DatasetError(path: path, line: nil, reason: "has no examples") }
     return examples
@@ -310,4 +298,23 @@ public struct PromptStream: Sendable {
         }
         return epochOrder.order[k % count]
     }
+}
+
+/// What is wrong with a line's `fields` for the rewards that need `requirements`, or nil: a missing or
+/// null field, or one of the wrong kind, named with the reward that needs it.
+public func fieldProblem(_ fields: [String: Value], _ requirements: [String: FieldRequirement]) -> String? {
+    for (field, requirement) in requirements.sorted(by: { $0.key < $1.key }) {
+        let reward = requirement.reward
+        switch fields[field] {
+        case nil:
+            return "reward '\(reward)' needs the field \"\(field)\""
+        case .some(Value.none):
+            return "reward '\(reward)' needs the field \"\(field)\", got null"
+        case .some(let value):
+            if let expected = requirement.problem(value) {
+                return "reward '\(reward)': field \"\(field)\" must be \(expected), got \(value.jsonText)"
+            }
+        }
+    }
+    return nil
 }

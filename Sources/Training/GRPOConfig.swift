@@ -170,17 +170,9 @@ public struct GRPOConfig: Sendable {
         dynamicSampling = try v.bool("dynamic_sampling")
         dynamicSamplingMaxRounds = try v.int("dynamic_sampling_max_rounds")
         samplingCorrection = try Self.samplingCorrection(v)
-        rewards = try Self.rewardSpecs(v)
-        if let weights = v.list("reward_weights") {
-            rewardWeights = try weights.map {
-                guard let w = ($0 as? NSNumber)?.doubleValue ?? Double("\($0)"), w.isFinite else {
-                    throw v.error("reward_weights", "expected numbers, got '\($0)'")
-                }
-                return w
-            }
-        } else {
-            rewardWeights = Array(repeating: 1, count: rewards.count)
-        }
+        let rewardSettings = try RewardSettings(v)
+        rewards = rewardSettings.specs
+        rewardWeights = rewardSettings.weights
 
         gradientCheckpointing = try v.bool("gradient_checkpointing")
         precision = try v.precisionSetting()
@@ -378,35 +370,6 @@ public struct GRPOConfig: Sendable {
         return correction
     }
 
-    private static func rewardSpecs(_ v: ConfigValues) throws -> [RewardSpec] {
-        // open-r1 and TRL call them reward_funcs; either name, not both.
-        let trlNames = v.has("reward_funcs") ? v.list("reward_funcs") : nil
-        let ours = v.has("rewards") ? v.list("rewards") : nil
-        if ours != nil && trlNames != nil {
-            throw v.error("reward_funcs", "give rewards or reward_funcs, not both")
-        }
-        let key = trlNames != nil ? "reward_funcs" : "rewards"
-        guard let items = trlNames ?? v.list("rewards") else { return [RewardSpec(name: "accuracy")] }
-        guard !items.isEmpty else { throw v.error(key, "needs at least one reward") }
-        return try items.map { item in
-            if let name = item as? String { return RewardSpec(name: name) }
-            guard let object = item as? [String: Any], let name = object["name"] as? String else {
-                throw v.error(key, "each reward is a name or a mapping with 'name', got \(item)")
-            }
-            var options: [String: String] = [:]
-            var lists: [String: [String]] = [:]
-            func text(_ value: Any) -> String { (value as? NSNumber)?.stringValue ?? "\(value)" }
-            for (key, value) in object where key != "name" {
-                if let list = value as? [Any] {
-                    lists[key] = list.map(text)
-                } else {
-                    options[key] = text(value)
-                }
-            }
-            return RewardSpec(name: name, options: options, lists: lists)
-        }
-    }
-
     private func validate(_ v: ConfigValues) throws {
         func require(_ ok: Bool, _ key: String, _ message: String) throws {
             if !ok { throw v.error(key, message) }
@@ -433,14 +396,6 @@ public struct GRPOConfig: Sendable {
             lossType != .cispo || epsilonHigh > 0, "epsilon_high", "must be positive for cispo (its cap)")
         try require(numIterations >= 1, "num_iterations", "must be at least 1")
         try require(dynamicSamplingMaxRounds >= 0, "dynamic_sampling_max_rounds", "must not be negative")
-        for spec in rewards where !RewardRegistry.names.contains(spec.name) {
-            throw v.error(
-                v.has("reward_funcs") ? "reward_funcs" : "rewards",
-                RewardError.unknownReward(spec.name, known: RewardRegistry.names).description)
-        }
-        try require(
-            rewardWeights.count == rewards.count, "reward_weights",
-            "has \(rewardWeights.count) weights for \(rewards.count) rewards")
         // A step keeps every completion's tokens, log-probs (sampled, old, reference), advantages and
         // text: about 64 bytes a token. Refuse a step that cannot fit rather than grow until killed.
         let completions = Double(promptsPerRound) * Double(numGenerations)

@@ -178,7 +178,8 @@ func rewardInputs(_ examples: [Example], _ groups: [[Completion]]) -> [RewardInp
         pair.1.map { completion in
             RewardInput(
                 prompt: pair.0.prompt, completion: completion.text ?? "",
-                completionLength: completion.tokens.count, group: p, fields: pair.0.fields)
+                completionLength: completion.tokens.count, group: p, fields: pair.0.fields,
+                messages: pair.0.messages)
         }
     }
 }

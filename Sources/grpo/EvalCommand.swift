@@ -21,7 +21,11 @@ struct EvalCommand: ParsableCommand {
     @OptionGroup var template: TemplateOptions
     @Option(help: "JSONL with \"prompt\" or \"messages\" and the fields the rewards need.") var dataset:
         String
-    @Option(parsing: .singleValue, help: "A reward name (repeatable); the first one decides accuracy.")
+    @Option(
+        parsing: .singleValue,
+        help:
+            "A reward name or mapping, '{name: reward_model, model: DIR}' (repeatable); the first decides accuracy."
+    )
     var reward: [String] = ["accuracy"]
     @Option(parsing: .unconditional, help: "Completions per prompt (k).") var numGenerations = 1
     @Option(parsing: .unconditional, help: "Tokens per completion at most.") var maxCompletionLength = 256
@@ -36,7 +40,7 @@ struct EvalCommand: ParsableCommand {
         precision.apply(to: transformer)
         let tokenizerConfig = try template.applied(to: loadedConfig)
         let rewards = try reward.map {
-            try RewardRegistry.make(RewardSpec(name: $0), maxCompletionLength: maxCompletionLength)
+            try RewardRegistry.make(try rewardSpec(flag: $0), maxCompletionLength: maxCompletionLength)
         }
         let examples = try loadPromptDataset(
             path: dataset, tokenizer: tokenizer, config: tokenizerConfig, maxPromptLength: nil,

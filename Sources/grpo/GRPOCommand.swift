@@ -10,7 +10,8 @@ struct GRPOCommand: ParsableCommand {
         subcommands: [
             InfoCommand.self, ScoreCommand.self, ConvertCommand.self, TokenizeCommand.self,
             ChatTemplateCommand.self, GenerateCommand.self, TrainCommand.self, SFTCommand.self,
-            EvalCommand.self, SampleCommand.self, MergeCommand.self, PlotCommand.self, DemoCommand.self,
+            EvalCommand.self, SampleCommand.self, RewardCommand.self, MergeCommand.self, PlotCommand.self,
+            DemoCommand.self,
             CompareCommand.self,
         ])
 

@@ -25,7 +25,10 @@ struct SampleCommand: ParsableCommand {
     @OptionGroup var template: TemplateOptions
     @Option(help: "JSONL with \"prompt\" or \"messages\" and the fields the rewards need.") var dataset:
         String
-    @Option(parsing: .singleValue, help: "A reward name (repeatable).") var reward: [String] = ["accuracy"]
+    @Option(
+        parsing: .singleValue,
+        help: "A reward name or mapping, '{name: reward_model, model: DIR}' (repeatable).") var reward:
+        [String] = ["accuracy"]
     @Option(parsing: .unconditionalSingleValue, help: "Weight of each --reward, in order (default 1 each).")
     var rewardWeight: [Double] = []
     @Option(parsing: .unconditional, help: "Completions per prompt (k).") var numGenerations = 8
@@ -55,7 +58,7 @@ struct SampleCommand: ParsableCommand {
         precision.apply(to: transformer)
         let tokenizerConfig = try template.applied(to: loadedConfig)
         let rewards = try reward.map {
-            try RewardRegistry.make(RewardSpec(name: $0), maxCompletionLength: maxCompletionLength)
+            try RewardRegistry.make(try rewardSpec(flag: $0), maxCompletionLength: maxCompletionLength)
         }
         var sampling = SamplingParameters()
         sampling.numGenerations = numGenerations

@@ -20,7 +20,8 @@ struct TrainCommand: ParsableCommand {
             """ + "\n" + ConfigTable.help(ConfigTable.grpoSections) + """
 
 
-                Rewards: \(RewardRegistry.names.joined(separator: ", ")).
+                Rewards (`rewards: [NAME, {name: NAME, OPTION: VALUE}]`):
+                \(RewardRegistry.help)
 
                 Example: grpo train --config grpo.yaml --learning_rate 5e-6 --max_steps 200
                 """)
@@ -179,10 +180,10 @@ func parseKeyFlags(_ arguments: [String]) throws -> [String: Any] {
         }
         let body = String(argument.dropFirst(2))
         if let equals = body.firstIndex(of: "=") {
-            result[String(body[..<equals])] = String(body[body.index(after: equals)...])
+            result[String(body[..<equals])] = flagValue(String(body[body.index(after: equals)...]))
             i += 1
         } else if i + 1 < arguments.count && !arguments[i + 1].hasPrefix("--") {
-            result[body] = arguments[i + 1]
+            result[body] = flagValue(arguments[i + 1])
             i += 2
         } else {
             result[body] = BareFlag()
@@ -190,6 +191,24 @@ func parseKeyFlags(_ arguments: [String]) throws -> [String: Any] {
         }
     }
     return result
+}
+
+/// A flag's value: text, or a YAML list when it is one in flow style (`[accuracy, {name:
+/// reward_model, model: ./rm}]`), so a flag can give what a config file gives.
+private func flagValue(_ text: String) -> Any {
+    guard text.hasPrefix("["), let list = (try? Yams.load(yaml: text)) as? [Any] else { return text }
+    return plainYAML(list)
+}
+
+/// A reward as a flag gives it: a name, or a YAML mapping such as `{name: reward_model, model: ./rm}`.
+func rewardSpec(flag: String) throws -> RewardSpec {
+    let item: Any? = flag.hasPrefix("{") ? (try? Yams.load(yaml: flag)).map { plainYAML($0) } : flag
+    guard let item, let spec = RewardSettings.spec(item) else {
+        throw ValidationError(
+            "--reward: expected a reward name or a mapping such as '{name: reward_model, model: DIR}', got '\(flag)'"
+        )
+    }
+    return spec
 }
 
 /// One updating line of progress with ETA, plus warnings, samples and saves on their own lines.

@@ -15,7 +15,7 @@ struct DemoTests {
     ///
     /// The full cold start and 30 of the 40 GRPO steps: GRPO must raise held-out accuracy over the
     /// SFT model's, by learning to work the problems out. Then PPO, from
-    /// the same SFT model (a critic initialised from it, 20 steps of 2 passes), must too.
+    /// the same SFT model (a critic initialised from it, 30 steps of 2 passes), must too.
     @Test func grpoAndPPORaiseHeldOutAccuracyAfterSFT() throws {
         var settings = scratchSettings()
         defer { try? FileManager.default.removeItem(atPath: settings.outputDir) }
@@ -60,10 +60,12 @@ struct DemoTests {
         }
 
         // PPO from the same cold start: the full 40-step run gained 36 points sampled and 47 greedy
-        // (seed 1); by step 20 of 2 passes a critic-trained policy that learned must clear the same bars.
+        // (seed 1); by step 30 of 2 passes a critic-trained policy that learned must clear the same
+        // bars. (At step 20 it cleared them on an AMD AVX2 machine and fell short on an Intel AVX-512
+        // one, 0.49 -> 0.69 greedy: the CPU's rounding moves the trajectory.)
         var ppoSettings = settings
-        ppoSettings.grpoSteps = 20
-        ppoSettings.evalSteps = 20
+        ppoSettings.grpoSteps = 30
+        ppoSettings.evalSteps = 30
         ppoSettings.rlKeys = ["algorithm": "ppo", "num_ppo_epochs": "2"]
         let ppoReport = try runDemoRL(preparation, ppoSettings)
         let ppo = try #require(ppoReport.evaluation("rl"))
