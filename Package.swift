@@ -34,7 +34,7 @@ let package = Package(
             swiftSettings: kernelSettings),
 
         .target(
-            name: "Rewards", dependencies: ["Models", "SafeTensors", "Tensors", "Tokenizers"],
+            name: "Rewards", dependencies: ["Generation", "Models", "SafeTensors", "Tensors", "Tokenizers"],
             swiftSettings: kernelSettings),
 
         .target(

@@ -241,3 +241,11 @@ public final class Generator {
         }
     }
 }
+
+/// The ids that end a completion for a model folder: config.json's and generation_config.json's
+/// `eos_token_id`s and tokenizer_config.json's `eos_token`.
+public func stopTokenIDs(model: Transformer, tokenizer: Tokenizer, config: TokenizerConfig) -> [Int32] {
+    var stops = Set(model.config.eosTokenIDs.map(Int32.init) + config.generationEOSTokenIDs.map(Int32.init))
+    if let eos = config.eosToken, let id = tokenizer.tokenID(eos) { stops.insert(id) }
+    return stops.sorted()
+}

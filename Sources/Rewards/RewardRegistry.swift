@@ -275,6 +275,40 @@ public enum RewardRegistry {
                 folder: arguments.text("model")!, name: arguments.spec.options["metric_name"],
                 batchTokens: arguments.integer("batch_tokens")!)
         },
+        RewardKind(
+            name: "judge",
+            summary:
+                "An LLM judge: a causal model grades each completion; a regex reads the score from its answer.",
+            options: [
+                RewardOption("model", .path, required: true, "The judge model's folder."),
+                RewardOption(
+                    "template", .text, default: "a 0-10 grading request",
+                    "The request, with {prompt}, {completion} and {FIELD} filled in ({{ for a brace)."),
+                RewardOption(
+                    "pattern", .text, default: #"Score:\s*(-?[0-9]+(?:\.[0-9]+)?)"#,
+                    "The regex whose first group (or match) is the score."),
+                RewardOption("scale", .number, default: "10", "The parsed number is divided by this."),
+                RewardOption("fallback", .number, default: "0", "The score of an answer without one."),
+                RewardOption(
+                    "max_new_tokens", .integer(minimum: 1), default: "64", "Tokens the judge may answer."),
+                RewardOption(
+                    "temperature", .number, default: "0", "The judge's sampling temperature (0: greedy)."),
+                RewardOption("seed", .integer(minimum: 0), default: "0", "The judge's sampling seed."),
+                RewardOption(
+                    "metric_name", .text, default: "judge",
+                    "The reward's name in metrics (rewards/NAME/mean)."),
+            ],
+            fields: "any {FIELD} its template names"
+        ) { arguments, context in
+            try JudgeReward(
+                folder: arguments.text("model")!, name: arguments.text("metric_name")!,
+                template: arguments.spec.options["template"] ?? JudgeReward.defaultTemplate,
+                pattern: arguments.text("pattern")!, scale: arguments.number("scale")!,
+                fallback: arguments.number("fallback")!, maxNewTokens: arguments.integer("max_new_tokens")!,
+                temperature: Float(arguments.number("temperature")!),
+                seed: UInt64(arguments.integer("seed")!),
+                warn: context.warn)
+        },
     ]
 
     public static var names: [String] { kinds.map(\.name) }

@@ -17,6 +17,8 @@ public struct EvaluationReport: Sendable {
     public var meanCompletionLength: Double
     /// Per prompt: its completions and their first-reward scores.
     public var completions: [[(text: String, score: Double?)]]
+    /// The most KV cache the sampling held at once.
+    public var peakCacheBytes = 0
 }
 
 /// Samples `sampling.numGenerations` completions per example and scores them.
@@ -35,7 +37,7 @@ public func evaluate(
         first[start..<(start + k)].contains { ($0 ?? 0) >= 1 }
     }
     let lengths = inputs.map(\.completionLength)
-    return EvaluationReport(
+    var report = EvaluationReport(
         prompts: examples.count, samplesPerPrompt: k,
         meanRewards: zip(rewards, scores).map { ($0.name, meanAndStd($1).mean) },
         accuracy: Double(first.filter { ($0 ?? 0) >= 1 }.count) / Double(max(first.count, 1)),
@@ -44,14 +46,8 @@ public func evaluate(
         completions: groups.enumerated().map { p, group in
             group.enumerated().map { g, completion in (completion.text ?? "", first[p * k + g]) }
         })
-}
-
-/// The ids that end a completion for a model folder: config.json's and generation_config.json's
-/// `eos_token_id`s and tokenizer_config.json's `eos_token`.
-public func stopTokenIDs(model: Transformer, tokenizer: Tokenizer, config: TokenizerConfig) -> [Int32] {
-    var stops = Set(model.config.eosTokenIDs.map(Int32.init) + config.generationEOSTokenIDs.map(Int32.init))
-    if let eos = config.eosToken, let id = tokenizer.tokenID(eos) { stops.insert(id) }
-    return stops.sorted()
+    report.peakCacheBytes = generator.peakCacheBytes
+    return report
 }
 
 /// Held-out prompts measured during a GRPO run (`eval_dataset` or a dataset folder's

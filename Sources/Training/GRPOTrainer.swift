@@ -85,6 +85,8 @@ public final class GRPOTrainer {
     private var trainRewards: [(step: Int, reward: Double)] = []
     /// Resident bytes before anything was loaded (memory/process).
     private let processBytes: Int
+    /// The most KV cache a held-out evaluation held (its own generator's), for the memory account.
+    private var evaluationCacheBytes = 0
 
     /// Loads the model (from `resumeFrom`, a checkpoint folder, when given), the reference model when
     /// beta > 0, the tokenizer, rewards and dataset; every input problem surfaces here, before work.
@@ -114,7 +116,7 @@ public final class GRPOTrainer {
             reference.frozenBase = true
             reference.holdFrozenWeightsInBF16(backward: false)
         }
-        stopTokenIDs = Training.stopTokenIDs(model: policy, tokenizer: tokenizer, config: tokenizerConfig)
+        stopTokenIDs = Generation.stopTokenIDs(model: policy, tokenizer: tokenizer, config: tokenizerConfig)
         rewards = try config.rewards.map {
             try RewardRegistry.make($0, maxCompletionLength: config.maxCompletionLength) {
                 onEvent(.warning($0))
@@ -208,7 +210,8 @@ public final class GRPOTrainer {
             var account = MemoryAccount(
                 model: policy,
                 activations: policy.heldActivationBytes + (reference?.heldActivationBytes ?? 0)
-                    + (critic?.heldActivationBytes ?? 0), kvCache: generator.peakCacheBytes)
+                    + (critic?.heldActivationBytes ?? 0),
+                kvCache: max(generator.peakCacheBytes, evaluationCacheBytes))
             account.reference = reference?.weightBytes ?? 0
             account.process = processBytes
             account.backward = max(account.backward, critic?.backwardScratchBytes ?? 0)
@@ -471,6 +474,7 @@ public final class GRPOTrainer {
         let report = try evaluate(
             model: policy, tokenizer: tokenizer, examples: evalExamples, rewards: order.map { rewards[$0] },
             sampling: sampling, maxCacheBytes: config.maxCacheMiB << 20)
+        evaluationCacheBytes = max(evaluationCacheBytes, report.peakCacheBytes)
         var metrics: [String: Double] = [
             "eval/accuracy": report.accuracy, "eval/pass@\(report.samplesPerPrompt)": report.passAtK,
             "eval/completions/mean_length": report.meanCompletionLength,
