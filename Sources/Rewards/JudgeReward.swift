@@ -122,7 +122,18 @@ public final class JudgeReward: Reward {
         guard let tokenizer = generator.tokenizer else { return [] }
         let chat = tokenizerConfig.chatTemplate != nil
         let prompts = try batch.map { tokenizer.encode(try request($0), addSpecialTokens: !chat) }
-        let answers = try generator.generate(prompts: prompts, parameters: sampling).map { $0[0].text ?? "" }
+        let answers: [String]
+        do {
+            answers = try generator.generate(prompts: prompts, parameters: sampling).map { $0[0].text ?? "" }
+        } catch let error as GenerationError {
+            // The request of completion i is prompt i: say which model and which completion.
+            guard let index = error.promptIndex, let problem = error.promptProblem else {
+                throw RewardError.judge("'\(name)' (\(folder)): \(error)")
+            }
+            throw RewardError.judge(
+                "'\(name)' (\(folder)): the request grading completion \(index + 1) of the batch \(problem)"
+                    + " (a shorter template or completion, or a judge with a longer context)")
+        }
         lastAnswers = answers
         return answers.map { answer in
             if let number = parse(answer) { return number / scale }

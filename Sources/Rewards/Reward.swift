@@ -78,6 +78,7 @@ public enum RewardError: Error, CustomStringConvertible, Equatable {
     case badOption(reward: String, option: String, expected: String)
     case external(String)
     case model(String)
+    case judge(String)
 
     public var description: String {
         switch self {
@@ -92,6 +93,7 @@ public enum RewardError: Error, CustomStringConvertible, Equatable {
             "reward '\(reward)': option '\(option)' must be \(expected)"
         case .external(let message): "external reward: \(message)"
         case .model(let message): "reward model: \(message)"
+        case .judge(let message): "judge: \(message)"
         }
     }
 }
