@@ -56,9 +56,9 @@ LENGTHS = [7, 19, 3, 40]
 GRAD_TEMPERATURE = 0.7
 
 
-def randomize(model, generator, dtype):
-    """Weights large enough that every component matters; rounded to the saved dtype so the
-    float32 reference and the loaded file hold the same numbers."""
+def randomize(model, generator, dtype, scale=0.08):
+    """Weights large enough that every component matters (matrices N(0, scale)); rounded to the saved
+    dtype so the float32 reference and the loaded file hold the same numbers."""
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("norm.weight"):
@@ -66,7 +66,7 @@ def randomize(model, generator, dtype):
             elif name.endswith(".bias"):
                 p.copy_(0.1 * torch.randn(p.shape, generator=generator))
             else:
-                p.copy_(0.08 * torch.randn(p.shape, generator=generator))
+                p.copy_(scale * torch.randn(p.shape, generator=generator))
             p.copy_(p.to(getattr(torch, dtype)).to(torch.float32))
 
 

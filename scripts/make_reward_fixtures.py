@@ -25,6 +25,7 @@ import tokenizers
 import torch
 import transformers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from make_fixtures import randomize
 from transformers import (LlamaConfig, LlamaForSequenceClassification, MistralConfig,
                           MistralForSequenceClassification, PreTrainedTokenizerFast, Qwen2Config,
                           Qwen2ForSequenceClassification, Qwen3Config, Qwen3ForSequenceClassification)
@@ -86,17 +87,6 @@ def train_tokenizer():
     return tok
 
 
-def randomize(model, generator):
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):
-                p.copy_(1 + 0.2 * torch.randn(p.shape, generator=generator))
-            elif name.endswith(".bias"):
-                p.copy_(0.1 * torch.randn(p.shape, generator=generator))
-            else:
-                p.copy_(0.1 * torch.randn(p.shape, generator=generator))
-
-
 def trl_scores(model, tokenizer, texts):
     """TRL's GRPOTrainer reward-model path, batched with right padding."""
     inputs = tokenizer(text=texts, return_tensors="pt", padding=True, padding_side="right",
@@ -122,7 +112,7 @@ def make(name, tok, generator):
     config._attn_implementation = "eager"
     torch.manual_seed(0)
     model = model_class(config).float().eval()
-    randomize(model, generator)
+    randomize(model, generator, "float32", scale=0.1)
     model.save_pretrained(folder, safe_serialization=True)
     saved = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, pad_token=pad)
     if chat:

@@ -11,16 +11,10 @@ public func scoreSequences(
     precondition(firstScored.count == sequences.count && firstScored.allSatisfy { $0 >= 1 })
     var results: [[Float]] = []
     results.reserveCapacity(sequences.count)
-    var start = 0
-    while start < sequences.count {
-        var end = start
-        var tokens = 0
-        while end < sequences.count && (end == start || tokens + sequences[end].count <= tokenBudget) {
-            tokens += sequences[end].count
-            end += 1
-        }
-        let chunk = Array(sequences[start..<end])
-        let masks = (start..<end).map { i in sequences[i].indices.map { $0 >= firstScored[i] } }
+    for range in tokenBudgetChunks(sequences.map(\.count), budget: tokenBudget) {
+        let start = range.lowerBound
+        let chunk = Array(sequences[range])
+        let masks = range.map { i in sequences[i].indices.map { $0 >= firstScored[i] } }
         let batch = TokenBatch(sequences: chunk, scored: masks)
         try model.validate(batch)
         let logp = model.forward(batch, temperature: temperature)
@@ -30,8 +24,25 @@ public func scoreSequences(
             results.append(Array(logp[offset..<(offset + count)]))
             offset += count
         }
-        start = end
     }
     model.releaseSavedActivations()
     return results
+}
+
+/// Consecutive runs of items whose lengths sum to at most `budget` (an item longer than the budget
+/// makes a run of its own), covering `lengths` in order: the batches of a forward pass.
+public func tokenBudgetChunks(_ lengths: [Int], budget: Int) -> [Range<Int>] {
+    var chunks: [Range<Int>] = []
+    var start = 0
+    while start < lengths.count {
+        var end = start
+        var tokens = 0
+        while end < lengths.count && (end == start || tokens + lengths[end] <= budget) {
+            tokens += lengths[end]
+            end += 1
+        }
+        chunks.append(start..<end)
+        start = end
+    }
+    return chunks
 }

@@ -38,6 +38,7 @@ public final class JudgeReward: Reward {
     public let scale: Double
     public let fallback: Double?
     public let generator: Generator
+    public let tokenizer: Tokenizer
     public let tokenizerConfig: TokenizerConfig
     public var sampling: SamplingParameters
     /// Answers in which `pattern` found no number, so far.
@@ -78,7 +79,7 @@ public final class JudgeReward: Reward {
         }
         requiredFields = fields.filter { $0 != "prompt" && $0 != "completion" }
         let model = try ModelLoader.load(folder: folder)
-        let tokenizer = try Tokenizer(path: folder)
+        tokenizer = try Tokenizer(path: folder)
         tokenizerConfig = try TokenizerConfig.load(folder: folder)
         generator = Generator(model: model, tokenizer: tokenizer)
         var sampling = SamplingParameters()
@@ -119,7 +120,6 @@ public final class JudgeReward: Reward {
     }
 
     public func score(_ batch: [RewardInput]) throws -> [Double?] {
-        guard let tokenizer = generator.tokenizer else { return [] }
         let chat = tokenizerConfig.chatTemplate != nil
         let prompts = try batch.map { tokenizer.encode(try request($0), addSpecialTokens: !chat) }
         let answers: [String]

@@ -87,23 +87,13 @@ public final class RewardModel: Reward {
     /// The score of each token sequence (nil for an empty one).
     public func scores(_ sequences: [[Int32]]) -> [Double?] {
         var result = [Double?](repeating: nil, count: sequences.count)
-        var start = 0
-        while start < sequences.count {
-            var end = start
-            var tokens = 0
-            while end < sequences.count && (end == start || tokens + sequences[end].count <= batchTokens) {
-                tokens += sequences[end].count
-                end += 1
-            }
-            let chunk = (start..<end).filter { !sequences[$0].isEmpty }
-            if !chunk.isEmpty {
-                let batch = TokenBatch(
-                    sequences: chunk.map { sequences[$0] },
-                    readingRows: chunk.map { poolingRow(sequences[$0]) })
-                let out = model.scores(batch)
-                for (row, index) in chunk.enumerated() { result[index] = Double(out[row]) }
-            }
-            start = end
+        for range in tokenBudgetChunks(sequences.map(\.count), budget: batchTokens) {
+            let chunk = range.filter { !sequences[$0].isEmpty }
+            guard !chunk.isEmpty else { continue }
+            let batch = TokenBatch(
+                sequences: chunk.map { sequences[$0] }, readingRows: chunk.map { poolingRow(sequences[$0]) })
+            let out = model.scores(batch)
+            for (row, index) in chunk.enumerated() { result[index] = Double(out[row]) }
         }
         return result
     }

@@ -61,6 +61,12 @@ public struct RewardOption: Sendable {
     }
 }
 
+extension RewardOption {
+    /// The dataset field of the reference answer (`accuracy`, `length`).
+    static let answerField = RewardOption(
+        "field", .text, default: "answer", "The dataset field of the reference answer.")
+}
+
 /// What a reward's factory is handed besides its options.
 public struct RewardContext {
     /// The run's `max_completion_length` (DAPO's overlong punishment reads it).
@@ -194,9 +200,7 @@ public enum RewardRegistry {
         RewardKind(
             name: "accuracy",
             summary: "1 when the completion's final answer equals the reference answer, else 0.",
-            options: [
-                RewardOption("field", .text, default: "answer", "The dataset field of the reference answer.")
-            ],
+            options: [RewardOption.answerField],
             fields: "the reference answer (text, a number, or a list of them)"
         ) { arguments, _ in AccuracyReward(field: arguments.text("field")!) },
         RewardKind(
@@ -223,9 +227,7 @@ public enum RewardRegistry {
         RewardKind(
             name: "length",
             summary: "Kimi k1.5's length reward within each group (short right answers preferred).",
-            options: [
-                RewardOption("field", .text, default: "answer", "The dataset field of the reference answer.")
-            ],
+            options: [RewardOption.answerField],
             fields: "the reference answer"
         ) { arguments, _ in LengthReward(field: arguments.text("field")!) },
         RewardKind(
