@@ -47,10 +47,14 @@ public protocol Reward: AnyObject {
     /// What one of `requiredFields` must hold when `value` is not that ("a number"); nil when it is.
     /// Datasets are checked with it before training, so a wrong line is named with its number.
     func fieldProblem(_ field: String, _ value: Value) -> String?
+    /// What a line's fields as a whole lack for this reward, when no one field is required (the code
+    /// reward needs asserts or input/output cases); nil when they serve.
+    func lineProblem(_ fields: [String: Value]) -> String?
 }
 
 extension Reward {
     public func fieldProblem(_ field: String, _ value: Value) -> String? { nil }
+    public func lineProblem(_ fields: [String: Value]) -> String? { nil }
 }
 
 /// A dataset field a reward needs: the reward's name, and its check of the field's value.
@@ -60,15 +64,26 @@ public struct FieldRequirement {
     public let problem: (Value) -> String?
 }
 
+/// What dataset lines must hold for a set of rewards: fields, each with a reward that needs it and
+/// that reward's check, and checks of whole lines.
+public struct FieldRequirements {
+    public var fields: [String: FieldRequirement] = [:]
+    /// Rewards' checks of a line's fields as a whole: the reward's name and its check.
+    public var lineChecks: [(reward: String, problem: ([String: Value]) -> String?)] = []
+
+    public init() {}
+}
+
 /// The dataset fields `rewards` need, each with a reward that needs it and that reward's check.
-public func requiredFields(of rewards: [any Reward]) -> [String: FieldRequirement] {
-    var fields: [String: FieldRequirement] = [:]
+public func requiredFields(of rewards: [any Reward]) -> FieldRequirements {
+    var requirements = FieldRequirements()
     for reward in rewards {
         for field in reward.requiredFields {
-            fields[field] = FieldRequirement(reward: reward.name) { reward.fieldProblem(field, $0) }
+            requirements.fields[field] = FieldRequirement(reward: reward.name) { reward.fieldProblem(field, $0) }
         }
+        requirements.lineChecks.append((reward.name, { reward.lineProblem($0) }))
     }
-    return fields
+    return requirements
 }
 
 /// What can go wrong while scoring.
@@ -79,6 +94,7 @@ public enum RewardError: Error, CustomStringConvertible, Equatable {
     case external(String)
     case model(String)
     case judge(String)
+    case code(String)
 
     public var description: String {
         switch self {
@@ -94,6 +110,7 @@ public enum RewardError: Error, CustomStringConvertible, Equatable {
         case .external(let message): "external reward: \(message)"
         case .model(let message): "reward model: \(message)"
         case .judge(let message): "judge: \(message)"
+        case .code(let message): "code reward: \(message)"
         }
     }
 }

@@ -311,6 +311,65 @@ public enum RewardRegistry {
                 seed: UInt64(arguments.integer("seed")!),
                 warn: context.warn)
         },
+        RewardKind(
+            name: "code",
+            summary:
+                "The fraction of the line's tests the completion's program passes, run in a bubblewrap sandbox.",
+            options: [
+                RewardOption("timeout", .number, default: "5", "Wall-clock seconds a run may take."),
+                RewardOption(
+                    "memory_mb", .integer(minimum: 16), default: "512", "Address space of each process, MiB."),
+                RewardOption(
+                    "processes", .integer(minimum: 1), default: "16", "Processes and threads a run may have."),
+                RewardOption(
+                    "output_kb", .integer(minimum: 1), default: "1024",
+                    "Output (stdout and stderr) a run may write, KiB; more kills it."),
+                RewardOption(
+                    "sandbox", .text, default: "bubblewrap",
+                    "bubblewrap, or none to run completions without isolation (unsafe)."),
+                RewardOption("python", .text, default: "python3", "The interpreter, as found inside the sandbox."),
+                RewardOption("workers", .integer(minimum: 1), default: "the cores", "Runs at once."),
+                RewardOption(
+                    "binary", .boolean, default: "false", "1 only when every test passes, else 0 (no partial credit)."),
+                RewardOption("tests_field", .text, default: "test_list", "The field of MBPP-style asserts."),
+                RewardOption(
+                    "setup_field", .text, default: "test_setup_code", "The field of code run before the asserts."),
+                RewardOption("inputs_field", .text, default: "inputs", "The field of standard input texts."),
+                RewardOption("outputs_field", .text, default: "outputs", "The field of expected outputs."),
+                RewardOption(
+                    "metric_name", .text, default: "code", "The reward's name in metrics (rewards/NAME/mean)."),
+            ],
+            fields: "test_list (asserts; test_setup_code optional), or inputs and outputs (stdin/stdout cases)"
+        ) { arguments, _ in
+            let timeout = arguments.number("timeout")!
+            guard timeout > 0, timeout <= 3600 else {
+                throw RewardError.badOption(
+                    reward: "code", option: "timeout", expected: "a positive number of seconds, at most 3600")
+            }
+            guard let kind = SandboxKind(rawValue: arguments.text("sandbox")!) else {
+                throw RewardError.badOption(
+                    reward: "code", option: "sandbox",
+                    expected: "bubblewrap or none, got '\(arguments.text("sandbox")!)'")
+            }
+            var limits = SandboxLimits()
+            limits.wallSeconds = timeout
+            limits.cpuSeconds = Int(timeout.rounded(.up))
+            limits.memoryBytes = arguments.integer("memory_mb")! << 20
+            limits.processes = arguments.integer("processes")!
+            limits.outputBytes = arguments.integer("output_kb")! << 10
+            let python = arguments.text("python")!
+            let sandbox: Sandbox
+            do {
+                sandbox = try Sandbox(kind: kind, limits: limits, probe: [python, "-c", "pass"])
+            } catch {
+                throw RewardError.code("\(error)")
+            }
+            return CodeReward(
+                name: arguments.text("metric_name")!, sandbox: sandbox, python: python,
+                workers: arguments.spec.options["workers"].flatMap { Int($0) }, binary: arguments.boolean("binary")!,
+                testsField: arguments.text("tests_field")!, setupField: arguments.text("setup_field")!,
+                inputsField: arguments.text("inputs_field")!, outputsField: arguments.text("outputs_field")!)
+        },
     ]
 
     public static var names: [String] { kinds.map(\.name) }

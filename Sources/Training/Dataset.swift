@@ -185,7 +185,7 @@ public struct PromptFormat: Sendable {
 /// A prompt longer than `maxPromptLength` keeps its last tokens (TRL truncates on the left).
 public func loadPromptDataset(
     path: String, tokenizer: Tokenizer, config: TokenizerConfig, maxPromptLength: Int?,
-    requiredFields: [String: FieldRequirement] = [:], format: PromptFormat = PromptFormat()
+    requiredFields: FieldRequirements = FieldRequirements(), format: PromptFormat = PromptFormat()
 ) throws -> [Example] {
     try promptExamples(
         try readJSONLObjects(path), path: path, tokenizer: tokenizer, config: config,
@@ -195,7 +195,7 @@ public func loadPromptDataset(
 /// `loadPromptDataset` over lines already read from `path` (named in errors).
 public func promptExamples(
     _ lines: [(line: Int, object: Object)], path: String, tokenizer: Tokenizer, config: TokenizerConfig,
-    maxPromptLength: Int?, requiredFields: [String: FieldRequirement] = [:],
+    maxPromptLength: Int?, requiredFields: FieldRequirements = FieldRequirements(),
     format: PromptFormat = PromptFormat()
 ) throws -> [Example] {
     var examples: [Example] = []
@@ -302,8 +302,8 @@ public struct PromptStream: Sendable {
 
 /// What is wrong with a line's `fields` for the rewards that need `requirements`, or nil: a missing or
 /// null field, or one of the wrong kind, named with the reward that needs it.
-public func fieldProblem(_ fields: [String: Value], _ requirements: [String: FieldRequirement]) -> String? {
-    for (field, requirement) in requirements.sorted(by: { $0.key < $1.key }) {
+public func fieldProblem(_ fields: [String: Value], _ requirements: FieldRequirements) -> String? {
+    for (field, requirement) in requirements.fields.sorted(by: { $0.key < $1.key }) {
         let reward = requirement.reward
         switch fields[field] {
         case nil:
@@ -315,6 +315,9 @@ public func fieldProblem(_ fields: [String: Value], _ requirements: [String: Fie
                 return "reward '\(reward)': field \"\(field)\" must be \(expected), got \(value.jsonText)"
             }
         }
+    }
+    for check in requirements.lineChecks {
+        if let problem = check.problem(fields) { return "reward '\(check.reward)': \(problem)" }
     }
     return nil
 }

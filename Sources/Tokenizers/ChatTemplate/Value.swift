@@ -181,7 +181,7 @@ extension Value {
         }
     }
 
-    var isNone: Bool { if case .none = self { true } else { false } }
+    public var isNone: Bool { if case .none = self { true } else { false } }
 }
 
 /// Python's `json.dumps(value, ensure_ascii=, indent=, separators=, sort_keys=)`, the `tojson`
