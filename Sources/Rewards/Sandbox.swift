@@ -237,7 +237,7 @@ public final class Sandbox: Sendable {
         }
         guard kind == .bubblewrap, let bwrap else { return argv + command }
         argv += [
-            bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            bwrap, "--unshare-all", "--unshare-user", "--as-pid-1", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--disable-userns", "--uid", "65534", "--gid", "65534", "--hostname", "sandbox", "--clearenv",
             "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/tmp", "--setenv", "LANG",
             "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--ro-bind", "/usr", "/usr",
