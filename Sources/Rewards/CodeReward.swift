@@ -31,6 +31,7 @@ public final class CodeReward: Reward, Sendable {
     public let setupField: String
     public let inputsField: String
     public let outputsField: String
+    public var runsAlongside: Bool { true }
 
     public init(
         name: String = "code", sandbox: Sandbox, python: String = "python3", workers: Int? = nil,

@@ -37,6 +37,7 @@ public final class ExternalReward: Reward {
     public private(set) var failures = 0
     private let warn: (String) -> Void
     private var process: ChildProcess?
+    public var runsAlongside: Bool { true }
 
     /// Starts `command`: an argv run as it is (no shell: spaces and `$(...)` in arguments stay
     /// literal), or with `shell` one string run through `/bin/sh -c`.

@@ -50,11 +50,16 @@ public protocol Reward: AnyObject {
     /// What a line's fields as a whole lack for this reward, when no one field is required (the code
     /// reward needs asserts or input/output cases); nil when they serve.
     func lineProblem(_ fields: [String: Value]) -> String?
+    /// True when scoring mostly waits on other processes (sandboxed programs, a user's program) and
+    /// may run on a thread of its own while the trainer computes: the trainer then scores with it
+    /// during the old-policy and reference log-prob passes. Rewards that run models say false.
+    var runsAlongside: Bool { get }
 }
 
 extension Reward {
     public func fieldProblem(_ field: String, _ value: Value) -> String? { nil }
     public func lineProblem(_ fields: [String: Value]) -> String? { nil }
+    public var runsAlongside: Bool { false }
 }
 
 /// A dataset field a reward needs: the reward's name, and its check of the field's value.

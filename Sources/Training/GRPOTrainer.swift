@@ -85,6 +85,9 @@ public final class GRPOTrainer {
     private var trainRewards: [(step: Int, reward: Double)] = []
     /// Resident bytes before anything was loaded (memory/process).
     private let processBytes: Int
+    /// Whether rewards that wait on other processes score during the log-prob passes (tests compare
+    /// against scoring first).
+    var rewardsAlongside = true
     /// The most KV cache a held-out evaluation held (its own generator's), for the memory account.
     private var evaluationCacheBytes = 0
 
@@ -253,6 +256,12 @@ public final class GRPOTrainer {
         var all: (scores: [[Double?]], combined: [Double], lengths: [Int], truncated: [Bool]) =
             (rewards.map { _ in [] }, [], [], [])
         var attempts = 0
+        // Rewards that wait on other processes score while the log-prob passes run (one round, no
+        // dynamic sampling: what is sampled is what is trained on).
+        let alongside =
+            !rewardsAlongside || config.dynamicSampling || !needsLogprobPasses
+            ? [] : rewards.indices.filter { rewards[$0].runsAlongside }
+        var passes: (old: [Float]?, ref: [Float]?)?
         while kept.examples.count < config.promptsPerRound {
             let wanted = config.promptsPerRound - kept.examples.count
             let drawn = (0..<wanted).map { examples[stream.index(at: state.consumedPrompts + $0)] }
@@ -263,9 +272,35 @@ public final class GRPOTrainer {
             let groups = try generator.generate(prompts: drawn.map(\.tokens), parameters: sampling)
             timings["time/generation", default: 0] += Date().timeIntervalSince(clock)
             clock = Date()
-            let scores = try scoreCompletions(rewardInputs(drawn, groups), rewards: rewards)
+            let inputs = rewardInputs(drawn, groups)
+            let pending = alongside.isEmpty ? nil : PendingScores(inputs, alongside.map { rewards[$0] })
+            var scores = try scoreCompletions(
+                inputs, rewards: rewards.indices.filter { !alongside.contains($0) }.map { rewards[$0] })
+            var passSeconds = 0.0
+            if let pending {
+                let passClock = Date()
+                passes = logprobPasses(
+                    sequences: zip(drawn, groups).flatMap { example, group in group.map { example.tokens + $0.tokens } },
+                    promptLengths: drawn.flatMap { Array(repeating: $0.tokens.count, count: G) })
+                passSeconds = Date().timeIntervalSince(passClock)
+                timings["time/reference", default: 0] += passSeconds
+                let late = try pending.wait()
+                timings["time/rewards_alongside", default: 0] += pending.seconds
+                var merged: [[Double?]] = []
+                var (early, lateIndex) = (scores.makeIterator(), 0)
+                for r in rewards.indices {
+                    if alongside.contains(r) {
+                        merged.append(late[lateIndex])
+                        lateIndex += 1
+                    } else {
+                        merged.append(early.next()!)
+                    }
+                }
+                scores = merged
+            }
             let combined = combineRewards(scores, weights: config.rewardWeights)
-            timings["time/rewards", default: 0] += Date().timeIntervalSince(clock)
+            // The rewards' share of the step: what the passes did not hide.
+            timings["time/rewards", default: 0] += Date().timeIntervalSince(clock) - passSeconds
             for r in rewards.indices { all.scores[r] += scores[r] }
             all.combined += combined
             all.lengths += groups.flatMap { $0.map(\.tokens.count) }
@@ -306,21 +341,13 @@ public final class GRPOTrainer {
                     reward: kept.combined[i])
             })
         if config.dynamicSampling { round.metrics["dynamic_sampling/rounds"] = Double(attempts) }
-        let clock = Date()
-        // RLOO with a KL folds it into the reward from the old policy's log-probs, as TRL does.
+        if passes == nil {
+            let clock = Date()
+            passes = logprobPasses(sequences: round.sequences, promptLengths: round.promptLengths)
+            timings["time/reference", default: 0] += Date().timeIntervalSince(clock)
+        }
+        (round.oldLogp, round.refLogp) = passes!
         let rlooKL = config.algorithm == .rloo && config.beta > 0
-        // PPO's ratios and token KL start from the rollout policy's log-probs.
-        if config.numIterations > 1 || rlooKL || config.ppo != nil {
-            round.oldLogp = logProbabilities(policy, round)
-        }
-        if let reference {
-            round.refLogp = logProbabilities(reference, round)
-        } else if (config.ppo?.klCoef ?? config.beta) > 0, let lora = policy.lora {
-            lora.enabled = false
-            round.refLogp = logProbabilities(policy, round)
-            lora.enabled = true
-        }
-        timings["time/reference", default: 0] += Date().timeIntervalSince(clock)
         if rlooKL, let old = round.oldLogp, let ref = round.refLogp {
             let mask = round.mask(maskTruncated: config.maskTruncatedCompletions)
             let (rewards, klSum) = rlooRewards(
@@ -333,6 +360,34 @@ public final class GRPOTrainer {
             round.metrics["kl"] = klSum / Double(max(mask.reduce(0, +), 1))
         }
         return round
+    }
+
+    /// Whether a round needs the old policy's log-probs (`num_iterations` > 1; RLOO's KL, folded into
+    /// the reward from them as TRL does; PPO's ratios and token KL) or the reference's (a KL weight).
+    var needsLogprobPasses: Bool {
+        let rlooKL = config.algorithm == .rloo && config.beta > 0
+        return config.numIterations > 1 || rlooKL || config.ppo != nil || reference != nil
+            || ((config.ppo?.klCoef ?? config.beta) > 0 && policy.lora != nil)
+    }
+
+    /// The old policy's and the reference's log-probs of `sequences`, those the run needs (nil
+    /// otherwise). The reference of a LoRA run is its base: the policy with the adapters off.
+    func logprobPasses(sequences: [[Int32]], promptLengths: [Int]) -> (old: [Float]?, ref: [Float]?) {
+        let round = Round(
+            sequences: sequences, promptLengths: promptLengths, advantages: [], truncated: [], metrics: [:],
+            samples: [])
+        let rlooKL = config.algorithm == .rloo && config.beta > 0
+        var old: [Float]?
+        var ref: [Float]?
+        if config.numIterations > 1 || rlooKL || config.ppo != nil { old = logProbabilities(policy, round) }
+        if let reference {
+            ref = logProbabilities(reference, round)
+        } else if (config.ppo?.klCoef ?? config.beta) > 0, let lora = policy.lora {
+            lora.enabled = false
+            ref = logProbabilities(policy, round)
+            lora.enabled = true
+        }
+        return (old, ref)
     }
 
     /// The run's sampling knobs (top-p, top-k, min-p, repetition penalty, length, stop tokens) at

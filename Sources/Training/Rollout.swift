@@ -193,6 +193,35 @@ func scoreCompletions(_ inputs: [RewardInput], rewards: [any Reward]) throws -> 
     }
 }
 
+/// Rewards scoring on a thread of their own (`Reward.runsAlongside`) while the caller goes on.
+final class PendingScores: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Result<[[Double?]], any Error> = .success([])
+    /// How long the scoring took, once `wait` has returned.
+    private(set) var seconds = 0.0
+
+    private let rewards: [any Reward]
+
+    /// Starts scoring `inputs` with `rewards`, which nothing else may use until `wait` returns.
+    init(_ inputs: [RewardInput], _ rewards: [any Reward]) {
+        self.rewards = rewards
+        let thread = Thread { [self] in
+            let start = Date()
+            result = Result { try scoreCompletions(inputs, rewards: self.rewards) }
+            seconds = Date().timeIntervalSince(start)
+            done.signal()
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    /// The scores, [reward][completion], once scoring has finished; its error, if it threw.
+    func wait() throws -> [[Double?]] {
+        done.wait()
+        return try result.get()
+    }
+}
+
 /// Statistics TRL logs for a round: rewards (each and combined), group spread and lengths.
 func roundMetrics(
     scores: [[Double?]], names: [String], combined: [Double], groupSize G: Int, lengths: [Int],

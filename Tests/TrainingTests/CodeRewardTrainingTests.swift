@@ -59,4 +59,23 @@ struct CodeRewardTrainingTests {
         #expect(first > 0.2 && first < 0.8, "reward at the start \(rewards)")
         #expect(last > first + 0.2, "code reward \(rewards)")
     }
+
+    /// Rewards scored alongside the log-prob passes give the round that scoring first gives.
+    @Test func rewardsAlongsideThePassesChangeNothing() throws {
+        let lines = (1...4).map {
+            #"{"prompt": "\#($0)+\#($0)=", "inputs": [""], "outputs": ["\#($0 + $0)"], "answer": "\#($0 + $0)"}"#
+        }
+        let w = try Workspace(lines: lines)
+        let settings: [String: Any] = [
+            "beta": 0.04, "num_iterations": 2, "rewards": ["accuracy", ["name": "code", "timeout": 2]],
+            "reward_weights": [1, 2],
+        ]
+        let first = try GRPOTrainer(config: try w.config(settings, output: "a"))
+        first.rewardsAlongside = false
+        let alongside = try GRPOTrainer(config: try w.config(settings, output: "b"))
+        #expect(alongside.needsLogprobPasses)
+        let (a, b) = (try first.rollout(), try alongside.rollout())
+        #expect(a == b)
+        #expect(a.refLogp != nil && a.oldLogp != nil && a.metrics["rewards/code/mean"] != nil)
+    }
 }
