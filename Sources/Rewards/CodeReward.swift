@@ -138,7 +138,8 @@ public final class CodeReward: Reward, Sendable {
                 guard index < jobs.count, failure.value == nil else { return }
                 let job = jobs[index]
                 do {
-                    let tests = try run(program: programs[job.input], tests: lineTests[job.input], job.testCase)
+                    let tests = try run(
+                        program: programs[job.input], tests: lineTests[job.input], job.testCase)
                     passed.update { $0[job.input].formUnion(tests) }
                 } catch {
                     failure.update { $0 = $0 ?? error }
@@ -176,7 +177,9 @@ public final class CodeReward: Reward, Sendable {
             for line in String(decoding: outcome.stdout, as: UTF8.self).split(separator: "\n")
             where line.hasPrefix(prefix) {
                 let parts = line.dropFirst(prefix.count).split(separator: " ")
-                if parts.count == 2, parts[1] == "1", let index = Int(parts[0]), asserts.indices.contains(index) {
+                if parts.count == 2, parts[1] == "1", let index = Int(parts[0]),
+                    asserts.indices.contains(index)
+                {
                     passed.insert(index)
                 }
             }

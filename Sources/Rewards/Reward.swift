@@ -84,7 +84,9 @@ public func requiredFields(of rewards: [any Reward]) -> FieldRequirements {
     var requirements = FieldRequirements()
     for reward in rewards {
         for field in reward.requiredFields {
-            requirements.fields[field] = FieldRequirement(reward: reward.name) { reward.fieldProblem(field, $0) }
+            requirements.fields[field] = FieldRequirement(reward: reward.name) {
+                reward.fieldProblem(field, $0)
+            }
         }
         requirements.lineChecks.append((reward.name, { reward.lineProblem($0) }))
     }

@@ -327,19 +327,24 @@ public enum RewardRegistry {
                 RewardOption(
                     "sandbox", .text, default: "bubblewrap",
                     "bubblewrap, or none to run completions without isolation (unsafe)."),
-                RewardOption("python", .text, default: "python3", "The interpreter, as found inside the sandbox."),
+                RewardOption(
+                    "python", .text, default: "python3", "The interpreter, as found inside the sandbox."),
                 RewardOption("workers", .integer(minimum: 1), default: "the cores", "Runs at once."),
                 RewardOption(
-                    "binary", .boolean, default: "false", "1 only when every test passes, else 0 (no partial credit)."),
+                    "binary", .boolean, default: "false",
+                    "1 only when every test passes, else 0 (no partial credit)."),
                 RewardOption("tests_field", .text, default: "test_list", "The field of MBPP-style asserts."),
                 RewardOption(
-                    "setup_field", .text, default: "test_setup_code", "The field of code run before the asserts."),
+                    "setup_field", .text, default: "test_setup_code",
+                    "The field of code run before the asserts."),
                 RewardOption("inputs_field", .text, default: "inputs", "The field of standard input texts."),
                 RewardOption("outputs_field", .text, default: "outputs", "The field of expected outputs."),
                 RewardOption(
-                    "metric_name", .text, default: "code", "The reward's name in metrics (rewards/NAME/mean)."),
+                    "metric_name", .text, default: "code", "The reward's name in metrics (rewards/NAME/mean)."
+                ),
             ],
-            fields: "test_list (asserts; test_setup_code optional), or inputs and outputs (stdin/stdout cases)"
+            fields:
+                "test_list (asserts; test_setup_code optional), or inputs and outputs (stdin/stdout cases)"
         ) { arguments, _ in
             let timeout = arguments.number("timeout")!
             guard timeout > 0, timeout <= 3600 else {
@@ -366,7 +371,8 @@ public enum RewardRegistry {
             }
             return CodeReward(
                 name: arguments.text("metric_name")!, sandbox: sandbox, python: python,
-                workers: arguments.spec.options["workers"].flatMap { Int($0) }, binary: arguments.boolean("binary")!,
+                workers: arguments.spec.options["workers"].flatMap { Int($0) },
+                binary: arguments.boolean("binary")!,
                 testsField: arguments.text("tests_field")!, setupField: arguments.text("setup_field")!,
                 inputsField: arguments.text("inputs_field")!, outputsField: arguments.text("outputs_field")!)
         },

@@ -108,7 +108,8 @@ public final class Sandbox: Sendable {
     /// Checks that sandboxes start here by running `probe` in one; `bubblewrap` overrides the bwrap
     /// found on PATH.
     public init(
-        kind: SandboxKind, limits: SandboxLimits, probe: [String] = ["/bin/sh", "-c", ":"], bubblewrap: String? = nil
+        kind: SandboxKind, limits: SandboxLimits, probe: [String] = ["/bin/sh", "-c", ":"],
+        bubblewrap: String? = nil
     ) throws {
         self.kind = kind
         self.limits = limits
@@ -179,7 +180,8 @@ public final class Sandbox: Sendable {
     /// private /tmp; with `.none` they are in a new temporary folder that is also the working
     /// folder, and `command` may name them relatively. Safe to call from many threads at once (each
     /// run takes a slot, with a uid of its own, for its duration).
-    public func run(files: [String: [UInt8]], command: [String], stdin: [UInt8] = []) throws -> SandboxOutcome {
+    public func run(files: [String: [UInt8]], command: [String], stdin: [UInt8] = []) throws -> SandboxOutcome
+    {
         precondition(!command.isEmpty)
         slotsLeft.wait()
         let slot = freeSlots.update { $0.removeLast() }
@@ -227,7 +229,8 @@ public final class Sandbox: Sendable {
         }
         if let prlimit {
             argv += [
-                prlimit, "--cpu=\(limits.cpuSeconds)", "--as=\(limits.memoryBytes)", "--fsize=\(limits.fileBytes)",
+                prlimit, "--cpu=\(limits.cpuSeconds)", "--as=\(limits.memoryBytes)",
+                "--fsize=\(limits.fileBytes)",
                 "--nofile=\(limits.openFiles)", "--core=0",
             ]
             // RLIMIT_NPROC counts every process of the real uid: only a uid of the run's own is bounded
@@ -237,9 +240,11 @@ public final class Sandbox: Sendable {
         }
         guard kind == .bubblewrap, let bwrap else { return argv + command }
         argv += [
-            bwrap, "--unshare-all", "--unshare-user", "--as-pid-1", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            bwrap, "--unshare-all", "--unshare-user", "--as-pid-1", "--die-with-parent", "--new-session",
+            "--cap-drop", "ALL",
             "--disable-userns", "--uid", "65534", "--gid", "65534", "--hostname", "sandbox", "--clearenv",
-            "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/tmp", "--setenv", "LANG",
+            "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/tmp", "--setenv",
+            "LANG",
             "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--ro-bind", "/usr", "/usr",
         ]
         for top in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
@@ -262,11 +267,15 @@ public final class Sandbox: Sendable {
 
     /// Starts `argv` with standard input from `stdinPath`, collects its output under the cap and
     /// kills it at the timeout.
-    private func spawnAndWait(_ argv: [String], stdinPath: String, workFolder: String) throws -> SandboxOutcome {
+    private func spawnAndWait(_ argv: [String], stdinPath: String, workFolder: String) throws
+        -> SandboxOutcome
+    {
         let start = Date()
         var outPipe: [Int32] = [0, 0]
         var errPipe: [Int32] = [0, 0]
-        guard pipe(&outPipe) == 0 else { throw SandboxError.launch("pipe: \(String(cString: strerror(errno)))") }
+        guard pipe(&outPipe) == 0 else {
+            throw SandboxError.launch("pipe: \(String(cString: strerror(errno)))")
+        }
         guard pipe(&errPipe) == 0 else {
             close(outPipe[0])
             close(outPipe[1])
@@ -294,7 +303,8 @@ public final class Sandbox: Sendable {
         // glibc's closefrom and chdir file actions (2.34, 2.29), looked up at run time: no other
         // descriptor of the trainer reaches the program, and it starts in its folder.
         guard let closeFrom = spawnCloseFrom, let changeFolder = spawnChangeFolder else {
-            throw SandboxError.launch("this C library lacks posix_spawn_file_actions_addclosefrom_np (glibc 2.34+)")
+            throw SandboxError.launch(
+                "this C library lacks posix_spawn_file_actions_addclosefrom_np (glibc 2.34+)")
         }
         _ = closeFrom(&actions, 3)
         _ = changeFolder(&actions, workFolder)

@@ -85,9 +85,9 @@ public final class GRPOTrainer {
     private var trainRewards: [(step: Int, reward: Double)] = []
     /// Resident bytes before anything was loaded (memory/process).
     private let processBytes: Int
-    /// Whether rewards that wait on other processes score during the log-prob passes (tests compare
-    /// against scoring first).
-    var rewardsAlongside = true
+    /// Whether rewards that wait on other processes score during the log-prob passes (measured;
+    /// `GRPO_REWARDS_ALONGSIDE=0` or `1` fixes it, for tests and scripts/bench_code_reward.sh).
+    var rewardOverlap = RewardOverlap()
     /// The most KV cache a held-out evaluation held (its own generator's), for the memory account.
     private var evaluationCacheBytes = 0
 
@@ -258,9 +258,10 @@ public final class GRPOTrainer {
         var attempts = 0
         // Rewards that wait on other processes score while the log-prob passes run (one round, no
         // dynamic sampling: what is sampled is what is trained on).
-        let alongside =
-            !rewardsAlongside || config.dynamicSampling || !needsLogprobPasses
+        let candidates =
+            config.dynamicSampling || !needsLogprobPasses
             ? [] : rewards.indices.filter { rewards[$0].runsAlongside }
+        let alongside = !candidates.isEmpty && rewardOverlap.alongside() ? candidates : []
         var passes: (old: [Float]?, ref: [Float]?)?
         while kept.examples.count < config.promptsPerRound {
             let wanted = config.promptsPerRound - kept.examples.count
@@ -274,13 +275,25 @@ public final class GRPOTrainer {
             clock = Date()
             let inputs = rewardInputs(drawn, groups)
             let pending = alongside.isEmpty ? nil : PendingScores(inputs, alongside.map { rewards[$0] })
+            // Scoring first, the rewards that could go alongside are measured: did they keep the
+            // machine busy?
+            let measured =
+                !candidates.isEmpty && alongside.isEmpty ? (before: cpuTicks(), clock: Date()) : nil
             var scores = try scoreCompletions(
                 inputs, rewards: rewards.indices.filter { !alongside.contains($0) }.map { rewards[$0] })
+            if let measured, let start = measured.before, let end = cpuTicks(),
+                let busy = busyFraction(from: start, to: end)
+            {
+                rewardOverlap.record(busy: busy)
+                timings["time/rewards_busy", default: 0] = busy
+            }
             var passSeconds = 0.0
             if let pending {
                 let passClock = Date()
                 passes = logprobPasses(
-                    sequences: zip(drawn, groups).flatMap { example, group in group.map { example.tokens + $0.tokens } },
+                    sequences: zip(drawn, groups).flatMap { example, group in
+                        group.map { example.tokens + $0.tokens }
+                    },
                     promptLengths: drawn.flatMap { Array(repeating: $0.tokens.count, count: G) })
                 passSeconds = Date().timeIntervalSince(passClock)
                 timings["time/reference", default: 0] += passSeconds

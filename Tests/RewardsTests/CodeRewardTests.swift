@@ -31,7 +31,8 @@ private func codeReward(
 
 struct CodeRewardTests {
     @Test func extractsTheLastPythonBlockOrTheWholeText() {
-        let text = "Plan:\n```python\nx = 1\n```\nthen\n```bash\nls\n```\nfinally\n```py\ndef f():\n    return 2\n```\n"
+        let text =
+            "Plan:\n```python\nx = 1\n```\nthen\n```bash\nls\n```\nfinally\n```py\ndef f():\n    return 2\n```\n"
         #expect(CodeReward.program(in: text) == "def f():\n    return 2\n")
         #expect(CodeReward.program(in: "```\nprint(1)\n```") == "print(1)\n")
         #expect(CodeReward.program(in: "print(1)") == "print(1)")
@@ -84,11 +85,13 @@ struct CodeRewardTests {
         #expect(reward.lineProblem(addTests) == nil)
         #expect(reward.lineProblem(["answer": .int(3)])?.contains("test_list") == true)
         #expect(
-            reward.lineProblem(["inputs": .array([.string("1")]), "outputs": .array([])])?.contains("one length")
+            reward.lineProblem(["inputs": .array([.string("1")]), "outputs": .array([])])?.contains(
+                "one length")
                 == true)
         #expect(throws: RewardError.self) { try reward.score([RewardInput(prompt: "", completion: "x")]) }
         #expect(throws: RewardError.self) {
-            try RewardRegistry.make(RewardSpec(name: "code", options: ["sandbox": "docker"]), maxCompletionLength: 1)
+            try RewardRegistry.make(
+                RewardSpec(name: "code", options: ["sandbox": "docker"]), maxCompletionLength: 1)
         }
     }
 
@@ -108,7 +111,8 @@ struct CodeRewardTests {
 
     @Test func unsandboxedRunsWhenAskedFor() throws {
         let reward = try codeReward(sandbox: .none)
-        #expect(try reward.score(inputs(["def add(a, b): return a + b", "def add(a, b): return a"])) == [1, 0])
+        #expect(
+            try reward.score(inputs(["def add(a, b): return a + b", "def add(a, b): return a"])) == [1, 0])
     }
 
     /// Hostile completions: each must score 0 (or what its honest part earns), within the timeout,
@@ -162,14 +166,16 @@ struct CodeRewardTests {
             (
                 "writes outside",  // tries, fails quietly, then answers honestly
                 "for path in ['\(outside)', '/usr/pwned', '/sandbox/pwned', '/etc/pwned']:\n"
-                    + "    try:\n        open(path, 'w').write('x')\n    except OSError:\n        pass\n" + honest, 1
+                    + "    try:\n        open(path, 'w').write('x')\n    except OSError:\n        pass\n"
+                    + honest, 1
             ),
             (
                 "reads the parent's environment",
                 "import os, glob\nfound = 'GRPO_HOSTILE_SECRET' in os.environ\n"
                     + "for path in glob.glob('/proc/*/environ'):\n    try:\n"
                     + "        found = found or b's3cret' in open(path, 'rb').read()\n    except OSError:\n        pass\n"
-                    + "if found:\n" + honest.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"), 0
+                    + "if found:\n"
+                    + honest.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"), 0
             ),
             (
                 "kills the parent",
@@ -179,7 +185,8 @@ struct CodeRewardTests {
             ("gigabytes of output", "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n", 0),
             (
                 "forged results",
-                "import os, sys\nfor i in range(3):\n    print('0' * 32, i, 1)\nsys.stdout.flush()\nos._exit(0)\n", 0
+                "import os, sys\nfor i in range(3):\n    print('0' * 32, i, 1)\nsys.stdout.flush()\nos._exit(0)\n",
+                0
             ),
             ("exits early", "import sys\nsys.exit(0)\n", 0),
             (

@@ -11,20 +11,26 @@ struct CodeRewardTrainingTests {
     @Test func theCodeRewardRisesUnderGRPO() throws {
         let root = NSTemporaryDirectory() + "grpo-code-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: root) }
-        try ToyModel.write(to: root + "/model", layers: 2, hiddenSize: 64, heads: 4, keyValueHeads: 2, seed: 11)
+        try ToyModel.write(
+            to: root + "/model", layers: 2, hiddenSize: 64, heads: 4, keyValueHeads: 2, seed: 11)
         let pairs = [(3, 4), (5, 2), (8, 1), (6, 3), (2, 7), (9, 5)]
         func json(_ object: [String: Any]) throws -> String {
-            String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+            String(
+                decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]),
+                as: UTF8.self)
         }
         var sft: [String] = []
         var prompts: [String] = []
         for (a, b) in pairs {
             let prompt = "\(a)+\(b)\n"
-            for op in ["+", "-"] { sft.append(try json(["prompt": prompt, "completion": "print(\(a)\(op)\(b))"])) }
+            for op in ["+", "-"] {
+                sft.append(try json(["prompt": prompt, "completion": "print(\(a)\(op)\(b))"]))
+            }
             prompts.append(try json(["prompt": prompt, "inputs": [""], "outputs": ["\(a + b)\n"]]))
         }
         try sft.joined(separator: "\n").write(toFile: root + "/sft.jsonl", atomically: true, encoding: .utf8)
-        try prompts.joined(separator: "\n").write(toFile: root + "/rl.jsonl", atomically: true, encoding: .utf8)
+        try prompts.joined(separator: "\n").write(
+            toFile: root + "/rl.jsonl", atomically: true, encoding: .utf8)
 
         let sftValues = ConfigValues()
         sftValues.merge(
@@ -71,11 +77,36 @@ struct CodeRewardTrainingTests {
             "reward_weights": [1, 2],
         ]
         let first = try GRPOTrainer(config: try w.config(settings, output: "a"))
-        first.rewardsAlongside = false
+        first.rewardOverlap.mode = .never
         let alongside = try GRPOTrainer(config: try w.config(settings, output: "b"))
+        alongside.rewardOverlap.mode = .always
         #expect(alongside.needsLogprobPasses)
         let (a, b) = (try first.rollout(), try alongside.rollout())
         #expect(a == b)
         #expect(a.refLogp != nil && a.oldLogp != nil && a.metrics["rewards/code/mean"] != nil)
+    }
+
+    /// Scoring alongside follows the measurement: a busy machine scores first, an idle one alongside,
+    /// re-measured every 20 rounds; the environment variable fixes it.
+    @Test func rewardsGoAlongsideOnlyWhereThatPays() {
+        var overlap = RewardOverlap(environment: [:])
+        let beforeMeasuring = overlap.alongside()
+        #expect(overlap.mode == .measured && !beforeMeasuring)
+        overlap.record(busy: 0.9)
+        let busy = overlap.alongside()
+        #expect(!busy)
+        overlap.record(busy: 0.2)
+        var verdicts: [Bool] = []
+        for _ in 0..<21 { verdicts.append(overlap.alongside()) }
+        // 20 rounds alongside, then one scored first to re-measure.
+        #expect(verdicts == Array(repeating: true, count: 20) + [false])
+        #expect(RewardOverlap(environment: ["GRPO_REWARDS_ALONGSIDE": "0"]).mode == .never)
+        var always = RewardOverlap(environment: ["GRPO_REWARDS_ALONGSIDE": "1"])
+        let fixed = always.alongside()
+        #expect(fixed)
+        #expect(busyFraction(from: (10, 100), to: (40, 200)) == 0.3)
+        #if os(Linux)
+            #expect(cpuTicks() != nil)
+        #endif
     }
 }

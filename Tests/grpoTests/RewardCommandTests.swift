@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Training
 
 func rewardFixture(_ name: String, file: String = #filePath) -> String {
     URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent()
@@ -79,4 +80,51 @@ struct RewardCommandTests {
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains(#""soft_overlong_punishment": -0.90625"#), "\(result.stdout)")
     }
+}
+
+/// The code reward through the commands: `grpo reward` scores programs, `eval` and `sample` run it
+/// on a model's completions, and a line without tests is named before anything runs.
+@Test func codeRewardInRewardEvalAndSample() throws {
+    let input = temporaryFile(
+        #"""
+        {"prompt": "add", "completion": "```python\ndef add(a, b):\n    return a + b\n```", "test_list": ["assert add(1, 2) == 3", "assert add(2, 2) == 4"]}
+        {"prompt": "add", "completion": "def add(a, b):\n    return a * b", "test_list": ["assert add(1, 2) == 3", "assert add(2, 2) == 4"]}
+        {"prompt": "sum", "completion": "print(sum(map(int, input().split())))", "inputs": ["1 2\n", "3 4\n"], "outputs": ["3", "7"]}
+        """#)
+    let scored = try runGRPO(["reward", "--input", input, "--rewards", "[{name: code, timeout: 5}]"])
+    #expect(scored.status == 0, "\(scored.stderr)")
+    let rewards = scored.stdout.split(separator: "\n").map {
+        (try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["reward"] as! Double
+    }
+    #expect(rewards == [1, 0.5, 1])
+
+    let bad = temporaryFile(
+        #"""
+        {"prompt": "add", "completion": "x", "test_list": ["assert True"]}
+        {"prompt": "add", "completion": "x", "answer": 3}
+        """#)
+    let refused = try runGRPO(["reward", "--input", bad, "--rewards", "code"])
+    #expect(refused.status != 0)
+    #expect(refused.stderr.contains(".jsonl:2:") && refused.stderr.contains("test_list"), "\(refused.stderr)")
+
+    let root = NSTemporaryDirectory() + "grpo-code-cli-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    try ToyModel.write(to: root + "/model", layers: 1, hiddenSize: 32, heads: 2, keyValueHeads: 1, seed: 5)
+    let data = root + "/data.jsonl"
+    try (1...3).map { #"{"prompt": "print \#($0)", "inputs": [""], "outputs": ["\#($0)"]}"# }
+        .joined(separator: "\n").write(toFile: data, atomically: true, encoding: .utf8)
+    let eval = try runGRPO([
+        "eval", "--model", root + "/model", "--dataset", data, "--reward", "{name: code, timeout: 2}",
+        "--num-generations", "2", "--max-completion-length", "8",
+    ])
+    #expect(eval.status == 0, "\(eval.stderr)")
+    #expect(eval.stdout.contains("code") && eval.stdout.contains("pass@2"), "\(eval.stdout)")
+    let sample = try runGRPO([
+        "sample", "--model", root + "/model", "--dataset", data, "--reward", "code", "--num-generations", "2",
+        "--max-completion-length", "8", "--threshold", "-1", "--keep", "all", "--output",
+        root + "/kept.jsonl",
+    ])
+    #expect(sample.status == 0, "\(sample.stderr)")
+    let kept = try String(contentsOfFile: root + "/kept.jsonl", encoding: .utf8).split(separator: "\n")
+    #expect(!kept.isEmpty && kept.allSatisfy { $0.contains("\"reward\": 0") || $0.contains("\"reward\": 1") })
 }
