@@ -95,9 +95,11 @@ public final class Sandbox: Sendable {
     private let prlimit: String?
     private let setpriv: String?
     private let runAsRoot: Bool
-    /// The uid of slot 0 when started by root; slot k runs as `firstUID + k`. Each sandbox has a block
-    /// of `slotCount` uids of its own (by process id and instance), so runs of two rewards, or of two
-    /// trainers, never share a uid: a uid's processes are the run's alone, to count and to kill.
+    /// The uid of slot 0 when started by root: slot k runs as `firstUID + k`.
+    ///
+    /// Each sandbox has a block of `slotCount` uids of its own (by process id and instance), so runs
+    /// of two rewards, or of two trainers, never share a uid: a uid's processes are the run's alone,
+    /// to count and to kill.
     public let firstUID: UInt32
     /// Runs at once, at most.
     public static let slotCount = 64

@@ -383,8 +383,10 @@ public final class GRPOTrainer {
             || ((config.ppo?.klCoef ?? config.beta) > 0 && policy.lora != nil)
     }
 
-    /// The old policy's and the reference's log-probs of `sequences`, those the run needs (nil
-    /// otherwise). The reference of a LoRA run is its base: the policy with the adapters off.
+    /// The old policy's and the reference's log-probs of `sequences`, those the run needs.
+    ///
+    /// Nil for those it does not. The reference of a LoRA run is its base: the policy with the
+    /// adapters off.
     func logprobPasses(sequences: [[Int32]], promptLengths: [Int]) -> (old: [Float]?, ref: [Float]?) {
         let round = Round(
             sequences: sequences, promptLengths: promptLengths, advantages: [], truncated: [], metrics: [:],

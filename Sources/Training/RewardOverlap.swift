@@ -51,6 +51,7 @@ struct RewardOverlap {
 }
 
 /// The machine's CPU time counters (all cores, in clock ticks): busy and total, from /proc/stat.
+///
 /// Nil where there is none.
 func cpuTicks() -> (busy: Double, total: Double)? {
     guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
