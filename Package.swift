@@ -37,8 +37,12 @@ let package = Package(
             name: "Rewards", dependencies: ["Generation", "Models", "SafeTensors", "Tensors", "Tokenizers"],
             swiftSettings: kernelSettings),
 
+        // MARK: - Processes: MPI, loaded at run time
+        .target(name: "Distributed"),
+
         .target(
-            name: "Training", dependencies: ["Models", "Tensors", "Tokenizers", "Generation", "Rewards"],
+            name: "Training",
+            dependencies: ["Models", "Tensors", "Tokenizers", "Generation", "Rewards", "Distributed"],
             swiftSettings: kernelSettings),
 
         // MARK: - Executables
@@ -46,7 +50,7 @@ let package = Package(
             name: "grpo",
             dependencies: [
                 "Models", "SafeTensors", "Tensors", "Tokenizers", "Generation", "Rewards", "Training",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Distributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: hostCPU),

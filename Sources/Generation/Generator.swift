@@ -104,7 +104,9 @@ public final class Generator {
                 live.append(
                     Live(
                         prompt: prompt, sample: g,
-                        rng: completionStream(seed: parameters.seed, prompt: prompt, sample: g), cache: cache)
+                        rng: completionStream(
+                            seed: parameters.seed, prompt: parameters.firstPromptIndex + prompt, sample: g),
+                        cache: cache)
                 )
             }
         }

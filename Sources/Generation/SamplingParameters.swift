@@ -18,6 +18,10 @@ public struct SamplingParameters: Sendable {
     public var stopStrings: [String] = []
     public var numGenerations = 1
     public var seed: UInt64 = 0
+    /// The index of the first prompt in the whole batch: completion k of prompt i samples from the
+    /// stream of (seed, firstPromptIndex + i, k), so a batch split across processes samples what the
+    /// whole batch would.
+    public var firstPromptIndex = 0
 
     public init() {}
 

@@ -5,8 +5,38 @@ import Foundation
     import CDNNL
 #endif
 
-/// The number of worker threads kernels split their loops across.
-public let coreCount = ProcessInfo.processInfo.activeProcessorCount
+/// The number of worker threads kernels split their loops across: `OMP_NUM_THREADS` when set, else
+/// the cores this process may run on (its affinity: `mpirun` binds each rank to its own cores,
+/// `taskset` and container cpusets restrict it), else every core.
+public let coreCount: Int = threadCount(
+    environment: ProcessInfo.processInfo.environment,
+    allowedCPUs: try? String(contentsOfFile: "/proc/self/status", encoding: .utf8))
+
+/// The thread count for `OMP_NUM_THREADS` and a /proc/self/status text (`Cpus_allowed_list`).
+public func threadCount(environment: [String: String], allowedCPUs status: String?) -> Int {
+    if let text = environment["OMP_NUM_THREADS"], let first = text.split(separator: ",").first,
+        let n = Int(first.trimmingCharacters(in: .whitespaces)), n > 0
+    {
+        return n
+    }
+    if let status,
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") })
+    {
+        var count = 0
+        for part in line.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces)
+            .split(separator: ",")
+        {
+            let bounds = part.split(separator: "-").compactMap { Int($0) }
+            if bounds.count == 2, bounds[1] >= bounds[0] {
+                count += bounds[1] - bounds[0] + 1
+            } else if bounds.count == 1 {
+                count += 1
+            }
+        }
+        if count > 0 { return min(count, ProcessInfo.processInfo.activeProcessorCount) }
+    }
+    return ProcessInfo.processInfo.activeProcessorCount
+}
 
 /// Carries a closure into Dispatch's `@Sendable` world.
 ///

@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 import Generation
 import Models
@@ -25,6 +26,10 @@ public enum TrainingError: Error, CustomStringConvertible {
     case tooManyNonfiniteSteps(Int)
     case missingCritic(checkpoint: String)
     case criticVocabulary(folder: String, critic: Int, policy: Int)
+    /// Ranks of an `mpirun` job whose weights no longer agree.
+    case ranksDrifted(step: Int, rank: Int, checksums: [Double])
+    /// A setting an `mpirun` job cannot run with.
+    case distributed(String)
 
     public var description: String {
         switch self {
@@ -40,6 +45,10 @@ public enum TrainingError: Error, CustomStringConvertible {
         case .criticVocabulary(let folder, let critic, let policy):
             "value_model \(folder): its vocab_size \(critic) is smaller than the policy's \(policy); the critic "
                 + "reads the policy's tokens"
+        case .ranksDrifted(let step, let rank, let checksums):
+            "after step \(step) rank \(rank)'s weights differ from rank 0's (parameter checksums \(checksums)): "
+                + "every rank must apply the same update; the last checkpoint is intact"
+        case .distributed(let why): "under mpirun: \(why)"
         case .tooManyNonfiniteSteps(let count):
             "\(count) steps had a NaN or infinite loss or gradient (max_nonfinite_steps); stopping. The last "
                 + "checkpoint is intact: lower learning_rate or check the rewards"
@@ -88,25 +97,64 @@ public final class GRPOTrainer {
     /// Whether rewards that wait on other processes score during the log-prob passes (measured;
     /// `GRPO_REWARDS_ALONGSIDE=0` or `1` fixes it, for tests and scripts/bench_code_reward.sh).
     var rewardOverlap = RewardOverlap()
+    /// The job this trainer is a rank of (a job of one unless started by `mpirun`).
+    public let communicator: Communicator
+    /// The prompt groups this rank owns in each round: the `localPrompts` starting at
+    /// `rank * localPrompts` of the round's global order.
+    var localPrompts: Int { config.promptsPerRound / communicator.size }
+
+    /// What an `mpirun` job of `ranks` ranks needs of the config, each refusal naming the key.
+    static func checkDistributed(_ config: GRPOConfig, ranks: Int) throws {
+        let G = config.numGenerations
+        guard config.promptsPerRound % ranks == 0 else {
+            throw TrainingError.distributed(
+                "per_step_prompts \(config.promptsPerRound) does not divide among \(ranks) ranks: each rank owns whole "
+                    + "prompt groups, the same number of them")
+        }
+        let local = config.promptsPerRound / ranks * G
+        guard local % config.optimizer.gradientAccumulationSteps == 0 else {
+            throw TrainingError.distributed(
+                "gradient_accumulation_steps \(config.optimizer.gradientAccumulationSteps) does not divide a rank's "
+                    + "\(local) completions")
+        }
+        let unsupported: [(Bool, String)] = [
+            (config.dynamicSampling, "dynamic_sampling"), (config.numIterations > 1, "num_iterations > 1"),
+            (config.ppo != nil, "algorithm: ppo"),
+            (config.algorithm == .rloo && config.beta > 0, "algorithm: rloo with beta > 0"),
+        ]
+        if let (_, key) = unsupported.first(where: \.0) {
+            throw TrainingError.distributed("\(key) does not run across ranks yet; run it as one process")
+        }
+    }
+
     /// The most KV cache a held-out evaluation held (its own generator's), for the memory account.
     private var evaluationCacheBytes = 0
 
     /// Loads the model (from `resumeFrom`, a checkpoint folder, when given), the reference model when
     /// beta > 0, the tokenizer, rewards and dataset; every input problem surfaces here, before work.
+    ///
+    /// With `communicator` of more than one rank (`mpirun`), the trainer is one rank of a
+    /// data-parallel job: it samples, scores and learns from its share of each step's prompt groups,
+    /// the gradients and everything that spans the batch are summed across ranks, and only rank 0
+    /// reports and writes.
     public init(
-        config: GRPOConfig, resumeFrom: String? = nil, onEvent: @escaping (TrainerEvent) -> Void = { _ in }
+        config: GRPOConfig, resumeFrom: String? = nil, communicator: Communicator = .single,
+        onEvent: @escaping (TrainerEvent) -> Void = { _ in }
     )
         throws
     {
         self.config = config
-        self.onEvent = onEvent
+        self.communicator = communicator
+        self.onEvent = communicator.isMain ? onEvent : { _ in }
+        if communicator.size > 1 { try Self.checkDistributed(config, ranks: communicator.size) }
         processBytes = residentBytes()
         var tokenizerConfig: TokenizerConfig
         let precision = resolvedPrecision(config.precision) { onEvent(.warning($0)) }
         (policy, tokenizer, tokenizerConfig, lock) = try loadForTraining(
             folder: config.model, resumeFrom: resumeFrom, gradientCheckpointing: config.gradientCheckpointing,
             outputDir: config.outputDir, overwrite: config.overwriteOutputDir, summary: config.summary,
-            lora: config.lora, adapter: config.adapter, seed: config.seed, precision: precision)
+            lora: config.lora, adapter: config.adapter, seed: config.seed, precision: precision,
+            claimOutput: communicator.isMain)
         tokenizerConfig.templateKwargs = config.chatTemplateKwargs
         if let template = config.chatTemplate {
             tokenizerConfig.useTemplate(template, source: "chat_template (config)")
@@ -180,7 +228,7 @@ public final class GRPOTrainer {
     /// last checkpoint folder.
     @discardableResult
     public func train() throws -> String? {
-        if lock == nil {
+        if lock == nil && communicator.isMain {
             lock = try OutputLock(outputDir: config.outputDir, resuming: true, overwrite: false)
         }
         defer { lock = nil }
@@ -194,7 +242,8 @@ public final class GRPOTrainer {
             evaluate: config.evaluation == nil ? nil : { try self.evaluateHeldOut(step: $0) },
             companions: zip([critic].compactMap { $0 }, [criticOptimizer].compactMap { $0 }).map {
                 CompanionModel(folderName: criticFolderName, model: $0, optimizer: $1)
-            }
+            },
+            communicator: communicator
         ) {
             var timings: [String: Double] = [:]
             var round = try state.pendingRound ?? makeRound(&timings)
@@ -263,10 +312,15 @@ public final class GRPOTrainer {
             ? [] : rewards.indices.filter { rewards[$0].runsAlongside }
         let alongside = !candidates.isEmpty && rewardOverlap.alongside() ? candidates : []
         var passes: (old: [Float]?, ref: [Float]?)?
-        while kept.examples.count < config.promptsPerRound {
-            let wanted = config.promptsPerRound - kept.examples.count
-            let drawn = (0..<wanted).map { examples[stream.index(at: state.consumedPrompts + $0)] }
-            state.consumedPrompts += wanted
+        // Across ranks each draws its block of the round's prompts, sampled from the streams of
+        // their global positions: the groups are those one process would sample.
+        let (rank, ranks) = (communicator.rank, communicator.size)
+        while kept.examples.count < localPrompts {
+            let wanted = localPrompts - kept.examples.count
+            let first = state.consumedPrompts + rank * wanted
+            let drawn = (0..<wanted).map { examples[stream.index(at: first + $0)] }
+            state.consumedPrompts += wanted * ranks
+            sampling.firstPromptIndex = rank * wanted
             sampling.seed = config.seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(state.rounds)
             state.rounds += 1
             var clock = Date()
@@ -330,6 +384,21 @@ public final class GRPOTrainer {
             attempts += 1
         }
         let completions = kept.completions.flatMap { $0 }
+        // What spans the batch (advantages under batch scaling or whitening, the logged statistics)
+        // is computed over every rank's completions; this rank keeps its own slice.
+        var batchRewards = kept.combined
+        var batchLengths = completions.map(\.tokens.count)
+        if ranks > 1 {
+            batchRewards = communicator.gather(kept.combined)
+            batchLengths = communicator.gather(batchLengths.map(Double.init)).map { Int($0) }
+            all.scores = all.scores.map { scores in
+                communicator.gather(scores.map { $0 ?? .nan }).map { $0.isNaN ? nil : $0 }
+            }
+            all.combined = communicator.gather(all.combined)
+            all.lengths = communicator.gather(all.lengths.map(Double.init)).map { Int($0) }
+            all.truncated = communicator.gather(all.truncated.map { $0 ? 1 : 0 }).map { $0 != 0 }
+        }
+        let mine = (rank * completions.count)..<((rank + 1) * completions.count)
         var round = Round(
             sequences: zip(kept.examples.flatMap { Array(repeating: $0.tokens, count: G) }, completions).map {
                 $0 + $1.tokens
@@ -339,10 +408,9 @@ public final class GRPOTrainer {
             advantages: config.algorithm == .ppo
                 ? [Float](repeating: 0, count: completions.count)
                 : estimateAdvantages(
-                    rewards: kept.combined, groupSize: G, estimator: config.algorithm,
-                    scaling: config.scaleRewards,
-                    lengths: completions.map(\.tokens.count), normalize: config.normalizeAdvantages
-                ).map { Float($0) },
+                    rewards: batchRewards, groupSize: G, estimator: config.algorithm,
+                    scaling: config.scaleRewards, lengths: batchLengths, normalize: config.normalizeAdvantages
+                )[mine].map { Float($0) },
             truncated: completions.map { $0.finishReason == .length },
             samplingLogp: completions.flatMap(\.logprobs), rewards: kept.combined,
             metrics: roundMetrics(
@@ -460,8 +528,11 @@ public final class GRPOTrainer {
         settings.sequenceObjective = config.algorithm == .rloo
         settings.beta = config.algorithm == .rloo ? 0 : config.beta
         settings.maxCompletionLength = config.maxCompletionLength
-        settings.tokensInBatch = mask.reduce(0, +)
-        settings.accumulationSteps = config.optimizer.gradientAccumulationSteps
+        // Across ranks gradients are summed: DAPO divides by the tokens of every rank's batch, the
+        // per-sequence means by every rank's micro-batches.
+        settings.tokensInBatch = Float(communicator.sum(Double(mask.reduce(0, +))))
+        settings.accumulationSteps = config.optimizer.gradientAccumulationSteps * communicator.size
+        let firstSequence = communicator.rank * round.sequences.count
         var totals = (
             loss: Float(0), kl: Float(0), low: Float(0), high: Float(0), region: Float(0), tokens: Float(0)
         )
@@ -473,7 +544,8 @@ public final class GRPOTrainer {
             for range in chunks(round, micro) {
                 let tokens = offsets[range.lowerBound]..<offsets[range.upperBound]
                 // Dropout masks keyed by (step, first sequence): the same after a resume.
-                policy.lora?.dropout.beginTrainingPass(UInt64(state.step) << 24 | UInt64(range.lowerBound))
+                policy.lora?.dropout.beginTrainingPass(
+                    UInt64(state.step) << 24 | UInt64(firstSequence + range.lowerBound))
                 defer { policy.lora?.dropout.endTrainingPass() }
                 let logp = policy.forward(round.batch(range), temperature: config.temperature)
                 let lengths = Array(round.completionLengths[range])
@@ -510,6 +582,20 @@ public final class GRPOTrainer {
         }
         policy.releaseSavedActivations()
         timings["time/policy", default: 0] += Date().timeIntervalSince(clock)
+        if communicator.size > 1 {
+            clock = Date()
+            let gradients = policy.trainableParameters.gradients
+            let before = communicator.bytesSent
+            communicator.sum(UnsafeMutableBufferPointer(start: gradients.pointer, count: gradients.count))
+            var sums = [totals.loss, totals.kl, totals.low, totals.high, totals.region, totals.tokens].map(
+                Double.init)
+            communicator.sum(&sums)
+            (totals.loss, totals.kl, totals.low, totals.high, totals.region, totals.tokens) = (
+                Float(sums[0]), Float(sums[1]), Float(sums[2]), Float(sums[3]), Float(sums[4]), Float(sums[5])
+            )
+            timings["time/allreduce", default: 0] += Date().timeIntervalSince(clock)
+            timings["distributed/bytes_sent", default: 0] += Double(communicator.bytesSent - before)
+        }
         clock = Date()
         var metrics = try applyUpdate(
             optimizer: optimizer, config: config.optimizer, state: &state, totalSteps: totalSteps,

@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 import Models
 import SafeTensors
@@ -12,13 +13,16 @@ import Tokenizers
 func loadForTraining(
     folder: String, resumeFrom: String?, gradientCheckpointing: Bool, outputDir: String, overwrite: Bool,
     summary: [String: Any], lora: LoRASettings? = nil, adapter: String? = nil, seed: UInt64 = 0,
-    precision: LinearPrecision = .float32
-) throws -> (model: Transformer, tokenizer: Tokenizer, config: TokenizerConfig, lock: OutputLock) {
+    precision: LinearPrecision = .float32, claimOutput: Bool = true
+) throws -> (model: Transformer, tokenizer: Tokenizer, config: TokenizerConfig, lock: OutputLock?) {
     guard FileManager.default.fileExists(atPath: folder + "/tokenizer.json") else {
         throw TrainingError.missingTokenizer(folder: folder)
     }
     if let resumeFrom { try Checkpoint.checkBelongs(resumeFrom, model: folder, run: summary) }
-    let lock = try OutputLock(outputDir: outputDir, resuming: resumeFrom != nil, overwrite: overwrite)
+    // Under mpirun only rank 0 claims (and writes) the output folder.
+    let lock =
+        claimOutput
+        ? try OutputLock(outputDir: outputDir, resuming: resumeFrom != nil, overwrite: overwrite) : nil
     let usesAdapters = lora != nil || adapter != nil
     let model = try ModelLoader.load(folder: usesAdapters ? folder : resumeFrom ?? folder)
     model.sourceFolder = folder
@@ -53,22 +57,37 @@ struct StepResult {
 ///
 /// The step closure advances the state (`state` reads it); `epoch` is the passes over the data so
 /// far. Returns the last checkpoint folder.
+///
+/// Under `mpirun` (`communicator` of more than one rank) every rank takes the steps and only rank 0
+/// writes metrics, checkpoints and the model; every 10 steps and at the end the ranks compare a
+/// checksum of the trained parameters, and a rank that drifted stops the job.
 func runTrainingLoop(
     model: Transformer, optimizer: AdamW, state: () -> TrainerState, schedule: ResolvedSchedule,
     tensorBoardDir: String?, outputDir: String, summary: [String: Any], examples: Int,
     onEvent: (TrainerEvent) -> Void, shouldStop: () -> Bool, epoch: () -> Double,
     evaluate: ((Int) throws -> [String: Double])? = nil, companions: [CompanionModel] = [],
-    step: () throws -> StepResult
+    communicator: Communicator = .single, step: () throws -> StepResult
 ) throws -> String? {
-    try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
-    let log = try MetricsLog(path: outputDir + "/metrics.jsonl", keepingStepsThrough: state().step)
+    let writes = communicator.isMain
+    if writes {
+        try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
+    }
+    let log =
+        writes ? try MetricsLog(path: outputDir + "/metrics.jsonl", keepingStepsThrough: state().step) : nil
     let resumedAt = state().step
-    let events = try tensorBoardDir.map {
-        try TensorBoardWriter(folder: $0, purgeFrom: resumedAt > 0 ? resumedAt + 1 : nil)
+    let events = try tensorBoardDir.flatMap { folder in
+        writes ? try TensorBoardWriter(folder: folder, purgeFrom: resumedAt > 0 ? resumedAt + 1 : nil) : nil
     }
     func write(_ metrics: [String: Double], step: Int) throws {
-        try log.append(metrics, step: step)
+        try log?.append(metrics, step: step)
         try events?.add(metrics, step: step)
+    }
+    func checkInStep(_ step: Int) throws {
+        guard communicator.size > 1 else { return }
+        let sums = communicator.gather([parameterChecksum(model.trainableParameters)])
+        if let drifted = sums.indices.first(where: { sums[$0] != sums[0] }) {
+            throw TrainingError.ranksDrifted(step: step, rank: drifted, checksums: sums)
+        }
     }
     let maxSteps = schedule.total
     onEvent(
@@ -100,8 +119,9 @@ func runTrainingLoop(
             try write(window.take(), step: step)
         }
         onEvent(.step(step: step, maxSteps: maxSteps, metrics: result.metrics))
-        if schedule.evaluates(step: step, endsEpoch: endsEpoch), !stopping { try measure(step) }
-        if schedule.saves(step: step, endsEpoch: endsEpoch) || stopping {
+        if step % 10 == 0 || step == maxSteps { try checkInStep(step) }
+        if schedule.evaluates(step: step, endsEpoch: endsEpoch), !stopping, writes { try measure(step) }
+        if (schedule.saves(step: step, endsEpoch: endsEpoch) || stopping) && writes {
             lastSaved = try Checkpoint.save(
                 model: model, optimizer: optimizer, state: state(), config: summary, outputDir: outputDir,
                 companions: companions)
@@ -115,6 +135,7 @@ func runTrainingLoop(
         if stopping { return lastSaved }
     }
     // The trained model itself, as TRL's save_model: output_dir is a Hugging Face model folder.
+    guard writes else { return lastSaved }
     do {
         try ModelLoader.saveTrained(model, to: outputDir)
         for companion in companions {
@@ -125,6 +146,18 @@ func runTrainingLoop(
     }
     onEvent(.saved(outputDir))
     return lastSaved
+}
+
+/// A checksum of `parameters`' values: their sum and sum of squares, weighted by position, in
+/// double precision. Ranks that applied the same updates to the same weights agree on it exactly.
+func parameterChecksum(_ parameters: ParameterStore) -> Double {
+    let values = UnsafeBufferPointer(start: parameters.values.pointer, count: parameters.count)
+    var sum = 0.0
+    for (i, value) in values.enumerated() {
+        let x = Double(value)
+        sum += x * (1 + Double(i % 1021) / 1021) + x * x
+    }
+    return sum
 }
 
 /// Clips the accumulated gradients and applies AdamW at the schedule's rate, or skips the update

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import Rewards
 import Training
@@ -29,17 +30,24 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var options: RunOptions
 
     func run() throws {
-        let settings = try GRPOConfig(try options.values())
-        printNotes(settings.notes)
-        let checkpoint = try options.checkpoint(
-            outputDir: settings.outputDir, configured: settings.resumeFromCheckpoint)
-        let progress = ProgressLine()
-        let trainer = try GRPOTrainer(config: settings, resumeFrom: checkpoint) { progress.show($0) }
-        trainer.shouldStop = stopOnInterrupt()
-        try trainer.train()
-        progress.finish()
-        try exitIfInterrupted(step: trainer.state.step)
-        print("trained model: \(settings.outputDir) (metrics in \(settings.outputDir)/metrics.jsonl)")
+        let world = try Communicator.world()
+        try world.running {
+            let settings = try GRPOConfig(try options.values())
+            if world.isMain { printNotes(settings.notes) }
+            let checkpoint = try options.checkpoint(
+                outputDir: settings.outputDir, configured: settings.resumeFromCheckpoint)
+            let progress = ProgressLine()
+            let trainer = try GRPOTrainer(config: settings, resumeFrom: checkpoint, communicator: world) {
+                progress.show($0)
+            }
+            trainer.shouldStop = stopOnInterrupt()
+            try trainer.train()
+            if world.isMain { progress.finish() }
+            try exitIfInterrupted(step: trainer.state.step)
+            if world.isMain {
+                print("trained model: \(settings.outputDir) (metrics in \(settings.outputDir)/metrics.jsonl)")
+            }
+        }
     }
 }
 
@@ -291,5 +299,20 @@ final class ProgressLine {
         guard seconds.isFinite else { return "-" }
         let s = Int(seconds.rounded())
         return s >= 3600 ? "\(s / 3600)h\(s % 3600 / 60)m" : s >= 60 ? "\(s / 60)m\(s % 60)s" : "\(s)s"
+    }
+}
+
+extension Communicator {
+    /// Runs `body` as this rank's part of the job: an error on any rank ends the whole job (MPI_Abort)
+    /// with the error and the rank that hit it, instead of leaving the others waiting in a collective;
+    /// success ends MPI cleanly.
+    func running(_ body: () throws -> Void) throws {
+        guard size > 1 else { return try body() }
+        do {
+            try body()
+        } catch {
+            abort("Error (rank \(rank) of \(size)): \(error)")
+        }
+        finish()
     }
 }

@@ -327,3 +327,12 @@ func skinnyMatmulPrimitiveAgreesWithSgemm(N: Int, I: Int, O: Int) {
         c: viaSgemm, ldc: O)
     #expect(maxAbsDiff(viaPrimitive.toArray(), viaSgemm.toArray()).diff < 1e-4)
 }
+
+@Test func threadCountFollowsOMPAndTheAffinity() {
+    let status = "Name:\tgrpo\nCpus_allowed:\t3\nCpus_allowed_list:\t0-1,4\n"
+    #expect(threadCount(environment: ["OMP_NUM_THREADS": "3"], allowedCPUs: status) == 3)
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    #expect(threadCount(environment: [:], allowedCPUs: status) == min(3, cores))
+    #expect(threadCount(environment: [:], allowedCPUs: "Cpus_allowed_list:\t1\n") == 1)
+    #expect(threadCount(environment: ["OMP_NUM_THREADS": "x"], allowedCPUs: nil) == cores)
+}

@@ -1,0 +1,156 @@
+import Foundation
+import SafeTensors
+import Testing
+import Training
+
+/// `mpirun` on this machine (over loopback), with the flags a root CI machine needs.
+private func mpirun(_ ranks: [[String]], timeout: TimeInterval = 300) throws -> (
+    status: Int32, stdout: String, stderr: String
+) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    var arguments = ["mpirun", "--allow-run-as-root", "--oversubscribe"]
+    for (index, rank) in ranks.enumerated() {
+        if index > 0 { arguments.append(":") }
+        arguments += ["-np", "1"] + rank
+    }
+    process.arguments = arguments
+    let (out, err) = (Pipe(), Pipe())
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return (process.terminationStatus, stdout, stderr)
+}
+
+/// A toy model and prompts whose completions a digit reward splits, under a fresh folder.
+private final class DistributedWorkspace {
+    let root = NSTemporaryDirectory() + "grpo-mpi-\(UUID().uuidString)"
+    var config: String { root + "/grpo.yaml" }
+
+    init() throws {
+        try ToyModel.write(
+            to: root + "/model", layers: 2, hiddenSize: 32, heads: 2, keyValueHeads: 1, seed: 7)
+        try (1...16).map { #"{"prompt": "\#($0)+\#($0)=", "answer": \#($0 * 2)}"# }.joined(separator: "\n")
+            .write(toFile: root + "/data.jsonl", atomically: true, encoding: .utf8)
+        // Batch scaling, DAPO's token normalizer, a KL and accumulation: each spans the whole batch.
+        try """
+        model: \(root)/model
+        dataset: \(root)/data.jsonl
+        rewards: [{name: format, pattern: '.*[0-9].*'}, accuracy]
+        num_generations: 4
+        per_step_prompts: 4
+        gradient_accumulation_steps: 2
+        max_completion_length: 8
+        learning_rate: 1.0e-3
+        lr_scheduler_type: constant
+        scale_rewards: batch
+        beta: 0.04
+        max_steps: 4
+        save_steps: 2
+        logging_steps: 1
+        seed: 3
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: root) }
+
+    func train(_ output: String, _ extra: [String] = []) -> [String] {
+        [grpoExecutable().path, "train", "--config", config, "--output_dir", root + "/" + output] + extra
+    }
+
+    func weights(_ folder: String) throws -> [String: [Float]] {
+        let file = try SafeTensorsFile(path: root + "/" + folder + "/model.safetensors")
+        return try Dictionary(uniqueKeysWithValues: file.tensors.keys.map { ($0, try file.floats($0)) })
+    }
+
+    func metrics(_ folder: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: root + "/" + folder + "/metrics.jsonl", encoding: .utf8).split(
+            separator: "\n"
+        )
+        .map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+    }
+
+    /// The largest difference between two folders' weights.
+    func largestDifference(_ a: String, _ b: String) throws -> Float {
+        let (x, y) = (try weights(a), try weights(b))
+        return x.keys.map { key in zip(x[key]!, y[key]!).map { abs($0 - $1) }.max() ?? 0 }.max() ?? 0
+    }
+}
+
+struct DistributedTests {
+    /// Two ranks, each sampling and learning from half of every step's groups, reach the weights one
+    /// process reaches from the same batch and seed; and a run saved by two ranks resumes as one.
+    @Test func twoRanksTrainAsOneProcessDoes() throws {
+        let w = try DistributedWorkspace()
+        let single = try runGRPO(Array(w.train("one").dropFirst()))
+        try #require(single.status == 0, "\(single.stderr)")
+        let pair = try mpirun([w.train("two"), w.train("two")])
+        try #require(pair.status == 0, "\(pair.stderr)")
+        // One rank reports: the progress line and the closing line once.
+        #expect(pair.stdout.components(separatedBy: "trained model:").count == 2, "\(pair.stdout)")
+
+        let update = try w.largestDifference("one", "model")
+        let drift = try w.largestDifference("one", "two")
+        #expect(update > 1e-4, "the run must move the weights (moved \(update))")
+        #expect(drift < update / 100, "two ranks ended \(drift) from one process; the update was \(update)")
+        let (one, two) = (try w.metrics("one"), try w.metrics("two"))
+        #expect(one.count == 4 && two.count == 4)
+        for (a, b) in zip(one, two) {
+            // The same groups were sampled and scored: rewards and their spread agree exactly.
+            #expect(a["reward"] as? Double == b["reward"] as? Double)
+            #expect(a["reward_std"] as? Double == b["reward_std"] as? Double)
+            #expect(abs((a["loss"] as! Double) - (b["loss"] as! Double)) < 1e-5)
+            #expect(abs((a["kl"] as! Double) - (b["kl"] as! Double)) < 1e-5)
+            #expect((b["distributed/bytes_sent"] as? Double ?? 0) > 0)
+        }
+
+        // The 2-rank run's checkpoint at step 2, resumed by one process, ends where one process does.
+        let resumed = try runGRPO(
+            Array(w.train("two", ["--resume-from", w.root + "/two/checkpoint-2"]).dropFirst()))
+        try #require(resumed.status == 0, "\(resumed.stderr)")
+        let resumeDrift = try w.largestDifference("one", "two")
+        #expect(resumeDrift < update / 100, "resumed from ranks: \(resumeDrift) from one process")
+    }
+
+    /// A rank that cannot start, or that dies mid-run, ends the job with a clear message; nothing hangs.
+    @Test func aFailingRankEndsTheJob() throws {
+        let w = try DistributedWorkspace()
+        let refused = try mpirun([w.train("bad"), w.train("bad", ["--learning_rat", "1"])])
+        #expect(refused.status != 0)
+        #expect(
+            refused.stderr.contains("rank 1 of 2") && refused.stderr.contains("learning_rat"),
+            "\(refused.stderr)")
+
+        // Rank 1 killed with SIGKILL while the job trains: mpirun ends rank 0 too.
+        let metrics = w.root + "/long/metrics.jsonl"
+        // Rank 1's command line alone (anchored: mpirun's own holds the same words).
+        let pattern =
+            "^" + grpoExecutable().path
+            + " train .*output_dir \(w.root)/long --max_steps 100000 --report_to none"
+        let killer = Thread {
+            for _ in 0..<600 {
+                if FileManager.default.fileExists(atPath: metrics) { break }
+                usleep(100_000)
+            }
+            let ranks = Process()
+            ranks.executableURL = URL(fileURLWithPath: "/usr/bin/pkill")
+            ranks.arguments = ["-KILL", "-f", "--", pattern]
+            try? ranks.run()
+            ranks.waitUntilExit()
+        }
+        killer.start()
+        let start = Date()
+        let killed = try mpirun([
+            w.train("long", ["--max_steps", "100000"]),
+            w.train("long", ["--max_steps", "100000", "--report_to", "none"]),
+        ])
+        #expect(killed.status != 0)
+        #expect(Date().timeIntervalSince(start) < 200)
+        #expect(
+            killed.stderr.contains("signal 9") || killed.stderr.contains("Killed"),
+            "\(killed.stderr)\n\(killed.stdout)")
+    }
+}
