@@ -38,9 +38,11 @@ public final class Communicator: @unchecked Sendable {
     nonisolated(unsafe) private static var shared: Communicator?
     private static let sharedLock = NSLock()
 
-    /// The job this process belongs to: MPI's world when started by `mpirun` with more than one
-    /// process, else a job of one. Initialises MPI once; an error when `mpirun` started this process
-    /// but no MPI library can be loaded.
+    /// The job this process belongs to.
+    ///
+    /// MPI's world when started by `mpirun` with more than one process, else a job of one.
+    /// Initialises MPI once; an error when `mpirun` started this process but no MPI library can be
+    /// loaded.
     public static func world(environment: [String: String] = ProcessInfo.processInfo.environment) throws
         -> Communicator
     {

@@ -148,8 +148,10 @@ func runTrainingLoop(
     return lastSaved
 }
 
-/// A checksum of `parameters`' values: their sum and sum of squares, weighted by position, in
-/// double precision. Ranks that applied the same updates to the same weights agree on it exactly.
+/// A checksum of `parameters`' values, in double precision.
+///
+/// Their sum, weighted by position, plus their sum of squares: ranks that applied the same updates
+/// to the same weights agree on it exactly.
 func parameterChecksum(_ parameters: ParameterStore) -> Double {
     let values = UnsafeBufferPointer(start: parameters.values.pointer, count: parameters.count)
     var sum = 0.0
