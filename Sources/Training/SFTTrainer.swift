@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 import Models
 import Tensors
@@ -21,19 +22,33 @@ public final class SFTTrainer {
     let optimizer: AdamW
     let onEvent: (TrainerEvent) -> Void
     private var stream: PromptStream
+    /// The job this trainer is a rank of (a job of one unless started by `mpirun`).
+    public let communicator: Communicator
 
     /// Loads the model (from `resumeFrom`, a checkpoint folder, when given), tokenizer and dataset;
     /// every input problem surfaces here, before work.
+    ///
+    /// With `communicator` of more than one rank (`mpirun`), each rank learns from its block of every
+    /// step's examples, the loss is the mean over every rank's tokens, gradients are summed across
+    /// ranks and only rank 0 reports and writes.
     public init(
-        config: SFTConfig, resumeFrom: String? = nil, onEvent: @escaping (TrainerEvent) -> Void = { _ in }
+        config: SFTConfig, resumeFrom: String? = nil, communicator: Communicator = .single,
+        onEvent: @escaping (TrainerEvent) -> Void = { _ in }
     ) throws {
         self.config = config
-        self.onEvent = onEvent
+        self.communicator = communicator
+        self.onEvent = communicator.isMain ? onEvent : { _ in }
+        guard config.examplesPerStep % communicator.size == 0 else {
+            throw TrainingError.distributed(
+                "per_device_train_batch_size x gradient_accumulation_steps = \(config.examplesPerStep) examples a step "
+                    + "do not divide among \(communicator.size) ranks")
+        }
         let (model, tokenizer, loadedConfig, lock) = try loadForTraining(
             folder: config.model, resumeFrom: resumeFrom, gradientCheckpointing: config.gradientCheckpointing,
             outputDir: config.outputDir, overwrite: config.overwriteOutputDir, summary: config.summary,
             lora: config.lora, adapter: config.adapter, seed: config.seed,
-            precision: resolvedPrecision(config.precision) { onEvent(.warning($0)) })
+            precision: resolvedPrecision(config.precision) { onEvent(.warning($0)) },
+            claimOutput: communicator.isMain)
         self.lock = lock
         var tokenizerConfig = loadedConfig
         tokenizerConfig.templateKwargs = config.chatTemplateKwargs
@@ -60,7 +75,7 @@ public final class SFTTrainer {
     /// returns the last checkpoint folder.
     @discardableResult
     public func train() throws -> String? {
-        if lock == nil {
+        if lock == nil && communicator.isMain {
             lock = try OutputLock(outputDir: config.outputDir, resuming: true, overwrite: false)
         }
         defer { lock = nil }
@@ -70,12 +85,13 @@ public final class SFTTrainer {
             tensorBoardDir: config.schedule.tensorBoardFolder(outputDir: config.outputDir),
             outputDir: config.outputDir, summary: config.summary, examples: examples.count, onEvent: onEvent,
             shouldStop: shouldStop,
-            epoch: { Double(self.state.consumedPrompts) / Double(self.examples.count) }
+            epoch: { Double(self.state.consumedPrompts) / Double(self.examples.count) },
+            communicator: communicator
         ) {
-            let batch = (0..<config.examplesPerStep).map {
-                examples[stream.index(at: state.consumedPrompts + $0)]
-            }
-            state.consumedPrompts += batch.count
+            let local = config.examplesPerStep / communicator.size
+            let first = state.consumedPrompts + communicator.rank * local
+            let batch = (0..<local).map { examples[stream.index(at: first + $0)] }
+            state.consumedPrompts += config.examplesPerStep
             let (loss, tokens) = accumulateGradients(batch)
             state.learnedTokens += tokens
             var metrics = try applyUpdate(
@@ -96,14 +112,17 @@ public final class SFTTrainer {
     /// over the learned tokens and their number.
     func accumulateGradients(_ batch: [SFTExample]) -> (loss: Float, tokens: Int) {
         model.trainableParameters.zeroGradients()
-        let tokens = batch.reduce(0) { $0 + $1.trainedCount }
+        // Across ranks: the mean over every rank's learned tokens, the gradients summed.
+        let tokens = Int(communicator.sum(Double(batch.reduce(0) { $0 + $1.trainedCount })))
         let scale = 1 / Float(tokens)
+        let firstExample = communicator.rank * batch.count
         var loss: Float = 0
         for range in tokenChunks(
             lengths: batch.map(\.tokens.count), 0..<batch.count, maxTokens: config.forwardBatchTokens)
         {
             let chunk = batch[range]
-            model.lora?.dropout.beginTrainingPass(UInt64(state.step) << 24 | UInt64(range.lowerBound))
+            model.lora?.dropout.beginTrainingPass(
+                UInt64(state.step) << 24 | UInt64(firstExample + range.lowerBound))
             defer { model.lora?.dropout.endTrainingPass() }
             let logp = model.forward(
                 TokenBatch(sequences: chunk.map(\.tokens), scored: chunk.map(\.trained)), temperature: 1)
@@ -111,6 +130,11 @@ public final class SFTTrainer {
             model.backward(dLogp: [Float](repeating: -scale, count: logp.count))
         }
         model.releaseSavedActivations()
+        if communicator.size > 1 {
+            let gradients = model.trainableParameters.gradients
+            communicator.sum(UnsafeMutableBufferPointer(start: gradients.pointer, count: gradients.count))
+            loss = Float(communicator.sum(Double(loss)))
+        }
         return (loss, tokens)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import Training
 
@@ -24,16 +25,25 @@ struct SFTCommand: ParsableCommand {
     @OptionGroup var options: RunOptions
 
     func run() throws {
-        let settings = try SFTConfig(try options.values())
-        printNotes(settings.notes)
-        let checkpoint = try options.checkpoint(
-            outputDir: settings.outputDir, configured: settings.resumeFromCheckpoint)
-        let progress = ProgressLine()
-        let trainer = try SFTTrainer(config: settings, resumeFrom: checkpoint) { progress.show($0) }
-        trainer.shouldStop = stopOnInterrupt()
-        try trainer.train()
-        progress.finish()
-        try exitIfInterrupted(step: trainer.state.step)
-        print("fine-tuned model: \(settings.outputDir) (metrics in \(settings.outputDir)/metrics.jsonl)")
+        let world = try Communicator.world()
+        try world.running {
+            let settings = try SFTConfig(try options.values())
+            if world.isMain { printNotes(settings.notes) }
+            let checkpoint = try options.checkpoint(
+                outputDir: settings.outputDir, configured: settings.resumeFromCheckpoint)
+            let progress = ProgressLine()
+            let trainer = try SFTTrainer(config: settings, resumeFrom: checkpoint, communicator: world) {
+                progress.show($0)
+            }
+            trainer.shouldStop = stopOnInterrupt()
+            try trainer.train()
+            if world.isMain { progress.finish() }
+            try exitIfInterrupted(step: trainer.state.step)
+            if world.isMain {
+                print(
+                    "fine-tuned model: \(settings.outputDir) (metrics in \(settings.outputDir)/metrics.jsonl)"
+                )
+            }
+        }
     }
 }

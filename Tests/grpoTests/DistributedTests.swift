@@ -115,6 +115,35 @@ struct DistributedTests {
         #expect(resumeDrift < update / 100, "resumed from ranks: \(resumeDrift) from one process")
     }
 
+    /// SFT across two ranks: the mean over both ranks' tokens, the same weights as one process.
+    @Test func twoRanksFineTuneAsOneProcessDoes() throws {
+        let w = try DistributedWorkspace()
+        try (1...12).map { #"{"prompt": "\#($0)+\#($0)=", "completion": "\#($0 * 2)"}"# }.joined(
+            separator: "\n"
+        )
+        .write(toFile: w.root + "/sft.jsonl", atomically: true, encoding: .utf8)
+        func sft(_ output: String) -> [String] {
+            [
+                grpoExecutable().path, "sft", "--model", w.root + "/model", "--dataset",
+                w.root + "/sft.jsonl",
+                "--output_dir", w.root + "/" + output, "--per_device_train_batch_size", "4",
+                "--learning_rate", "3e-3", "--max_steps", "3", "--save_steps", "100", "--seed", "2",
+            ]
+        }
+        let single = try runGRPO(Array(sft("one").dropFirst()))
+        try #require(single.status == 0, "\(single.stderr)")
+        let pair = try mpirun([sft("two"), sft("two")])
+        try #require(pair.status == 0, "\(pair.stderr)")
+        let update = try w.largestDifference("one", "model")
+        let drift = try w.largestDifference("one", "two")
+        #expect(update > 1e-4 && drift < update / 100, "update \(update), two ranks off by \(drift)")
+        let (one, two) = (try w.metrics("one"), try w.metrics("two"))
+        for (a, b) in zip(one, two) {
+            #expect(abs((a["loss"] as! Double) - (b["loss"] as! Double)) < 1e-5)
+            #expect(a["num_tokens"] as? Double == b["num_tokens"] as? Double)
+        }
+    }
+
     /// A rank that cannot start, or that dies mid-run, ends the job with a clear message; nothing hangs.
     @Test func aFailingRankEndsTheJob() throws {
         let w = try DistributedWorkspace()
