@@ -97,6 +97,24 @@ public final class Communicator: @unchecked Sendable {
         return result
     }
 
+    /// Every rank's `bytes` (of any length), in rank order.
+    public func gather(bytes: [UInt8]) -> [[UInt8]] {
+        guard let mpi, size > 1 else { return [bytes] }
+        let counts = gather([Double(bytes.count)]).map { Int($0) }
+        let width = counts.max() ?? 0
+        guard width > 0 else { return counts.map { _ in [] } }
+        let padded = bytes + [UInt8](repeating: 0, count: width - bytes.count)
+        var result = [UInt8](repeating: 0, count: width * size)
+        padded.withUnsafeBytes { send in
+            result.withUnsafeMutableBytes { receive in
+                mpi.allgather(send.baseAddress!, receive.baseAddress!, count: width, type: mpi.byte)
+            }
+        }
+        bytesSent += width * (size - 1)
+        return counts.enumerated().map { rank, count in Array(result[(rank * width)..<(rank * width + count)])
+        }
+    }
+
     /// Waits for every rank.
     public func barrier() { mpi?.barrier() }
 
@@ -140,6 +158,7 @@ final class MPILibrary: @unchecked Sendable {
     let world: Handle
     let float: Handle
     let double: Handle
+    let byte: Handle
     let sumOp: Handle
     private let mpiInit: InitFunction
     private let commRank: IntQuery
@@ -184,6 +203,7 @@ final class MPILibrary: @unchecked Sendable {
         world = try symbol("ompi_mpi_comm_world")
         float = try symbol("ompi_mpi_float")
         double = try symbol("ompi_mpi_double")
+        byte = try symbol("ompi_mpi_byte")
         sumOp = try symbol("ompi_mpi_op_sum")
         mpiInit = unsafeBitCast(try symbol("MPI_Init"), to: InitFunction.self)
         commRank = unsafeBitCast(try symbol("MPI_Comm_rank"), to: IntQuery.self)

@@ -103,6 +103,20 @@ public final class GRPOTrainer {
     /// `rank * localPrompts` of the round's global order.
     var localPrompts: Int { config.promptsPerRound / communicator.size }
 
+    /// The state a checkpoint holds: under mpirun, with every rank's block of the pending round
+    /// (`num_iterations` > 1) joined in rank order, as one process would hold it. Every rank calls it.
+    func checkpointState() throws -> TrainerState {
+        guard communicator.size > 1 else { return state }
+        var saved = state
+        let mine = try state.pendingRound.map { [UInt8](try JSONEncoder().encode($0)) } ?? []
+        let parts = communicator.gather(bytes: mine)
+        if parts.allSatisfy({ !$0.isEmpty }) {
+            saved.pendingRound = Round(
+                joining: try parts.map { try JSONDecoder().decode(Round.self, from: Data($0)) })
+        }
+        return saved
+    }
+
     /// What an `mpirun` job of `ranks` ranks needs of the config, each refusal naming the key.
     static func checkDistributed(_ config: GRPOConfig, ranks: Int) throws {
         let G = config.numGenerations
@@ -118,9 +132,7 @@ public final class GRPOTrainer {
                     + "\(local) completions")
         }
         let unsupported: [(Bool, String)] = [
-            (config.dynamicSampling, "dynamic_sampling"), (config.numIterations > 1, "num_iterations > 1"),
-            (config.ppo != nil, "algorithm: ppo"),
-            (config.algorithm == .rloo && config.beta > 0, "algorithm: rloo with beta > 0"),
+            (config.dynamicSampling, "dynamic_sampling"), (config.ppo != nil, "algorithm: ppo"),
         ]
         if let (_, key) = unsupported.first(where: \.0) {
             throw TrainingError.distributed("\(key) does not run across ranks yet; run it as one process")
@@ -217,6 +229,12 @@ public final class GRPOTrainer {
         state.seed = config.seed
         if let resumeFrom {
             state = try Checkpoint.restore(from: resumeFrom, optimizer: optimizer)
+            // A checkpoint holds the whole batch's pending round; a rank continues with its block.
+            if communicator.size > 1, let round = state.pendingRound {
+                let n = round.sequences.count / communicator.size
+                state.pendingRound = round.subset(
+                    Array((communicator.rank * n)..<((communicator.rank + 1) * n)))
+            }
             if let criticOptimizer {
                 try Checkpoint.restoreCompanion(
                     criticFolderName, from: resumeFrom, optimizer: criticOptimizer, state: state)
@@ -243,7 +261,7 @@ public final class GRPOTrainer {
             companions: zip([critic].compactMap { $0 }, [criticOptimizer].compactMap { $0 }).map {
                 CompanionModel(folderName: criticFolderName, model: $0, optimizer: $1)
             },
-            communicator: communicator
+            communicator: communicator, checkpointState: { try self.checkpointState() }
         ) {
             var timings: [String: Double] = [:]
             var round = try state.pendingRound ?? makeRound(&timings)
@@ -431,14 +449,24 @@ public final class GRPOTrainer {
         let rlooKL = config.algorithm == .rloo && config.beta > 0
         if rlooKL, let old = round.oldLogp, let ref = round.refLogp {
             let mask = round.mask(maskTruncated: config.maskTruncatedCompletions)
-            let (rewards, klSum) = rlooRewards(
+            var (rewards, klSum) = rlooRewards(
                 kept.combined, oldLogp: old, refLogp: ref, lengths: round.completionLengths, mask: mask,
                 beta: Double(config.beta))
+            var lengths = round.completionLengths
+            var maskedTokens = Double(mask.reduce(0, +))
+            if ranks > 1 {
+                // The whitening spans the batch: every rank's KL-folded rewards.
+                rewards = communicator.gather(rewards)
+                lengths = communicator.gather(lengths.map(Double.init)).map { Int($0) }
+                var sums = [klSum, maskedTokens]
+                communicator.sum(&sums)
+                (klSum, maskedTokens) = (sums[0], sums[1])
+            }
             round.advantages = estimateAdvantages(
                 rewards: rewards, groupSize: G, estimator: .rloo, scaling: config.scaleRewards,
-                lengths: round.completionLengths, normalize: config.normalizeAdvantages
-            ).map { Float($0) }
-            round.metrics["kl"] = klSum / Double(max(mask.reduce(0, +), 1))
+                lengths: lengths, normalize: config.normalizeAdvantages
+            )[mine].map { Float($0) }
+            round.metrics["kl"] = klSum / max(maskedTokens, 1)
         }
         return round
     }

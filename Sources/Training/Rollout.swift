@@ -158,6 +158,21 @@ public struct Round: Codable, Sendable, Equatable {
             metrics: metrics, samples: samples)
     }
 
+    /// `parts` one after another (blocks of one batch, in order): their sequences and token arrays
+    /// concatenated, the first part's metrics and samples.
+    public init(joining parts: [Round]) {
+        func tokens(_ arrays: [[Float]?]) -> [Float]? {
+            arrays.allSatisfy { $0 != nil } ? arrays.flatMap { $0! } : nil
+        }
+        self.init(
+            sequences: parts.flatMap(\.sequences), promptLengths: parts.flatMap(\.promptLengths),
+            advantages: parts.flatMap(\.advantages), truncated: parts.flatMap(\.truncated),
+            oldLogp: tokens(parts.map(\.oldLogp)), refLogp: tokens(parts.map(\.refLogp)),
+            samplingLogp: tokens(parts.map(\.samplingLogp)), iterationsDone: parts.first?.iterationsDone ?? 0,
+            rewards: parts.flatMap(\.rewards), metrics: parts.first?.metrics ?? [:],
+            samples: parts.first?.samples ?? [])
+    }
+
     /// Token offsets of each sequence's completion in the flat log-prob arrays.
     public func tokenOffsets() -> [Int] {
         var offsets = [0]

@@ -66,7 +66,8 @@ func runTrainingLoop(
     tensorBoardDir: String?, outputDir: String, summary: [String: Any], examples: Int,
     onEvent: (TrainerEvent) -> Void, shouldStop: () -> Bool, epoch: () -> Double,
     evaluate: ((Int) throws -> [String: Double])? = nil, companions: [CompanionModel] = [],
-    communicator: Communicator = .single, step: () throws -> StepResult
+    communicator: Communicator = .single, checkpointState: (() throws -> TrainerState)? = nil,
+    step: () throws -> StepResult
 ) throws -> String? {
     let writes = communicator.isMain
     if writes {
@@ -114,21 +115,27 @@ func runTrainingLoop(
         window.add(result.metrics)
         let endsEpoch = ResolvedSchedule.endsEpoch(epoch(), after: previousEpoch)
         previousEpoch = epoch()
-        let stopping = shouldStop()
+        // Under mpirun a stop seen by any rank stops every rank at the same step.
+        let stopping = communicator.size > 1 ? communicator.sum(shouldStop() ? 1 : 0) > 0 : shouldStop()
         if schedule.logs(step: step, endsEpoch: endsEpoch) || (stopping && !window.isEmpty) {
             try write(window.take(), step: step)
         }
         onEvent(.step(step: step, maxSteps: maxSteps, metrics: result.metrics))
         if step % 10 == 0 || step == maxSteps { try checkInStep(step) }
         if schedule.evaluates(step: step, endsEpoch: endsEpoch), !stopping, writes { try measure(step) }
-        if (schedule.saves(step: step, endsEpoch: endsEpoch) || stopping) && writes {
-            lastSaved = try Checkpoint.save(
-                model: model, optimizer: optimizer, state: state(), config: summary, outputDir: outputDir,
-                companions: companions)
-            onEvent(.saved(lastSaved!))
-            if let limit = schedule.saveTotalLimit {
-                for removed in Checkpoint.rotate(outputDir: outputDir, keep: limit, protecting: lastSaved!) {
-                    onEvent(.removed(removed))
+        if schedule.saves(step: step, endsEpoch: endsEpoch) || stopping {
+            // Every rank takes part in `checkpointState` (it may gather from all); rank 0 writes.
+            let saved = try checkpointState?() ?? state()
+            if writes {
+                let folder = try Checkpoint.save(
+                    model: model, optimizer: optimizer, state: saved, config: summary, outputDir: outputDir,
+                    companions: companions)
+                lastSaved = folder
+                onEvent(.saved(folder))
+                if let limit = schedule.saveTotalLimit {
+                    for removed in Checkpoint.rotate(outputDir: outputDir, keep: limit, protecting: folder) {
+                        onEvent(.removed(removed))
+                    }
                 }
             }
         }

@@ -30,7 +30,8 @@ private final class DistributedWorkspace {
     let root = NSTemporaryDirectory() + "grpo-mpi-\(UUID().uuidString)"
     var config: String { root + "/grpo.yaml" }
 
-    init() throws {
+    /// `batchScaling`: `scale_rewards: batch` (GRPO's; RLOO refuses it).
+    init(batchScaling: Bool = true) throws {
         try ToyModel.write(
             to: root + "/model", layers: 2, hiddenSize: 32, heads: 2, keyValueHeads: 1, seed: 7)
         try (1...16).map { #"{"prompt": "\#($0)+\#($0)=", "answer": \#($0 * 2)}"# }.joined(separator: "\n")
@@ -46,7 +47,7 @@ private final class DistributedWorkspace {
         max_completion_length: 8
         learning_rate: 1.0e-3
         lr_scheduler_type: constant
-        scale_rewards: batch
+        \(batchScaling ? "scale_rewards: batch" : "")
         beta: 0.04
         max_steps: 4
         save_steps: 2
@@ -113,6 +114,31 @@ struct DistributedTests {
         try #require(resumed.status == 0, "\(resumed.stderr)")
         let resumeDrift = try w.largestDifference("one", "two")
         #expect(resumeDrift < update / 100, "resumed from ranks: \(resumeDrift) from one process")
+    }
+
+    /// Rounds reused over `num_iterations` (a checkpoint mid-round holds every rank's block) and RLOO
+    /// with its KL folded into the rewards (whitened over every rank's batch) match one process too.
+    @Test(arguments: [
+        ["--num_iterations", "2", "--max_steps", "3", "--save_steps", "1"],
+        ["--algorithm", "rloo", "--beta", "0.05", "--max_steps", "3"],
+    ])
+    func twoRanksMatchOneProcessFor(_ settings: [String]) throws {
+        let w = try DistributedWorkspace(batchScaling: !settings.contains("rloo"))
+        let single = try runGRPO(Array(w.train("one", settings).dropFirst()))
+        try #require(single.status == 0, "\(single.stderr)")
+        let pair = try mpirun([w.train("two", settings), w.train("two", settings)])
+        try #require(pair.status == 0, "\(pair.stderr)")
+        let update = try w.largestDifference("one", "model")
+        let drift = try w.largestDifference("one", "two")
+        #expect(update > 1e-4 && drift < update / 100, "update \(update), two ranks off by \(drift)")
+        if settings.contains("--num_iterations") {
+            // checkpoint-1 is mid-round: one process resumes it from the ranks' joined round.
+            let resumed = try runGRPO(
+                Array(w.train("two", settings + ["--resume-from", w.root + "/two/checkpoint-1"]).dropFirst()))
+            try #require(resumed.status == 0, "\(resumed.stderr)")
+            let resumeDrift = try w.largestDifference("one", "two")
+            #expect(resumeDrift < update / 100, "resumed mid-round: \(resumeDrift) from one process")
+        }
     }
 
     /// SFT across two ranks: the mean over both ranks' tokens, the same weights as one process.
