@@ -103,8 +103,10 @@ public final class GRPOTrainer {
     /// `rank * localPrompts` of the round's global order.
     var localPrompts: Int { config.promptsPerRound / communicator.size }
 
-    /// The state a checkpoint holds: under mpirun, with every rank's block of the pending round
-    /// (`num_iterations` > 1) joined in rank order, as one process would hold it. Every rank calls it.
+    /// The state a checkpoint holds; every rank calls it.
+    ///
+    /// Under mpirun every rank's block of the pending round (`num_iterations` > 1) is joined in rank
+    /// order, as one process would hold it.
     func checkpointState() throws -> TrainerState {
         guard communicator.size > 1 else { return state }
         var saved = state
