@@ -13,9 +13,11 @@ import Tokenizers
 ///   empty lines dropped, equal the expected ones.
 ///
 /// Every run goes through a `Sandbox` (bubblewrap unless `sandbox: none`), runs spread across
-/// `workers` slots at once. An assert's result is reported by the harness with a random token that
-/// only the harness holds, so a program that prints results of its own, exits early or kills its
-/// interpreter scores for nothing it did not pass.
+/// `workers` runs at once. The harness reports each assert's result tagged with a random token it
+/// reads from standard input and the program is not given (stdin is closed before the program runs,
+/// and its file is outside the sandbox), so a program that prints results of its own, exits early or
+/// kills its interpreter scores for nothing it did not pass. (A program that searched the
+/// interpreter's memory for the token could forge it: the harness shares its process.)
 ///
 ///     rewards: [{name: code, timeout: 5}]
 ///     {"prompt": "Write is_even(n).", "test_list": ["assert is_even(2)", "assert not is_even(3)"]}

@@ -213,13 +213,12 @@ public final class Sandbox: Sendable {
         let uid = firstUID + UInt32(slot)
         let argv = arguments(command: command, bound: bound, uid: uid)
         let workFolder = kind == .none ? bound : "/"
-        var outcome = try spawnAndWait(argv, stdinPath: inputPath, workFolder: workFolder)
+        let outcome = try spawnAndWait(argv, stdinPath: inputPath, workFolder: workFolder)
         if kind == .bubblewrap && runAsRoot {
             // The namespace dies with its pid 1; make sure nothing of the slot's user lingers (the
             // next run in this slot counts its processes against RLIMIT_NPROC).
             Self.killProcesses(ofUser: uid)
         }
-        outcome.seconds = max(outcome.seconds, 0)
         return outcome
     }
 
