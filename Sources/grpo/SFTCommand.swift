@@ -1,5 +1,4 @@
 import ArgumentParser
-import Distributed
 import Foundation
 import Training
 
@@ -25,25 +24,12 @@ struct SFTCommand: ParsableCommand {
     @OptionGroup var options: RunOptions
 
     func run() throws {
-        let world = try Communicator.world()
-        try world.running {
-            let settings = try SFTConfig(try options.values())
-            if world.isMain { printNotes(settings.notes) }
-            let checkpoint = try options.checkpoint(
-                outputDir: settings.outputDir, configured: settings.resumeFromCheckpoint)
-            let progress = ProgressLine()
-            let trainer = try SFTTrainer(config: settings, resumeFrom: checkpoint, communicator: world) {
-                progress.show($0)
+        try runTrainer(options: options, done: "fine-tuned model") { values, world in
+            let settings = try SFTConfig(values)
+            let make: (String?, @escaping (TrainerEvent) -> Void) throws -> any CommandTrainer = {
+                try SFTTrainer(config: settings, resumeFrom: $0, communicator: world, onEvent: $1)
             }
-            trainer.shouldStop = stopOnInterrupt()
-            try trainer.train()
-            if world.isMain { progress.finish() }
-            try exitIfInterrupted(step: trainer.state.step)
-            if world.isMain {
-                print(
-                    "fine-tuned model: \(settings.outputDir) (metrics in \(settings.outputDir)/metrics.jsonl)"
-                )
-            }
+            return (settings.notes, settings.outputDir, settings.resumeFromCheckpoint, make)
         }
     }
 }

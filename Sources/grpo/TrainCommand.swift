@@ -30,24 +30,49 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var options: RunOptions
 
     func run() throws {
-        let world = try Communicator.world()
-        try world.running {
-            let settings = try GRPOConfig(try options.values())
-            if world.isMain { printNotes(settings.notes) }
-            let checkpoint = try options.checkpoint(
-                outputDir: settings.outputDir, configured: settings.resumeFromCheckpoint)
-            let progress = ProgressLine()
-            let trainer = try GRPOTrainer(config: settings, resumeFrom: checkpoint, communicator: world) {
-                progress.show($0)
+        try runTrainer(options: options, done: "trained model") { values, world in
+            let settings = try GRPOConfig(values)
+            let make: (String?, @escaping (TrainerEvent) -> Void) throws -> any CommandTrainer = {
+                try GRPOTrainer(config: settings, resumeFrom: $0, communicator: world, onEvent: $1)
             }
-            trainer.shouldStop = stopOnInterrupt()
-            try trainer.train()
-            if world.isMain { progress.finish() }
-            try exitIfInterrupted(step: trainer.state.step)
-            if world.isMain {
-                print("trained model: \(settings.outputDir) (metrics in \(settings.outputDir)/metrics.jsonl)")
-            }
+            return (settings.notes, settings.outputDir, settings.resumeFromCheckpoint, make)
         }
+    }
+}
+
+/// A trainer as `grpo train` and `grpo sft` drive it.
+protocol CommandTrainer: AnyObject {
+    var shouldStop: () -> Bool { get set }
+    var state: TrainerState { get }
+    @discardableResult func train() throws -> String?
+}
+
+extension GRPOTrainer: CommandTrainer {}
+extension SFTTrainer: CommandTrainer {}
+
+/// What `grpo train` and `grpo sft` do around their trainer, as one rank of the job `mpirun` started
+/// (or alone): read the config (`configure` gives its notes, output_dir, configured checkpoint and how
+/// to build the trainer), resume as asked, train with a progress line, stop cleanly on Ctrl-C; only
+/// rank 0 prints.
+func runTrainer(
+    options: RunOptions, done: String,
+    configure: (ConfigValues, Communicator) throws -> (
+        notes: [String], outputDir: String, resume: String?,
+        make: (String?, @escaping (TrainerEvent) -> Void) throws -> any CommandTrainer
+    )
+) throws {
+    let world = try Communicator.world()
+    try world.running {
+        let (notes, outputDir, configured, make) = try configure(try options.values(), world)
+        if world.isMain { printNotes(notes) }
+        let checkpoint = try options.checkpoint(outputDir: outputDir, configured: configured)
+        let progress = ProgressLine()
+        let trainer = try make(checkpoint) { progress.show($0) }
+        trainer.shouldStop = stopOnInterrupt()
+        try trainer.train()
+        if world.isMain { progress.finish() }
+        try exitIfInterrupted(step: trainer.state.step)
+        if world.isMain { print("\(done): \(outputDir) (metrics in \(outputDir)/metrics.jsonl)") }
     }
 }
 

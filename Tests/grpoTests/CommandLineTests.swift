@@ -4,8 +4,15 @@ import Testing
 
 /// Runs the built `grpo` executable (next to the test bundle) and captures its output and status.
 func runGRPO(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    try runProgram(grpoExecutable(), arguments)
+}
+
+/// Runs `executable` with `arguments` to its end: its status and output.
+func runProgram(_ executable: URL, _ arguments: [String]) throws -> (
+    status: Int32, stdout: String, stderr: String
+) {
     let process = Process()
-    process.executableURL = grpoExecutable()
+    process.executableURL = executable
     process.arguments = arguments
     let (out, err) = (Pipe(), Pipe())
     process.standardOutput = out

@@ -4,25 +4,13 @@ import Testing
 import Training
 
 /// `mpirun` on this machine (over loopback), with the flags a root CI machine needs.
-private func mpirun(_ ranks: [[String]], timeout: TimeInterval = 300) throws -> (
-    status: Int32, stdout: String, stderr: String
-) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+private func mpirun(_ ranks: [[String]]) throws -> (status: Int32, stdout: String, stderr: String) {
     var arguments = ["mpirun", "--allow-run-as-root", "--oversubscribe"]
     for (index, rank) in ranks.enumerated() {
         if index > 0 { arguments.append(":") }
         arguments += ["-np", "1"] + rank
     }
-    process.arguments = arguments
-    let (out, err) = (Pipe(), Pipe())
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    return (process.terminationStatus, stdout, stderr)
+    return try runProgram(URL(fileURLWithPath: "/usr/bin/env"), arguments)
 }
 
 /// A toy model and prompts whose completions a digit reward splits, under a fresh folder.
