@@ -97,6 +97,21 @@ public final class Communicator: @unchecked Sendable {
         return result
     }
 
+    /// Every rank's `values`, concatenated in rank order (counts within 2^53 pass exactly).
+    public func gather(_ values: [Int]) -> [Int] {
+        size > 1 ? gather(values.map(Double.init)).map { Int($0) } : values
+    }
+
+    /// Every rank's `values`, concatenated in rank order.
+    public func gather(_ values: [Bool]) -> [Bool] {
+        size > 1 ? gather(values.map { $0 ? 1.0 : 0 }).map { $0 != 0 } : values
+    }
+
+    /// Every rank's `values`, concatenated in rank order; nil stays nil.
+    public func gather(_ values: [Double?]) -> [Double?] {
+        size > 1 ? gather(values.map { $0 ?? .nan }).map { $0.isNaN ? nil : $0 } : values
+    }
+
     /// Every rank's `bytes` (of any length), in rank order.
     public func gather(bytes: [UInt8]) -> [[UInt8]] {
         guard let mpi, size > 1 else { return [bytes] }

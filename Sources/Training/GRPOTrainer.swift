@@ -19,43 +19,6 @@ public enum TrainerEvent {
     case evaluated(step: Int, metrics: [String: Double])
 }
 
-/// Errors that stop a run.
-public enum TrainingError: Error, CustomStringConvertible {
-    case missingTokenizer(folder: String)
-    case promptTooLong(path: String, line: Int, tokens: Int, maxCompletionLength: Int, context: Int)
-    case tooManyNonfiniteSteps(Int)
-    case missingCritic(checkpoint: String)
-    case criticVocabulary(folder: String, critic: Int, policy: Int)
-    /// Ranks of an `mpirun` job whose weights no longer agree.
-    case ranksDrifted(step: Int, rank: Int, checksums: [Double])
-    /// A setting an `mpirun` job cannot run with.
-    case distributed(String)
-
-    public var description: String {
-        switch self {
-        case .missingTokenizer(let folder):
-            "\(folder) has no tokenizer.json: training needs the model's tokenizer to encode prompts and "
-                + "decode completions"
-        case .promptTooLong(let path, let line, let tokens, let maxCompletionLength, let context):
-            "\(path):\(line): the prompt's \(tokens) tokens plus max_completion_length \(maxCompletionLength) "
-                + "exceed the model's context of \(context) tokens (set max_prompt_length or shorten it)"
-        case .missingCritic(let checkpoint):
-            "\(checkpoint) has no \(criticFolderName)/ with a score.weight: algorithm: ppo resumes its critic "
-                + "from the checkpoint, and this one was not written by a PPO run"
-        case .criticVocabulary(let folder, let critic, let policy):
-            "value_model \(folder): its vocab_size \(critic) is smaller than the policy's \(policy); the critic "
-                + "reads the policy's tokens"
-        case .ranksDrifted(let step, let rank, let checksums):
-            "after step \(step) rank \(rank)'s weights differ from rank 0's (parameter checksums \(checksums)): "
-                + "every rank must apply the same update; the last checkpoint is intact"
-        case .distributed(let why): "under mpirun: \(why)"
-        case .tooManyNonfiniteSteps(let count):
-            "\(count) steps had a NaN or infinite loss or gradient (max_nonfinite_steps); stopping. The last "
-                + "checkpoint is intact: lower learning_rate or check the rewards"
-        }
-    }
-}
-
 /// GRPO: sample G completions per prompt, score them, normalise rewards within each group, and
 /// take clipped policy-gradient steps with a KL penalty towards the reference model.
 ///
@@ -90,8 +53,8 @@ public final class GRPOTrainer {
     let evalExamples: [Example]
     /// Held-out accuracy at each evaluation and the training reward of each step, for the
     /// reward-hacking warning.
-    private var evalHistory: [HeldOutMeasurement] = []
-    private var trainRewards: [(step: Int, reward: Double)] = []
+    var evalHistory: [HeldOutMeasurement] = []
+    var trainRewards: [(step: Int, reward: Double)] = []
     /// Resident bytes before anything was loaded (memory/process).
     private let processBytes: Int
     /// Whether rewards that wait on other processes score during the log-prob passes (measured;
@@ -99,50 +62,8 @@ public final class GRPOTrainer {
     var rewardOverlap = RewardOverlap()
     /// The job this trainer is a rank of (a job of one unless started by `mpirun`).
     public let communicator: Communicator
-    /// The prompt groups this rank owns in each round: the `localPrompts` starting at
-    /// `rank * localPrompts` of the round's global order.
-    var localPrompts: Int { config.promptsPerRound / communicator.size }
-
-    /// The state a checkpoint holds; every rank calls it.
-    ///
-    /// Under mpirun every rank's block of the pending round (`num_iterations` > 1) is joined in rank
-    /// order, as one process would hold it.
-    func checkpointState() throws -> TrainerState {
-        guard communicator.size > 1 else { return state }
-        var saved = state
-        let mine = try state.pendingRound.map { [UInt8](try JSONEncoder().encode($0)) } ?? []
-        let parts = communicator.gather(bytes: mine)
-        if parts.allSatisfy({ !$0.isEmpty }) {
-            saved.pendingRound = Round(
-                joining: try parts.map { try JSONDecoder().decode(Round.self, from: Data($0)) })
-        }
-        return saved
-    }
-
-    /// What an `mpirun` job of `ranks` ranks needs of the config, each refusal naming the key.
-    static func checkDistributed(_ config: GRPOConfig, ranks: Int) throws {
-        let G = config.numGenerations
-        guard config.promptsPerRound % ranks == 0 else {
-            throw TrainingError.distributed(
-                "per_step_prompts \(config.promptsPerRound) does not divide among \(ranks) ranks: each rank owns whole "
-                    + "prompt groups, the same number of them")
-        }
-        let local = config.promptsPerRound / ranks * G
-        guard local % config.optimizer.gradientAccumulationSteps == 0 else {
-            throw TrainingError.distributed(
-                "gradient_accumulation_steps \(config.optimizer.gradientAccumulationSteps) does not divide a rank's "
-                    + "\(local) completions")
-        }
-        let unsupported: [(Bool, String)] = [
-            (config.dynamicSampling, "dynamic_sampling"), (config.ppo != nil, "algorithm: ppo"),
-        ]
-        if let (_, key) = unsupported.first(where: \.0) {
-            throw TrainingError.distributed("\(key) does not run across ranks yet; run it as one process")
-        }
-    }
-
     /// The most KV cache a held-out evaluation held (its own generator's), for the memory account.
-    private var evaluationCacheBytes = 0
+    var evaluationCacheBytes = 0
 
     /// Loads the model (from `resumeFrom`, a checkpoint folder, when given), the reference model when
     /// beta > 0, the tokenizer, rewards and dataset; every input problem surfaces here, before work.
@@ -231,12 +152,7 @@ public final class GRPOTrainer {
         state.seed = config.seed
         if let resumeFrom {
             state = try Checkpoint.restore(from: resumeFrom, optimizer: optimizer)
-            // A checkpoint holds the whole batch's pending round; a rank continues with its block.
-            if communicator.size > 1, let round = state.pendingRound {
-                let n = round.sequences.count / communicator.size
-                state.pendingRound = round.subset(
-                    Array((communicator.rank * n)..<((communicator.rank + 1) * n)))
-            }
+            state.pendingRound = state.pendingRound.map(rankBlock)
             if let criticOptimizer {
                 try Checkpoint.restoreCompanion(
                     criticFolderName, from: resumeFrom, optimizer: criticOptimizer, state: state)
@@ -343,51 +259,14 @@ public final class GRPOTrainer {
             sampling.firstPromptIndex = rank * wanted
             sampling.seed = config.seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(state.rounds)
             state.rounds += 1
-            var clock = Date()
+            let clock = Date()
             let groups = try generator.generate(prompts: drawn.map(\.tokens), parameters: sampling)
             timings["time/generation", default: 0] += Date().timeIntervalSince(clock)
-            clock = Date()
-            let inputs = rewardInputs(drawn, groups)
-            let pending = alongside.isEmpty ? nil : PendingScores(inputs, alongside.map { rewards[$0] })
-            // Scoring first, the rewards that could go alongside are measured: did they keep the
-            // machine busy?
-            let measured =
-                !candidates.isEmpty && alongside.isEmpty ? (before: cpuTicks(), clock: Date()) : nil
-            var scores = try scoreCompletions(
-                inputs, rewards: rewards.indices.filter { !alongside.contains($0) }.map { rewards[$0] })
-            if let measured, let start = measured.before, let end = cpuTicks(),
-                let busy = busyFraction(from: start, to: end)
-            {
-                rewardOverlap.record(busy: busy)
-                timings["time/rewards_busy", default: 0] = busy
-            }
-            var passSeconds = 0.0
-            if let pending {
-                let passClock = Date()
-                passes = logprobPasses(
-                    sequences: zip(drawn, groups).flatMap { example, group in
-                        group.map { example.tokens + $0.tokens }
-                    },
-                    promptLengths: drawn.flatMap { Array(repeating: $0.tokens.count, count: G) })
-                passSeconds = Date().timeIntervalSince(passClock)
-                timings["time/reference", default: 0] += passSeconds
-                let late = try pending.wait()
-                timings["time/rewards_alongside", default: 0] += pending.seconds
-                var merged: [[Double?]] = []
-                var (early, lateIndex) = (scores.makeIterator(), 0)
-                for r in rewards.indices {
-                    if alongside.contains(r) {
-                        merged.append(late[lateIndex])
-                        lateIndex += 1
-                    } else {
-                        merged.append(early.next()!)
-                    }
-                }
-                scores = merged
-            }
+            let (scores, roundPasses) = try scoreRound(
+                drawn, groups, alongside: alongside, measure: !candidates.isEmpty && alongside.isEmpty,
+                timings: &timings)
+            passes = roundPasses
             let combined = combineRewards(scores, weights: config.rewardWeights)
-            // The rewards' share of the step: what the passes did not hide.
-            timings["time/rewards", default: 0] += Date().timeIntervalSince(clock) - passSeconds
             for r in rewards.indices { all.scores[r] += scores[r] }
             all.combined += combined
             all.lengths += groups.flatMap { $0.map(\.tokens.count) }
@@ -406,18 +285,12 @@ public final class GRPOTrainer {
         let completions = kept.completions.flatMap { $0 }
         // What spans the batch (advantages under batch scaling or whitening, the logged statistics)
         // is computed over every rank's completions; this rank keeps its own slice.
-        var batchRewards = kept.combined
-        var batchLengths = completions.map(\.tokens.count)
-        if ranks > 1 {
-            batchRewards = communicator.gather(kept.combined)
-            batchLengths = communicator.gather(batchLengths.map(Double.init)).map { Int($0) }
-            all.scores = all.scores.map { scores in
-                communicator.gather(scores.map { $0 ?? .nan }).map { $0.isNaN ? nil : $0 }
-            }
-            all.combined = communicator.gather(all.combined)
-            all.lengths = communicator.gather(all.lengths.map(Double.init)).map { Int($0) }
-            all.truncated = communicator.gather(all.truncated.map { $0 ? 1 : 0 }).map { $0 != 0 }
-        }
+        let batchRewards = communicator.gather(kept.combined)
+        let batchLengths = communicator.gather(completions.map(\.tokens.count))
+        all.scores = all.scores.map(communicator.gather)
+        all.combined = communicator.gather(all.combined)
+        all.lengths = communicator.gather(all.lengths)
+        all.truncated = communicator.gather(all.truncated)
         let mine = (rank * completions.count)..<((rank + 1) * completions.count)
         var round = Round(
             sequences: zip(kept.examples.flatMap { Array(repeating: $0.tokens, count: G) }, completions).map {
@@ -454,16 +327,13 @@ public final class GRPOTrainer {
             var (rewards, klSum) = rlooRewards(
                 kept.combined, oldLogp: old, refLogp: ref, lengths: round.completionLengths, mask: mask,
                 beta: Double(config.beta))
-            var lengths = round.completionLengths
-            var maskedTokens = Double(mask.reduce(0, +))
-            if ranks > 1 {
-                // The whitening spans the batch: every rank's KL-folded rewards.
-                rewards = communicator.gather(rewards)
-                lengths = communicator.gather(lengths.map(Double.init)).map { Int($0) }
-                var sums = [klSum, maskedTokens]
-                communicator.sum(&sums)
-                (klSum, maskedTokens) = (sums[0], sums[1])
-            }
+            // The whitening spans the batch: every rank's KL-folded rewards.
+            rewards = communicator.gather(rewards)
+            let lengths = communicator.gather(round.completionLengths)
+            var sums = [klSum, Double(mask.reduce(0, +))]
+            communicator.sum(&sums)
+            let maskedTokens: Double
+            (klSum, maskedTokens) = (sums[0], sums[1])
             round.advantages = estimateAdvantages(
                 rewards: rewards, groupSize: G, estimator: .rloo, scaling: config.scaleRewards,
                 lengths: lengths, normalize: config.normalizeAdvantages
@@ -473,39 +343,9 @@ public final class GRPOTrainer {
         return round
     }
 
-    /// Whether a round needs the old policy's log-probs (`num_iterations` > 1; RLOO's KL, folded into
-    /// the reward from them as TRL does; PPO's ratios and token KL) or the reference's (a KL weight).
-    var needsLogprobPasses: Bool {
-        let rlooKL = config.algorithm == .rloo && config.beta > 0
-        return config.numIterations > 1 || rlooKL || config.ppo != nil || reference != nil
-            || ((config.ppo?.klCoef ?? config.beta) > 0 && policy.lora != nil)
-    }
-
-    /// The old policy's and the reference's log-probs of `sequences`, those the run needs.
-    ///
-    /// Nil for those it does not. The reference of a LoRA run is its base: the policy with the
-    /// adapters off.
-    func logprobPasses(sequences: [[Int32]], promptLengths: [Int]) -> (old: [Float]?, ref: [Float]?) {
-        let round = Round(
-            sequences: sequences, promptLengths: promptLengths, advantages: [], truncated: [], metrics: [:],
-            samples: [])
-        let rlooKL = config.algorithm == .rloo && config.beta > 0
-        var old: [Float]?
-        var ref: [Float]?
-        if config.numIterations > 1 || rlooKL || config.ppo != nil { old = logProbabilities(policy, round) }
-        if let reference {
-            ref = logProbabilities(reference, round)
-        } else if (config.ppo?.klCoef ?? config.beta) > 0, let lora = policy.lora {
-            lora.enabled = false
-            ref = logProbabilities(policy, round)
-            lora.enabled = true
-        }
-        return (old, ref)
-    }
-
     /// The run's sampling knobs (top-p, top-k, min-p, repetition penalty, length, stop tokens) at
     /// `temperature` with `numGenerations` completions per prompt.
-    private func samplingParameters(temperature: Float, numGenerations: Int) -> SamplingParameters {
+    func samplingParameters(temperature: Float, numGenerations: Int) -> SamplingParameters {
         var sampling = SamplingParameters()
         sampling.temperature = temperature
         sampling.topP = config.topP
@@ -614,9 +454,8 @@ public final class GRPOTrainer {
         timings["time/policy", default: 0] += Date().timeIntervalSince(clock)
         if communicator.size > 1 {
             clock = Date()
-            let gradients = policy.trainableParameters.gradients
             let before = communicator.bytesSent
-            communicator.sum(UnsafeMutableBufferPointer(start: gradients.pointer, count: gradients.count))
+            communicator.sumGradients(of: policy.trainableParameters)
             var sums = [totals.loss, totals.kl, totals.low, totals.high, totals.region, totals.tokens].map(
                 Double.init)
             communicator.sum(&sums)
@@ -639,53 +478,6 @@ public final class GRPOTrainer {
         metrics.merge(mismatch.metrics) { _, new in new }
         timings["time/optimizer", default: 0] += Date().timeIntervalSince(clock)
         return metrics
-    }
-
-    // MARK: - Held-out evaluation
-
-    /// Samples the held-out prompts with the current policy and scores them: `eval/...` metrics,
-    /// and a warning when held-out accuracy fell while the training reward rose.
-    private func evaluateHeldOut(step: Int) throws -> [String: Double] {
-        guard let settings = config.evaluation else { return [:] }
-        let clock = Date()
-        var sampling = samplingParameters(
-            temperature: settings.temperature ?? config.temperature,
-            numGenerations: settings.numGenerations ?? config.numGenerations)
-        // The same seed at every evaluation: successive measurements differ by the policy alone.
-        sampling.seed = config.seed &* 0x9E37_79B9_7F4A_7C15 &+ 0x5EED_E7A1
-        // Accuracy is the accuracy reward's when there is one, else the first reward's.
-        let order = rewards.indices.sorted {
-            (rewards[$0].name == "accuracy" ? 0 : 1, $0) < (rewards[$1].name == "accuracy" ? 0 : 1, $1)
-        }
-        let report = try evaluate(
-            model: policy, tokenizer: tokenizer, examples: evalExamples, rewards: order.map { rewards[$0] },
-            sampling: sampling, maxCacheBytes: config.maxCacheMiB << 20)
-        evaluationCacheBytes = max(evaluationCacheBytes, report.peakCacheBytes)
-        var metrics: [String: Double] = [
-            "eval/accuracy": report.accuracy, "eval/pass@\(report.samplesPerPrompt)": report.passAtK,
-            "eval/completions/mean_length": report.meanCompletionLength,
-        ]
-        var combined = 0.0
-        for (position, index) in order.enumerated() {
-            let mean = report.meanRewards[position].mean
-            metrics["eval/rewards/\(rewards[index].name)/mean"] = mean
-            combined += config.rewardWeights[index] * (mean.isFinite ? mean : 0)
-        }
-        metrics["eval/reward"] = combined
-        metrics["eval/seconds"] = Date().timeIntervalSince(clock)
-        checkRewardHacking(
-            step: step, accuracy: report.accuracy, completions: report.prompts * report.samplesPerPrompt)
-        return metrics
-    }
-
-    /// Warns when held-out accuracy fell while the training reward rose (see `rewardHackingWarning`).
-    private func checkRewardHacking(step: Int, accuracy: Double, completions: Int) {
-        let now = HeldOutMeasurement(step: step, accuracy: accuracy, completions: completions)
-        if let warning = rewardHackingWarning(evaluations: evalHistory, now: now, trainRewards: trainRewards)
-        {
-            onEvent(.warning(warning))
-        }
-        evalHistory.append(now)
     }
 
     /// Warns when most completions are truncated, or most groups carry no signal, for 3 steps running.

@@ -131,8 +131,7 @@ public final class SFTTrainer {
         }
         model.releaseSavedActivations()
         if communicator.size > 1 {
-            let gradients = model.trainableParameters.gradients
-            communicator.sum(UnsafeMutableBufferPointer(start: gradients.pointer, count: gradients.count))
+            communicator.sumGradients(of: model.trainableParameters)
             loss = Float(communicator.sum(Double(loss)))
         }
         return (loss, tokens)
