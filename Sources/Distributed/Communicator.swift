@@ -84,9 +84,18 @@ public final class Communicator: @unchecked Sendable {
         return values[0]
     }
 
-    /// Every rank's `values` (each rank passes the same count), concatenated in rank order.
+    /// Every rank's `values` (of any count), concatenated in rank order.
     public func gather(_ values: [Double]) -> [Double] {
         guard let mpi, size > 1 else { return values }
+        let counts = gatherEqual([Double(values.count)], mpi).map { Int($0) }
+        let width = counts.max() ?? 0
+        guard width > 0 else { return [] }
+        let all = gatherEqual(values + [Double](repeating: 0, count: width - values.count), mpi)
+        return counts.enumerated().flatMap { rank, count in all[(rank * width)..<(rank * width + count)] }
+    }
+
+    /// Every rank's `values`, where every rank passes the same count.
+    private func gatherEqual(_ values: [Double], _ mpi: MPILibrary) -> [Double] {
         var result = [Double](repeating: 0, count: values.count * size)
         values.withUnsafeBytes { send in
             result.withUnsafeMutableBytes { receive in
@@ -115,7 +124,7 @@ public final class Communicator: @unchecked Sendable {
     /// Every rank's `bytes` (of any length), in rank order.
     public func gather(bytes: [UInt8]) -> [[UInt8]] {
         guard let mpi, size > 1 else { return [bytes] }
-        let counts = gather([Double(bytes.count)]).map { Int($0) }
+        let counts = gatherEqual([Double(bytes.count)], mpi).map { Int($0) }
         let width = counts.max() ?? 0
         guard width > 0 else { return counts.map { _ in [] } }
         let padded = bytes + [UInt8](repeating: 0, count: width - bytes.count)

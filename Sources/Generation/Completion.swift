@@ -1,5 +1,5 @@
 /// Why a completion ended.
-public enum FinishReason: String, Sendable, Equatable {
+public enum FinishReason: String, Sendable, Equatable, Codable {
     /// A stop token or stop string.
     case stop
     /// `maxNewTokens` reached.
@@ -7,7 +7,7 @@ public enum FinishReason: String, Sendable, Equatable {
 }
 
 /// One sampled completion.
-public struct Completion: Sendable, Equatable {
+public struct Completion: Sendable, Equatable, Codable {
     public var tokens: [Int32]
     /// log softmax(logits / temperature)[token] of each sampled token (temperature 1 when greedy).
     public var logprobs: [Float]

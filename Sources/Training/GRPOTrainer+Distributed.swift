@@ -1,6 +1,16 @@
 import Distributed
 import Foundation
+import Generation
 import Models
+
+/// One prompt's group as a round keeps it: the example's index in the dataset, its completions,
+/// each reward's scores and the combined reward of each completion.
+struct SampledGroup: Codable {
+    var example: Int
+    var completions: [Completion]
+    var scores: [[Double?]]
+    var combined: [Double]
+}
 
 /// What a GRPO trainer does as one rank of an `mpirun` job (the rest is in the round and step code:
 /// each rank's block of the prompts, the batch-wide gathers and sums).
@@ -8,6 +18,34 @@ extension GRPOTrainer {
     /// The prompt groups this rank owns in each round: the `localPrompts` starting at
     /// `rank * localPrompts` of the round's global order.
     var localPrompts: Int { config.promptsPerRound / communicator.size }
+
+    /// The contiguous block of a draw of `count` prompt groups that `rank` samples: as even as it
+    /// can be, the first `count % ranks` ranks one group more.
+    func drawShare(_ count: Int, rank: Int) -> Range<Int> {
+        let (base, extra) = count.quotientAndRemainder(dividingBy: communicator.size)
+        let start = rank * base + min(rank, extra)
+        return start..<(start + base + (rank < extra ? 1 : 0))
+    }
+
+    /// This rank's block of a round's kept groups, exchanged between ranks when they must be.
+    ///
+    /// `owners` lists every kept group in one process's order as (rank that sampled it, its place
+    /// among that rank's `kept`). Dynamic sampling's refill can keep more groups on one rank than
+    /// another; then the ranks exchange them so that each holds `localPrompts` of them, in order.
+    func ownBlock(of owners: [(rank: Int, ordinal: Int)], kept: [SampledGroup]) throws -> [SampledGroup] {
+        let block = (communicator.rank * localPrompts)..<((communicator.rank + 1) * localPrompts)
+        if owners.indices.allSatisfy({ owners[$0].rank == $0 / localPrompts }) { return kept }
+        let encoder = JSONEncoder()
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let parts = try communicator.gather(bytes: [UInt8](try encoder.encode(kept))).map {
+            try decoder.decode([SampledGroup].self, from: Data($0))
+        }
+        return owners[block].map { parts[$0.rank][$0.ordinal] }
+    }
 
     /// This rank's block of a whole batch's `round` (a checkpoint's pending round).
     func rankBlock(_ round: Round) -> Round {
@@ -22,13 +60,27 @@ extension GRPOTrainer {
     func checkpointState() throws -> TrainerState {
         guard communicator.size > 1 else { return state }
         var saved = state
-        let mine = try state.pendingRound.map { [UInt8](try JSONEncoder().encode($0)) } ?? []
-        let parts = communicator.gather(bytes: mine)
-        if parts.allSatisfy({ !$0.isEmpty }) {
-            saved.pendingRound = Round(
-                joining: try parts.map { try JSONDecoder().decode(Round.self, from: Data($0)) })
-        }
+        saved.pendingRound = try joinedRound(state.pendingRound)
         return saved
+    }
+
+    /// Every rank's block of a round joined in rank order, the whole round one process would hold;
+    /// nil when some rank holds none.
+    func joinedRound(_ round: Round?) throws -> Round? {
+        guard communicator.size > 1 else { return round }
+        let mine = try round.map { [UInt8](try JSONEncoder().encode($0)) } ?? []
+        let parts = communicator.gather(bytes: mine)
+        guard parts.allSatisfy({ !$0.isEmpty }) else { return nil }
+        return Round(joining: try parts.map { try JSONDecoder().decode(Round.self, from: Data($0)) })
+    }
+
+    /// This rank's contiguous part of `range`, as even as it can be (a PPO micro-batch's sequences
+    /// split among the ranks).
+    func rankPart(of range: Range<Int>) -> Range<Int> {
+        let (rank, ranks) = (communicator.rank, communicator.size)
+        return
+            (range.lowerBound + rank * range.count / ranks)..<(range.lowerBound + (rank + 1) * range.count
+                / ranks)
     }
 
     /// What an `mpirun` job of `ranks` ranks needs of the config, each refusal naming the key.
@@ -44,12 +96,6 @@ extension GRPOTrainer {
             throw TrainingError.distributed(
                 "gradient_accumulation_steps \(config.optimizer.gradientAccumulationSteps) does not divide a rank's "
                     + "\(local) completions")
-        }
-        let unsupported: [(Bool, String)] = [
-            (config.dynamicSampling, "dynamic_sampling"), (config.ppo != nil, "algorithm: ppo"),
-        ]
-        if let (_, key) = unsupported.first(where: \.0) {
-            throw TrainingError.distributed("\(key) does not run across ranks yet; run it as one process")
         }
     }
 }

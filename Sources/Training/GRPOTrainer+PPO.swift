@@ -64,15 +64,31 @@ extension GRPOTrainer {
     /// clipped to `max_grad_norm` (veRL's actor and critic both clip; TRL's PPO loop does not).
     /// veRL also differs in defaults: a separate critic learning rate and warmup, `lam` 1 and the
     /// token-mean value loss without the ½; those are not offered here.
-    func ppoStep(on round: Round, timings: inout [String: Double]) throws -> [String: Double] {
-        guard let ppo = config.ppo, let critic, let criticOptimizer, let oldLogp = round.oldLogp else {
+    ///
+    /// Across ranks each rank scores its own block with the critic; then every rank holds the whole
+    /// round and its values, computes the same rewards, advantages and shuffles, and works on its
+    /// part of every micro-batch, the gradients and sums joined before each optimizer step.
+    func ppoStep(on local: Round, timings: inout [String: Double]) throws -> [String: Double] {
+        guard let ppo = config.ppo, let critic, let criticOptimizer, local.oldLogp != nil else {
             preconditionFailure("ppoStep without PPO's critic or the rollout's log-probs")
         }
         var clock = Date()
-        let values = chunks(round, 0..<round.sequences.count).flatMap {
-            critic.scores(round.batch($0)).toArray()
+        var values = chunks(local, 0..<local.sequences.count).flatMap {
+            critic.scores(local.batch($0)).toArray()
         }
         timings["time/values", default: 0] += Date().timeIntervalSince(clock)
+        let round: Round
+        if communicator.size > 1 {
+            clock = Date()
+            let before = communicator.bytesSent
+            round = try joinedRound(local)!
+            values = communicator.gather(values.map(Double.init)).map(Float.init)
+            timings["time/allreduce", default: 0] += Date().timeIntervalSince(clock)
+            timings["distributed/bytes_sent", default: 0] += Double(communicator.bytesSent - before)
+        } else {
+            round = local
+        }
+        let oldLogp = round.oldLogp!
         let lengths = round.completionLengths
         let mask = round.mask(maskTruncated: config.maskTruncatedCompletions)
         let scores = zip(round.rewards, round.truncated).map { reward, cut in
@@ -106,7 +122,7 @@ extension GRPOTrainer {
                     round.subset(indices), advantages: gatherTokens(advantages, offsets: offsets, indices),
                     oldValues: gatherTokens(values, offsets: offsets, indices),
                     returns: gatherTokens(gae.returns, offsets: offsets, indices), settings: ppo,
-                    critic: critic, criticOptimizer: criticOptimizer, totals: &totals)
+                    critic: critic, criticOptimizer: criticOptimizer, totals: &totals, timings: &timings)
             }
         }
         policy.releaseSavedActivations()
@@ -142,7 +158,7 @@ extension GRPOTrainer {
     /// `gradient_accumulation_steps` micro-batches (each a token mean, as TRL's `masked_mean`).
     private func ppoUpdate(
         _ batch: Round, advantages: [Float], oldValues: [Float], returns: [Float], settings ppo: PPOSettings,
-        critic: Transformer, criticOptimizer: AdamW, totals: inout PPOTotals
+        critic: Transformer, criticOptimizer: AdamW, totals: inout PPOTotals, timings: inout [String: Double]
     ) throws {
         policy.trainableParameters.zeroGradients()
         critic.parameters.zeroGradients()
@@ -154,14 +170,21 @@ extension GRPOTrainer {
         settings.epsilonLow = ppo.clipRange
         settings.epsilonHigh = ppo.clipRange
         settings.accumulationSteps = accumulation
-        var loss = (policy: Float(0), value: Float(0))
+        // This update's sums (losses, clipped and masked tokens, log-ratio statistics), joined
+        // across ranks before the optimizer step.
+        var sums = (
+            policy: Float(0), value: Float(0), policyClipped: Float(0), valueClipped: Float(0),
+            tokens: Float(0),
+            squaredLogRatio: 0.0, ratio: 0.0
+        )
         for micro in microBatches(batch) {
             let span = offsets[micro.lowerBound]..<offsets[micro.upperBound]
             let microMask = Array(mask[span])
             let weights = sequenceWeights(
                 lengths: Array(batch.completionLengths[micro]), mask: microMask, settings: settings)
             let valueScale = ppo.vfCoef / (max(microMask.reduce(0, +), 1) * Float(accumulation))
-            for range in chunks(batch, micro) {
+            // Weights and the value loss's scale span the micro-batch; a rank forwards its part.
+            for range in chunks(batch, rankPart(of: micro)) {
                 let tokens = offsets[range.lowerBound]..<offsets[range.upperBound]
                 let chunkMask = Array(mask[tokens])
                 let key =
@@ -191,24 +214,48 @@ extension GRPOTrainer {
                 critic.backward(dScores: Tensor(value.dValues, shape: [value.dValues.count, 1]))
                 critic.releaseSavedActivations()
 
-                loss.policy += result.loss
-                loss.value += value.loss
-                totals.policyClipped += result.lowClipped + result.highClipped
-                totals.valueClipped += value.clipped
-                totals.tokens += result.tokens
+                sums.policy += result.loss
+                sums.value += value.loss
+                sums.policyClipped += result.lowClipped + result.highClipped
+                sums.valueClipped += value.clipped
+                sums.tokens += result.tokens
                 for t in 0..<logp.count where chunkMask[t] != 0 {
                     let logRatio = Double(logp[t] - old[t])
-                    totals.squaredLogRatio += logRatio * logRatio
-                    totals.ratio += exp(logRatio)
+                    sums.squaredLogRatio += logRatio * logRatio
+                    sums.ratio += exp(logRatio)
                 }
             }
         }
+        if communicator.size > 1 {
+            let clock = Date()
+            let before = communicator.bytesSent
+            communicator.sumGradients(of: policy.trainableParameters)
+            communicator.sumGradients(of: critic.parameters)
+            var joined = [
+                Double(sums.policy), Double(sums.value), Double(sums.policyClipped),
+                Double(sums.valueClipped),
+                Double(sums.tokens), sums.squaredLogRatio, sums.ratio,
+            ]
+            communicator.sum(&joined)
+            sums = (
+                Float(joined[0]), Float(joined[1]), Float(joined[2]), Float(joined[3]), Float(joined[4]),
+                joined[5],
+                joined[6]
+            )
+            timings["time/allreduce", default: 0] += Date().timeIntervalSince(clock)
+            timings["distributed/bytes_sent", default: 0] += Double(communicator.bytesSent - before)
+        }
+        totals.policyClipped += sums.policyClipped
+        totals.valueClipped += sums.valueClipped
+        totals.tokens += sums.tokens
+        totals.squaredLogRatio += sums.squaredLogRatio
+        totals.ratio += sums.ratio
         let metrics = try applyUpdate(
             optimizer: optimizer, config: config.optimizer, state: &state, totalSteps: totalSteps,
-            loss: loss.policy + loss.value, maxNonfiniteSteps: config.schedule.maxNonfiniteSteps,
+            loss: sums.policy + sums.value, maxNonfiniteSteps: config.schedule.maxNonfiniteSteps,
             onEvent: onEvent, companions: [criticOptimizer])
-        totals.policyLoss += Double(loss.policy)
-        totals.valueLoss += Double(loss.value)
+        totals.policyLoss += Double(sums.policy)
+        totals.valueLoss += Double(sums.value)
         totals.gradNorm += metrics["grad_norm"] ?? 0
         totals.valueGradNorm += metrics["grad_norm/companion"] ?? 0
         totals.updates += 1

@@ -235,9 +235,6 @@ public final class GRPOTrainer {
     func makeRound(_ timings: inout [String: Double]) throws -> Round {
         let G = config.numGenerations
         var sampling = samplingParameters(temperature: config.temperature, numGenerations: G)
-        var kept:
-            (examples: [Example], completions: [[Completion]], scores: [[Double?]], combined: [Double]) =
-                ([], [], rewards.map { _ in [] }, [])
         var all: (scores: [[Double?]], combined: [Double], lengths: [Int], truncated: [Bool]) =
             (rewards.map { _ in [] }, [], [], [])
         var attempts = 0
@@ -248,44 +245,65 @@ public final class GRPOTrainer {
             ? [] : rewards.indices.filter { rewards[$0].runsAlongside }
         let alongside = !candidates.isEmpty && rewardOverlap.alongside() ? candidates : []
         var passes: (old: [Float]?, ref: [Float]?)?
-        // Across ranks each draws its block of the round's prompts, sampled from the streams of
-        // their global positions: the groups are those one process would sample.
+        // Each draw is split among the ranks in contiguous blocks, sampled from the streams of their
+        // global positions, so the groups are those one process would sample. `owners` is every kept
+        // group of the round in one process's order (the same on every rank); `kept` this rank's own.
         let (rank, ranks) = (communicator.rank, communicator.size)
-        while kept.examples.count < localPrompts {
-            let wanted = localPrompts - kept.examples.count
-            let first = state.consumedPrompts + rank * wanted
-            let drawn = (0..<wanted).map { examples[stream.index(at: first + $0)] }
-            state.consumedPrompts += wanted * ranks
-            sampling.firstPromptIndex = rank * wanted
+        var kept: [SampledGroup] = []
+        var owners: [(rank: Int, ordinal: Int)] = []
+        var keptByRank = [Int](repeating: 0, count: ranks)
+        while owners.count < config.promptsPerRound {
+            let wanted = config.promptsPerRound - owners.count
+            let share = drawShare(wanted, rank: rank)
+            let positions = share.map { stream.index(at: state.consumedPrompts + $0) }
+            let drawn = positions.map { examples[$0] }
+            state.consumedPrompts += wanted
+            sampling.firstPromptIndex = share.lowerBound
             sampling.seed = config.seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(state.rounds)
             state.rounds += 1
-            let clock = Date()
-            let groups = try generator.generate(prompts: drawn.map(\.tokens), parameters: sampling)
-            timings["time/generation", default: 0] += Date().timeIntervalSince(clock)
-            let (scores, roundPasses) = try scoreRound(
-                drawn, groups, alongside: alongside, measure: !candidates.isEmpty && alongside.isEmpty,
-                timings: &timings)
-            passes = roundPasses
+            var (groups, scores): ([[Completion]], [[Double?]]) = ([], rewards.map { _ in [] })
+            if !drawn.isEmpty {
+                let clock = Date()
+                groups = try generator.generate(prompts: drawn.map(\.tokens), parameters: sampling)
+                timings["time/generation", default: 0] += Date().timeIntervalSince(clock)
+                (scores, passes) = try scoreRound(
+                    drawn, groups, alongside: alongside, measure: !candidates.isEmpty && alongside.isEmpty,
+                    timings: &timings)
+            }
             let combined = combineRewards(scores, weights: config.rewardWeights)
             for r in rewards.indices { all.scores[r] += scores[r] }
             all.combined += combined
             all.lengths += groups.flatMap { $0.map(\.tokens.count) }
             all.truncated += groups.flatMap { $0.map { $0.finishReason == .length } }
+            let refill = config.dynamicSampling && attempts < config.dynamicSamplingMaxRounds
+            // Which groups carry signal is known rank by rank; the refill is decided over all.
             let keep =
-                config.dynamicSampling && attempts < config.dynamicSamplingMaxRounds
-                ? informativeGroups(rewards: combined, groupSize: G) : Array(0..<drawn.count)
-            for p in keep.prefix(wanted) {
-                kept.examples.append(drawn[p])
-                kept.completions.append(groups[p])
-                for r in rewards.indices { kept.scores[r] += scores[r][(p * G)..<((p + 1) * G)] }
-                kept.combined += combined[(p * G)..<((p + 1) * G)]
+                refill
+                ? communicator.gather(
+                    informativeGroups(rewards: combined, groupSize: G).map { share.lowerBound + $0 })
+                : Array(0..<wanted)
+            for global in keep.prefix(wanted) {
+                let owner = (0..<ranks).first { drawShare(wanted, rank: $0).contains(global) }!
+                owners.append((owner, keptByRank[owner]))
+                keptByRank[owner] += 1
+                guard owner == rank else { continue }
+                let p = global - share.lowerBound
+                let slice = (p * G)..<((p + 1) * G)
+                kept.append(
+                    SampledGroup(
+                        example: positions[p], completions: groups[p],
+                        scores: rewards.indices.map { Array(scores[$0][slice]) },
+                        combined: Array(combined[slice])))
             }
             attempts += 1
         }
-        let completions = kept.completions.flatMap { $0 }
+        kept = try ownBlock(of: owners, kept: kept)
+        let keptExamples = kept.map { examples[$0.example] }
+        let keptCombined = kept.flatMap(\.combined)
+        let completions = kept.flatMap(\.completions)
         // What spans the batch (advantages under batch scaling or whitening, the logged statistics)
         // is computed over every rank's completions; this rank keeps its own slice.
-        let batchRewards = communicator.gather(kept.combined)
+        let batchRewards = communicator.gather(keptCombined)
         let batchLengths = communicator.gather(completions.map(\.tokens.count))
         all.scores = all.scores.map(communicator.gather)
         all.combined = communicator.gather(all.combined)
@@ -293,10 +311,10 @@ public final class GRPOTrainer {
         all.truncated = communicator.gather(all.truncated)
         let mine = (rank * completions.count)..<((rank + 1) * completions.count)
         var round = Round(
-            sequences: zip(kept.examples.flatMap { Array(repeating: $0.tokens, count: G) }, completions).map {
+            sequences: zip(keptExamples.flatMap { Array(repeating: $0.tokens, count: G) }, completions).map {
                 $0 + $1.tokens
             },
-            promptLengths: kept.examples.flatMap { Array(repeating: $0.tokens.count, count: G) },
+            promptLengths: keptExamples.flatMap { Array(repeating: $0.tokens.count, count: G) },
             // PPO's advantages are per token, from GAE over the critic's values (`ppoStep`).
             advantages: config.algorithm == .ppo
                 ? [Float](repeating: 0, count: completions.count)
@@ -305,14 +323,14 @@ public final class GRPOTrainer {
                     scaling: config.scaleRewards, lengths: batchLengths, normalize: config.normalizeAdvantages
                 )[mine].map { Float($0) },
             truncated: completions.map { $0.finishReason == .length },
-            samplingLogp: completions.flatMap(\.logprobs), rewards: kept.combined,
+            samplingLogp: completions.flatMap(\.logprobs), rewards: keptCombined,
             metrics: roundMetrics(
                 scores: all.scores, names: rewards.map(\.name), combined: all.combined, groupSize: G,
                 lengths: all.lengths, truncated: all.truncated),
             samples: (0..<min(config.numCompletionsToPrint, completions.count)).map { i in
                 LoggedSample(
-                    prompt: kept.examples[i / G].prompt, completion: completions[i].text ?? "",
-                    reward: kept.combined[i])
+                    prompt: keptExamples[i / G].prompt, completion: completions[i].text ?? "",
+                    reward: keptCombined[i])
             })
         if config.dynamicSampling { round.metrics["dynamic_sampling/rounds"] = Double(attempts) }
         if passes == nil {
@@ -325,7 +343,7 @@ public final class GRPOTrainer {
         if rlooKL, let old = round.oldLogp, let ref = round.refLogp {
             let mask = round.mask(maskTruncated: config.maskTruncatedCompletions)
             var (rewards, klSum) = rlooRewards(
-                kept.combined, oldLogp: old, refLogp: ref, lengths: round.completionLengths, mask: mask,
+                keptCombined, oldLogp: old, refLogp: ref, lengths: round.completionLengths, mask: mask,
                 beta: Double(config.beta))
             // The whitening spans the batch: every rank's KL-folded rewards.
             rewards = communicator.gather(rewards)

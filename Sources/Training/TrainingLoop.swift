@@ -85,7 +85,14 @@ func runTrainingLoop(
     }
     func checkInStep(_ step: Int) throws {
         guard communicator.size > 1 else { return }
-        let sums = communicator.gather([parameterChecksum(model.trainableParameters)])
+        // The policy's and every companion's (PPO's critic) weights, one checksum each.
+        let local =
+            [parameterChecksum(model.trainableParameters)]
+            + companions.map { parameterChecksum($0.model.parameters) }
+        let all = communicator.gather(local)
+        let sums = stride(from: 0, to: all.count, by: local.count).map {
+            all[$0..<($0 + local.count)].reduce(0, +)
+        }
         if let drifted = sums.indices.first(where: { sums[$0] != sums[0] }) {
             throw TrainingError.ranksDrifted(step: step, rank: drifted, checksums: sums)
         }

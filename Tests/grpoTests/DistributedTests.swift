@@ -18,8 +18,11 @@ private final class DistributedWorkspace {
     let root = NSTemporaryDirectory() + "grpo-mpi-\(UUID().uuidString)"
     var config: String { root + "/grpo.yaml" }
 
-    /// `batchScaling`: `scale_rewards: batch` (GRPO's; RLOO refuses it).
-    init(batchScaling: Bool = true) throws {
+    /// A toy model, 16 prompts and a config whose settings each span the whole batch.
+    ///
+    /// `batchScaling`: `scale_rewards: batch` (GRPO's; RLOO refuses it). `ppo`: `algorithm: ppo`
+    /// with two mini-batches (its own KL and whitening, no GRPO scaling).
+    init(batchScaling: Bool = true, ppo: Bool = false) throws {
         try ToyModel.write(
             to: root + "/model", layers: 2, hiddenSize: 32, heads: 2, keyValueHeads: 1, seed: 7)
         try (1...16).map { #"{"prompt": "\#($0)+\#($0)=", "answer": \#($0 * 2)}"# }.joined(separator: "\n")
@@ -35,8 +38,7 @@ private final class DistributedWorkspace {
         max_completion_length: 8
         learning_rate: 1.0e-3
         lr_scheduler_type: constant
-        \(batchScaling ? "scale_rewards: batch" : "")
-        beta: 0.04
+        \(ppo ? "algorithm: ppo\nnum_mini_batches: 2\nkl_coef: 0.05" : batchScaling ? "scale_rewards: batch\nbeta: 0.04" : "beta: 0.04")
         max_steps: 4
         save_steps: 2
         logging_steps: 1
@@ -105,13 +107,17 @@ struct DistributedTests {
     }
 
     /// Rounds reused over `num_iterations` (a checkpoint mid-round holds every rank's block) and RLOO
-    /// with its KL folded into the rewards (whitened over every rank's batch) match one process too.
+    /// with its KL folded into the rewards (whitened over every rank's batch) match one process too,
+    /// as does dynamic sampling, whose refill keeps different numbers of groups on each rank.
     @Test(arguments: [
         ["--num_iterations", "2", "--max_steps", "3", "--save_steps", "1"],
         ["--algorithm", "rloo", "--beta", "0.05", "--max_steps", "3"],
+        ["--dynamic_sampling", "true", "--max_steps", "3"],
+        ["--algorithm", "ppo", "--max_steps", "2", "--save_steps", "1"],
     ])
     func twoRanksMatchOneProcessFor(_ settings: [String]) throws {
-        let w = try DistributedWorkspace(batchScaling: !settings.contains("rloo"))
+        let ppo = settings.contains("ppo")
+        let w = try DistributedWorkspace(batchScaling: !settings.contains("rloo"), ppo: ppo)
         let single = try runGRPO(Array(w.train("one", settings).dropFirst()))
         try #require(single.status == 0, "\(single.stderr)")
         let pair = try mpirun([w.train("two", settings), w.train("two", settings)])
@@ -119,6 +125,28 @@ struct DistributedTests {
         let update = try w.largestDifference("one", "model")
         let drift = try w.largestDifference("one", "two")
         #expect(update > 1e-4 && drift < update / 100, "update \(update), two ranks off by \(drift)")
+        if settings.contains("--dynamic_sampling") {
+            let (one, two) = (try w.metrics("one"), try w.metrics("two"))
+            let rounds = one.map { $0["dynamic_sampling/rounds"] as? Double ?? 0 }
+            #expect(rounds.contains { $0 > 1 }, "no step refilled: \(rounds)")
+            #expect(two.map { $0["dynamic_sampling/rounds"] as? Double ?? 0 } == rounds)
+            #expect(one.map { $0["reward"] as? Double } == two.map { $0["reward"] as? Double })
+        }
+        if ppo {
+            // The critic, trained from its ranks' parts of every micro-batch, ends as one process's.
+            let critics = (
+                try SafeTensorsFile(path: w.root + "/one/value_model/model.safetensors"),
+                try SafeTensorsFile(path: w.root + "/two/value_model/model.safetensors")
+            )
+            let score = (try critics.0.floats("score.weight"), try critics.1.floats("score.weight"))
+            let moved = zip(score.0, score.1).map { abs($0 - $1) }.max() ?? 1
+            #expect(moved < update / 100, "the critics' score heads differ by \(moved)")
+            let (one, two) = (try w.metrics("one"), try w.metrics("two"))
+            for (a, b) in zip(one, two) {
+                #expect(a["objective/scores"] as? Double == b["objective/scores"] as? Double)
+                #expect(abs((a["loss/value_avg"] as! Double) - (b["loss/value_avg"] as! Double)) < 1e-4)
+            }
+        }
         if settings.contains("--num_iterations") {
             // checkpoint-1 is mid-round: one process resumes it from the ranks' joined round.
             let resumed = try runGRPO(
