@@ -175,6 +175,15 @@ final class ChildProcess: @unchecked Sendable {
 
     /// Writes `text` and waits for `count` reply lines.
     func exchange(_ text: String, expecting count: Int, timeout: Double) throws -> [String] {
+        // Lines left from the previous batch are checked before this batch is written: checked
+        // after, a fast child's answers to this batch could already be there.
+        condition.lock()
+        let leftover = lines.count
+        condition.unlock()
+        if leftover > 0 {
+            throw RewardError.external(
+                "'\(description)' wrote \(leftover) lines more than the inputs of the previous batch")
+        }
         let writer = input.fileHandleForWriting
         let data = Data(text.utf8)
         // Written from another thread: a child that does not read would otherwise block us forever.
@@ -189,10 +198,6 @@ final class ChildProcess: @unchecked Sendable {
         let deadline = Date(timeIntervalSinceNow: timeout)
         condition.lock()
         defer { condition.unlock() }
-        if !lines.isEmpty {
-            throw RewardError.external(
-                "'\(description)' wrote \(lines.count) lines more than the inputs of the previous batch")
-        }
         while lines.count < count {
             if overflow {
                 throw RewardError.external(

@@ -162,6 +162,23 @@ struct ExternalRewardTests {
         #expect(throws: RewardError.self) { try reward.score(inputs) }
     }
 
+    /// A line that comes after the batch was answered is caught at the next batch, before it is
+    /// written (so that a fast answer to the next batch is never taken for a leftover).
+    @Test func aLateLineIsCaughtAtTheNextBatch() throws {
+        let script =
+            #"read -r a; read -r b; echo '{"reward": 1}'; echo '{"reward": 1}'; sleep 0.3; "#
+            + #"echo '{"reward": 9}'; while read -r line; do echo '{"reward": 1}'; done"#
+        let reward = try ExternalReward(command: [script], shell: true, timeout: 10)
+        #expect(try reward.score(inputs) == [1, 1])
+        Thread.sleep(forTimeInterval: 1)
+        #expect(
+            throws: RewardError.external(
+                "'\(script)' wrote 1 lines more than the inputs of the previous batch")
+        ) {
+            try reward.score(inputs)
+        }
+    }
+
     /// On a timeout the whole process group ends, a program that ignores SIGTERM included.
     @Test func aTimeoutEndsTheProgramAndItsChildren() throws {
         let marker = NSTemporaryDirectory() + "grpo-reward-alive-\(UUID().uuidString)"
