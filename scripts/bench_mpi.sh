@@ -3,6 +3,9 @@
 # and the bytes each rank sends per step (printed, nothing asserted). The model is the 27M Qwen2
 # benchmark shape (random weights), 4 prompts x 8 completions x 128 tokens, beta 0.04.
 # Usage: scripts/bench_mpi.sh [WORK_DIR] [STEPS]
+# With NET_RATE set (for example NET_RATE=1gbit or 10gbit; root and tc needed) the 2-rank job also
+# runs over TCP on the loopback device limited to that rate (a token-bucket qdisc on lo, removed at
+# exit), to measure the all-reduce as it would be between two machines on such a network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work="${1:-/tmp/grpo-bench-mpi}"
@@ -18,14 +21,27 @@ rm -rf "$work/one" "$work/two"
 OMP_NUM_THREADS=2 "$grpo" "${args[@]}" --output_dir "$work/one" >/dev/null 2>&1
 mpirun --allow-run-as-root --oversubscribe -np 2 -x OMP_NUM_THREADS=1 "$grpo" "${args[@]}" --output_dir "$work/two" \
     >/dev/null 2>&1
-python3 - "$work" <<'PY'
+runs="one two"
+if [ -n "${NET_RATE:-}" ]; then
+    rm -rf "$work/net"
+    trap 'tc qdisc del dev lo root 2>/dev/null || true' EXIT
+    tc qdisc replace dev lo root tbf rate "$NET_RATE" burst 1mb latency 100ms
+    mpirun --allow-run-as-root --oversubscribe -np 2 -x OMP_NUM_THREADS=1 --mca pml ob1 --mca btl tcp,self \
+        --mca btl_tcp_if_include lo "$grpo" "${args[@]}" --output_dir "$work/net" >/dev/null 2>&1
+    tc qdisc del dev lo root
+    runs="one two net"
+fi
+python3 - "$work" "${NET_RATE:-}" $runs <<'PY'
 import json, sys
 print("GRPO step, qwen2-27m (27M parameters), 4 prompts x 8 completions x 128 tokens, beta 0.04; mean of steps 2 on:")
-for run, label in (("one", "1 process x 2 threads"), ("two", "2 ranks x 1 thread  ")):
+labels = {"one": "1 process x 2 threads", "two": "2 ranks x 1 thread  ",
+          "net": f"2 ranks, TCP at {sys.argv[2]}"}
+for run in sys.argv[3:]:
+    label = labels[run]
     rows = [json.loads(l) for l in open(f"{sys.argv[1]}/{run}/metrics.jsonl")][1:]
     mean = lambda key: sum(r.get(key, 0.0) for r in rows) / len(rows)
     extra = ""
-    if run == "two":
+    if run != "one":
         extra = (f"; all-reduce {mean('time/allreduce'):.3f} s, "
                  f"{mean('distributed/bytes_sent') / 2**20:.1f} MiB sent per rank per step")
     print(f"  {label} step {mean('step_seconds'):.2f} s (generation {mean('time/generation'):.2f} s, "
