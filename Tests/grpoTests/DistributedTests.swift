@@ -146,6 +146,12 @@ struct DistributedTests {
                 #expect(a["objective/scores"] as? Double == b["objective/scores"] as? Double)
                 #expect(abs((a["loss/value_avg"] as! Double) - (b["loss/value_avg"] as! Double)) < 1e-4)
             }
+            // The ranks' checkpoint (policy, critic and both optimizers) resumed by one process.
+            let resumed = try runGRPO(
+                Array(w.train("two", settings + ["--resume-from", w.root + "/two/checkpoint-1"]).dropFirst()))
+            try #require(resumed.status == 0, "\(resumed.stderr)")
+            let resumeDrift = try w.largestDifference("one", "two")
+            #expect(resumeDrift < update / 100, "PPO resumed from ranks: \(resumeDrift) from one process")
         }
         if settings.contains("--num_iterations") {
             // checkpoint-1 is mid-round: one process resumes it from the ranks' joined round.
