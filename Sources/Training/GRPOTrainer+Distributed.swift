@@ -19,9 +19,9 @@ extension GRPOTrainer {
     /// `rank * localPrompts` of the round's global order.
     var localPrompts: Int { config.promptsPerRound / communicator.size }
 
-    /// The contiguous block of a draw of `count` prompt groups that `rank` samples: as even as it
-    /// can be, the first `count % ranks` ranks one group more.
-    func drawShare(_ count: Int, rank: Int) -> Range<Int> {
+    /// The contiguous block of `count` items (a draw's prompt groups, a PPO micro-batch's sequences)
+    /// that `rank` takes: as even as it can be, the first `count % ranks` ranks one item more.
+    func rankShare(_ count: Int, rank: Int) -> Range<Int> {
         let (base, extra) = count.quotientAndRemainder(dividingBy: communicator.size)
         let start = rank * base + min(rank, extra)
         return start..<(start + base + (rank < extra ? 1 : 0))
@@ -74,13 +74,15 @@ extension GRPOTrainer {
         return Round(joining: try parts.map { try JSONDecoder().decode(Round.self, from: Data($0)) })
     }
 
-    /// This rank's contiguous part of `range`, as even as it can be (a PPO micro-batch's sequences
-    /// split among the ranks).
-    func rankPart(of range: Range<Int>) -> Range<Int> {
-        let (rank, ranks) = (communicator.rank, communicator.size)
-        return
-            (range.lowerBound + rank * range.count / ranks)..<(range.lowerBound + (rank + 1) * range.count
-                / ranks)
+    /// Runs `body`, the collectives of a step, adding its time to `time/allreduce` and what this
+    /// rank sent to `distributed/bytes_sent`.
+    func exchange<T>(_ timings: inout [String: Double], _ body: () throws -> T) rethrows -> T {
+        let (clock, before) = (Date(), communicator.bytesSent)
+        defer {
+            timings["time/allreduce", default: 0] += Date().timeIntervalSince(clock)
+            timings["distributed/bytes_sent", default: 0] += Double(communicator.bytesSent - before)
+        }
+        return try body()
     }
 
     /// What an `mpirun` job of `ranks` ranks needs of the config, each refusal naming the key.

@@ -77,16 +77,12 @@ extension GRPOTrainer {
             critic.scores(local.batch($0)).toArray()
         }
         timings["time/values", default: 0] += Date().timeIntervalSince(clock)
-        let round: Round
+        var round = local
         if communicator.size > 1 {
-            clock = Date()
-            let before = communicator.bytesSent
-            round = try joinedRound(local)!
-            values = communicator.gather(values.map(Double.init)).map(Float.init)
-            timings["time/allreduce", default: 0] += Date().timeIntervalSince(clock)
-            timings["distributed/bytes_sent", default: 0] += Double(communicator.bytesSent - before)
-        } else {
-            round = local
+            try exchange(&timings) {
+                round = try joinedRound(local)!
+                values = communicator.gather(values.map(Double.init)).map(Float.init)
+            }
         }
         let oldLogp = round.oldLogp!
         let lengths = round.completionLengths
@@ -184,7 +180,10 @@ extension GRPOTrainer {
                 lengths: Array(batch.completionLengths[micro]), mask: microMask, settings: settings)
             let valueScale = ppo.vfCoef / (max(microMask.reduce(0, +), 1) * Float(accumulation))
             // Weights and the value loss's scale span the micro-batch; a rank forwards its part.
-            for range in chunks(batch, rankPart(of: micro)) {
+            let part = rankShare(micro.count, rank: communicator.rank)
+            for range in chunks(
+                batch, (micro.lowerBound + part.lowerBound)..<(micro.lowerBound + part.upperBound))
+            {
                 let tokens = offsets[range.lowerBound]..<offsets[range.upperBound]
                 let chunkMask = Array(mask[tokens])
                 let key =
@@ -227,23 +226,20 @@ extension GRPOTrainer {
             }
         }
         if communicator.size > 1 {
-            let clock = Date()
-            let before = communicator.bytesSent
-            communicator.sumGradients(of: policy.trainableParameters)
-            communicator.sumGradients(of: critic.parameters)
-            var joined = [
-                Double(sums.policy), Double(sums.value), Double(sums.policyClipped),
-                Double(sums.valueClipped),
-                Double(sums.tokens), sums.squaredLogRatio, sums.ratio,
-            ]
-            communicator.sum(&joined)
-            sums = (
-                Float(joined[0]), Float(joined[1]), Float(joined[2]), Float(joined[3]), Float(joined[4]),
-                joined[5],
-                joined[6]
-            )
-            timings["time/allreduce", default: 0] += Date().timeIntervalSince(clock)
-            timings["distributed/bytes_sent", default: 0] += Double(communicator.bytesSent - before)
+            exchange(&timings) {
+                communicator.sumGradients(of: policy.trainableParameters)
+                communicator.sumGradients(of: critic.parameters)
+                var joined = [
+                    Double(sums.policy), Double(sums.value), Double(sums.policyClipped),
+                    Double(sums.valueClipped),
+                    Double(sums.tokens), sums.squaredLogRatio, sums.ratio,
+                ]
+                communicator.sum(&joined)
+                sums = (
+                    Float(joined[0]), Float(joined[1]), Float(joined[2]), Float(joined[3]), Float(joined[4]),
+                    joined[5], joined[6]
+                )
+            }
         }
         totals.policyClipped += sums.policyClipped
         totals.valueClipped += sums.valueClipped

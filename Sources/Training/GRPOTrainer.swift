@@ -254,7 +254,7 @@ public final class GRPOTrainer {
         var keptByRank = [Int](repeating: 0, count: ranks)
         while owners.count < config.promptsPerRound {
             let wanted = config.promptsPerRound - owners.count
-            let share = drawShare(wanted, rank: rank)
+            let share = rankShare(wanted, rank: rank)
             let positions = share.map { stream.index(at: state.consumedPrompts + $0) }
             let drawn = positions.map { examples[$0] }
             state.consumedPrompts += wanted
@@ -283,7 +283,7 @@ public final class GRPOTrainer {
                     informativeGroups(rewards: combined, groupSize: G).map { share.lowerBound + $0 })
                 : Array(0..<wanted)
             for global in keep.prefix(wanted) {
-                let owner = (0..<ranks).first { drawShare(wanted, rank: $0).contains(global) }!
+                let owner = (0..<ranks).first { rankShare(wanted, rank: $0).contains(global) }!
                 owners.append((owner, keptByRank[owner]))
                 keptByRank[owner] += 1
                 guard owner == rank else { continue }
@@ -471,17 +471,17 @@ public final class GRPOTrainer {
         policy.releaseSavedActivations()
         timings["time/policy", default: 0] += Date().timeIntervalSince(clock)
         if communicator.size > 1 {
-            clock = Date()
-            let before = communicator.bytesSent
-            communicator.sumGradients(of: policy.trainableParameters)
-            var sums = [totals.loss, totals.kl, totals.low, totals.high, totals.region, totals.tokens].map(
-                Double.init)
-            communicator.sum(&sums)
-            (totals.loss, totals.kl, totals.low, totals.high, totals.region, totals.tokens) = (
-                Float(sums[0]), Float(sums[1]), Float(sums[2]), Float(sums[3]), Float(sums[4]), Float(sums[5])
-            )
-            timings["time/allreduce", default: 0] += Date().timeIntervalSince(clock)
-            timings["distributed/bytes_sent", default: 0] += Double(communicator.bytesSent - before)
+            exchange(&timings) {
+                communicator.sumGradients(of: policy.trainableParameters)
+                var sums = [totals.loss, totals.kl, totals.low, totals.high, totals.region, totals.tokens]
+                    .map(
+                        Double.init)
+                communicator.sum(&sums)
+                (totals.loss, totals.kl, totals.low, totals.high, totals.region, totals.tokens) = (
+                    Float(sums[0]), Float(sums[1]), Float(sums[2]), Float(sums[3]), Float(sums[4]),
+                    Float(sums[5])
+                )
+            }
         }
         clock = Date()
         var metrics = try applyUpdate(

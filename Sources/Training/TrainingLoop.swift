@@ -85,14 +85,12 @@ func runTrainingLoop(
     }
     func checkInStep(_ step: Int) throws {
         guard communicator.size > 1 else { return }
-        // The policy's and every companion's (PPO's critic) weights, one checksum each.
-        let local =
-            [parameterChecksum(model.trainableParameters)]
-            + companions.map { parameterChecksum($0.model.parameters) }
-        let all = communicator.gather(local)
-        let sums = stride(from: 0, to: all.count, by: local.count).map {
-            all[$0..<($0 + local.count)].reduce(0, +)
-        }
+        // The policy's weights and every companion's (PPO's critic) in one checksum.
+        let sums = communicator.gather([
+            companions.reduce(parameterChecksum(model.trainableParameters)) {
+                $0 + parameterChecksum($1.model.parameters)
+            }
+        ])
         if let drifted = sums.indices.first(where: { sums[$0] != sums[0] }) {
             throw TrainingError.ranksDrifted(step: step, rank: drifted, checksums: sums)
         }
