@@ -1,6 +1,9 @@
-// The BLAS shim: oneDNN's C API (Debian libdnnl-dev). Only Tensors/BLAS.swift and
-// Tensors/Parallel.swift call into it.
+// The BLAS shim: oneDNN's C API (Debian libdnnl-dev). Only Tensors/BLAS.swift,
+// Tensors/MatmulPrimitive.swift and Tensors/Parallel.swift call into it.
 #include <oneapi/dnnl/dnnl.h>
+
+// glibc's mallinfo2 (not in Swift's Glibc module): what oneDNN's primitives take from the C heap.
+#include <malloc.h>
 
 // libgomp, the OpenMP runtime Debian's oneDNN runs its threads on. Tensors' parallel loops use
 // the same thread pool (through the entry point GCC emits for `#pragma omp parallel`), so matmuls

@@ -10,6 +10,16 @@
     /// primitive per shape and layout is created on first use and kept (up to `capacity`; then the
     /// cache starts over), with memory objects whose data handles are pointed at each call's buffers.
     ///
+    /// A primitive's shape is fixed (oneDNN 2.6 runs a runtime row count on its slow `gemm:jit`
+    /// path, 2-3x slower here), and each holds its JIT kernels, ~120 KB on the C heap. Row counts
+    /// change with every packed batch and decoding wave, so one primitive per count grew without
+    /// bound (~100 MiB over a 40-step demo). Products are therefore cut into pieces from a fixed
+    /// set of lengths (`pieces`): rows of x and y, or for dW-shaped products (A stored transposed)
+    /// runs of the inner dimension, added up in C. Each shape then needs at most ~80 primitives,
+    /// made in the first steps; the cut depends only on the length, so results are reproducible.
+    /// oneDNN's own primitive cache is turned off (this one holds what is reused), so what is
+    /// evicted is freed, and what the kept primitives hold is measured (`heldBytes`).
+    ///
     /// bf16 weights can also be prepacked: laid out once in the blocked format oneDNN's kernels
     /// read (the one a primitive made with weight format `any` asks for; measured the same for
     /// every row count, so one packed copy serves decoding and training), which saves the kernels
@@ -21,13 +31,13 @@
         /// A product C (M, N) (+)= A (M, K) · B (K, N), each operand dense, A stored (K, M) when
         /// `transA` and B stored (N, K) when `transB`.
         private struct Key: Hashable {
-            let m: Int
-            let n: Int
-            let k: Int
+            var m: Int
+            var n: Int
+            var k: Int
             let bf16: Bool
             let transA: Bool
             let transB: Bool
-            let accumulate: Bool
+            var accumulate: Bool
             /// B is a prepacked weight (`packedFormat(n:k:)`), for y = x Wᵀ.
             var packed = false
         }
@@ -42,6 +52,8 @@
             let source: dnnl_memory_t
             let weights: dnnl_memory_t
             let destination: dnnl_memory_t
+            /// C-heap bytes its creation took (its JIT kernels and descriptors).
+            var bytes = 0
         }
 
         private var engine: dnnl_engine_t?
@@ -54,8 +66,11 @@
         /// Reorders between (N, K) row-major bf16 and the packed layout, `true` for packing.
         private var reorders: [Shape: [Bool: dnnl_primitive_t]] = [:]
         private let lock = NSLock()
+        private var entryBytes = 0
 
         private init() {
+            // This cache keeps what is reused; oneDNN's would keep evicted kernels alive.
+            dnnl_set_primitive_cache_capacity(0)
             var engine: dnnl_engine_t?
             var stream: dnnl_stream_t?
             if dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success,
@@ -97,6 +112,41 @@
             var key = Key(m: m, n: n, k: k, bf16: true, transA: false, transB: true, accumulate: false)
             key.packed = true
             return execute(key, UnsafeRawPointer(a), packed, c)
+        }
+
+        /// C-heap bytes the kept primitives took when they were made (glibc's count of bytes in use
+        /// before and after each creation, under this cache's lock).
+        var heldBytes: Int {
+            lock.lock()
+            defer { lock.unlock() }
+            return entryBytes
+        }
+
+        /// How many primitives are kept for products with N outputs and inner length K.
+        func count(n: Int, k: Int) -> Int {
+            lock.lock()
+            defer { lock.unlock() }
+            return entries.keys.filter { $0.n == n && $0.k == k }.count
+        }
+
+        /// The lengths a product's rows (or inner dimension) are cut into.
+        ///
+        /// Up to 64 as they are, then a multiple of 32 (to 512), 256 (to 4,096) or 2,048 followed by
+        /// the rest cut the same way.
+        /// At most ~80 distinct lengths up to 16K and at most four pieces. The price, measured on
+        /// 3072 x 576 products: from 65 to 512 rows the remainder's extra pass over the weights costs
+        /// 8-20% of the product; above 512 rows, within noise.
+        static func pieces(_ length: Int) -> [Int] {
+            var pieces: [Int] = []
+            var left = length
+            while left > 64 {
+                let step = left <= 512 ? 32 : left <= 4096 ? 256 : 2048
+                let head = left / step * step
+                pieces.append(head)
+                left -= head
+            }
+            if left > 0 { pieces.append(left) }
+            return pieces
         }
 
         /// Bytes of W (N, K) packed, nil where packing is unavailable (no bf16 kernels).
@@ -208,11 +258,45 @@
             return String(cString: name).hasPrefix("ref")
         }
 
+        /// Runs the product as `pieces`: rows of A and C when A is stored (M, K); runs of K (each
+        /// piece after the first adding to C) when A is stored (K, M) and B (K, N); whole otherwise.
         private func execute(
             _ key: Key, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ c: UnsafeMutablePointer<Float>
         ) -> Bool {
             lock.lock()
             defer { lock.unlock() }
+            let element = key.bf16 ? 2 : 4
+            if !key.transA {
+                var row = 0
+                for rows in Self.pieces(key.m) {
+                    var piece = key
+                    piece.m = rows
+                    guard executeWhole(piece, a + row * key.k * element, b, c + row * key.n) else {
+                        return false
+                    }
+                    row += rows
+                }
+                return true
+            }
+            if !key.transB && !key.packed {
+                var offset = 0
+                for (index, length) in Self.pieces(key.k).enumerated() {
+                    var piece = key
+                    piece.k = length
+                    piece.accumulate = key.accumulate || index > 0
+                    let (aPiece, bPiece) = (a + offset * key.m * element, b + offset * key.n * element)
+                    guard executeWhole(piece, aPiece, bPiece, c) else { return false }
+                    offset += length
+                }
+                return true
+            }
+            return executeWhole(key, a, b, c)
+        }
+
+        /// Runs one primitive for the whole of `key` (the caller holds the lock).
+        private func executeWhole(
+            _ key: Key, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ c: UnsafeMutablePointer<Float>
+        ) -> Bool {
             guard let entry = entry(key) else { return false }
             dnnl_memory_set_data_handle(entry.source, UnsafeMutableRawPointer(mutating: a))
             dnnl_memory_set_data_handle(entry.weights, UnsafeMutableRawPointer(mutating: b))
@@ -231,10 +315,6 @@
         private func entry(_ key: Key) -> Entry? {
             if let entry = entries[key] { return entry }
             if unavailable.contains(key) { return nil }
-            guard let entry = makeEntry(key) else {
-                unavailable.insert(key)
-                return nil
-            }
             if entries.count >= Self.capacity {
                 for old in entries.values {
                     dnnl_primitive_destroy(old.primitive)
@@ -243,7 +323,15 @@
                     dnnl_memory_destroy(old.destination)
                 }
                 entries.removeAll()
+                entryBytes = 0
             }
+            let before = heapBytesInUse()
+            guard var entry = makeEntry(key) else {
+                unavailable.insert(key)
+                return nil
+            }
+            entry.bytes = max(0, heapBytesInUse() - before)
+            entryBytes += entry.bytes
             entries[key] = entry
             return entry
         }
@@ -294,3 +382,34 @@
         }
     }
 #endif
+
+/// What oneDNN's kept matmul primitives took from the C heap, in bytes (0 without oneDNN).
+public func matmulPrimitiveBytes() -> Int {
+    #if canImport(Accelerate)
+        return 0
+    #else
+        return MatmulPrimitives.shared.heldBytes
+    #endif
+}
+
+/// How many oneDNN matmul primitives are kept for products y = x Wᵀ with W (N, K) (0 without oneDNN).
+public func matmulPrimitiveCount(n: Int, k: Int) -> Int {
+    #if canImport(Accelerate)
+        return 0
+    #else
+        return MatmulPrimitives.shared.count(n: n, k: k)
+    #endif
+}
+
+/// The C heap's bytes in use, in every arena and mmapped block, or 0 where it cannot be read.
+///
+/// glibc's mallinfo2; Swift's objects are allocated there too. Differences of it measure what loading
+/// or making something took, as long as no other thread allocates meanwhile.
+public func heapBytesInUse() -> Int {
+    #if canImport(Accelerate)
+        return 0
+    #else
+        let info = mallinfo2()
+        return Int(info.uordblks + info.hblkhd)
+    #endif
+}

@@ -57,6 +57,8 @@ public final class GRPOTrainer {
     var trainRewards: [(step: Int, reward: Double)] = []
     /// Resident bytes before anything was loaded (memory/process).
     private let processBytes: Int
+    /// oneDNN's primitives already made when `processBytes` was measured (so inside it).
+    private let primitiveBytesAtStart: Int
     /// Whether rewards that wait on other processes score during the log-prob passes (measured;
     /// `GRPO_REWARDS_ALONGSIDE=0` or `1` fixes it, for tests and scripts/bench_code_reward.sh).
     var rewardOverlap = RewardOverlap()
@@ -83,6 +85,7 @@ public final class GRPOTrainer {
         self.onEvent = communicator.isMain ? onEvent : { _ in }
         if communicator.size > 1 { try Self.checkDistributed(config, ranks: communicator.size) }
         processBytes = residentBytes()
+        primitiveBytesAtStart = matmulPrimitiveBytes()
         var tokenizerConfig: TokenizerConfig
         let precision = resolvedPrecision(config.precision) { onEvent(.warning($0)) }
         (policy, tokenizer, tokenizerConfig, lock) = try loadForTraining(
@@ -202,6 +205,7 @@ public final class GRPOTrainer {
                 kvCache: max(generator.peakCacheBytes, evaluationCacheBytes))
             account.reference = reference?.weightBytes ?? 0
             account.process = processBytes
+            account.primitives = max(0, account.primitives - primitiveBytesAtStart)
             account.backward = max(account.backward, critic?.backwardScratchBytes ?? 0)
             account.critic = critic.map { $0.weightBytes + 12 * $0.parameters.count } ?? 0
             metrics.merge(account.metrics) { _, new in new }

@@ -48,13 +48,28 @@ func meanAndStd(_ values: [Double?]) -> (mean: Double, std: Double) {
     return (mean, present.count > 1 ? standardDeviation(present[...]) : 0)
 }
 
-/// The process's peak resident memory so far, in bytes (getrusage's ru_maxrss, KiB on Linux).
+/// The process's peak resident memory so far, in bytes.
+///
+/// On Linux this is the address space's high-water mark (`VmHWM` in /proc/self/status), not
+/// getrusage's `ru_maxrss`: the kernel carries `ru_maxrss` across `execve`, so a process started by
+/// a bigger one (`grpo compare` after the demo's SFT, Foundation's `Process`, which spawns with a
+/// shared address space) would report its parent's peak. getrusage is the fallback.
 public func peakResidentBytes() -> Int {
-    var usage = rusage()
     #if os(Linux)
+        if let handle = FileHandle(forReadingAtPath: "/proc/self/status") {
+            defer { try? handle.close() }
+            let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+                let kib = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
+            {
+                return kib * 1024
+            }
+        }
+        var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return usage.ru_maxrss * 1024
     #else
+        var usage = rusage()
         getrusage(RUSAGE_SELF, &usage)
         return usage.ru_maxrss
     #endif
@@ -78,10 +93,10 @@ public func residentBytes() -> Int {
 ///
 /// Each figure is read from the objects that hold the memory (weights as loaded, converted or
 /// released; gradient and AdamW buffers; the activation buffers every model holds; the largest
-/// KV-cache wave; the logits chunk; the process before the trainer loaded anything), not
-/// estimated; `memory/accounted` is their sum and
-/// `memory/peak_rss` what the process measured (getrusage), which also holds the code, the
-/// tokenizer, the dataset and the allocator's slack.
+/// KV-cache wave; the logits chunk; oneDNN's kept matmul primitives; the process before the trainer
+/// loaded anything), not estimated; `memory/accounted` is their sum and `memory/peak_rss` what the
+/// process measured (`peakResidentBytes`), which also holds the tokenizer, the datasets and the
+/// allocator's slack.
 struct MemoryAccount {
     var policyWeights = 0
     /// Parameters that train (the adapters with LoRA): gradients and two AdamW moments each.
@@ -98,6 +113,8 @@ struct MemoryAccount {
     var logits = 0
     /// What the process held before the trainer loaded anything: code, the Swift runtime, oneDNN.
     var process = 0
+    /// oneDNN's matmul primitives (their JIT kernels), as measured when each was made.
+    var primitives = matmulPrimitiveBytes()
 
     var metrics: [String: Double] {
         var metrics: [String: Double] = [
@@ -110,8 +127,9 @@ struct MemoryAccount {
         if critic > 0 { metrics["memory/critic"] = Double(critic) }
         if let kvCache { metrics["memory/kv_cache"] = Double(kvCache) }
         if process > 0 { metrics["memory/process"] = Double(process) }
+        if primitives > 0 { metrics["memory/matmul_primitives"] = Double(primitives) }
         let held = policyWeights + 12 * trainable + reference + critic + activations + backward
-        metrics["memory/accounted"] = Double(process + held + (kvCache ?? 0) + logits)
+        metrics["memory/accounted"] = Double(process + held + (kvCache ?? 0) + logits + primitives)
         return metrics
     }
 

@@ -316,7 +316,7 @@ func logSoftmaxGatherMatchesNaiveAndGradients(temperature: Float) {
             < 1e-2)
 }
 
-@Test(arguments: [(1, 576, 960), (32, 576, 3072), (200, 64, 9)])
+@Test(arguments: [(1, 576, 960), (32, 576, 3072), (200, 64, 9), (77, 64, 40), (255, 96, 33)])
 func skinnyMatmulPrimitiveAgreesWithSgemm(N: Int, I: Int, O: Int) {
     let x = Tensor(randomFloats(N * I, seed: 30), shape: [N, I])
     let w = Tensor(randomFloats(O * I, seed: 31), shape: [O, I])
@@ -326,6 +326,48 @@ func skinnyMatmulPrimitiveAgreesWithSgemm(N: Int, I: Int, O: Int) {
         transA: false, transB: true, m: N, n: O, k: I, a: x.toArray(), lda: I, b: w.toArray(), ldb: I,
         c: viaSgemm, ldc: O)
     #expect(maxAbsDiff(viaPrimitive.toArray(), viaSgemm.toArray()).diff < 1e-4)
+}
+
+/// Row counts are cut into pieces of a fixed set of lengths, so a shape run at every row count from
+/// 1 to 300 keeps at most ~80 primitives (one per count would be 300), and each is measured.
+@Test func matmulPrimitivesStayFewAcrossRowCounts() {
+    #if !canImport(Accelerate)
+        let (I, O) = (24, 13)
+        let w = Tensor(randomFloats(O * I, seed: 41), shape: [O, I])
+        let before = matmulPrimitiveBytes()
+        for n in 1...256 {
+            let x = Tensor(randomFloats(n * I, seed: UInt64(n)), shape: [n, I])
+            linearForward(y: Tensor(zeros: [n, O]), x: x, weight: w)
+        }
+        let made = matmulPrimitiveCount(n: O, k: I)
+        #expect(made > 0 && made <= 80)
+        #expect(matmulPrimitiveBytes() > before)
+    #endif
+}
+
+/// A dW-shaped bf16 product (A stored transposed) whose inner length is cut into pieces, each
+/// after the first adding to C, equals the product of the bf16-rounded operands.
+@Test func bf16ProductCutAlongItsInnerLengthMatches() {
+    guard BFloat16Matmul.isAvailable else { return }
+    let (m, n, k) = (5, 7, 1000)  // k: 768 + 224 + 8
+    let a = randomFloats(k * m, seed: 50).map(BFloat16.bits)
+    let b = randomFloats(k * n, seed: 51).map(BFloat16.bits)
+    var c = [Float](repeating: 1, count: m * n)
+    c.withUnsafeMutableBufferPointer {
+        BFloat16Matmul.gemm(
+            transA: true, transB: false, m: m, n: n, k: k, a: a, b: b, accumulate: true, c: $0.baseAddress!)
+    }
+    var worst: Float = 0
+    for i in 0..<m {
+        for j in 0..<n {
+            var sum: Double = 1
+            for p in 0..<k {
+                sum += Double(BFloat16.float(a[p * m + i])) * Double(BFloat16.float(b[p * n + j]))
+            }
+            worst = max(worst, abs(c[i * n + j] - Float(sum)))
+        }
+    }
+    #expect(worst < 1e-3)
 }
 
 @Test func threadCountFollowsOMPAndTheAffinity() {
