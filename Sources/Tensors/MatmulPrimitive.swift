@@ -132,10 +132,9 @@
         /// The lengths a product's rows (or inner dimension) are cut into.
         ///
         /// Up to 64 as they are, then a multiple of 32 (to 512), 256 (to 4,096) or 2,048 followed by
-        /// the rest cut the same way.
-        /// At most ~80 distinct lengths up to 16K and at most four pieces. The price, measured on
-        /// 3072 x 576 products: from 65 to 512 rows the remainder's extra pass over the weights costs
-        /// 8-20% of the product; above 512 rows, within noise.
+        /// the rest cut the same way: at most ~80 distinct lengths up to 16K and at most four pieces.
+        /// The price, measured on 3072 x 576 products: from 65 to 512 rows the remainder's extra pass
+        /// over the weights costs 8-20% of the product; above 512 rows, within noise.
         static func pieces(_ length: Int) -> [Int] {
             var pieces: [Int] = []
             var left = length
@@ -278,7 +277,7 @@
                 }
                 return true
             }
-            if !key.transB && !key.packed {
+            if !key.transB {
                 var offset = 0
                 for (index, length) in Self.pieces(key.k).enumerated() {
                     var piece = key
@@ -403,9 +402,9 @@ public func matmulPrimitiveCount(n: Int, k: Int) -> Int {
 
 /// The C heap's bytes in use, in every arena and mmapped block, or 0 where it cannot be read.
 ///
-/// glibc's mallinfo2; Swift's objects are allocated there too. Differences of it measure what loading
-/// or making something took, as long as no other thread allocates meanwhile.
-public func heapBytesInUse() -> Int {
+/// glibc's mallinfo2. Differences of it measure what making something took, as long as no other
+/// thread allocates meanwhile.
+func heapBytesInUse() -> Int {
     #if canImport(Accelerate)
         return 0
     #else

@@ -52,18 +52,15 @@ func meanAndStd(_ values: [Double?]) -> (mean: Double, std: Double) {
 ///
 /// On Linux this is the address space's high-water mark (`VmHWM` in /proc/self/status), not
 /// getrusage's `ru_maxrss`: the kernel carries `ru_maxrss` across `execve`, so a process started by
-/// a bigger one (`grpo compare` after the demo's SFT, Foundation's `Process`, which spawns with a
-/// shared address space) would report its parent's peak. getrusage is the fallback.
+/// a bigger one (each `grpo train` that `grpo compare` runs after the demo's SFT) would report its
+/// parent's peak. getrusage is the fallback.
 public func peakResidentBytes() -> Int {
     #if os(Linux)
-        if let handle = FileHandle(forReadingAtPath: "/proc/self/status") {
-            defer { try? handle.close() }
-            let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
-            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-                let kib = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
-            {
-                return kib * 1024
-            }
+        if let text = procFile("/proc/self/status"),
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+            let kib = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
+        {
+            return kib * 1024
         }
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
@@ -78,15 +75,24 @@ public func peakResidentBytes() -> Int {
 /// The process's resident memory now, in bytes (/proc/self/statm on Linux; 0 elsewhere).
 public func residentBytes() -> Int {
     #if os(Linux)
-        // procfs files report size 0, so read them as a stream rather than by their size.
-        guard let handle = FileHandle(forReadingAtPath: "/proc/self/statm") else { return 0 }
-        defer { try? handle.close() }
-        let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
-        guard let pages = text.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return 0 }
+        guard
+            let pages = procFile("/proc/self/statm")?.split(separator: " ").dropFirst().first.flatMap({
+                Int($0)
+            })
+        else { return 0 }
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     #else
         return 0
     #endif
+}
+
+/// The text of a procfs file, nil if it cannot be opened.
+///
+/// procfs files report size 0, so they are read as a stream rather than by their size.
+private func procFile(_ path: String) -> String? {
+    guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+    defer { try? handle.close() }
+    return String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
 }
 
 /// What a training step holds, by category, in bytes: the `memory/...` metrics.
