@@ -22,14 +22,19 @@ public final class Communicator: @unchecked Sendable {
     /// all-reduce sends it: 2 (n - 1) / n of the buffer).
     public private(set) var bytesSent = 0
     private let mpi: MPILibrary?
+    /// The thread of `startSum`, made at its first use (nil when MPI cannot take calls from it).
+    private lazy var progress: ProgressThread? = mpi.flatMap { mpi in serialized ? ProgressThread(mpi) : nil }
+    /// Whether MPI takes calls from more than one thread, one at a time (MPI_THREAD_SERIALIZED).
+    private let serialized: Bool
 
     /// A job of one.
     public static let single = Communicator(rank: 0, size: 1, mpi: nil)
 
-    private init(rank: Int, size: Int, mpi: MPILibrary?) {
+    private init(rank: Int, size: Int, mpi: MPILibrary?, serialized: Bool = false) {
         self.rank = rank
         self.size = size
         self.mpi = mpi
+        self.serialized = serialized
     }
 
     /// True for rank 0, the one that writes metrics, checkpoints and the final model.
@@ -56,14 +61,42 @@ public final class Communicator: @unchecked Sendable {
             return .single
         }
         let library = try MPILibrary.load(because: launched)
-        let (rank, size) = try library.initialize()
-        shared = Communicator(rank: rank, size: size, mpi: library)
+        let (rank, size, serialized) = try library.initialize()
+        shared = Communicator(rank: rank, size: size, mpi: library, serialized: serialized)
         return shared!
+    }
+
+    /// Starts summing `values` over every rank, in place, and returns at once.
+    ///
+    /// The sum is done when `waitForSums` returns. Every rank must start the same buffers in the
+    /// same order.
+    ///
+    /// A communication thread runs it as a non-blocking all-reduce (MPI_Iallreduce) and tests it
+    /// every 200 µs, sleeping between: MPI moves data only inside its calls, and Open MPI's blocking
+    /// calls spin, which would take a core from the compute. Where MPI allows no second thread the
+    /// sum runs here, blocking.
+    public func startSum(_ values: UnsafeMutableBufferPointer<Float>) {
+        guard mpi != nil, size > 1, !values.isEmpty else { return }
+        guard let progress else { return sum(values) }
+        var start = 0
+        while start < values.count {
+            let n = min(values.count - start, 1 << 30)
+            progress.submit(values.baseAddress! + start, count: n)
+            start += n
+        }
+        bytesSent += 2 * (size - 1) * values.count * 4 / size
+    }
+
+    /// Waits until every sum `startSum` started is done.
+    public func waitForSums() {
+        guard mpi != nil, size > 1, serialized else { return }
+        progress?.waitForAll()
     }
 
     /// Sums `values` over every rank, in place.
     public func sum(_ values: UnsafeMutableBufferPointer<Float>) {
         guard let mpi, size > 1 else { return }
+        waitForSums()
         mpi.allreduceSum(UnsafeMutableRawPointer(values.baseAddress!), count: values.count, type: mpi.float)
         bytesSent += 2 * (size - 1) * values.count * 4 / size
     }
@@ -71,6 +104,7 @@ public final class Communicator: @unchecked Sendable {
     /// Sums `values` over every rank, in place.
     public func sum(_ values: inout [Double]) {
         guard let mpi, size > 1, !values.isEmpty else { return }
+        waitForSums()
         values.withUnsafeMutableBytes {
             mpi.allreduceSum($0.baseAddress!, count: $0.count / 8, type: mpi.double)
         }
@@ -96,6 +130,7 @@ public final class Communicator: @unchecked Sendable {
 
     /// Every rank's `values`, where every rank passes the same count.
     private func gatherEqual(_ values: [Double], _ mpi: MPILibrary) -> [Double] {
+        waitForSums()
         var result = [Double](repeating: 0, count: values.count * size)
         values.withUnsafeBytes { send in
             result.withUnsafeMutableBytes { receive in
@@ -127,6 +162,7 @@ public final class Communicator: @unchecked Sendable {
         let counts = gatherEqual([Double(bytes.count)], mpi).map { Int($0) }
         let width = counts.max() ?? 0
         guard width > 0 else { return counts.map { _ in [] } }
+        waitForSums()
         let padded = bytes + [UInt8](repeating: 0, count: width - bytes.count)
         var result = [UInt8](repeating: 0, count: width * size)
         padded.withUnsafeBytes { send in
@@ -140,7 +176,10 @@ public final class Communicator: @unchecked Sendable {
     }
 
     /// Waits for every rank.
-    public func barrier() { mpi?.barrier() }
+    public func barrier() {
+        waitForSums()
+        mpi?.barrier()
+    }
 
     /// Ends the whole job (every rank) with `code`, after `message` on standard error: a rank that
     /// fails must not leave the others waiting in a collective.
@@ -151,7 +190,73 @@ public final class Communicator: @unchecked Sendable {
     }
 
     /// Ends MPI cleanly (after the last collective).
-    public func finish() { mpi?.finalize() }
+    public func finish() {
+        waitForSums()
+        mpi?.finalize()
+    }
+}
+
+/// The thread that runs `Communicator.startSum`'s all-reduces and drives MPI's progress on them.
+///
+/// MPI is called from here only while sums are outstanding, and the other collectives wait for
+/// them first (`waitForSums`), so calls never overlap: MPI_THREAD_SERIALIZED suffices.
+private final class ProgressThread: @unchecked Sendable {
+    private let mpi: MPILibrary
+    private let condition = NSCondition()
+    private var queue: [(buffer: UnsafeMutablePointer<Float>, count: Int)] = []
+    private var submitted = 0
+    private var completed = 0
+
+    init(_ mpi: MPILibrary) {
+        self.mpi = mpi
+        let thread = Thread { [unowned self] in run() }
+        thread.name = "grpo-allreduce"
+        thread.start()
+    }
+
+    func submit(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+        condition.lock()
+        queue.append((buffer, count))
+        submitted += 1
+        condition.signal()
+        condition.unlock()
+    }
+
+    func waitForAll() {
+        condition.lock()
+        while completed < submitted { condition.wait() }
+        condition.unlock()
+    }
+
+    private func run() {
+        var active: [UnsafeMutableRawPointer?] = []
+        while true {
+            condition.lock()
+            while queue.isEmpty && active.isEmpty { condition.wait() }
+            let new = queue
+            queue.removeAll()
+            condition.unlock()
+            // Started in submission order: every rank starts the same sums in the same order.
+            for item in new { active.append(mpi.startSum(item.buffer, count: item.count)) }
+            var done = 0
+            var i = 0
+            while i < active.count {
+                if mpi.test(&active[i]) {
+                    active.remove(at: i)
+                    done += 1
+                } else {
+                    i += 1
+                }
+            }
+            if done > 0 {
+                condition.lock()
+                completed += done
+                condition.broadcast()
+                condition.unlock()
+            }
+            if !active.isEmpty { usleep(200) }
+        }
+    }
 }
 
 /// Why the job cannot start.
@@ -165,7 +270,10 @@ public struct DistributedError: Error, CustomStringConvertible {
 /// objects (`ompi_mpi_comm_world`, ...), so they are found with `dlsym` like the functions.
 final class MPILibrary: @unchecked Sendable {
     typealias Handle = UnsafeMutableRawPointer
-    typealias InitFunction = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Int32
+    typealias InitThread =
+        @convention(c) (
+            UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, Int32, UnsafeMutablePointer<Int32>
+        ) -> Int32
     typealias IntQuery = @convention(c) (Handle, UnsafeMutablePointer<Int32>) -> Int32
     typealias Allreduce =
         @convention(c) (
@@ -174,6 +282,16 @@ final class MPILibrary: @unchecked Sendable {
     typealias Allgather =
         @convention(c) (
             UnsafeRawPointer?, Int32, Handle, UnsafeMutableRawPointer?, Int32, Handle, Handle
+        ) -> Int32
+    typealias Iallreduce =
+        @convention(c) (
+            UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, Handle, Handle, Handle,
+            UnsafeMutablePointer<UnsafeMutableRawPointer?>
+        ) -> Int32
+    typealias Test =
+        @convention(c) (
+            UnsafeMutablePointer<UnsafeMutableRawPointer?>, UnsafeMutablePointer<Int32>,
+            UnsafeMutableRawPointer?
         ) -> Int32
     typealias Barrier = @convention(c) (Handle) -> Int32
     typealias Abort = @convention(c) (Handle, Int32) -> Int32
@@ -184,11 +302,13 @@ final class MPILibrary: @unchecked Sendable {
     let double: Handle
     let byte: Handle
     let sumOp: Handle
-    private let mpiInit: InitFunction
+    private let mpiInitThread: InitThread
     private let commRank: IntQuery
     private let commSize: IntQuery
     private let mpiAllreduce: Allreduce
     private let mpiAllgather: Allgather
+    private let mpiIallreduce: Iallreduce
+    private let mpiTest: Test
     private let mpiBarrier: Barrier
     private let mpiAbort: Abort
     private let mpiFinalize: Finalize
@@ -229,23 +349,49 @@ final class MPILibrary: @unchecked Sendable {
         double = try symbol("ompi_mpi_double")
         byte = try symbol("ompi_mpi_byte")
         sumOp = try symbol("ompi_mpi_op_sum")
-        mpiInit = unsafeBitCast(try symbol("MPI_Init"), to: InitFunction.self)
+        mpiInitThread = unsafeBitCast(try symbol("MPI_Init_thread"), to: InitThread.self)
         commRank = unsafeBitCast(try symbol("MPI_Comm_rank"), to: IntQuery.self)
         commSize = unsafeBitCast(try symbol("MPI_Comm_size"), to: IntQuery.self)
         mpiAllreduce = unsafeBitCast(try symbol("MPI_Allreduce"), to: Allreduce.self)
         mpiAllgather = unsafeBitCast(try symbol("MPI_Allgather"), to: Allgather.self)
+        mpiIallreduce = unsafeBitCast(try symbol("MPI_Iallreduce"), to: Iallreduce.self)
+        mpiTest = unsafeBitCast(try symbol("MPI_Test"), to: Test.self)
         mpiBarrier = unsafeBitCast(try symbol("MPI_Barrier"), to: Barrier.self)
         mpiAbort = unsafeBitCast(try symbol("MPI_Abort"), to: Abort.self)
         mpiFinalize = unsafeBitCast(try symbol("MPI_Finalize"), to: Finalize.self)
     }
 
-    func initialize() throws -> (rank: Int, size: Int) {
-        guard mpiInit(nil, nil) == 0 else { throw DistributedError(description: "MPI_Init failed") }
+    /// Joins the job.
+    ///
+    /// `serialized` tells whether MPI allows calls from more than one thread, one at a time
+    /// (MPI_THREAD_SERIALIZED), which the overlapped all-reduce's thread needs.
+    func initialize() throws -> (rank: Int, size: Int, serialized: Bool) {
+        // MPI_THREAD_SERIALIZED is 2 in Open MPI's mpi.h (SINGLE 0, FUNNELED 1, MULTIPLE 3).
+        var provided: Int32 = 0
+        guard mpiInitThread(nil, nil, 2, &provided) == 0 else {
+            throw DistributedError(description: "MPI_Init_thread failed")
+        }
         var rank: Int32 = 0
         var size: Int32 = 0
         _ = commRank(world, &rank)
         _ = commSize(world, &size)
-        return (Int(rank), Int(size))
+        return (Int(rank), Int(size), provided >= 2)
+    }
+
+    /// Starts an in-place sum of `count` (at most 2^31 - 1) floats; the request to `test`.
+    func startSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) -> UnsafeMutableRawPointer? {
+        var request: UnsafeMutableRawPointer?
+        let status = mpiIallreduce(inPlace, buffer, Int32(count), float, sumOp, world, &request)
+        if status != 0 { abort(status) }
+        return request
+    }
+
+    /// Whether `request` has completed (progressing MPI's work meanwhile).
+    func test(_ request: inout UnsafeMutableRawPointer?) -> Bool {
+        var flag: Int32 = 0
+        let status = mpiTest(&request, &flag, nil)
+        if status != 0 { abort(status) }
+        return flag != 0
     }
 
     /// In-place sum, in pieces of at most 2^30 elements (MPI counts are 32-bit).

@@ -46,6 +46,12 @@ public final class Transformer {
     /// (`SoftmaxNumerators`); a batch needing more recomputes its logits there instead.
     public var keptSoftmaxLimitBytes = 512 << 20
     private let softmaxNumerators = SoftmaxNumerators()
+    /// Called by `backward` after each decoder layer's backward, from the last layer down.
+    ///
+    /// With the layer's index: that layer's parameter gradients (and the adapters' on it) are then
+    /// complete for the pass, as are the final norm's and an untied lm_head's; the embedding's come
+    /// last. A data-parallel trainer starts summing them across ranks here, while the layers below run.
+    public var afterLayerBackward: ((Int) -> Void)?
     /// The folder this model was loaded from; its tokenizer files travel with every save.
     public var sourceFolder: String?
     /// The decoder layers, each with its projections.
@@ -430,6 +436,7 @@ public final class Transformer {
             layerBackward(
                 l, dX: dX, x: s.residuals[l], saved: activations, scratch: scratch, batch: batch,
                 cos: s.cos, sin: s.sin)
+            afterLayerBackward?(l)
         }
         if !frozenBase {
             embeddingBackward(

@@ -157,6 +157,13 @@ public enum ConfigTable {
         ]
     }
 
+    static let distributed: [ConfigKey] = [
+        ConfigKey(
+            "ddp_bucket_cap_mb", .number(nil),
+            "under mpirun: MiB of gradients per all-reduce bucket, started while the backward runs",
+            default: "25")
+    ]
+
     static let lora: [ConfigKey] = [
         ConfigKey("use_peft", .bool(false), "train LoRA adapters instead of the whole model"),
         ConfigKey("lora_r", .int(16), "adapter rank (giving it turns LoRA on)"),
@@ -366,6 +373,7 @@ public enum ConfigTable {
             ]
         ),
         ("LoRA", lora),
+        ("Several processes (mpirun)", distributed),
         (
             "Length, logging, saving",
             schedule(saveSteps: 500, loggingSteps: 10) + [
@@ -408,6 +416,7 @@ public enum ConfigTable {
         ("Optimizer", optimizer(learningRate: 2e-5)),
         ("Precision and memory", precision(forwardBatchTokens: 4096)),
         ("LoRA", lora),
+        ("Several processes (mpirun)", distributed),
         ("Length, logging, saving", schedule(saveSteps: 500, loggingSteps: 10)),
     ]
 

@@ -72,6 +72,9 @@ public struct GRPOConfig: Sendable {
     /// Tokens per forward/backward pass at most: a memory knob that leaves the result unchanged
     /// (each sequence's loss weight is fixed before its chunk runs).
     public var forwardBatchTokens: Int
+    /// Under `mpirun`, the gradients' all-reduce runs in buckets of this many bytes, each started
+    /// as soon as the backward has completed it (`ddp_bucket_cap_mb`, PyTorch DDP's 25 MiB).
+    public var bucketCapBytes = 25 << 20
 
     // Length of the run, logging, saving, evaluation
     /// Steps, epochs, saving, logging and evaluation intervals.
@@ -177,6 +180,12 @@ public struct GRPOConfig: Sendable {
         gradientCheckpointing = try v.bool("gradient_checkpointing")
         precision = try v.precisionSetting()
         forwardBatchTokens = try v.int("forward_batch_tokens")
+        let bucketMiB = try v.optionalDouble("ddp_bucket_cap_mb") ?? 25
+        guard bucketMiB > 0 && bucketMiB <= Double(1 << 20) else {
+            throw v.error(
+                "ddp_bucket_cap_mb", "expected MiB per all-reduce bucket, above 0 and at most 1048576")
+        }
+        bucketCapBytes = max(4, Int(bucketMiB * Double(1 << 20)))
         schedule = try RunSchedule(v, evaluation: true, notes: &notes)
         logCompletions = v.has("log_completions") ? try v.bool("log_completions") : nil
         logCompletionsSteps = try v.optionalInt("log_completions_steps")

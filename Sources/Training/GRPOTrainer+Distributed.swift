@@ -85,6 +85,16 @@ extension GRPOTrainer {
         return try body()
     }
 
+    /// The policy's trainable gradients cut into `ddp_bucket_cap_mb` buckets (made once).
+    func gradientBuckets() -> GradientBuckets {
+        if let buckets = policyBuckets { return buckets }
+        let buckets = GradientBuckets(
+            store: policy.trainableParameters, layers: policy.config.numHiddenLayers,
+            capBytes: config.bucketCapBytes)
+        policyBuckets = buckets
+        return buckets
+    }
+
     /// What an `mpirun` job of `ranks` ranks needs of the config, each refusal naming the key.
     static func checkDistributed(_ config: GRPOConfig, ranks: Int) throws {
         let G = config.numGenerations

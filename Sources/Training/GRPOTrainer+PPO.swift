@@ -173,7 +173,20 @@ extension GRPOTrainer {
             tokens: Float(0),
             squaredLogRatio: 0.0, ratio: 0.0
         )
-        for micro in microBatches(batch) {
+        // Across ranks the policy's all-reduce starts during its last backward and runs on while
+        // the critic's forward and backward go, whose own buckets follow; only when every rank has
+        // a part of the last micro-batch (all ranks must start the same buckets in the same order).
+        let micros = microBatches(batch)
+        let overlap = communicator.size > 1 && (micros.last?.count ?? 0) >= communicator.size
+        let policySum = overlap ? gradientBuckets().begin(communicator) : nil
+        let criticSum =
+            overlap
+            ? GradientBuckets(
+                store: critic.parameters, layers: critic.config.numHiddenLayers,
+                capBytes: config.bucketCapBytes
+            ).begin(communicator) : nil
+        let bytesBefore = communicator.bytesSent
+        for micro in micros {
             let span = offsets[micro.lowerBound]..<offsets[micro.upperBound]
             let microMask = Array(mask[span])
             let weights = sequenceWeights(
@@ -181,9 +194,10 @@ extension GRPOTrainer {
             let valueScale = ppo.vfCoef / (max(microMask.reduce(0, +), 1) * Float(accumulation))
             // Weights and the value loss's scale span the micro-batch; a rank forwards its part.
             let part = rankShare(micro.count, rank: communicator.rank)
-            for range in chunks(
+            let pieces = chunks(
                 batch, (micro.lowerBound + part.lowerBound)..<(micro.lowerBound + part.upperBound))
-            {
+            for range in pieces {
+                let last = overlap && micro == micros.last && range == pieces.last
                 let tokens = offsets[range.lowerBound]..<offsets[range.upperBound]
                 let chunkMask = Array(mask[tokens])
                 let key =
@@ -201,7 +215,10 @@ extension GRPOTrainer {
                     weights: Array(
                         weights[(range.lowerBound - micro.lowerBound)..<(range.upperBound - micro.lowerBound)]
                     ))
+                if last, let policySum { policy.afterLayerBackward = policySum.layerDone }
                 policy.backward(dLogp: result.dLogp)
+                policy.afterLayerBackward = nil
+                if last { policySum?.sendRest() }
                 policy.lora?.dropout.endTrainingPass()
                 policy.releaseSavedActivations()
 
@@ -210,7 +227,9 @@ extension GRPOTrainer {
                     values: predicted.toArray(), oldValues: Array(oldValues[tokens]),
                     returns: Array(returns[tokens]),
                     mask: chunkMask, clipRange: ppo.clipRangeValue, scale: valueScale)
+                if last, let criticSum { critic.afterLayerBackward = criticSum.layerDone }
                 critic.backward(dScores: Tensor(value.dValues, shape: [value.dValues.count, 1]))
+                critic.afterLayerBackward = nil
                 critic.releaseSavedActivations()
 
                 sums.policy += result.loss
@@ -226,9 +245,15 @@ extension GRPOTrainer {
             }
         }
         if communicator.size > 1 {
+            timings["distributed/bytes_sent", default: 0] += Double(communicator.bytesSent - bytesBefore)
             exchange(&timings) {
-                communicator.sumGradients(of: policy.trainableParameters)
-                communicator.sumGradients(of: critic.parameters)
+                if let policySum, let criticSum {
+                    policySum.sendRest()
+                    criticSum.finish()
+                } else {
+                    communicator.sumGradients(of: policy.trainableParameters)
+                    communicator.sumGradients(of: critic.parameters)
+                }
                 var joined = [
                     Double(sums.policy), Double(sums.value), Double(sums.policyClipped),
                     Double(sums.valueClipped),

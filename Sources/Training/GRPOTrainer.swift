@@ -66,6 +66,8 @@ public final class GRPOTrainer {
     public let communicator: Communicator
     /// The most KV cache a held-out evaluation held (its own generator's), for the memory account.
     var evaluationCacheBytes = 0
+    /// The policy's gradients cut into all-reduce buckets, under `mpirun` (`gradientBuckets()`).
+    var policyBuckets: GradientBuckets?
 
     /// Loads the model (from `resumeFrom`, a checkpoint folder, when given), the reference model when
     /// beta > 0, the tokenizer, rewards and dataset; every input problem surfaces here, before work.
@@ -429,11 +431,20 @@ public final class GRPOTrainer {
             loss: Float(0), kl: Float(0), low: Float(0), high: Float(0), region: Float(0), tokens: Float(0)
         )
         var mismatch = SamplingMismatch()
-        for micro in microBatches(round) {
+        // Across ranks the gradients' all-reduce starts bucket by bucket during the last backward.
+        let reduction = communicator.size > 1 ? gradientBuckets().begin(communicator) : nil
+        let bytesBefore = communicator.bytesSent
+        let micros = microBatches(round)
+        for micro in micros {
             let span = offsets[micro.lowerBound]..<offsets[micro.upperBound]
             let weights = sequenceWeights(
                 lengths: Array(round.completionLengths[micro]), mask: Array(mask[span]), settings: settings)
-            for range in chunks(round, micro) {
+            var pieces = chunks(round, micro)
+            if reduction != nil && micro == micros.last {
+                // The all-reduce overlaps the step's last backward: make it the longest chunk.
+                pieces = longestLast(pieces) { offsets[$0.upperBound] - offsets[$0.lowerBound] }
+            }
+            for range in pieces {
                 let tokens = offsets[range.lowerBound]..<offsets[range.upperBound]
                 // Dropout masks keyed by (step, first sequence): the same after a resume.
                 policy.lora?.dropout.beginTrainingPass(
@@ -463,7 +474,11 @@ public final class GRPOTrainer {
                     weights: Array(
                         weights[(range.lowerBound - micro.lowerBound)..<(range.upperBound - micro.lowerBound)]
                     ))
+                if let reduction, micro == micros.last, range == pieces.last {
+                    policy.afterLayerBackward = reduction.layerDone
+                }
                 policy.backward(dLogp: result.dLogp)
+                policy.afterLayerBackward = nil
                 totals.loss += result.loss
                 totals.kl += result.klSum
                 totals.low += result.lowClipped
@@ -475,8 +490,10 @@ public final class GRPOTrainer {
         policy.releaseSavedActivations()
         timings["time/policy", default: 0] += Date().timeIntervalSince(clock)
         if communicator.size > 1 {
+            // The buckets started during the backward (`exchange` counts what follows).
+            timings["distributed/bytes_sent", default: 0] += Double(communicator.bytesSent - bytesBefore)
             exchange(&timings) {
-                communicator.sumGradients(of: policy.trainableParameters)
+                reduction?.finish()
                 var sums = [totals.loss, totals.kl, totals.low, totals.high, totals.region, totals.tokens]
                     .map(
                         Double.init)

@@ -26,6 +26,9 @@ public struct SFTConfig: Sendable {
     /// The projections' and lm_head's matmul precision (`precision`, or TRL's `bf16: true`).
     public var precision: PrecisionSetting
     public var forwardBatchTokens: Int
+    /// Under `mpirun`, the gradients' all-reduce runs in buckets of this many bytes, each started
+    /// as soon as the backward has completed it (`ddp_bucket_cap_mb`, PyTorch DDP's 25 MiB).
+    public var bucketCapBytes = 25 << 20
 
     /// LoRA adapters instead of full fine-tuning (TRL's `use_peft` and `lora_*` keys), or nil.
     public var lora: LoRASettings?
@@ -70,6 +73,12 @@ public struct SFTConfig: Sendable {
         gradientCheckpointing = try v.bool("gradient_checkpointing")
         precision = try v.precisionSetting()
         forwardBatchTokens = try v.int("forward_batch_tokens")
+        let bucketMiB = try v.optionalDouble("ddp_bucket_cap_mb") ?? 25
+        guard bucketMiB > 0 && bucketMiB <= Double(1 << 20) else {
+            throw v.error(
+                "ddp_bucket_cap_mb", "expected MiB per all-reduce bucket, above 0 and at most 1048576")
+        }
+        bucketCapBytes = max(4, Int(bucketMiB * Double(1 << 20)))
         chatTemplateKwargs = try v.templateKwargs("chat_template_kwargs")
         chatTemplate = try v.optionalString("chat_template")
         overwriteOutputDir = try v.bool("overwrite_output_dir")

@@ -117,9 +117,20 @@ public final class SFTTrainer {
         let scale = 1 / Float(tokens)
         let firstExample = communicator.rank * batch.count
         var loss: Float = 0
-        for range in tokenChunks(
+        // Across ranks the all-reduce starts bucket by bucket during the last backward.
+        let reduction =
+            communicator.size > 1
+            ? GradientBuckets(
+                store: model.trainableParameters, layers: model.config.numHiddenLayers,
+                capBytes: config.bucketCapBytes
+            ).begin(communicator) : nil
+        var pieces = tokenChunks(
             lengths: batch.map(\.tokens.count), 0..<batch.count, maxTokens: config.forwardBatchTokens)
-        {
+        if reduction != nil {
+            // The all-reduce overlaps the last backward: make it the longest chunk.
+            pieces = longestLast(pieces) { batch[$0].reduce(0) { $0 + $1.tokens.count } }
+        }
+        for range in pieces {
             let chunk = batch[range]
             model.lora?.dropout.beginTrainingPass(
                 UInt64(state.step) << 24 | UInt64(firstExample + range.lowerBound))
@@ -127,11 +138,13 @@ public final class SFTTrainer {
             let logp = model.forward(
                 TokenBatch(sequences: chunk.map(\.tokens), scored: chunk.map(\.trained)), temperature: 1)
             loss -= logp.reduce(0, +) * scale
+            if let reduction, range == pieces.last { model.afterLayerBackward = reduction.layerDone }
             model.backward(dLogp: [Float](repeating: -scale, count: logp.count))
+            model.afterLayerBackward = nil
         }
         model.releaseSavedActivations()
-        if communicator.size > 1 {
-            communicator.sumGradients(of: model.trainableParameters)
+        if let reduction {
+            reduction.finish()
             loss = Float(communicator.sum(Double(loss)))
         }
         return (loss, tokens)

@@ -108,12 +108,16 @@ struct DistributedTests {
 
     /// Rounds reused over `num_iterations` (a checkpoint mid-round holds every rank's block) and RLOO
     /// with its KL folded into the rewards (whitened over every rank's batch) match one process too,
-    /// as does dynamic sampling, whose refill keeps different numbers of groups on each rank.
+    /// as do dynamic sampling, whose refill keeps different numbers of groups on each rank, and
+    /// all-reduce buckets small enough that each layer's starts while the layers below run.
     @Test(arguments: [
         ["--num_iterations", "2", "--max_steps", "3", "--save_steps", "1"],
         ["--algorithm", "rloo", "--beta", "0.05", "--max_steps", "3"],
         ["--dynamic_sampling", "true", "--max_steps", "3"],
-        ["--algorithm", "ppo", "--max_steps", "2", "--save_steps", "1"],
+        // PPO's policy and critic buckets, started during their backwards.
+        ["--algorithm", "ppo", "--max_steps", "2", "--save_steps", "1", "--ddp_bucket_cap_mb", "0.0001"],
+        // Buckets of ~100 bytes: every layer's all-reduce starts during the backward.
+        ["--ddp_bucket_cap_mb", "0.0001", "--max_steps", "3"],
     ])
     func twoRanksMatchOneProcessFor(_ settings: [String]) throws {
         let ppo = settings.contains("ppo")
@@ -163,7 +167,8 @@ struct DistributedTests {
         }
     }
 
-    /// SFT across two ranks: the mean over both ranks' tokens, the same weights as one process.
+    /// SFT across two ranks: the mean over both ranks' tokens, the same weights as one process, with
+    /// the all-reduce started layer by layer during the backward.
     @Test func twoRanksFineTuneAsOneProcessDoes() throws {
         let w = try DistributedWorkspace()
         try (1...12).map { #"{"prompt": "\#($0)+\#($0)=", "completion": "\#($0 * 2)"}"# }.joined(
@@ -180,7 +185,9 @@ struct DistributedTests {
         }
         let single = try runGRPO(Array(sft("one").dropFirst()))
         try #require(single.status == 0, "\(single.stderr)")
-        let pair = try mpirun([sft("two"), sft("two")])
+        // Tiny buckets: each layer's all-reduce starts during the backward.
+        let overlapped = sft("two") + ["--ddp_bucket_cap_mb", "0.0001"]
+        let pair = try mpirun([overlapped, overlapped])
         try #require(pair.status == 0, "\(pair.stderr)")
         let update = try w.largestDifference("one", "model")
         let drift = try w.largestDifference("one", "two")
