@@ -23,7 +23,7 @@ public final class Communicator: @unchecked Sendable {
     public private(set) var bytesSent = 0
     private let mpi: MPILibrary?
     /// The thread of `startSum`, made at its first use (nil when MPI cannot take calls from it).
-    private lazy var progress: ProgressThread? = mpi.flatMap { mpi in serialized ? ProgressThread(mpi) : nil }
+    private var progress: ProgressThread?
     /// Whether MPI takes calls from more than one thread, one at a time (MPI_THREAD_SERIALIZED).
     private let serialized: Bool
 
@@ -76,8 +76,10 @@ public final class Communicator: @unchecked Sendable {
     /// calls spin, which would take a core from the compute. Where MPI allows no second thread the
     /// sum runs here, blocking.
     public func startSum(_ values: UnsafeMutableBufferPointer<Float>) {
-        guard mpi != nil, size > 1, !values.isEmpty else { return }
-        guard let progress else { return sum(values) }
+        guard size > 1, !values.isEmpty else { return }
+        guard serialized, let mpi else { return sum(values) }
+        let progress = self.progress ?? ProgressThread(mpi)
+        self.progress = progress
         var start = 0
         while start < values.count {
             let n = min(values.count - start, 1 << 30)
@@ -89,7 +91,6 @@ public final class Communicator: @unchecked Sendable {
 
     /// Waits until every sum `startSum` started is done.
     public func waitForSums() {
-        guard mpi != nil, size > 1, serialized else { return }
         progress?.waitForAll()
     }
 
