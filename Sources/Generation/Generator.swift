@@ -22,7 +22,8 @@ public final class Generator {
     /// The error names the model. A trainer turns this off: its NaN log-probs then reach the loss,
     /// and the step is skipped and counted as any non-finite step is.
     public var nonFiniteLogitsAreErrors = true
-    /// The largest KV-cache footprint of the last `generate` call.
+    /// The most KV-cache bytes resident at once in the last `generate` call: the pages its caches
+    /// had written (each cache is mapped on its own, so a page counts once it holds a row).
     public private(set) var peakCacheBytes = 0
 
     public init(model: Transformer, tokenizer: Tokenizer? = nil) {
@@ -30,10 +31,10 @@ public final class Generator {
         self.tokenizer = tokenizer
     }
 
-    /// Bytes of KV cache one sequence of `tokens` tokens holds.
+    /// Bytes of KV cache one sequence of `tokens` tokens holds at most (in whole pages).
     public func cacheBytes(tokens: Int) -> Int {
         let c = model.config
-        return c.numHiddenLayers * 2 * tokens * c.numKeyValueHeads * c.headDim * MemoryLayout<Float>.stride
+        return KVCache.bytes(layers: c.numHiddenLayers, width: c.numKeyValueHeads * c.headDim, tokens: tokens)
     }
 
     /// Completions for each prompt, `parameters.numGenerations` each; `onToken` sees every sampled
@@ -69,7 +70,6 @@ public final class Generator {
                 bytes += groupBytes[end]
                 end += 1
             }
-            peakCacheBytes = max(peakCacheBytes, bytes)
             let wave = try generateWave(Array(start..<end), prompts, parameters, onToken)
             for (offset, completions) in wave.enumerated() { results[start + offset] = completions }
             start = end
@@ -96,29 +96,38 @@ public final class Generator {
         let G = parameters.numGenerations
         let V = model.config.vocabSize
         let wavePrompts = indices.map { prompts[$0] }
-        let (logits, caches) = model.prefill(
-            wavePrompts, capacity: wavePrompts.map { $0.count + parameters.maxNewTokens })
         var live: [Live] = []
-        for (w, prompt) in indices.enumerated() {
-            for (g, cache) in caches[w].fork(count: G).enumerated() {
-                live.append(
-                    Live(
-                        prompt: prompt, sample: g,
-                        rng: completionStream(
-                            seed: parameters.seed, prompt: parameters.firstPromptIndex + prompt, sample: g),
-                        cache: cache)
-                )
+        // rows: one row of V logits per live sequence, (B, V), in the order of `live`.
+        var rows: [Float] = []
+        // The KV pages resident at once: each prompt's cache beside its forks, then the live
+        // sequences' caches as they grow (a finished sequence's cache is dropped at once).
+        var resident = 0
+        do {
+            let (logits, caches) = model.prefill(
+                wavePrompts, capacity: wavePrompts.map { $0.count + parameters.maxNewTokens })
+            for (w, prompt) in indices.enumerated() {
+                for (g, cache) in caches[w].fork(count: G).enumerated() {
+                    live.append(
+                        Live(
+                            prompt: prompt, sample: g,
+                            rng: completionStream(
+                                seed: parameters.seed, prompt: parameters.firstPromptIndex + prompt, sample: g
+                            ),
+                            cache: cache)
+                    )
+                }
+            }
+            resident =
+                caches.reduce(0) { $0 + $1.residentBytes } + live.reduce(0) { $0 + $1.cache.residentBytes }
+            let first = logits.toArray()
+            rows.reserveCapacity(live.count * V)
+            for sequence in live {
+                let w = indices.firstIndex(of: sequence.prompt)!
+                rows += first[(w * V)..<((w + 1) * V)]
             }
         }
-        // rows: one row of V logits per live sequence, (B, V), in the order of `live`.
-        let first = logits.toArray()
-        var rows: [Float] = []
-        rows.reserveCapacity(live.count * V)
-        for sequence in live {
-            let w = indices.firstIndex(of: sequence.prompt)!
-            rows += first[(w * V)..<((w + 1) * V)]
-        }
-        var done: [Live] = []
+        peakCacheBytes = max(peakCacheBytes, resident)
+        var done: [(prompt: Int, sample: Int, completion: Completion)] = []
         while !live.isEmpty {
             sampleAll(rows, &live, prompts, parameters)
             if nonFiniteLogitsAreErrors && live.contains(where: \.brokenLogits) {
@@ -129,13 +138,14 @@ public final class Generator {
                 onToken?(live[i].prompt, live[i].sample, token)
                 finishIfDone(&live[i], token: token, parameters: parameters)
             }
-            done += live.filter(\.finished)
+            done += live.filter(\.finished).map { ($0.prompt, $0.sample, $0.completion) }
             let keep = live.indices.filter { !live[$0].finished }
             live = keep.map { live[$0] }
             if live.isEmpty { break }
             let stepLogits = model.decodeStep(
                 tokens: live.map { $0.completion.tokens.last! }, caches: live.map(\.cache))
             rows = stepLogits.toArray()
+            peakCacheBytes = max(peakCacheBytes, live.reduce(0) { $0 + $1.cache.residentBytes })
         }
         var grouped = [[Completion]](repeating: [], count: indices.count)
         for w in indices.indices {

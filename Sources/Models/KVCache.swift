@@ -12,25 +12,40 @@ public final class KVCache {
     public private(set) var length = 0
     let layers: Int
     let width: Int  // K*D
+    /// Floats from one layer's keys (or values) to the next block: capacity x width rounded up to
+    /// whole pages, so that each block's rows fill pages of their own.
+    let blockStride: Int
     private let storage: TensorStorage
 
     init(layers: Int, width: Int, capacity: Int) {
         self.layers = layers
         self.width = width
         self.capacity = capacity
-        storage = TensorStorage(count: layers * 2 * capacity * width)
+        let pageFloats = TensorStorage.pageSize / MemoryLayout<Float>.stride
+        blockStride = (capacity * width + pageFloats - 1) / pageFloats * pageFloats
+        storage = TensorStorage(mappedCount: layers * 2 * blockStride)
     }
 
-    /// Bytes held by this cache.
+    /// The most bytes a cache of `tokens` rows makes resident: whole pages for each layer's keys
+    /// and values.
+    public static func bytes(layers: Int, width: Int, tokens: Int) -> Int {
+        layers * 2 * TensorStorage.pageBytes(spanning: 0..<(tokens * width))
+    }
+
+    /// Bytes this cache maps (its capacity, in whole pages per block; resident as rows are written).
     public var byteCount: Int { storage.count * MemoryLayout<Float>.stride }
+
+    /// Bytes of this cache resident now: the pages its `length` rows of keys and values touch
+    /// (a cache's pages are mapped on their own and become resident as rows are written).
+    public var residentBytes: Int { Self.bytes(layers: layers, width: width, tokens: length) }
 
     /// Rows 0..<rows of layer l's keys: (rows, K*D).
     func keys(_ l: Int, rows: Int) -> Tensor {
-        Tensor(storage: storage, offset: (2 * l) * capacity * width, shape: [rows, width])
+        Tensor(storage: storage, offset: (2 * l) * blockStride, shape: [rows, width])
     }
 
     func values(_ l: Int, rows: Int) -> Tensor {
-        Tensor(storage: storage, offset: (2 * l + 1) * capacity * width, shape: [rows, width])
+        Tensor(storage: storage, offset: (2 * l + 1) * blockStride, shape: [rows, width])
     }
 
     /// Copies `count` rows of keys and values for layer l, starting at row `at`, from qkv rows.

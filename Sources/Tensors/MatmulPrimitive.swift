@@ -412,3 +412,14 @@ func heapBytesInUse() -> Int {
         return Int(info.uordblks + info.hblkhd)
     #endif
 }
+
+/// The C heap as glibc's mallinfo2 reports it, over every arena: bytes the arenas took from the
+/// system, bytes in use there, free bytes they keep, and bytes in blocks mapped on their own.
+public func heapStatistics() -> (arenas: Int, inUse: Int, free: Int, mapped: Int) {
+    #if canImport(Accelerate)
+        return (0, 0, 0, 0)
+    #else
+        let info = mallinfo2()
+        return (Int(info.arena), Int(info.uordblks), Int(info.fordblks), Int(info.hblkhd))
+    #endif
+}

@@ -7,6 +7,9 @@ public final class TensorStorage: @unchecked Sendable {
     package let pointer: UnsafeMutablePointer<Float>
     public let count: Int
 
+    /// Bytes mapped on their own (`mapped` storage), else 0.
+    private let mappedBytes: Int
+
     public init(count: Int) {
         precondition(count >= 0, "negative element count \(count)")
         self.count = count
@@ -17,9 +20,47 @@ public final class TensorStorage: @unchecked Sendable {
         }
         memset(raw, 0, bytes)
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        mappedBytes = 0
     }
 
-    deinit { free(pointer) }
+    /// Zeroed storage in pages of its own, mapped from the system and returned to it on release.
+    ///
+    /// For buffers made and dropped by the hundred whose lifetimes interleave (KV caches): from the
+    /// C heap they fragment it, since glibc's mmap threshold rises to the largest block freed and
+    /// then serves such sizes from the heap, which keeps their freed pages. Pages become resident
+    /// only when written (`residentBytes(of:)`).
+    public init(mappedCount count: Int) {
+        precondition(count >= 0, "negative element count \(count)")
+        self.count = count
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        guard let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+            raw != MAP_FAILED
+        else {
+            fatalError("out of memory mapping \(bytes) bytes")
+        }
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        mappedBytes = bytes
+    }
+
+    /// The bytes of whole pages that elements `range` touch: what writing them makes resident in
+    /// mapped storage (whose first element starts a page).
+    public static func pageBytes(spanning range: Range<Int>) -> Int {
+        guard !range.isEmpty else { return 0 }
+        let page = Self.pageSize
+        let first = range.lowerBound * MemoryLayout<Float>.stride / page
+        let last = (range.upperBound * MemoryLayout<Float>.stride - 1) / page
+        return (last - first + 1) * page
+    }
+
+    public static let pageSize = max(4096, Int(sysconf(Int32(_SC_PAGESIZE))))
+
+    deinit {
+        if mappedBytes > 0 {
+            munmap(UnsafeMutableRawPointer(pointer), mappedBytes)
+        } else {
+            free(pointer)
+        }
+    }
 }
 
 /// A view of `shape` elements, row-major and contiguous, starting at `offset` in a storage.

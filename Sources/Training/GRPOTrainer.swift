@@ -59,6 +59,10 @@ public final class GRPOTrainer {
     private let processBytes: Int
     /// oneDNN's primitives already made when `processBytes` was measured (so inside it).
     private let primitiveBytesAtStart: Int
+    /// The allocator's free bytes when the trainer started (inside `processBytes` already).
+    private let allocatorFreeAtStart: Int
+    /// The mapped files' resident bytes when the trainer started (inside `processBytes`).
+    private let fileBytesAtStart: Int
     /// Whether rewards that wait on other processes score during the log-prob passes (measured;
     /// `GRPO_REWARDS_ALONGSIDE=0` or `1` fixes it, for tests and scripts/bench_code_reward.sh).
     var rewardOverlap = RewardOverlap()
@@ -88,6 +92,8 @@ public final class GRPOTrainer {
         if communicator.size > 1 { try Self.checkDistributed(config, ranks: communicator.size) }
         processBytes = residentBytes()
         primitiveBytesAtStart = matmulPrimitiveBytes()
+        allocatorFreeAtStart = heapStatistics().free
+        fileBytesAtStart = fileResidentBytes()
         var tokenizerConfig: TokenizerConfig
         let precision = resolvedPrecision(config.precision) { onEvent(.warning($0)) }
         (policy, tokenizer, tokenizerConfig, lock) = try loadForTraining(
@@ -208,6 +214,8 @@ public final class GRPOTrainer {
             account.reference = reference?.weightBytes ?? 0
             account.process = processBytes
             account.primitives = max(0, account.primitives - primitiveBytesAtStart)
+            account.allocatorFree = max(0, account.allocatorFree - allocatorFreeAtStart)
+            account.files = max(0, fileResidentBytes() - fileBytesAtStart)
             account.backward = max(account.backward, critic?.backwardScratchBytes ?? 0)
             account.critic = critic.map { $0.weightBytes + 12 * $0.parameters.count } ?? 0
             metrics.merge(account.metrics) { _, new in new }

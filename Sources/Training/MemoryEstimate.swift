@@ -77,9 +77,9 @@ public struct MemoryEstimate: Sendable {
         categories.append(("activations", activations))
         categories.append(("backward", Transformer.backwardScratchBytes(config: config, tokens: tokens)))
         let groupCache =
-            L * 2 * (batch.promptLength + batch.completionLength) * config.numKeyValueHeads * config.headDim
-            * 4
-            * (batch.numGenerations + 1)
+            KVCache.bytes(
+                layers: L, width: config.numKeyValueHeads * config.headDim,
+                tokens: batch.promptLength + batch.completionLength) * (batch.numGenerations + 1)
         let groups = max(rolloutCompletions / max(batch.numGenerations, 1), 1)
         categories.append(
             ("kv_cache", min(groups, max(batch.maxCacheBytes / max(groupCache, 1), 1)) * groupCache))
