@@ -81,6 +81,9 @@ final class LoRAAdapter: LinearAdapter {
     private var savedFrom: Provenance?
     private var gradientScratch = TensorStorage(count: 0)
 
+    /// Bytes of the buffers this adapter keeps between calls (U for the backward, dU).
+    var heldBytes: Int { (saved.count + gradientScratch.count) * MemoryLayout<Float>.stride }
+
     init(parts: [Part], store: ParameterStore, scaling: Float, dropout: DropoutClock) {
         self.parts = parts
         self.store = store
@@ -214,6 +217,9 @@ public final class DropoutClock {
     private var buffers = [TensorStorage(count: 0), TensorStorage(count: 0)]
 
     func scratch(_ slot: Int, shape: [Int]) -> Tensor { reuse(&buffers[slot], shape: shape) }
+
+    /// Bytes of the masked-input buffers kept between calls.
+    var heldBytes: Int { buffers.reduce(0) { $0 + $1.count * MemoryLayout<Float>.stride } }
 
     /// Starts a forward and backward that train, with masks keyed by `pass`: trainers derive it from
     /// their state (step, chunk), so a resumed run draws the masks the straight one did.
@@ -366,6 +372,10 @@ public final class LoRA {
 
     /// The adapted module names, in layout order.
     public var modules: [String] { adapters.flatMap { $0.parts.map(\.module) } }
+
+    /// Bytes the adapters keep between calls: each one's projected input and its gradient, and the
+    /// dropout's masked-input buffers.
+    public var heldBytes: Int { adapters.reduce(dropout.heldBytes) { $0 + $1.heldBytes } }
 
     /// Off, the model computes the base's outputs (for the reference log-probabilities).
     public var enabled: Bool {

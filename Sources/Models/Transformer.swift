@@ -498,9 +498,11 @@ public final class Transformer {
     }
 
     /// Bytes of activation buffers this model holds between passes (they are reused): the
-    /// residual stream, the per-layer sets, and the bf16 softmax numerators.
+    /// residual stream, the per-layer sets, the bf16 softmax numerators, and the LoRA adapters'
+    /// kept buffers.
     public var heldActivationBytes: Int {
         residualPool.count * 4 + pool.reduce(0) { $0 + $1.byteCount } + softmaxNumerators.bytes
+            + (lora?.heldBytes ?? 0)
     }
 
     /// Bytes a backward over `tokens` packed tokens allocates while it runs: the gradient of the
