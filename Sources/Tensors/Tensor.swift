@@ -28,7 +28,7 @@ public final class TensorStorage: @unchecked Sendable {
     /// For buffers made and dropped by the hundred whose lifetimes interleave (KV caches): from the
     /// C heap they fragment it, since glibc's mmap threshold rises to the largest block freed and
     /// then serves such sizes from the heap, which keeps their freed pages. Pages become resident
-    /// only when written (`residentBytes(of:)`).
+    /// only when written (`pageBytes(spanning:)` counts them).
     public init(mappedCount count: Int) {
         precondition(count >= 0, "negative element count \(count)")
         self.count = count

@@ -75,9 +75,11 @@ extension GRPOTrainer {
     }
 
     /// Runs `body`, the collectives of a step, adding its time to `time/allreduce` and what this
-    /// rank sent to `distributed/bytes_sent`.
-    func exchange<T>(_ timings: inout [String: Double], _ body: () throws -> T) rethrows -> T {
-        let (clock, before) = (Date(), communicator.bytesSent)
+    /// rank sent since `sentBefore` (by default, since `body` began) to `distributed/bytes_sent`.
+    func exchange<T>(_ timings: inout [String: Double], sentBefore: Int? = nil, _ body: () throws -> T)
+        rethrows -> T
+    {
+        let (clock, before) = (Date(), sentBefore ?? communicator.bytesSent)
         defer {
             timings["time/allreduce", default: 0] += Date().timeIntervalSince(clock)
             timings["distributed/bytes_sent", default: 0] += Double(communicator.bytesSent - before)

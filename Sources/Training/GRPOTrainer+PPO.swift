@@ -245,8 +245,7 @@ extension GRPOTrainer {
             }
         }
         if communicator.size > 1 {
-            timings["distributed/bytes_sent", default: 0] += Double(communicator.bytesSent - bytesBefore)
-            exchange(&timings) {
+            exchange(&timings, sentBefore: bytesBefore) {
                 if let policySum, let criticSum {
                     policySum.sendRest()
                     criticSum.finish()

@@ -68,8 +68,8 @@ struct GradientBuckets {
         return Int(digits)
     }
 
-    /// The bucket boundaries one step sends, in order, when every layer reports (for tests and the
-    /// benchmark): what `begin` starts as the backward goes.
+    /// The bucket boundaries one step sends, in order, when every layer reports (for tests): what
+    /// `begin` starts as the backward goes.
     func plannedBuckets() -> [Range<Int>] {
         let sum = InFlightGradientSum(self, communicator: nil)
         if let layerSpans {
@@ -107,10 +107,7 @@ final class InFlightGradientSum {
     func layerDone(_ layer: Int) {
         guard let spans = buckets.layerSpans else { return }
         precondition(spans[layer].upperBound == lowest, "layer \(layer) reported out of order")
-        if !tailSent {
-            tailSent = true
-            start(unsent..<buckets.count)
-        }
+        sendTail()
         lowest = spans[layer].lowerBound
         if unsent - lowest >= buckets.capElements {
             start(lowest..<unsent)
@@ -120,12 +117,16 @@ final class InFlightGradientSum {
 
     /// Starts what is left (the backward is done), without waiting.
     func sendRest() {
-        if !tailSent {
-            tailSent = true
-            start(unsent..<buckets.count)
-        }
+        sendTail()
         start(0..<unsent)
         unsent = 0
+    }
+
+    /// The parameters after the layers (complete before the first layer's backward), once.
+    private func sendTail() {
+        guard !tailSent else { return }
+        tailSent = true
+        start((buckets.layerSpans?.last?.upperBound ?? buckets.count)..<buckets.count)
     }
 
     /// Starts what is left and waits until every bucket is summed.

@@ -56,12 +56,7 @@ func meanAndStd(_ values: [Double?]) -> (mean: Double, std: Double) {
 /// parent's peak. getrusage is the fallback.
 public func peakResidentBytes() -> Int {
     #if os(Linux)
-        if let text = procFile("/proc/self/status"),
-            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-            let kib = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
-        {
-            return kib * 1024
-        }
+        if let bytes = statusBytes("VmHWM") { return bytes }
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return usage.ru_maxrss * 1024
@@ -86,27 +81,50 @@ public func residentBytes() -> Int {
     #endif
 }
 
-/// The text of a procfs file, nil if it cannot be opened.
-///
-/// procfs files report size 0, so they are read as a stream rather than by their size.
 /// The resident bytes of mapped files (`RssFile` in /proc/self/status: the program's and its
 /// libraries' code and data as they are paged in), or 0 where it cannot be read.
 public func fileResidentBytes() -> Int {
     #if os(Linux)
-        guard let text = procFile("/proc/self/status"),
-            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("RssFile:") }),
-            let kib = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
-        else { return 0 }
-        return kib * 1024
+        return statusBytes("RssFile") ?? 0
     #else
         return 0
     #endif
 }
 
+/// A `NAME:   N kB` field of /proc/self/status, in bytes.
+private func statusBytes(_ name: String) -> Int? {
+    guard let text = procFile("/proc/self/status"),
+        let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }),
+        let kib = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
+    else { return nil }
+    return kib * 1024
+}
+
+/// The text of a procfs file, nil if it cannot be opened.
+///
+/// procfs files report size 0, so they are read as a stream rather than by their size.
 private func procFile(_ path: String) -> String? {
     guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
     defer { try? handle.close() }
     return String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+}
+
+/// What the process held when a trainer started, which `memory/process` (its resident bytes then)
+/// already counts: the later figures of the primitives, the allocator's free bytes and the mapped
+/// files count only their growth since.
+struct MemoryBaseline {
+    let process = residentBytes()
+    let primitives = matmulPrimitiveBytes()
+    let allocatorFree = heapStatistics().free
+    let files = fileResidentBytes()
+
+    /// Sets `account`'s process figure and takes this baseline out of the figures that include it.
+    func apply(to account: inout MemoryAccount) {
+        account.process = process
+        account.primitives = max(0, account.primitives - primitives)
+        account.allocatorFree = max(0, account.allocatorFree - allocatorFree)
+        account.files = max(0, fileResidentBytes() - files)
+    }
 }
 
 /// What a training step holds, by category, in bytes: the `memory/...` metrics.
