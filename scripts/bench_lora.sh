@@ -77,7 +77,7 @@ for name in models:
         _, rss = run([grpo, "train", "--model", folder, "--dataset", f"{work}/prompts.jsonl", "--output_dir", out,
                       "--num_generations", "8", "--per_step_prompts", "4", "--max_completion_length", "128",
                       "--temperature", "1", "--beta", "0.04", "--loss_type", "dapo", "--learning_rate", "1e-5",
-                      "--max_steps", str(steps), "--save_steps", "100000", "--rewards", "format",
+                      "--max_steps", str(steps), "--save_steps", "100000", "--logging_steps", "1", "--rewards", "format",
                       "--log_completions_steps", "0", "--seed", "1"] + extra)
         rows = [json.loads(l) for l in open(f"{out}/metrics.jsonl")][1:]
         results[label] = (sum(r["step_seconds"] for r in rows) / len(rows), rss)

@@ -101,7 +101,7 @@ for name in models:
         _, swift_rss = run([grpo, "train", "--model", folder, "--dataset", f"{work}/prompts.jsonl", "--output_dir", out,
                             "--num_generations", "8", "--per_step_prompts", "4", "--max_completion_length", "128",
                             "--temperature", "1", "--beta", beta, "--loss_type", "dapo", "--learning_rate", "1e-6",
-                            "--max_steps", str(steps), "--save_steps", "100000", "--rewards", "format",
+                            "--max_steps", str(steps), "--save_steps", "100000", "--logging_steps", "1", "--rewards", "format",
                             "--log_completions_steps", "0", "--seed", "1", "--precision", precision])
         rows = [json.loads(l) for l in open(f"{out}/metrics.jsonl")][1:]
         s = dict(total=mean(rows, "step_seconds"), generation=mean(rows, "time/generation"),

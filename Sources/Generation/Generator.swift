@@ -34,7 +34,9 @@ public final class Generator {
     /// Bytes of KV cache one sequence of `tokens` tokens holds at most (in whole pages).
     public func cacheBytes(tokens: Int) -> Int {
         let c = model.config
-        return KVCache.bytes(layers: c.numHiddenLayers, width: c.numKeyValueHeads * c.headDim, tokens: tokens)
+        return KVCache.bytes(
+            layers: c.numHiddenLayers, width: c.numKeyValueHeads * c.headDim, tokens: tokens,
+            elements: model.cacheElements)
     }
 
     /// Completions for each prompt, `parameters.numGenerations` each; `onToken` sees every sampled

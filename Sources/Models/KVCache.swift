@@ -1,8 +1,11 @@
+import Foundation
 import Tensors
 
 /// Keys and values of one sequence's past tokens for every layer, after RoPE.
 ///
-/// A `final class`: it owns a buffer of layers x capacity x 2 x (K*D) floats. A group's prompt is
+/// A `final class`: it owns, for each layer, a key block and a value block of capacity x (K*D)
+/// numbers in the layouts `attentionDecode` reads (keys in 16-token tiles, values in rows; see
+/// `keyOffset` and `valueOffset`), as float32 or, for a bf16 model, bf16. A group's prompt is
 /// prefilled once and its cache copied (`fork`) into each of the group's completions.
 ///
 ///     let (logits, caches) = model.prefill([prompt], capacity: prompt.count + maxNewTokens)
@@ -12,24 +15,31 @@ public final class KVCache {
     public private(set) var length = 0
     let layers: Int
     let width: Int  // K*D
-    /// Floats from one layer's keys (or values) to the next block: capacity x width rounded up to
-    /// whole pages, so that each block's rows fill pages of their own.
+    public let elements: CacheElements
+    /// Bytes from one layer's keys (or values) to the next block: a key block of `capacity` tokens
+    /// rounded up to whole pages, so that each block's rows fill pages of their own.
     let blockStride: Int
     private let storage: TensorStorage
 
-    init(layers: Int, width: Int, capacity: Int) {
+    init(layers: Int, width: Int, capacity: Int, elements: CacheElements) {
         self.layers = layers
         self.width = width
         self.capacity = capacity
-        let pageFloats = TensorStorage.pageSize / MemoryLayout<Float>.stride
-        blockStride = (capacity * width + pageFloats - 1) / pageFloats * pageFloats
-        storage = TensorStorage(mappedCount: layers * 2 * blockStride)
+        self.elements = elements
+        blockStride = Self.pages(keyBlockCount(tokens: capacity, width: width) * elements.bytes)
+        storage = TensorStorage(mappedCount: layers * 2 * blockStride / MemoryLayout<Float>.stride)
+    }
+
+    private static func pages(_ bytes: Int) -> Int {
+        (bytes + TensorStorage.pageSize - 1) / TensorStorage.pageSize * TensorStorage.pageSize
     }
 
     /// The most bytes a cache of `tokens` rows makes resident: whole pages for each layer's keys
     /// and values.
-    public static func bytes(layers: Int, width: Int, tokens: Int) -> Int {
-        layers * 2 * TensorStorage.pageBytes(spanning: 0..<(tokens * width))
+    public static func bytes(layers: Int, width: Int, tokens: Int, elements: CacheElements) -> Int {
+        layers
+            * (pages(keyBlockCount(tokens: tokens, width: width) * elements.bytes)
+                + pages(tokens * width * elements.bytes))
     }
 
     /// Bytes this cache maps (its capacity, in whole pages per block; resident as rows are written).
@@ -37,28 +47,37 @@ public final class KVCache {
 
     /// Bytes of this cache resident now: the pages its `length` rows of keys and values touch
     /// (a cache's pages are mapped on their own and become resident as rows are written).
-    public var residentBytes: Int { Self.bytes(layers: layers, width: width, tokens: length) }
-
-    /// Rows 0..<rows of layer l's keys: (rows, K*D).
-    func keys(_ l: Int, rows: Int) -> Tensor {
-        Tensor(storage: storage, offset: (2 * l) * blockStride, shape: [rows, width])
+    public var residentBytes: Int {
+        Self.bytes(layers: layers, width: width, tokens: length, elements: elements)
     }
 
-    func values(_ l: Int, rows: Int) -> Tensor {
-        Tensor(storage: storage, offset: (2 * l + 1) * blockStride, shape: [rows, width])
+    /// Layer l's key block.
+    func keys(_ l: Int) -> UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer(storage.pointer) + 2 * l * blockStride
+    }
+
+    /// Layer l's value block.
+    func values(_ l: Int) -> UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer(storage.pointer) + (2 * l + 1) * blockStride
     }
 
     /// Copies `count` rows of keys and values for layer l, starting at row `at`, from qkv rows.
     func write(layer l: Int, at row: Int, qkv: Tensor, qkvRow: Int, count: Int, keyColumn: Int) {
         precondition(row + count <= capacity, "KV cache of \(capacity) tokens is full")
         let ld = qkv.count / qkv.shape[0]
-        let (k, v) = (keys(l, rows: capacity), values(l, rows: capacity))
+        let (k, v, qp) = (keys(l), values(l), qkv.pointer)
         for r in 0..<count {
-            let source = (qkvRow + r) * ld + keyColumn
-            k.view(offset: (row + r) * width, shape: [width]).copy(
-                from: qkv.view(offset: source, shape: [width]))
-            v.view(offset: (row + r) * width, shape: [width]).copy(
-                from: qkv.view(offset: source + width, shape: [width]))
+            let (source, token) = ((qkvRow + r) * ld + keyColumn, row + r)
+            for f in 0..<width {
+                storeCacheElement(
+                    qp[source + f], at: k,
+                    offset: keyOffset(token: token, feature: f, width: width, elements: elements),
+                    elements: elements)
+                storeCacheElement(
+                    qp[source + width + f], at: v,
+                    offset: valueOffset(token: token, column: f, width: width, elements: elements),
+                    elements: elements)
+            }
         }
     }
 
@@ -67,10 +86,13 @@ public final class KVCache {
     /// `count` independent copies holding the same tokens, each with this cache's capacity.
     public func fork(count: Int, capacity newCapacity: Int? = nil) -> [KVCache] {
         (0..<count).map { _ in
-            let copy = KVCache(layers: layers, width: width, capacity: newCapacity ?? capacity)
+            let copy = KVCache(
+                layers: layers, width: width, capacity: newCapacity ?? capacity, elements: elements)
+            precondition(copy.capacity >= length, "a fork's capacity below the cache's \(length) tokens")
             for l in 0..<layers {
-                copy.keys(l, rows: length).copy(from: keys(l, rows: length))
-                copy.values(l, rows: length).copy(from: values(l, rows: length))
+                copy.keys(l).copyMemory(
+                    from: keys(l), byteCount: keyBlockCount(tokens: length, width: width) * elements.bytes)
+                copy.values(l).copyMemory(from: values(l), byteCount: length * width * elements.bytes)
             }
             copy.length = length
             return copy

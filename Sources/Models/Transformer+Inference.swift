@@ -16,7 +16,7 @@ extension Transformer {
                 room >= prompt.count, "cache capacity \(room) below the prompt's \(prompt.count) tokens")
             return KVCache(
                 layers: config.numHiddenLayers, width: config.numKeyValueHeads * config.headDim,
-                capacity: room)
+                capacity: room, elements: cacheElements)
         }
         let (cos, sin) = ropeTables(positions: batch.sequences.maxLength)
         var x = Tensor(zeros: [N, C])
@@ -32,6 +32,12 @@ extension Transformer {
         for (p, cache) in caches.enumerated() { cache.advance(by: prompts[p].count) }
         let lastRows = (0..<prompts.count).map { batch.sequences.offsets[$0 + 1] - 1 }
         return (finalLogits(x, rows: lastRows), caches)
+    }
+
+    /// What this model's KV caches hold: bf16 for a bf16 model (what its bf16 matmuls produced,
+    /// rounded; half the bytes decoding reads), else float32.
+    public var cacheElements: CacheElements {
+        CacheElements.forHeads(dim: config.headDim, bf16: precision == .bf16)
     }
 
     /// One decoding step for B sequences, returning the next-token logits, (B, V).

@@ -366,9 +366,9 @@ public final class Transformer {
             }
             let lengths = caches.map { $0.length + 1 }
             attentionDecode(
-                out: attention, q: qkv, keys: zip(caches, lengths).map { $0.keys(l, rows: $1) },
-                values: zip(caches, lengths).map { $0.values(l, rows: $1) }, lengths: lengths,
-                heads: config.heads, scale: scale, qRowStride: width)
+                out: attention, q: qkv, keys: caches.map { UnsafeRawPointer($0.keys(l)) },
+                values: caches.map { UnsafeRawPointer($0.values(l)) }, elements: caches[0].elements,
+                lengths: lengths, heads: config.heads, scale: scale, qRowStride: width)
         }
         layer.output.forward(y: middle, x: attention)
         middle.add(x)

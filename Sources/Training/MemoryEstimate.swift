@@ -79,7 +79,9 @@ public struct MemoryEstimate: Sendable {
         let groupCache =
             KVCache.bytes(
                 layers: L, width: config.numKeyValueHeads * config.headDim,
-                tokens: batch.promptLength + batch.completionLength) * (batch.numGenerations + 1)
+                tokens: batch.promptLength + batch.completionLength,
+                elements: CacheElements.forHeads(dim: config.headDim, bf16: bf16))
+            * (batch.numGenerations + 1)
         let groups = max(rolloutCompletions / max(batch.numGenerations, 1), 1)
         categories.append(
             ("kv_cache", min(groups, max(batch.maxCacheBytes / max(groupCache, 1), 1)) * groupCache))

@@ -167,30 +167,38 @@ if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "decode-matmu
 }
 
 // `grpo-bench decode-attention`: one decode step's attention (32 sequences, the 27M and 135M
-// models' heads, 96 and 160 cached tokens), the kernel alone, best of 20 runs of 8 layers' worth.
+// models' heads, 96 and 160 cached tokens, float32 and bf16 caches), the kernel alone, best of 20
+// runs of 8 layers' worth.
 if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "decode-attention" {
-    for (H, K, D) in [(8, 2, 64), (9, 3, 64)] {
-        for L in [96, 160] {
-            let (B, layers) = (32, 8)
-            let heads = AttentionHeads(queryHeads: H, keyValueHeads: K, headDim: D)
-            let q = Tensor(zeros: [B, H * D])
-            for i in 0..<q.count { q[i] = Float(i % 7) * 0.01 }
-            let caches = (0..<(2 * B * layers)).map { _ in Tensor(zeros: [L, K * D]) }
-            for c in caches { for i in 0..<c.count { c[i] = Float(i % 5) * 0.01 } }
-            let out = Tensor(zeros: [B, H * D])
-            let t = best(20) {
-                for l in 0..<layers {
-                    attentionDecode(
-                        out: out, q: q, keys: Array(caches[(2 * l * B)..<((2 * l + 1) * B)]),
-                        values: Array(caches[((2 * l + 1) * B)..<((2 * l + 2) * B)]),
-                        lengths: [Int](repeating: L, count: B), heads: heads, scale: 0.125)
+    for elements in [CacheElements.float32, .bf16] {
+        for (H, K, D) in [(8, 2, 64), (9, 3, 64)] {
+            for L in [96, 160] {
+                let (B, layers) = (32, 8)
+                let heads = AttentionHeads(queryHeads: H, keyValueHeads: K, headDim: D)
+                let q = Tensor(zeros: [B, H * D])
+                for i in 0..<q.count { q[i] = Float(i % 7) * 0.01 }
+                let rows = Tensor(zeros: [L, K * D])
+                for i in 0..<rows.count { rows[i] = Float(i % 5) * 0.01 }
+                let blocks = (0..<(B * layers)).map { _ in
+                    DecodeCacheBlock(keys: rows, values: rows, elements: elements)
                 }
+                let out = Tensor(zeros: [B, H * D])
+                let t = best(20) {
+                    for l in 0..<layers {
+                        let layer = blocks[(l * B)..<((l + 1) * B)]
+                        attentionDecode(
+                            out: out, q: q, keys: layer.map { UnsafeRawPointer($0.keys) },
+                            values: layer.map { UnsafeRawPointer($0.values) }, elements: elements,
+                            lengths: [Int](repeating: L, count: B), heads: heads, scale: 0.125)
+                    }
+                }
+                let bytes = Double(layers * B * L * 2 * K * D * elements.bytes)
+                print(
+                    String(
+                        format:
+                            "%@ heads %d/%d, %3d cached tokens: %6.3f ms per step (8 layers), %5.1f GB/s of K/V",
+                        field("\(elements)", 7), H, K, L, t * 1e3, bytes / t / 1e9))
             }
-            let bytes = Double(layers * B * L * 2 * K * D * 4)
-            print(
-                String(
-                    format: "heads %d/%d, %3d cached tokens: %6.3f ms per step (8 layers), %5.1f GB/s of K/V",
-                    H, K, L, t * 1e3, bytes / t / 1e9))
         }
     }
     exit(0)

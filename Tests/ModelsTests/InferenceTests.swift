@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import Tensors
 import TestSupport
 import Testing
 
@@ -41,4 +42,35 @@ func cachedDecodingMatchesFullRecomputation(name: String) throws {
         #expect(maxAbsDiff(Array(logits[(b * 96)..<((b + 1) * 96)]), expected).diff < 1e-4)
     }
     #expect(forks.allSatisfy { $0.length == prompt.count + 1 } && caches[0].length == prompt.count)
+}
+
+/// A bf16 model keeps bf16 caches (head dim 64: whole 32-column blocks), and decoding from them
+/// stays within bf16's rounding of recomputing every position (whose keys and values are float32).
+@Test(.enabled(if: BFloat16Matmul.isAvailable, "no bf16 instructions here"))
+func bf16CachesDecodeLikeFullRecomputation() throws {
+    let config = ModelConfig(
+        architecture: .qwen2, vocabSize: 64, hiddenSize: 128, intermediateSize: 96, numHiddenLayers: 2,
+        numAttentionHeads: 4, numKeyValueHeads: 2, headDim: 64, tieWordEmbeddings: true,
+        maxPositionEmbeddings: 64)
+    let model = ModelLoader.randomModel(config: config, seed: 3)
+    model.precision = .bf16
+    #expect(model.cacheElements == .bf16)
+    let prompts: [[Int32]] = [[5, 17, 3], [40, 2, 2, 9, 11, 60, 1, 8, 30, 12, 13, 14, 15, 16, 17, 18, 19]]
+    let (logits, caches) = model.prefill(prompts, capacity: prompts.map { $0.count + 5 })
+    #expect(caches.allSatisfy { $0.elements == .bf16 })
+    let forks = caches[1].fork(count: 1) + [caches[0]]
+    var sequences = [prompts[1], prompts[0]]
+    var last = [1, 0].map { Array(logits.toArray()[($0 * 64)..<(($0 + 1) * 64)]) }
+    for step in 0..<5 {
+        for (p, sequence) in sequences.enumerated() {
+            let expected = fullLogits(model, sequence).last!
+            let scale = expected.map(abs).max()!
+            let (diff, index) = maxAbsDiff(last[p], expected)
+            #expect(diff < 2e-2 * scale, "sequence \(p) step \(step): logit \(index) differs by \(diff)")
+        }
+        let next = last.map { row in Int32(row.indices.max { row[$0] < row[$1] }!) }
+        for p in sequences.indices { sequences[p].append(next[p]) }
+        let stepLogits = model.decodeStep(tokens: next, caches: forks).toArray()
+        last = (0..<2).map { Array(stepLogits[($0 * 64)..<(($0 + 1) * 64)]) }
+    }
 }

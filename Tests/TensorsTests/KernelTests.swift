@@ -247,9 +247,13 @@ func attentionWithSharedParentsEqualsCopiedParents(lengths: [Int], parents: [Int
             })
 }
 
-/// Head dims and cache lengths cover both the vectorised paths (8 keys, 16 columns at a time, odd
-/// groups) and the scalar tails.
-@Test(arguments: [([6, 3], 4, 2, 8), ([19, 8, 1, 40], 6, 2, 32), ([17, 70], 8, 2, 64), ([9], 2, 2, 24)])
+/// Head dims, groups and cache lengths cover the vectorised paths (16-key tiles, part-filled last
+/// tiles, groups of one to five heads, 16 value columns at a time) and the column tails.
+@Test(
+    arguments: [
+        ([6, 3], 4, 2, 8), ([19, 8, 1, 40], 6, 2, 32), ([17, 70], 8, 2, 64), ([9], 2, 2, 24),
+        ([33, 16, 5], 10, 2, 16), ([48], 3, 3, 64),
+    ])
 func decodeAttentionEqualsLastRowOfCausalAttention(lengths: [Int], H: Int, K: Int, D: Int) {
     let heads = AttentionHeads(queryHeads: H, keyValueHeads: K, headDim: D)
     let sequences = PackedSequences(lengths: lengths)
@@ -284,6 +288,32 @@ func decodeAttentionEqualsLastRowOfCausalAttention(lengths: [Int], H: Int, K: In
         out: decoded, q: Tensor(q, shape: [lengths.count, HD]), keys: keys, values: values, lengths: lengths,
         heads: heads, scale: 0.3)
     #expect(maxAbsDiff(decoded.toArray(), expected).diff < 1e-5)
+}
+
+/// bf16 caches (the widening loads of interleaved pairs) give float32's attention over the same
+/// numbers rounded to bf16.
+@Test(arguments: [([19, 40, 1], 6, 2, 64), ([33, 16], 3, 3, 32), ([5], 10, 2, 96)])
+func decodeAttentionReadsBF16Caches(lengths: [Int], H: Int, K: Int, D: Int) {
+    let heads = AttentionHeads(queryHeads: H, keyValueHeads: K, headDim: D)
+    let q = Tensor(randomFloats(lengths.count * H * D, seed: 31), shape: [lengths.count, H * D])
+    let keys = lengths.enumerated().map {
+        Tensor(randomFloats($1 * K * D, seed: 40 + UInt64($0)), shape: [$1, K * D])
+    }
+    let values = lengths.enumerated().map {
+        Tensor(randomFloats($1 * K * D, seed: 50 + UInt64($0)), shape: [$1, K * D])
+    }
+    let rounded = { (t: Tensor) in Tensor(t.toArray().map(BFloat16.rounded), shape: t.shape) }
+    let (expected, got) = (Tensor(zeros: [lengths.count, H * D]), Tensor(zeros: [lengths.count, H * D]))
+    attentionDecode(
+        out: expected, q: q, keys: keys.map(rounded), values: values.map(rounded), lengths: lengths,
+        heads: heads, scale: 0.2)
+    attentionDecode(
+        out: got, q: q, keys: keys, values: values, lengths: lengths, heads: heads, scale: 0.2,
+        elements: .bf16)
+    #expect(maxAbsDiff(got.toArray(), expected.toArray()).diff < 1e-5)
+    #expect(CacheElements.forHeads(dim: 64, bf16: true) == .bf16)
+    #expect(CacheElements.forHeads(dim: 48, bf16: true) == .float32)
+    #expect(CacheElements.forHeads(dim: 64, bf16: false) == .float32)
 }
 
 @Test(arguments: [Float(1), 0.7])
