@@ -27,7 +27,7 @@ func field(_ s: String, _ width: Int) -> String {
 /// dLogp the benchmarks backpropagate.
 struct BenchmarkBatch {
     let config: ModelConfig
-    let lengths = [512, 512, 512, 512]
+    var lengths = [512, 512, 512, 512]
     let batch: TokenBatch
     let dLogp: [Float]
 
@@ -36,6 +36,19 @@ struct BenchmarkBatch {
         var rng = SplitMix64(seed: 2)
         batch = TokenBatch(
             sequences: lengths.map { n in (0..<n).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) } })
+        dLogp = [Float](repeating: -1.0 / Float(batch.targetRows.count), count: batch.targetRows.count)
+        self.config = config
+    }
+
+    /// A GRPO micro-batch instead: `grpoPrompts` 20-token prompts, each packed once and continued
+    /// by 8 completions of 128 tokens (log-probs of the completions only).
+    init(layers: Int, grpoPrompts: Int) {
+        let config = smolLM2Shape(layers: layers)
+        var rng = SplitMix64(seed: 2)
+        func tokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) } }
+        let prompts = (0..<grpoPrompts).map { _ in tokens(20) }
+        batch = TokenBatch(
+            prompts: prompts, continuations: prompts.map { _ in (0..<8).map { _ in tokens(128) } })
         dLogp = [Float](repeating: -1.0 / Float(batch.targetRows.count), count: batch.targetRows.count)
         self.config = config
     }

@@ -284,7 +284,8 @@ if CommandLine.arguments.count >= 3 && CommandLine.arguments[1] == "train-only" 
     let precision = LinearPrecision(rawValue: CommandLine.arguments[2]) ?? .float32
     let layers = CommandLine.arguments.count >= 4 ? Int(CommandLine.arguments[3]) ?? 30 : 30
     let repeats = CommandLine.arguments.count >= 5 ? Int(CommandLine.arguments[4]) ?? 3 : 3
-    let b = BenchmarkBatch(layers: layers)
+    var b = BenchmarkBatch(layers: layers)
+    if CommandLine.arguments.contains("grpo") { b = BenchmarkBatch(layers: layers, grpoPrompts: 3) }
     let model = ModelLoader.randomModel(config: b.config, seed: 1)
     model.precision = precision
     let t = trainingSeconds(model, b.batch, b.dLogp, repeats: repeats)

@@ -157,7 +157,7 @@ public func attentionDecode(
                             keys: keys[b].assumingMemoryBound(to: Float.self) + g * D * tile, tiles: tiles,
                             tileStride: tile * KV * D, features: D, scale: scale)
                     case .bf16:
-                        tiledScoresBF16(
+                        tiledScores(
                             into: rows, q: queries,
                             keys: keys[b].assumingMemoryBound(to: UInt16.self) + g * D * tile, tiles: tiles,
                             tileStride: tile * KV * D, features: D, scale: scale)
@@ -175,7 +175,7 @@ public func attentionDecode(
                             values: values[b].assumingMemoryBound(to: Float.self) + g * D,
                             rowStride: KV * D, count: L, columns: D)
                     case .bf16:
-                        weightedValuesBF16(
+                        _ = weightedValueBlocks(
                             into: outputs, p: rows,
                             values: values[b].assumingMemoryBound(to: UInt16.self) + g * D, rowStride: KV * D,
                             count: L, columns: D)
@@ -202,13 +202,49 @@ public func attentionDecode(
 
 private typealias Four<T> = (T, T, T, T)
 
+/// How a decoding cache's numbers load as float vectors: float32 as they are, bf16 widened from
+/// pairs interleaved by `keyOffset` / `valueOffset`.
+private protocol CacheScalar {
+    /// Two vectors: the first at `p`, the second `secondAt` numbers on (float32); the even and odd
+    /// places of the 32 numbers at `p` (bf16, whose pairs are interleaved; `secondAt` unused).
+    static func pair(_ p: UnsafePointer<Self>, secondAt: Int) -> (SIMD16<Float>, SIMD16<Float>)
+    /// The vector of `pair`'s first half alone (a key's last feature when D is odd).
+    static func single(_ p: UnsafePointer<Self>) -> SIMD16<Float>
+}
+
+extension Float: CacheScalar {
+    @inline(__always)
+    fileprivate static func pair(_ p: UnsafePointer<Float>, secondAt: Int) -> (SIMD16<Float>, SIMD16<Float>) {
+        (p.loadSIMD16(at: 0), p.loadSIMD16(at: secondAt))
+    }
+
+    @inline(__always)
+    fileprivate static func single(_ p: UnsafePointer<Float>) -> SIMD16<Float> { p.loadSIMD16(at: 0) }
+}
+
+extension UInt16: CacheScalar {
+    /// One 64-byte load widened by a shift and a mask.
+    @inline(__always)
+    fileprivate static func pair(_ p: UnsafePointer<UInt16>, secondAt: Int) -> (SIMD16<Float>, SIMD16<Float>)
+    {
+        let w = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<UInt32>.self)
+        return (
+            unsafeBitCast(w &<< 16, to: SIMD16<Float>.self),
+            unsafeBitCast(w & SIMD16(repeating: 0xFFFF_0000), to: SIMD16<Float>.self)
+        )
+    }
+
+    @inline(__always)
+    fileprivate static func single(_ p: UnsafePointer<UInt16>) -> SIMD16<Float> { pair(p, secondAt: 0).0 }
+}
+
 /// s_r[j] = scale · q_r · key_j for four query heads r, over whole 16-key tiles of one key/value
 /// head (`keys` at that head's first feature in the first tile).
 ///
 /// Even and odd features go to separate sums: eight chains of multiply-adds in flight.
 @inline(__always)
-private func tiledScores(
-    into s: Four<UnsafeMutablePointer<Float>>, q: Four<UnsafePointer<Float>>, keys: UnsafePointer<Float>,
+private func tiledScores<E: CacheScalar>(
+    into s: Four<UnsafeMutablePointer<Float>>, q: Four<UnsafePointer<Float>>, keys: UnsafePointer<E>,
     tiles: Int, tileStride: Int, features D: Int, scale: Float
 ) {
     let tile = keyTileTokens
@@ -218,7 +254,8 @@ private func tiledScores(
         var b: Four<SIMD16<Float>> = (.zero, .zero, .zero, .zero)
         var d = 0
         while d + 2 <= D {
-            let (even, odd) = (k.loadSIMD16(at: d * tile), k.loadSIMD16(at: (d + 1) * tile))
+            // Features d and d + 1 of the tile's 16 keys (a bf16 pair sits at d's place).
+            let (even, odd) = E.pair(k + d * tile, secondAt: tile)
             a.0 += even * q.0[d]
             a.1 += even * q.1[d]
             a.2 += even * q.2[d]
@@ -230,7 +267,7 @@ private func tiledScores(
             d += 2
         }
         if d < D {
-            let even = k.loadSIMD16(at: d * tile)
+            let even = E.single(k + d * tile)
             a.0 += even * q.0[d]
             a.1 += even * q.1[d]
             a.2 += even * q.2[d]
@@ -243,59 +280,21 @@ private func tiledScores(
     }
 }
 
-/// The bf16 numbers at even and odd places of 32 (a 64-byte load), as two float vectors.
+/// o_r = Σ_j p_r[j] · value_j for four query heads r over `count` value rows of one key/value head,
+/// 32 columns at a time (eight sums in flight): the whole 32-column blocks, returning the first
+/// column left (bf16 caches have only whole blocks).
 @inline(__always)
-private func widenPairs(_ p: UnsafePointer<UInt16>) -> (even: SIMD16<Float>, odd: SIMD16<Float>) {
-    let w = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<UInt32>.self)
-    return (
-        unsafeBitCast(w &<< 16, to: SIMD16<Float>.self),
-        unsafeBitCast(w & SIMD16(repeating: 0xFFFF_0000), to: SIMD16<Float>.self)
-    )
-}
-
-/// `tiledScores` over a bf16 key block (features in interleaved pairs; D even).
-@inline(__always)
-private func tiledScoresBF16(
-    into s: Four<UnsafeMutablePointer<Float>>, q: Four<UnsafePointer<Float>>, keys: UnsafePointer<UInt16>,
-    tiles: Int, tileStride: Int, features D: Int, scale: Float
-) {
-    let tile = keyTileTokens
-    for t in 0..<tiles {
-        let k = keys + t * tileStride
-        var a: Four<SIMD16<Float>> = (.zero, .zero, .zero, .zero)
-        var b: Four<SIMD16<Float>> = (.zero, .zero, .zero, .zero)
-        for d in Swift.stride(from: 0, to: D, by: 2) {
-            let (even, odd) = widenPairs(k + d * tile)
-            a.0 += even * q.0[d]
-            a.1 += even * q.1[d]
-            a.2 += even * q.2[d]
-            a.3 += even * q.3[d]
-            b.0 += odd * q.0[d + 1]
-            b.1 += odd * q.1[d + 1]
-            b.2 += odd * q.2[d + 1]
-            b.3 += odd * q.3[d + 1]
-        }
-        s.0.storeSIMD16((a.0 + b.0) * scale, at: t * tile)
-        s.1.storeSIMD16((a.1 + b.1) * scale, at: t * tile)
-        s.2.storeSIMD16((a.2 + b.2) * scale, at: t * tile)
-        s.3.storeSIMD16((a.3 + b.3) * scale, at: t * tile)
-    }
-}
-
-/// o_r = Σ_j p_r[j] · value_j for four query heads r over `count` value rows of one key/value head:
-/// 32 columns at a time (eight sums in flight), then 16, then one.
-@inline(__always)
-private func weightedValues(
+private func weightedValueBlocks<E: CacheScalar>(
     into o: Four<UnsafeMutablePointer<Float>>, p: Four<UnsafeMutablePointer<Float>>,
-    values: UnsafePointer<Float>, rowStride: Int, count L: Int, columns D: Int
-) {
+    values: UnsafePointer<E>, rowStride: Int, count L: Int, columns D: Int
+) -> Int {
     var c = 0
     while c + 32 <= D {
         var a: Four<SIMD16<Float>> = (.zero, .zero, .zero, .zero)
         var b: Four<SIMD16<Float>> = (.zero, .zero, .zero, .zero)
         var row = values + c
         for j in 0..<L {
-            let (low, high) = (row.loadSIMD16(at: 0), row.loadSIMD16(at: 16))
+            let (low, high) = E.pair(row, secondAt: 16)
             a.0 += low * p.0[j]
             a.1 += low * p.1[j]
             a.2 += low * p.2[j]
@@ -309,6 +308,17 @@ private func weightedValues(
         store(a, b, into: o, at: c)
         c += 32
     }
+    return c
+}
+
+/// `weightedValueBlocks` over float32 value rows, then the columns past the last whole block: 16
+/// at a time, then one.
+@inline(__always)
+private func weightedValues(
+    into o: Four<UnsafeMutablePointer<Float>>, p: Four<UnsafeMutablePointer<Float>>,
+    values: UnsafePointer<Float>, rowStride: Int, count L: Int, columns D: Int
+) {
+    var c = weightedValueBlocks(into: o, p: p, values: values, rowStride: rowStride, count: L, columns: D)
     while c + 16 <= D {
         var a: Four<SIMD16<Float>> = (.zero, .zero, .zero, .zero)
         var row = values + c
@@ -337,33 +347,6 @@ private func weightedValues(
         }
         (o.0[c], o.1[c], o.2[c], o.3[c]) = a
         c += 1
-    }
-}
-
-/// `weightedValues` over bf16 value rows (each 32-column block's halves interleaved; D a multiple
-/// of 32).
-@inline(__always)
-private func weightedValuesBF16(
-    into o: Four<UnsafeMutablePointer<Float>>, p: Four<UnsafeMutablePointer<Float>>,
-    values: UnsafePointer<UInt16>, rowStride: Int, count L: Int, columns D: Int
-) {
-    for c in Swift.stride(from: 0, to: D, by: 32) {
-        var a: Four<SIMD16<Float>> = (.zero, .zero, .zero, .zero)
-        var b: Four<SIMD16<Float>> = (.zero, .zero, .zero, .zero)
-        var row = values + c
-        for j in 0..<L {
-            let (low, high) = widenPairs(row)
-            a.0 += low * p.0[j]
-            a.1 += low * p.1[j]
-            a.2 += low * p.2[j]
-            a.3 += low * p.3[j]
-            b.0 += high * p.0[j]
-            b.1 += high * p.1[j]
-            b.2 += high * p.2[j]
-            b.3 += high * p.3[j]
-            row += rowStride
-        }
-        store(a, b, into: o, at: c)
     }
 }
 
