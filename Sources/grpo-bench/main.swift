@@ -166,6 +166,56 @@ if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "decode-matmu
     exit(0)
 }
 
+// `grpo-bench train-matmul [ROWS]`: each SmolLM2-135M projection's three training products at
+// one micro-batch's rows (default 1044: a 20-token prompt and 8 completions of 128), float32 and
+// bf16 (the forward through the packed weight, dX through the row-major one, dW from the rounded
+// activations), best of 5, with the time the rounding of activations takes.
+if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "train-matmul" {
+    let n = CommandLine.arguments.count >= 3 ? Int(CommandLine.arguments[2]) ?? 1044 : 1044
+    let shapes: [(String, Int, Int)] = [
+        ("qkv", 576, 960), ("o", 576, 576), ("gate+up", 576, 3072), ("down", 1536, 576),
+        ("lm_head chunk", 576, 49152),
+    ]
+    print("\(n) rows; GFLOP/s of forward, dX, dW")
+    for (name, i, o) in shapes {
+        let rows = name == "lm_head chunk" ? min(n, 512) : n
+        let weight = Tensor(zeros: [o, i])
+        for j in stride(from: 0, to: weight.count, by: 97) { weight[j] = 0.01 }
+        let low = BFloat16Weight(rounding: weight, layouts: [.rowMajor, .packed])
+        let (x, y, dY, dX, dW) = (
+            Tensor(zeros: [rows, i]), Tensor(zeros: [rows, o]), Tensor(zeros: [rows, o]),
+            Tensor(zeros: [rows, i]), Tensor(zeros: [o, i])
+        )
+        for j in 0..<x.count { x[j] = Float(j % 7) * 0.1 }
+        for j in 0..<dY.count { dY[j] = Float(j % 5) * 0.01 }
+        let flops = 2.0 * Double(rows * i * o)
+        let float32 = [
+            best(5) { linearForward(y: y, x: x, weight: weight) },
+            best(5) { linearBackward(dX: dX, dWeight: nil, dY: dY, x: x, weight: weight) },
+            best(5) { linearBackward(dX: nil, dWeight: dW, dY: dY, x: x, weight: weight) },
+        ]
+        let bf16 = [
+            best(5) { linearForwardBF16(y: y, x: x, weight: low) },
+            best(5) { linearBackwardBF16(dX: dX, dWeight: nil, dY: dY, x: x, weight: low) },
+            best(5) { linearBackwardBF16(dX: nil, dWeight: dW, dY: dY, x: x, weight: low) },
+        ]
+        let (xb, dYb) = (BFloat16Buffer(count: x.count), BFloat16Buffer(count: dY.count))
+        let rounding = best(5) {
+            BFloat16.convert(x.pointer, into: xb.pointer, count: x.count)
+            BFloat16.convert(dY.pointer, into: dYb.pointer, count: dY.count)
+        }
+        let rates = { (times: [Double]) in
+            times.map { String(format: "%6.1f", flops / $0 / 1e9) }.joined(separator: " ")
+        }
+        print(
+            "\(field(name, 14)) \(rows) x \(i) -> \(o): float32 \(rates(float32)), bf16 \(rates(bf16)); "
+                + String(
+                    format: "rounding x and dY %.2f ms of bf16's %.2f ms", rounding * 1e3,
+                    bf16.reduce(0, +) * 1e3))
+    }
+    exit(0)
+}
+
 // `grpo-bench decode-attention`: one decode step's attention (32 sequences, the 27M and 135M
 // models' heads, 96 and 160 cached tokens, float32 and bf16 caches), the kernel alone, best of 20
 // runs of 8 layers' worth.
@@ -204,14 +254,22 @@ if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "decode-atten
     exit(0)
 }
 
-// `grpo-bench train-attention`: the training attention kernels alone on one GRPO micro-batch of the
-// 135M shape (a 20-token prompt packed once, continued by 8 completions of 128 tokens; heads 9/3,
-// dim 64), best of 5 runs of 8 layers' forward and backward, with the causal FLOPs they do.
+// `grpo-bench train-attention [PROMPT COMPLETION G]`: the training attention kernels alone on one
+// GRPO micro-batch of the 135M shape (by default a 20-token prompt packed once, continued by 8
+// completions of 128 tokens; heads 9/3, dim 64), best of 5 runs of 8 layers' forward and backward,
+// with the causal FLOPs they do.
 if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "train-attention" {
-    let (H, K, D, layers, prompt, own, G) = (9, 3, 64, 8, 20, 128, 8)
+    let sizes = CommandLine.arguments.dropFirst(2).compactMap { Int($0) }
+    let (prompt, own, G) = sizes.count == 3 ? (sizes[0], sizes[1], sizes[2]) : (20, 128, 8)
+    let (H, K, D, layers) = (9, 3, 64, 8)
     let heads = AttentionHeads(queryHeads: H, keyValueHeads: K, headDim: D)
-    let sequences = PackedSequences(
-        lengths: [prompt] + [Int](repeating: own, count: G), parents: [nil] + [Int?](repeating: 0, count: G))
+    // A prompt of 0 tokens: G sequences of their own.
+    let sequences =
+        prompt == 0
+        ? PackedSequences(lengths: [Int](repeating: own, count: G))
+        : PackedSequences(
+            lengths: [prompt] + [Int](repeating: own, count: G),
+            parents: [nil] + [Int?](repeating: 0, count: G))
     let N = sequences.tokenCount
     let qkv = Tensor(zeros: [N, heads.qkvWidth])
     for i in 0..<qkv.count { qkv[i] = Float(i % 13) * 0.02 - 0.1 }

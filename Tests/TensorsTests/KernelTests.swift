@@ -156,7 +156,10 @@ func ropeMatchesNaiveAndInverts(scaling: RoPEScaling) {
     #expect(relativeError(dGU.toArray(), numericGradient(gu, h: 1e-3) { weightedSum(run($0), dH) }) < 1e-2)
 }
 
-@Test(arguments: [([5, 1, 3], 4, 2, 4), ([20], 2, 2, 8), ([7, 18], 6, 2, 4), ([300, 129], 2, 1, 4)])
+/// One query head over one sequence (fewer units than cores) runs the threaded path.
+@Test(arguments: [
+    ([5, 1, 3], 4, 2, 4), ([20], 2, 2, 8), ([7, 18], 6, 2, 4), ([300, 129], 2, 1, 4), ([150], 1, 1, 8),
+])
 func attentionMatchesNaiveAndGradients(lengths: [Int], H: Int, K: Int, D: Int) {
     let sequences = PackedSequences(lengths: lengths)
     let heads = AttentionHeads(queryHeads: H, keyValueHeads: K, headDim: D)
@@ -186,8 +189,8 @@ func attentionMatchesNaiveAndGradients(lengths: [Int], H: Int, K: Int, D: Int) {
 
 /// Sequences with parents attend as if each carried its own copy of the parent's rows.
 ///
-/// The parent's gradient is the sum over its copies. Lengths cross the 128-row blocks; one query and
-/// one key/value head with a single family runs the threaded path, more heads the per-task one.
+/// The parent's gradient is the sum over its copies. Lengths cross the 128-row blocks, and parents'
+/// keys are shared by groups of one and two query heads.
 @Test(arguments: [
     ([4, 3, 5, 6, 2], [nil, 0, 0, nil, 3], 4, 2, 8), ([130, 140, 7], [nil, 0, 0], 2, 1, 4),
     ([9, 1, 12], [nil, 0, 0], 1, 1, 8),
