@@ -354,7 +354,7 @@ public final class Transformer {
         case .packed(let sequences, let caches):
             attentionForward(
                 out: attention, lse: a[.lse], qkv: qkv, sequences: sequences, heads: config.heads,
-                scale: scale)
+                scale: scale, bf16: precision == .bf16)
             for (p, cache) in (caches ?? []).enumerated() {
                 cache.write(
                     layer: l, at: 0, qkv: qkv, qkvRow: sequences.offsets[p], count: sequences.lengths[p],
@@ -463,7 +463,8 @@ public final class Transformer {
         layer.output.backward(dX: scratch.dAttention, dY: dX, x: a[.attention])
         attentionBackward(
             dQKV: scratch.dQKV, dOut: scratch.dAttention, out: a[.attention], lse: a[.lse], qkv: a[.qkv],
-            sequences: batch.sequences, heads: config.heads, scale: 1 / Float(D).squareRoot())
+            sequences: batch.sequences, heads: config.heads, scale: 1 / Float(D).squareRoot(),
+            bf16: precision == .bf16)
         ropeBackward(
             dX: scratch.dQKV, rowStride: width, heads: H + K, headDim: D,
             positions: batch.sequences.positions,

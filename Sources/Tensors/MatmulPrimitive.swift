@@ -40,6 +40,8 @@
             var accumulate: Bool
             /// B is a prepacked weight (`packedFormat(n:k:)`), for y = x Wᵀ.
             var packed = false
+            /// Independent products of this shape, operands one after another (3-D tensors).
+            var batch = 1
         }
 
         private struct Shape: Hashable {
@@ -112,6 +114,31 @@
             var key = Key(m: m, n: n, k: k, bf16: true, transA: false, transB: true, accumulate: false)
             key.packed = true
             return execute(key, UnsafeRawPointer(a), packed, c)
+        }
+
+        /// C[i] (M, N) = op(A[i]) · op(B[i]) for i < batch; false if unavailable.
+        ///
+        /// Each operand is `batch` dense matrices one after another (float32 or bf16, C float32).
+        /// The batch runs in chunks of powers of two, so few distinct primitives serve any batch.
+        func runBatched(
+            bf16: Bool, batch: Int, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafeRawPointer,
+            b: UnsafeRawPointer, c: UnsafeMutablePointer<Float>
+        ) -> Bool {
+            let element = bf16 ? 2 : 4
+            var done = 0
+            while done < batch {
+                var chunk = 1
+                while chunk * 2 <= batch - done && chunk < 256 { chunk *= 2 }
+                var key = Key(m: m, n: n, k: k, bf16: bf16, transA: transA, transB: transB, accumulate: false)
+                key.batch = chunk
+                lock.lock()
+                let ran = executeWhole(
+                    key, a + done * m * k * element, b + done * k * n * element, c + done * m * n)
+                lock.unlock()
+                guard ran else { return false }
+                done += chunk
+            }
+            return true
         }
 
         /// C-heap bytes the kept primitives took when they were made (glibc's count of bytes in use
@@ -221,13 +248,14 @@
             return found
         }
 
-        /// A 2-D memory descriptor of `dims` in `tag`'s layout.
+        /// A 2-D or 3-D memory descriptor of `dims` in `tag`'s layout.
         private static func memoryDescriptor(
             _ dims: [Int], _ type: dnnl_data_type_t, _ tag: dnnl_format_tag_t
         ) -> dnnl_memory_desc_t? {
             var descriptor = dnnl_memory_desc_t()
             guard
-                dnnl_memory_desc_init_by_tag(&descriptor, 2, dims.map(Int64.init), type, tag) == dnnl_success
+                dnnl_memory_desc_init_by_tag(&descriptor, Int32(dims.count), dims.map(Int64.init), type, tag)
+                    == dnnl_success
             else { return nil }
             return descriptor
         }
@@ -339,11 +367,17 @@
             guard let engine else { return nil }
             let type = key.bf16 ? dnnl_bf16 : dnnl_f32
             // A is M x K ("ab"; "ba" when stored transposed); B is K x N, "ba" when stored (N, K).
-            guard var source = Self.memoryDescriptor([key.m, key.k], type, key.transA ? dnnl_ba : dnnl_ab),
+            // A batch adds a leading dimension ("abc", "acb" transposed).
+            let batched = key.batch > 1
+            let (plain, transposed) = batched ? (dnnl_abc, dnnl_acb) : (dnnl_ab, dnnl_ba)
+            let lead = batched ? [key.batch] : []
+            guard
+                var source = Self.memoryDescriptor(
+                    lead + [key.m, key.k], type, key.transA ? transposed : plain),
                 var weights = key.packed
                     ? packedFormat(Shape(n: key.n, k: key.k))
-                    : Self.memoryDescriptor([key.k, key.n], type, key.transB ? dnnl_ba : dnnl_ab),
-                var destination = Self.memoryDescriptor([key.m, key.n], dnnl_f32, dnnl_ab)
+                    : Self.memoryDescriptor(lead + [key.k, key.n], type, key.transB ? transposed : plain),
+                var destination = Self.memoryDescriptor(lead + [key.m, key.n], dnnl_f32, plain)
             else { return nil }
             var attributes: dnnl_primitive_attr_t?
             var postOps: dnnl_post_ops_t?
@@ -363,8 +397,8 @@
                     &source, &weights, &destination, attributes: attributes)
             else { return nil }
             defer { dnnl_primitive_desc_destroy(primitiveDescriptor) }
-            // A packed weight that the optimised kernels do not take for this shape: fall back.
-            if key.packed && Self.isReference(primitiveDescriptor) { return nil }
+            // A packed weight or a batch that the optimised kernels do not take: fall back.
+            if (key.packed || key.batch > 1) && Self.isReference(primitiveDescriptor) { return nil }
             var primitive: dnnl_primitive_t?
             var sourceMemory: dnnl_memory_t?
             var weightsMemory: dnnl_memory_t?

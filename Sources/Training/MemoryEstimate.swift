@@ -75,7 +75,19 @@ public struct MemoryEstimate: Sendable {
             activations += Transformer.activationBytes(config: config, tokens: tokens, layers: trainingLayers)
         }
         categories.append(("activations", activations))
-        categories.append(("backward", Transformer.backwardScratchBytes(config: config, tokens: tokens)))
+        // bf16 attention's kept buffers: one forward's groups, every completion at full length.
+        let families = max(tokens / max(groupTokens, 1), 1)
+        let (prompt, completion) = (max(batch.promptLength, 1), max(batch.completionLength, 1))
+        let packed = PackedSequences(
+            lengths: (0..<families).flatMap { _ in
+                [prompt] + [Int](repeating: completion, count: batch.numGenerations)
+            },
+            parents: (0..<families).flatMap { f in
+                [nil] + [Int?](repeating: f * (batch.numGenerations + 1), count: batch.numGenerations)
+            })
+        let attention = bf16 ? attentionScratchBytes(sequences: packed, heads: config.heads) : 0
+        categories.append(
+            ("backward", Transformer.backwardScratchBytes(config: config, tokens: tokens) + attention))
         let groupCache =
             KVCache.bytes(
                 layers: L, width: config.numKeyValueHeads * config.headDim,

@@ -144,7 +144,8 @@ struct MemoryAccount {
     /// PPO's critic: weights, gradients and AdamW moments.
     var critic = 0
     var activations = 0
-    /// What a backward allocates while it runs (the largest of the trained models').
+    /// What a backward allocates while it runs (the largest of the trained models'), and the
+    /// buffers bf16 training attention keeps for its batched products.
     var backward = 0
     var kvCache: Int?
     /// The lm_head's logits chunk (rows x vocabulary, float32).
@@ -185,7 +186,7 @@ struct MemoryAccount {
         trainable = model.trainableParameters.count
         self.activations = activations
         self.kvCache = kvCache
-        backward = model.backwardScratchBytes
+        backward = model.backwardScratchBytes + (model.precision == .bf16 ? attentionScratchBytes() : 0)
         logits = logitScratchBytes
     }
 }

@@ -282,24 +282,28 @@ if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "train-attent
     // and its own triangle; 2 FLOPs per multiply-add, two products forward, four backward.
     let pairs = Double(prompt * (prompt + 1) / 2 + G * (own * prompt + own * (own + 1) / 2))
     let forwardFlops = Double(layers) * 2 * 2 * pairs * Double(H * D)
-    let forward = best(5) {
-        for _ in 0..<layers {
-            attentionForward(out: out, lse: lse, qkv: qkv, sequences: sequences, heads: heads, scale: 0.125)
+    for bf16 in [false, true] {
+        let forward = best(5) {
+            for _ in 0..<layers {
+                attentionForward(
+                    out: out, lse: lse, qkv: qkv, sequences: sequences, heads: heads, scale: 0.125, bf16: bf16
+                )
+            }
         }
-    }
-    let backward = best(5) {
-        for _ in 0..<layers {
-            attentionBackward(
-                dQKV: dQKV, dOut: dOut, out: out, lse: lse, qkv: qkv, sequences: sequences, heads: heads,
-                scale: 0.125)
+        let backward = best(5) {
+            for _ in 0..<layers {
+                attentionBackward(
+                    dQKV: dQKV, dOut: dOut, out: out, lse: lse, qkv: qkv, sequences: sequences, heads: heads,
+                    scale: 0.125, bf16: bf16)
+            }
         }
+        print(
+            String(
+                format:
+                    "%@ %d tokens, 8 layers: forward %6.2f ms (%5.1f GFLOP/s), backward %6.2f ms (%5.1f GFLOP/s)",
+                bf16 ? "bf16   " : "float32", N, forward * 1e3, forwardFlops / forward / 1e9, backward * 1e3,
+                2 * forwardFlops / backward / 1e9))
     }
-    print(
-        String(
-            format:
-                "%d tokens, 8 layers: forward %6.2f ms (%5.1f GFLOP/s), backward %6.2f ms (%5.1f GFLOP/s)",
-            N, forward * 1e3, forwardFlops / forward / 1e9, backward * 1e3, 2 * forwardFlops / backward / 1e9)
-    )
     exit(0)
 }
 

@@ -187,6 +187,39 @@ func attentionMatchesNaiveAndGradients(lengths: [Int], H: Int, K: Int, D: Int) {
     #expect(relativeError(pick(dQKV.toArray(), at: indices), pick(numeric, at: indices)) < 1e-2)
 }
 
+/// bf16 training attention (its products batched on bf16 operands, accumulated in float32) gives
+/// float32's outputs, log-sum-exps and gradients within what bf16 operands allow: parents, causal
+/// blocks (lengths past 128), padded blocks and groups of one to three query heads per key/value head.
+@Test(arguments: [
+    ([5, 1, 3], [nil, nil, nil], 4, 2, 8), ([20, 130, 140, 7], [nil, 0, 0, nil], 6, 2, 16),
+    ([300], [nil], 3, 1, 64),
+])
+func bf16AttentionMatchesFloat32(lengths: [Int], parents: [Int?], H: Int, K: Int, D: Int) {
+    guard BFloat16Matmul.isAvailable else { return }
+    let sequences = PackedSequences(lengths: lengths, parents: parents)
+    let heads = AttentionHeads(queryHeads: H, keyValueHeads: K, headDim: D)
+    let (N, ld) = (sequences.tokenCount, heads.qkvWidth)
+    let qkv = Tensor(randomFloats(N * ld, seed: 41, scale: 2), shape: [N, ld])
+    let dOut = Tensor(randomFloats(N * H * D, seed: 42), shape: [N, H * D])
+    let scale = 1 / Float(D).squareRoot()
+    func run(bf16: Bool) -> (out: [Float], lse: [Float], dQKV: [Float]) {
+        let (out, lse, dQKV) = (Tensor(zeros: [N, H * D]), Tensor(zeros: [N, H]), Tensor(zeros: [N, ld]))
+        attentionForward(
+            out: out, lse: lse, qkv: qkv, sequences: sequences, heads: heads, scale: scale, bf16: bf16)
+        attentionBackward(
+            dQKV: dQKV, dOut: dOut, out: out, lse: lse, qkv: qkv, sequences: sequences, heads: heads,
+            scale: scale, bf16: bf16)
+        return (out.toArray(), lse.toArray(), dQKV.toArray())
+    }
+    let (exact, low) = (run(bf16: false), run(bf16: true))
+    #expect(relativeError(low.out, exact.out) < 2e-2)
+    #expect(maxAbsDiff(low.lse, exact.lse).diff < 5e-2)
+    #expect(relativeError(low.dQKV, exact.dQKV) < 3e-2)
+    let dot = zip(low.dQKV, exact.dQKV).reduce(0) { $0 + Double($1.0) * Double($1.1) }
+    let norms = [low.dQKV, exact.dQKV].map { $0.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot() }
+    #expect(dot / (norms[0] * norms[1]) > 0.999)
+}
+
 /// Sequences with parents attend as if each carried its own copy of the parent's rows.
 ///
 /// The parent's gradient is the sum over its copies. Lengths cross the 128-row blocks, and parents'

@@ -89,10 +89,19 @@ public struct AttentionHeads: Equatable, Sendable {
 /// single-threaded matmuls (short sequences: one small matmul per unit is cheaper than a threaded
 /// one); with fewer, units run one after another and each matmul uses every core.
 public func attentionForward(
-    out: Tensor, lse: Tensor, qkv: Tensor, sequences: PackedSequences, heads: AttentionHeads, scale: Float
+    out: Tensor, lse: Tensor, qkv: Tensor, sequences: PackedSequences, heads: AttentionHeads, scale: Float,
+    bf16: Bool = false
 ) {
     let (H, D, ld) = (heads.queryHeads, heads.headDim, heads.qkvWidth)
     precondition(qkv.count == sequences.tokenCount * ld && out.count == sequences.tokenCount * H * D)
+    #if !canImport(Accelerate)
+        if bf16 && BFloat16Matmul.isAvailable
+            && batchedAttentionForward(
+                out: out, lse: lse, qkv: qkv, sequences: sequences, heads: heads, scale: scale, bf16: true)
+        {
+            return
+        }
+    #endif
     let layout = AttentionLayout(sequences: sequences, heads: heads)
     let plan = layout.plan()
     // Each core's scores, then the reciprocals of its block's row sums.
@@ -144,8 +153,17 @@ let attentionBlockRows = 128
 /// into a (N, 2KD) buffer of its own, summed in at the end.
 public func attentionBackward(
     dQKV: Tensor, dOut: Tensor, out: Tensor, lse: Tensor, qkv: Tensor,
-    sequences: PackedSequences, heads: AttentionHeads, scale: Float
+    sequences: PackedSequences, heads: AttentionHeads, scale: Float, bf16: Bool = false
 ) {
+    #if !canImport(Accelerate)
+        if bf16 && BFloat16Matmul.isAvailable
+            && batchedAttentionBackward(
+                dQKV: dQKV, dOut: dOut, out: out, lse: lse, qkv: qkv, sequences: sequences, heads: heads,
+                scale: scale, bf16: true)
+        {
+            return
+        }
+    #endif
     let (H, KV, D, ld) = (heads.queryHeads, heads.keyValueHeads, heads.headDim, heads.qkvWidth)
     let N = sequences.tokenCount
     dQKV.zero()
