@@ -97,7 +97,7 @@ public func attentionForward(
     #if !canImport(Accelerate)
         if bf16 && BFloat16Matmul.isAvailable
             && batchedAttentionForward(
-                out: out, lse: lse, qkv: qkv, sequences: sequences, heads: heads, scale: scale, bf16: true)
+                out: out, lse: lse, qkv: qkv, sequences: sequences, heads: heads, scale: scale)
         {
             return
         }
@@ -159,7 +159,7 @@ public func attentionBackward(
         if bf16 && BFloat16Matmul.isAvailable
             && batchedAttentionBackward(
                 dQKV: dQKV, dOut: dOut, out: out, lse: lse, qkv: qkv, sequences: sequences, heads: heads,
-                scale: scale, bf16: true)
+                scale: scale)
         {
             return
         }

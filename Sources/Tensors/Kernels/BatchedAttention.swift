@@ -1,11 +1,12 @@
 #if !canImport(Accelerate)
     import Foundation
 
-    // Training attention as batched matmuls: every (sequence, 128-row causal block, key/value
-    // head) of a packed batch is one entry; entries of the same padded shape run as one batched
-    // oneDNN product per step of the algorithm (one call on both cores instead of thousands of
-    // small single-core ones), with float32 or bf16 operands. Legend as in Attention.swift, plus
-    // g = H / K query heads per key/value head, R a block's padded rows, W its padded keys.
+    // bf16 training attention as batched matmuls: every (sequence, 128-row causal block,
+    // key/value head) of a packed batch is one entry; entries of the same padded shape run as one
+    // batched oneDNN product per step of the algorithm (one call on both cores instead of
+    // thousands of small single-core ones). Legend as in Attention.swift, plus g = H / K query
+    // heads per key/value head, R a block's padded rows, W its padded keys. (In float32 the
+    // batched products ran slower than the per-core path of Attention.swift, which float32 keeps.)
 
     /// One causal block of one sequence: `rows` query rows from `first`, seeing the parent's
     /// `prefix` keys and its own first `own` keys.
@@ -22,23 +23,6 @@
         let rows: Int
         let width: Int
         var units: [BlockUnit]
-    }
-
-    /// Operands of the batched products: float32 as they are, or bf16 bit patterns.
-    private protocol AttentionOperand {
-        static var isBF16: Bool { get }
-        static var zero: Self { get }
-        static func from(_ x: Float) -> Self
-    }
-
-    extension Float: AttentionOperand {
-        static var isBF16: Bool { false }
-        static func from(_ x: Float) -> Float { x }
-    }
-
-    extension UInt16: AttentionOperand {
-        static var isBF16: Bool { true }
-        static func from(_ x: Float) -> UInt16 { BFloat16.bits(x) }
     }
 
     /// The batched products' operand buffers, kept between calls.
@@ -131,42 +115,106 @@
             return result
         }
 
-        /// Copies entry (unit, kv)'s query rows (g heads, R rows each, times `multiplier`) into
-        /// `q` (g R, D), zero past the block's rows; `source` rows `ld` apart, head h at h D.
-        func gatherQueries<E: AttentionOperand>(
-            _ unit: BlockUnit, kv: Int, rows R: Int, source: UnsafePointer<Float>, ld: Int, multiplier: Float,
-            into q: UnsafeMutablePointer<E>
+        /// The entry (unit, key/value head) and the head j and row r of stacked row i of a
+        /// group's (entries · g R) rows, nil for a padding row.
+        func row(_ i: Int, of group: BlockGroup) -> (unit: BlockUnit, kv: Int, j: Int, r: Int)? {
+            let KV = heads.keyValueHeads
+            let (e, row) = i.quotientAndRemainder(dividingBy: heads.group * group.rows)
+            let (unit, (j, r)) = (group.units[e / KV], row.quotientAndRemainder(dividingBy: group.rows))
+            return r < unit.rows ? (unit, e % KV, j, r) : nil
+        }
+
+        /// The packed token of a stacked row.
+        func token(_ unit: BlockUnit, _ r: Int) -> Int { sequences.offsets[unit.sequence] + unit.first + r }
+
+        /// Each entry's query rows of `source` (rows `ld` apart, head h at column h D), times
+        /// `multiplier`, in bf16 into `q` ((g R, D) per entry), zero past a block's rows.
+        func gatherQueries(
+            _ group: BlockGroup, source: UnsafePointer<Float>, ld: Int, multiplier: Float,
+            into q: UnsafeMutablePointer<UInt16>
         ) {
-            let (g, D, start) = (heads.group, heads.headDim, sequences.offsets[unit.sequence] + unit.first)
-            for j in 0..<g {
-                for r in 0..<R {
-                    let row = q + (j * R + r) * D
-                    if r < unit.rows {
-                        let from = source + (start + r) * ld + (kv * g + j) * D
-                        for d in 0..<D { row[d] = E.from(from[d] * multiplier) }
-                    } else {
-                        row.update(repeating: E.zero, count: D)
+            let (KV, g, D, R) = (heads.keyValueHeads, heads.group, heads.headDim, group.rows)
+            parallelFor(group.units.count * KV) { entries in
+                for e in entries {
+                    let (unit, kv) = (group.units[e / KV], e % KV)
+                    for j in 0..<g {
+                        for r in 0..<R {
+                            let row = q + ((e * g + j) * R + r) * D
+                            guard r < unit.rows else {
+                                row.update(repeating: 0, count: D)
+                                continue
+                            }
+                            let from = source + token(unit, r) * ld + (kv * g + j) * D
+                            for d in 0..<D { row[d] = BFloat16.bits(from[d] * multiplier) }
+                        }
                     }
                 }
             }
         }
 
-        /// Copies the unit's visible keys (or values) at `column` of qkv, the parent's then its
-        /// own, into `k` (W, D), zero past them.
-        func gatherKeys<E: AttentionOperand>(
-            _ unit: BlockUnit, column: Int, width W: Int, qkv: UnsafePointer<Float>,
-            into k: UnsafeMutablePointer<E>
+        /// Each entry's visible keys and values (the parent's, then its own) in bf16 into `k` and
+        /// `v` ((W, D) per entry), zero past them.
+        func gatherKeysAndValues(
+            _ group: BlockGroup, qkv: UnsafePointer<Float>, keys k: UnsafeMutablePointer<UInt16>,
+            values v: UnsafeMutablePointer<UInt16>
         ) {
-            let (D, ld) = (heads.headDim, heads.qkvWidth)
-            for t in 0..<W {
-                let row = k + t * D
-                guard let source = keyRow(unit, t) else {
-                    row.update(repeating: E.zero, count: D)
-                    continue
+            let (H, KV, D, ld, W) = (
+                heads.queryHeads, heads.keyValueHeads, heads.headDim, heads.qkvWidth, group.width
+            )
+            parallelFor(group.units.count * KV) { entries in
+                for e in entries {
+                    let (unit, kv) = (group.units[e / KV], e % KV)
+                    for t in 0..<W {
+                        let (keyRow, valueRow) = (k + (e * W + t) * D, v + (e * W + t) * D)
+                        guard let source = self.keyRow(unit, t) else {
+                            keyRow.update(repeating: 0, count: D)
+                            valueRow.update(repeating: 0, count: D)
+                            continue
+                        }
+                        let (key, value) = (
+                            qkv + source * ld + (H + kv) * D, qkv + source * ld + (H + KV + kv) * D
+                        )
+                        for d in 0..<D {
+                            keyRow[d] = BFloat16.bits(key[d])
+                            valueRow[d] = BFloat16.bits(value[d])
+                        }
+                    }
                 }
-                let from = qkv + source * ld + column
-                for d in 0..<D { row[d] = E.from(from[d]) }
             }
+        }
+
+        /// Each entry's real rows of `stacked` ((g R, D) per entry, float32), row i times
+        /// `factor(i)`, into their heads' columns of `destination` (rows `ld` apart).
+        func scatterQueries(
+            _ group: BlockGroup, _ stacked: UnsafePointer<Float>, factor: (Int) -> Float,
+            into destination: UnsafeMutablePointer<Float>, ld: Int
+        ) {
+            let (KV, g, D, R) = (heads.keyValueHeads, heads.group, heads.headDim, group.rows)
+            parallelFor(group.units.count * KV) { entries in
+                for e in entries {
+                    let (unit, kv) = (group.units[e / KV], e % KV)
+                    for j in 0..<g {
+                        for r in 0..<unit.rows {
+                            let i = (e * g + j) * R + r
+                            let (from, to) = (
+                                stacked + i * D, destination + token(unit, r) * ld + (kv * g + j) * D
+                            )
+                            let multiplier = factor(i)
+                            for d in 0..<D { to[d] = from[d] * multiplier }
+                        }
+                    }
+                }
+            }
+        }
+
+        /// C (entries x (m, n)) = op(A) op(B), every entry's bf16 matrices one after another.
+        func product(
+            _ group: BlockGroup, transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+            _ a: UnsafePointer<UInt16>, _ b: UnsafePointer<UInt16>, into c: UnsafeMutablePointer<Float>
+        ) -> Bool {
+            MatmulPrimitives.shared.runBatched(
+                bf16: true, batch: group.units.count * heads.keyValueHeads, transA: transA, transB: transB,
+                m: m, n: n, k: k, a: a, b: b, c: c)
         }
 
         /// The packed row of the unit's t-th visible key, nil past them.
@@ -178,119 +226,59 @@
         }
     }
 
-    /// Batched `attentionForward`; false if oneDNN has no batched product for these operands.
+    /// Batched bf16 `attentionForward`; false if oneDNN has no batched product for these shapes.
     func batchedAttentionForward(
-        out: Tensor, lse: Tensor, qkv: Tensor, sequences: PackedSequences, heads: AttentionHeads,
-        scale: Float,
-        bf16: Bool
-    ) -> Bool {
-        bf16
-            ? batchedForward(
-                UInt16.self, out: out, lse: lse, qkv: qkv, sequences: sequences, heads: heads, scale: scale)
-            : batchedForward(
-                Float.self, out: out, lse: lse, qkv: qkv, sequences: sequences, heads: heads, scale: scale)
-    }
-
-    private func batchedForward<E: AttentionOperand>(
-        _: E.Type, out: Tensor, lse: Tensor, qkv: Tensor, sequences: PackedSequences, heads: AttentionHeads,
-        scale: Float
+        out: Tensor, lse: Tensor, qkv: Tensor, sequences: PackedSequences, heads: AttentionHeads, scale: Float
     ) -> Bool {
         let layout = BatchedLayout(sequences: sequences, heads: heads)
-        let (H, KV, g, D, ld) = (
-            heads.queryHeads, heads.keyValueHeads, heads.group, heads.headDim, heads.qkvWidth
-        )
+        let (H, g, D) = (heads.queryHeads, heads.group, heads.headDim)
         let size = layout.largest
         let scratch = AttentionScratch.shared
         scratch.lock.lock()
         defer { scratch.lock.unlock() }
-        let q = scratch.buffer(0, E.self, size.queries)
-        let k = scratch.buffer(1, E.self, size.keys)
-        let v = scratch.buffer(2, E.self, size.keys)
-        let p = scratch.buffer(3, E.self, size.scores)
-        let sp = scratch.buffer(4, Float.self, size.scores)
-        let o = scratch.buffer(5, Float.self, size.queries)
-        let inverses = scratch.buffer(6, Float.self, size.queries / D)
-        let (qp, op, lp) = (UnsafePointer(qkv.pointer), out.pointer, lse.pointer)
+        let (q, k, v) = (
+            scratch.buffer(0, UInt16.self, size.queries), scratch.buffer(1, UInt16.self, size.keys),
+            scratch.buffer(2, UInt16.self, size.keys)
+        )
+        let (p, sp) = (
+            scratch.buffer(3, UInt16.self, size.scores), scratch.buffer(4, Float.self, size.scores)
+        )
+        let (o, inverses) = (
+            scratch.buffer(5, Float.self, size.queries), scratch.buffer(6, Float.self, size.queries / D)
+        )
+        let (qp, lp) = (UnsafePointer(qkv.pointer), lse.pointer)
         for group in layout.groups {
-            let (R, W, entries) = (group.rows, group.width, group.units.count * KV)
-            let gR = g * R
-            parallelFor(entries) { range in
-                for e in range {
-                    let (unit, kv) = (group.units[e / KV], e % KV)
-                    layout.gatherQueries(
-                        unit, kv: kv, rows: R, source: qp, ld: ld, multiplier: scale, into: q + e * gR * D)
-                    layout.gatherKeys(
-                        unit, column: (H + kv) * D, width: W, qkv: qp, into: k + e * W * D)
-                    layout.gatherKeys(
-                        unit, column: (H + KV + kv) * D, width: W, qkv: qp, into: v + e * W * D)
-                }
-            }
-            guard
-                MatmulPrimitives.shared.runBatched(
-                    bf16: E.isBF16, batch: entries, transA: false, transB: true, m: gR, n: W, k: D, a: q,
-                    b: k,
-                    c: sp)
-            else { return false }
-            parallelFor(entries * gR, minimumPerTask: 32) { range in
-                for i in range {
-                    let (e, row) = i.quotientAndRemainder(dividingBy: gR)
-                    let (unit, kv) = (group.units[e / KV], e % KV)
-                    let (j, r) = row.quotientAndRemainder(dividingBy: R)
+            let (gR, W) = (g * group.rows, group.width)
+            layout.gatherQueries(group, source: qp, ld: heads.qkvWidth, multiplier: scale, into: q)
+            layout.gatherKeysAndValues(group, qkv: qp, keys: k, values: v)
+            guard layout.product(group, transB: true, m: gR, n: W, k: D, q, k, into: sp) else { return false }
+            // Unnormalised exp(score - max); the output rows are divided by their sums as they
+            // are scattered.
+            parallelFor(group.units.count * heads.keyValueHeads * gR, minimumPerTask: 32) { rows in
+                for i in rows {
                     let (s, pRow) = (sp + i * W, p + i * W)
-                    guard r < unit.rows else {
-                        pRow.update(repeating: E.zero, count: W)
+                    guard let (unit, kv, j, r) = layout.row(i, of: group) else {
+                        pRow.update(repeating: 0, count: W)
                         continue
                     }
                     let visible = unit.prefix + unit.first + r + 1
                     let m = rowMax(s, visible)
                     let total = exponentiate(s, visible, shift: m)
-                    for c in 0..<visible { pRow[c] = E.from(s[c]) }
-                    (pRow + visible).update(repeating: E.zero, count: W - visible)
+                    for c in 0..<visible { pRow[c] = BFloat16.bits(s[c]) }
+                    (pRow + visible).update(repeating: 0, count: W - visible)
                     inverses[i] = 1 / total
-                    let token = sequences.offsets[unit.sequence] + unit.first + r
-                    lp[token * H + kv * g + j] = m + Foundation.log(total)
+                    lp[layout.token(unit, r) * H + kv * g + j] = m + Foundation.log(total)
                 }
             }
-            guard
-                MatmulPrimitives.shared.runBatched(
-                    bf16: E.isBF16, batch: entries, transA: false, transB: false, m: gR, n: D, k: W, a: p,
-                    b: v, c: o)
-            else { return false }
-            parallelFor(entries) { range in
-                for e in range {
-                    let (unit, kv) = (group.units[e / KV], e % KV)
-                    let start = sequences.offsets[unit.sequence] + unit.first
-                    for j in 0..<g {
-                        for r in 0..<unit.rows {
-                            let i = e * gR + j * R + r
-                            let (from, to) = (o + i * D, op + (start + r) * H * D + (kv * g + j) * D)
-                            let inverse = inverses[i]
-                            for d in 0..<D { to[d] = from[d] * inverse }
-                        }
-                    }
-                }
-            }
+            guard layout.product(group, m: gR, n: D, k: W, p, v, into: o) else { return false }
+            layout.scatterQueries(group, o, factor: { inverses[$0] }, into: out.pointer, ld: H * D)
         }
         return true
     }
 
-    /// Batched `attentionBackward` (dQKV overwritten); false if oneDNN has no batched product.
+    /// Batched bf16 `attentionBackward` (dQKV overwritten); false if oneDNN has no batched product.
     func batchedAttentionBackward(
         dQKV: Tensor, dOut: Tensor, out: Tensor, lse: Tensor, qkv: Tensor, sequences: PackedSequences,
-        heads: AttentionHeads, scale: Float, bf16: Bool
-    ) -> Bool {
-        bf16
-            ? batchedBackward(
-                UInt16.self, dQKV: dQKV, dOut: dOut, out: out, lse: lse, qkv: qkv, sequences: sequences,
-                heads: heads, scale: scale)
-            : batchedBackward(
-                Float.self, dQKV: dQKV, dOut: dOut, out: out, lse: lse, qkv: qkv, sequences: sequences,
-                heads: heads, scale: scale)
-    }
-
-    private func batchedBackward<E: AttentionOperand>(
-        _: E.Type, dQKV: Tensor, dOut: Tensor, out: Tensor, lse: Tensor, qkv: Tensor,
-        sequences: PackedSequences,
         heads: AttentionHeads, scale: Float
     ) -> Bool {
         let layout = BatchedLayout(sequences: sequences, heads: heads)
@@ -302,16 +290,18 @@
         let scratch = AttentionScratch.shared
         scratch.lock.lock()
         defer { scratch.lock.unlock() }
-        let q = scratch.buffer(0, E.self, size.queries)
-        let dO = scratch.buffer(7, E.self, size.queries)
-        let k = scratch.buffer(1, E.self, size.keys)
-        let v = scratch.buffer(2, E.self, size.keys)
-        let p = scratch.buffer(3, E.self, size.scores)
-        let dS = scratch.buffer(8, E.self, size.scores)
-        let (sp, dPp) = (
-            scratch.buffer(4, Float.self, size.scores), scratch.buffer(9, Float.self, size.scores)
+        let (q, k, v) = (
+            scratch.buffer(0, UInt16.self, size.queries), scratch.buffer(1, UInt16.self, size.keys),
+            scratch.buffer(2, UInt16.self, size.keys)
+        )
+        let (p, sp) = (
+            scratch.buffer(3, UInt16.self, size.scores), scratch.buffer(4, Float.self, size.scores)
         )
         let dq = scratch.buffer(5, Float.self, size.queries)
+        let (dO, dS) = (
+            scratch.buffer(7, UInt16.self, size.queries), scratch.buffer(8, UInt16.self, size.scores)
+        )
+        let dPp = scratch.buffer(9, Float.self, size.scores)
         let (dk, dv) = (scratch.buffer(10, Float.self, size.keys), scratch.buffer(11, Float.self, size.keys))
         let delta = Tensor(zeros: [N * H])
         let (qp, dqp, op, dop, lp, dp) = (
@@ -323,74 +313,41 @@
             for r in range { dp[r] = dotProduct(dop + r * D, op + r * D, D) }
         }
         for group in layout.groups {
-            let (R, W, entries) = (group.rows, group.width, group.units.count * KV)
-            let gR = g * R
-            parallelFor(entries) { range in
-                for e in range {
-                    let (unit, kv) = (group.units[e / KV], e % KV)
-                    layout.gatherQueries(
-                        unit, kv: kv, rows: R, source: qp, ld: ld, multiplier: scale, into: q + e * gR * D)
-                    layout.gatherQueries(
-                        unit, kv: kv, rows: R, source: dop, ld: H * D, multiplier: 1, into: dO + e * gR * D)
-                    layout.gatherKeys(unit, column: (H + kv) * D, width: W, qkv: qp, into: k + e * W * D)
-                    layout.gatherKeys(unit, column: (H + KV + kv) * D, width: W, qkv: qp, into: v + e * W * D)
-                }
-            }
-            let run = {
-                (
-                    transA: Bool, transB: Bool, m: Int, n: Int, kk: Int, a: UnsafeRawPointer,
-                    b: UnsafeRawPointer, c: UnsafeMutablePointer<Float>
-                ) in
-                MatmulPrimitives.shared.runBatched(
-                    bf16: E.isBF16, batch: entries, transA: transA, transB: transB, m: m, n: n, k: kk, a: a,
-                    b: b,
-                    c: c)
-            }
-            guard run(false, true, gR, W, D, q, k, sp), run(false, true, gR, W, D, dO, v, dPp)
+            let (gR, W) = (g * group.rows, group.width)
+            layout.gatherQueries(group, source: qp, ld: ld, multiplier: scale, into: q)
+            layout.gatherQueries(group, source: dop, ld: H * D, multiplier: 1, into: dO)
+            layout.gatherKeysAndValues(group, qkv: qp, keys: k, values: v)
+            guard layout.product(group, transB: true, m: gR, n: W, k: D, q, k, into: sp),
+                layout.product(group, transB: true, m: gR, n: W, k: D, dO, v, into: dPp)
             else { return false }
             // P from the saved log-sum-exps, dS = P ⊙ (dP - δ).
-            parallelFor(entries * gR, minimumPerTask: 32) { range in
-                for i in range {
-                    let (e, row) = i.quotientAndRemainder(dividingBy: gR)
-                    let (unit, kv) = (group.units[e / KV], e % KV)
-                    let (j, r) = row.quotientAndRemainder(dividingBy: R)
+            parallelFor(group.units.count * KV * gR, minimumPerTask: 32) { rows in
+                for i in rows {
                     let (s, ds, pRow, dsRow) = (sp + i * W, dPp + i * W, p + i * W, dS + i * W)
-                    guard r < unit.rows else {
-                        pRow.update(repeating: E.zero, count: W)
-                        dsRow.update(repeating: E.zero, count: W)
+                    guard let (unit, kv, j, r) = layout.row(i, of: group) else {
+                        pRow.update(repeating: 0, count: W)
+                        dsRow.update(repeating: 0, count: W)
                         continue
                     }
                     let visible = unit.prefix + unit.first + r + 1
-                    let entry = (sequences.offsets[unit.sequence] + unit.first + r) * H + kv * g + j
+                    let entry = layout.token(unit, r) * H + kv * g + j
                     softmaxRow(s, count: visible, shift: lp[entry], multiplier: 1)
                     let di = dp[entry]
                     for c in 0..<visible {
-                        pRow[c] = E.from(s[c])
-                        dsRow[c] = E.from(s[c] * (ds[c] - di))
+                        pRow[c] = BFloat16.bits(s[c])
+                        dsRow[c] = BFloat16.bits(s[c] * (ds[c] - di))
                     }
-                    (pRow + visible).update(repeating: E.zero, count: W - visible)
-                    (dsRow + visible).update(repeating: E.zero, count: W - visible)
+                    (pRow + visible).update(repeating: 0, count: W - visible)
+                    (dsRow + visible).update(repeating: 0, count: W - visible)
                 }
             }
             // dq = scale dS k; dk = dSᵀ (scale q); dv = Pᵀ dO. The transposed products sum over
             // the g query heads stacked in their inner dimension.
-            guard run(false, false, gR, D, W, dS, k, dq),
-                run(true, false, W, D, gR, dS, q, dk),
-                run(true, false, W, D, gR, p, dO, dv)
+            guard layout.product(group, m: gR, n: D, k: W, dS, k, into: dq),
+                layout.product(group, transA: true, m: W, n: D, k: gR, dS, q, into: dk),
+                layout.product(group, transA: true, m: W, n: D, k: gR, p, dO, into: dv)
             else { return false }
-            parallelFor(entries) { range in
-                for e in range {
-                    let (unit, kv) = (group.units[e / KV], e % KV)
-                    let start = sequences.offsets[unit.sequence] + unit.first
-                    for j in 0..<g {
-                        for r in 0..<unit.rows {
-                            let from = dq + (e * gR + j * R + r) * D
-                            let to = dqp + (start + r) * ld + (kv * g + j) * D
-                            for d in 0..<D { to[d] = from[d] * scale }
-                        }
-                    }
-                }
-            }
+            layout.scatterQueries(group, dq, factor: { _ in scale }, into: dqp, ld: ld)
             // Entries add into the same rows (a parent's, a sequence's blocks'): each core takes
             // its own columns of every key and value row.
             parallelFor(D, minimumPerTask: 16) { columns in
