@@ -172,14 +172,10 @@ public func attentionBackward(
     let scratch = Tensor(zeros: [plan.count * 2 * layout.scoreCount])
     let (kvWidth, kvColumn) = (2 * KV * D, H * D)
     let partials = Tensor(zeros: [max(plan.count - 1, 0) * N * kvWidth])
-    let delta = Tensor(zeros: [N * H])
-    let (qp, dqp, op, dop, lp, dp) = (
-        UnsafePointer(qkv.pointer), dQKV.pointer, out.pointer, UnsafePointer(dOut.pointer), lse.pointer,
-        delta.pointer
+    let delta = rowDeltas(dOut: dOut, out: out, rows: N * H, headDim: D)
+    let (qp, dqp, dop, lp, dp) = (
+        UnsafePointer(qkv.pointer), dQKV.pointer, UnsafePointer(dOut.pointer), lse.pointer, delta.pointer
     )
-    parallelFor(N * H, minimumPerTask: 256) { range in
-        for r in range { dp[r] = dotProduct(dop + r * D, op + r * D, D) }
-    }
     parallelTasks(plan.count) { w in
         let pp = scratch.pointer + w * 2 * layout.scoreCount
         let dsp = pp + layout.scoreCount
@@ -229,6 +225,16 @@ public func attentionBackward(
             }
         }
     }
+}
+
+/// δ of attention's backward, one per (token, query head): Σ_d dO_d O_d over each head's D values.
+func rowDeltas(dOut: Tensor, out: Tensor, rows: Int, headDim D: Int) -> Tensor {
+    let delta = Tensor(zeros: [rows])
+    let (dop, op, dp) = (UnsafePointer(dOut.pointer), UnsafePointer(out.pointer), delta.pointer)
+    parallelFor(rows, minimumPerTask: 256) { range in
+        for r in range { dp[r] = dotProduct(dop + r * D, op + r * D, D) }
+    }
+    return delta
 }
 
 /// row[0..<n] *= alpha.

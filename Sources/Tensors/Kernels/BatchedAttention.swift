@@ -25,7 +25,26 @@
         var units: [BlockUnit]
     }
 
-    /// The batched products' operand buffers, kept between calls.
+    /// The batched products' operand buffers: bf16 operands, float32 products and row sums.
+    private enum Slot: Int, CaseIterable {
+        case queries, keys, values, probabilities, scores, outputs, inverses
+        case dOut, dScores, dProbabilities, dKeys, dValues
+
+        /// Bytes for the largest group of a layout.
+        func bytes(_ size: BatchedLayout.Sizes, headDim D: Int) -> Int {
+            switch self {
+            case .queries, .dOut: 2 * size.queries
+            case .keys, .values: 2 * size.keys
+            case .probabilities, .dScores: 2 * size.scores
+            case .scores, .dProbabilities: 4 * size.scores
+            case .outputs: 4 * size.queries
+            case .inverses: 4 * size.queries / D
+            case .dKeys, .dValues: 4 * size.keys
+            }
+        }
+    }
+
+    /// The slots' buffers, kept between calls.
     ///
     /// Fresh pages for megabytes of scores each call cost more than the products. 64-byte
     /// aligned, grown as needed, each written before it is read; calls hold `lock`.
@@ -40,17 +59,22 @@
             return buffers.reduce(0) { $0 + $1.bytes }
         }
 
-        /// Slot `slot` as `count` elements of E (the caller holds `lock`).
-        fileprivate func buffer<E>(_ slot: Int, _: E.Type, _ count: Int) -> UnsafeMutablePointer<E> {
-            let needed = max(count, 1) * MemoryLayout<E>.stride
-            while buffers.count <= slot {
+        /// `slot`'s buffer for a layout's largest group, as E (the caller holds `lock`).
+        fileprivate func buffer<E>(
+            _ slot: Slot, _: E.Type, _ size: BatchedLayout.Sizes, headDim: Int
+        ) -> UnsafeMutablePointer<E> {
+            let needed = max(slot.bytes(size, headDim: headDim), 64)
+            while buffers.count <= slot.rawValue {
                 buffers.append((UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64), 64))
             }
-            if buffers[slot].bytes < needed {
-                buffers[slot].pointer.deallocate()
-                buffers[slot] = (UnsafeMutableRawPointer.allocate(byteCount: needed, alignment: 64), needed)
+            if buffers[slot.rawValue].bytes < needed {
+                buffers[slot.rawValue].pointer.deallocate()
+                buffers[slot.rawValue] = (
+                    UnsafeMutableRawPointer.allocate(byteCount: needed, alignment: 64), needed
+                )
             }
-            return buffers[slot].pointer.bindMemory(to: E.self, capacity: max(count, 1))
+            return buffers[slot.rawValue].pointer.bindMemory(
+                to: E.self, capacity: needed / MemoryLayout<E>.stride)
         }
     }
 
@@ -101,13 +125,18 @@
 
         static func padded(_ n: Int, _ step: Int) -> Int { (n + step - 1) / step * step }
 
-        /// The largest group's entries, and its (g R, W) and (W, D) matrix sizes.
-        var largest: (entries: Int, scores: Int, keys: Int, queries: Int) {
+        /// Elements of the largest group's (g R, W) scores, (W, D) keys and (g R, D) queries.
+        struct Sizes {
+            var scores = 0
+            var keys = 0
+            var queries = 0
+        }
+
+        var largest: Sizes {
             let (KV, g, D) = (heads.keyValueHeads, heads.group, heads.headDim)
-            var result = (entries: 0, scores: 0, keys: 0, queries: 0)
+            var result = Sizes()
             for group in groups {
                 let entries = group.units.count * KV
-                result.entries = max(result.entries, entries)
                 result.scores = max(result.scores, entries * g * group.rows * group.width)
                 result.keys = max(result.keys, entries * group.width * D)
                 result.queries = max(result.queries, entries * g * group.rows * D)
@@ -236,16 +265,10 @@
         let scratch = AttentionScratch.shared
         scratch.lock.lock()
         defer { scratch.lock.unlock() }
-        let (q, k, v) = (
-            scratch.buffer(0, UInt16.self, size.queries), scratch.buffer(1, UInt16.self, size.keys),
-            scratch.buffer(2, UInt16.self, size.keys)
-        )
-        let (p, sp) = (
-            scratch.buffer(3, UInt16.self, size.scores), scratch.buffer(4, Float.self, size.scores)
-        )
-        let (o, inverses) = (
-            scratch.buffer(5, Float.self, size.queries), scratch.buffer(6, Float.self, size.queries / D)
-        )
+        let bf16 = { (slot: Slot) in scratch.buffer(slot, UInt16.self, size, headDim: D) }
+        let float32 = { (slot: Slot) in scratch.buffer(slot, Float.self, size, headDim: D) }
+        let (q, k, v, p) = (bf16(.queries), bf16(.keys), bf16(.values), bf16(.probabilities))
+        let (sp, o, inverses) = (float32(.scores), float32(.outputs), float32(.inverses))
         let (qp, lp) = (UnsafePointer(qkv.pointer), lse.pointer)
         for group in layout.groups {
             let (gR, W) = (g * group.rows, group.width)
@@ -290,28 +313,17 @@
         let scratch = AttentionScratch.shared
         scratch.lock.lock()
         defer { scratch.lock.unlock() }
-        let (q, k, v) = (
-            scratch.buffer(0, UInt16.self, size.queries), scratch.buffer(1, UInt16.self, size.keys),
-            scratch.buffer(2, UInt16.self, size.keys)
-        )
-        let (p, sp) = (
-            scratch.buffer(3, UInt16.self, size.scores), scratch.buffer(4, Float.self, size.scores)
-        )
-        let dq = scratch.buffer(5, Float.self, size.queries)
-        let (dO, dS) = (
-            scratch.buffer(7, UInt16.self, size.queries), scratch.buffer(8, UInt16.self, size.scores)
-        )
-        let dPp = scratch.buffer(9, Float.self, size.scores)
-        let (dk, dv) = (scratch.buffer(10, Float.self, size.keys), scratch.buffer(11, Float.self, size.keys))
-        let delta = Tensor(zeros: [N * H])
-        let (qp, dqp, op, dop, lp, dp) = (
-            UnsafePointer(qkv.pointer), dQKV.pointer, out.pointer, UnsafePointer(dOut.pointer), lse.pointer,
-            delta.pointer
+        let bf16 = { (slot: Slot) in scratch.buffer(slot, UInt16.self, size, headDim: D) }
+        let float32 = { (slot: Slot) in scratch.buffer(slot, Float.self, size, headDim: D) }
+        let (q, k, v, p) = (bf16(.queries), bf16(.keys), bf16(.values), bf16(.probabilities))
+        let (dO, dS) = (bf16(.dOut), bf16(.dScores))
+        let (sp, dPp, dq) = (float32(.scores), float32(.dProbabilities), float32(.outputs))
+        let (dk, dv) = (float32(.dKeys), float32(.dValues))
+        let delta = rowDeltas(dOut: dOut, out: out, rows: N * H, headDim: D)
+        let (qp, dqp, dop, lp, dp) = (
+            UnsafePointer(qkv.pointer), dQKV.pointer, UnsafePointer(dOut.pointer), lse.pointer, delta.pointer
         )
         dQKV.zero()
-        parallelFor(N * H, minimumPerTask: 256) { range in
-            for r in range { dp[r] = dotProduct(dop + r * D, op + r * D, D) }
-        }
         for group in layout.groups {
             let (gR, W) = (g * group.rows, group.width)
             layout.gatherQueries(group, source: qp, ld: ld, multiplier: scale, into: q)
@@ -388,15 +400,6 @@ public func attentionScratchBytes(sequences: PackedSequences, heads: AttentionHe
         return 0
     #else
         let size = BatchedLayout(sequences: sequences, heads: heads).largest
-        let D = heads.headDim
-        // bf16: queries and dOut, keys and values, P and dS; float32: scores and dP, o or dq,
-        // dk and dv, the row sums' reciprocals.
-        let slots = [
-            2 * size.queries, 2 * size.keys, 2 * size.keys, 2 * size.scores, 4 * size.scores,
-            4 * size.queries,
-            4 * size.queries / D, 2 * size.queries, 2 * size.scores, 4 * size.scores, 4 * size.keys,
-            4 * size.keys,
-        ]
-        return slots.reduce(0) { $0 + max($1, 64) }
+        return Slot.allCases.reduce(0) { $0 + max($1.bytes(size, headDim: heads.headDim), 64) }
     #endif
 }
