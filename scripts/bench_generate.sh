@@ -13,6 +13,7 @@ mkdir -p "$work"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 [ -n "${VENV:-}" ] || "$venv/bin/pip" install -q torch transformers==5.23.0 safetensors
 swift build -c release --product grpo-bench >/dev/null
+.build/release/grpo-bench machine
 .build/release/grpo-bench rollout "$work" all "$precisions" | tee "$work/swift.txt"
 "$venv/bin/python" - "$work" <<'PY'
 import json, resource, sys, time

@@ -18,6 +18,7 @@ rm -rf "$work" && mkdir -p "$work"
 wheel=$(ls /opt/wheels/torch-*.whl 2>/dev/null | head -1 || true)
 "$venv/bin/pip" install -q ${wheel:-torch} transformers==5.23.0 trl==1.16.0 peft safetensors datasets accelerate
 swift build -c release --product grpo >/dev/null && swift build -c release --product grpo-bench >/dev/null
+.build/release/grpo-bench machine
 .build/release/grpo-bench train-setup "$work" 32 $models >/dev/null
 
 cat >"$work/trl_step.py" <<'PY'

@@ -6,13 +6,23 @@ import Foundation
 /// machine class they came from: this project's machines are AVX-512 (with `avx512_bf16`) or
 /// AVX2-only, and the two round differently.
 public enum CPUFeatures {
+    /// The `/proc/cpuinfo` fields of the first CPU (`vendor_id`, `cpu family`, `model`, ...).
+    static let fields: [String: String] = {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return [:] }
+        var fields: [String: String] = [:]
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.isEmpty { break }  // the first processor's block ends at its blank line
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let key = line[..<colon].trimmingCharacters(in: .whitespaces)
+            fields[key] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return fields
+    }()
+
     /// The CPU's flag names (`avx2`, `avx512f`, `avx512_bf16`, ...); empty where unknown (macOS).
     public static let flags: Set<String> = {
-        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
-            let colon = line.firstIndex(of: ":")
-        else { return [] }
-        return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
+        guard let line = fields["flags"] else { return [] }
+        return Set(line.split(separator: " ").map(String.init))
     }()
 
     public static var hasAVX2: Bool { flags.contains("avx2") }
@@ -27,6 +37,37 @@ public enum CPUFeatures {
         return hasAVX2 ? "AVX2" : "no AVX2"
     }
 
-    /// One line for reports, such as "2 cores, AVX-512 with avx512_bf16".
-    public static var summary: String { "\(coreCount) cores, \(vectorClass)" }
+    /// The core's microarchitecture where the vendor and family tell it, with the family and model
+    /// numbers: "AMD Zen 4 (family 25, model 17)"; nil where `/proc/cpuinfo` has no family.
+    ///
+    /// Both of this project's AVX-512 machine classes report "AMD EPYC" and the same flags, but Zen 4
+    /// runs each 512-bit instruction on 256-bit units and Zen 5 (EPYC 9005) on 512-bit ones: float32
+    /// and bf16 matmuls peak about twice as high per core and clock on Zen 5, so benchmark figures
+    /// name the core they came from.
+    public static var microarchitecture: String? {
+        guard let family = fields["cpu family"].flatMap({ Int($0) }) else { return nil }
+        return microarchitecture(
+            vendor: fields["vendor_id"] ?? "unknown vendor", family: family,
+            model: fields["model"].flatMap { Int($0) } ?? -1, hasAVX512: hasAVX512)
+    }
+
+    /// The name `microarchitecture` gives a vendor, family and model: AMD's Zen generations by
+    /// family (25 is Zen 3 without AVX-512 and Zen 4 with it), other vendors by their numbers.
+    public static func microarchitecture(vendor: String, family: Int, model: Int, hasAVX512: Bool) -> String {
+        let numbers = "family \(family), model \(model)"
+        guard vendor == "AuthenticAMD" else { return "\(vendor) (\(numbers))" }
+        let name: String
+        switch family {
+        case 23: name = model >= 0x30 ? "Zen 2" : "Zen"
+        case 25: name = hasAVX512 ? "Zen 4" : "Zen 3"
+        case 26: name = "Zen 5"
+        default: name = "family \(family)"
+        }
+        return "AMD \(name) (\(numbers))"
+    }
+
+    /// One line for reports, such as "2 cores, AVX-512 with avx512_bf16, AMD Zen 4 (family 25, model 17)".
+    public static var summary: String {
+        "\(coreCount) cores, \(vectorClass)" + (microarchitecture.map { ", \($0)" } ?? "")
+    }
 }

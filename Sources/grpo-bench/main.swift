@@ -38,6 +38,13 @@ let qwen25HalfBShape = ModelConfig(
     numAttentionHeads: 14, numKeyValueHeads: 2, ropeTheta: 1_000_000, tieWordEmbeddings: true,
     maxPositionEmbeddings: 32768)
 
+// `grpo-bench machine`: the line the benchmark scripts print first, naming the machine class and
+// core their figures come from.
+if CommandLine.arguments.count == 2 && CommandLine.arguments[1] == "machine" {
+    print("machine: \(CPUFeatures.summary), \(Date())")
+    exit(0)
+}
+
 // `grpo-bench train-setup FOLDER [PROMPT_TOKENS [NAME...]]`: writes the benchmark models (the two
 // shared shapes, or those named, qwen2.5-0.5b included) with a byte-level tokenizer and a 64-prompt
 // dataset (32-byte prompts by default, so 32 tokens) for scripts/bench_train.sh and
@@ -367,7 +374,7 @@ if CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "bf16" {
 
 // MARK: - sgemm peak
 
-print("grpo-bench on \(coreCount) cores, \(ProcessInfo.processInfo.hostName), \(Date())")
+print("grpo-bench on \(CPUFeatures.summary), \(ProcessInfo.processInfo.hostName), \(Date())")
 print("\n== sgemm (oneDNN), row-major C = A·Bᵀ ==")
 var peak = 0.0
 let shapes: [(String, Int, Int, Int)] = [

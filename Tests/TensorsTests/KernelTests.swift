@@ -444,3 +444,22 @@ func skinnyMatmulPrimitiveAgreesWithSgemm(N: Int, I: Int, O: Int) {
     #expect(threadCount(environment: [:], allowedCPUs: "Cpus_allowed_list:\t1\n") == 1)
     #expect(threadCount(environment: ["OMP_NUM_THREADS": "x"], allowedCPUs: nil) == cores)
 }
+
+@Test func microarchitectureNamesTheCore() {
+    // The two AVX-512 machine classes both say "AMD EPYC"; the family tells Zen 4 from Zen 5.
+    #expect(
+        CPUFeatures.microarchitecture(vendor: "AuthenticAMD", family: 25, model: 17, hasAVX512: true)
+            == "AMD Zen 4 (family 25, model 17)")
+    #expect(
+        CPUFeatures.microarchitecture(vendor: "AuthenticAMD", family: 25, model: 1, hasAVX512: false)
+            == "AMD Zen 3 (family 25, model 1)")
+    #expect(
+        CPUFeatures.microarchitecture(vendor: "AuthenticAMD", family: 26, model: 2, hasAVX512: true)
+            == "AMD Zen 5 (family 26, model 2)")
+    #expect(
+        CPUFeatures.microarchitecture(vendor: "AuthenticAMD", family: 23, model: 49, hasAVX512: false)
+            == "AMD Zen 2 (family 23, model 49)")
+    #expect(
+        CPUFeatures.microarchitecture(vendor: "GenuineIntel", family: 6, model: 143, hasAVX512: true)
+            == "GenuineIntel (family 6, model 143)")
+}
